@@ -1,0 +1,165 @@
+/*
+ * module.h - the one header a vestnik module includes.
+ *
+ * A module is a shared object exporting `vn_module_entry` (use VN_MODULE).
+ * Through this API it registers hook handlers, disco features and
+ * identities, declares its config keys (validated with line numbers when
+ * the config is loaded), starts timers and worker jobs, reads and writes
+ * the store, and sends stanzas. It never reaches into the core otherwise,
+ * nor into another module.
+ *
+ * Everything here must be called on the loop thread, except inside a
+ * vn_work_fn, which runs on a worker thread and may only touch its own data.
+ */
+#ifndef VESTNIK_MODULE_H
+#define VESTNIK_MODULE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "jid.h"
+#include "log.h"
+#include "stanza.h"
+#include "store.h"
+#include "util.h"
+
+#define VN_MODULE_API_VERSION 1
+
+typedef struct vn_module vn_module;   /* a loaded module instance */
+typedef struct vn_session vn_session; /* a bound client resource */
+
+/* ---- hooks ----
+ * Named events with priorities; higher priority runs first. A handler
+ * returns VN_HANDLED to stop the chain (it dealt with the event) or VN_PASS.
+ *
+ * Stanza hooks run by the router, for a stanza whose 'to' is a local host:
+ *   "iq-get/host/<ns>", "iq-set/host/<ns>"  to the server itself; <ns> is the
+ *                                           namespace of the iq's payload
+ *   "iq-get/bare/<ns>", "iq-set/bare/<ns>"  to a local account's bare JID (an
+ *                                           iq from a client with no 'to' is
+ *                                           addressed to its own bare JID)
+ *   "iq-result/host", "iq-result/bare"      results/errors to host or bare JID
+ *   "message/host", "message/bare", "message/full"
+ *   "presence/host", "presence/bare", "presence/full"
+ * Unhandled iq get/set gets service-unavailable; unhandled messages and
+ * presence to a bare JID follow the core's default rules.
+ *   "stanza/in"      every stanza a local client sends, before routing
+ *   "stanza/out"     every stanza about to be written to a local client
+ *                    (ev->session is the receiver); HANDLED swallows it
+ * Session events (ev->stanza is NULL unless said):
+ *   "stream/features" ev->data is the <stream:features/> element being built
+ *                    for ev->session's stream after authentication
+ *   "session/bound"   a resource was bound
+ *   "session/closed"  a bound session is going away (ev->data: the reason
+ *                     as a const char *, or NULL for a graceful close)
+ *   "host/reload"     after SIGHUP reloaded the config
+ */
+typedef enum { VN_PASS = 0, VN_HANDLED = 1 } vn_hook_result;
+
+typedef struct vn_event {
+    vn_stanza *stanza;   /* owned by the caller of the hook; copy to keep */
+    vn_session *session; /* local session concerned, or NULL */
+    const vn_jid *from;  /* parsed 'from' of the stanza, or NULL */
+    const vn_jid *to;    /* parsed 'to' of the stanza, or NULL */
+    const char *host;    /* the local host the event belongs to */
+    void *data;          /* event-specific, see above */
+} vn_event;
+
+typedef vn_hook_result (*vn_hook_fn)(vn_event *ev, void *ud);
+
+void vn_hook_add(const char *name, int priority, vn_hook_fn fn, void *ud);
+void vn_hook_remove(const char *name, vn_hook_fn fn, void *ud);
+vn_hook_result vn_hook_run(const char *name, vn_event *ev);
+
+/* ---- routing ----
+ * vn_route takes ownership of a stanza with 'from' and 'to' set and
+ * delivers it: to a local session, through the hooks above, or with an
+ * error back to the sender. vn_route_error routes an error reply to st
+ * (nothing if st is itself an error). */
+void vn_route(vn_stanza *st);
+void vn_route_error(const vn_stanza *st, const char *type, const char *condition,
+                    const char *text);
+
+bool vn_is_local_host(const char *domain);
+/* The configured hosts, NULL-terminated. */
+const char *const *vn_local_hosts(void);
+
+/* ---- sessions ---- */
+const vn_jid *vn_session_jid(const vn_session *s); /* full JID */
+const char *vn_session_host(const vn_session *s);
+/* Write a stanza to the client (runs "stanza/out"); st stays the caller's. */
+void vn_session_send(vn_session *s, const vn_stanza *st);
+int vn_session_priority(const vn_session *s);
+void vn_session_set_priority(vn_session *s, int priority);
+bool vn_session_available(const vn_session *s); /* has sent available presence */
+void vn_session_set_available(vn_session *s, bool available);
+/* Per-session data slots keyed by any pointer (use your module handle).
+ * free_fn (may be NULL) runs when the slot is replaced or the session ends. */
+void *vn_session_get_data(const vn_session *s, const void *key);
+void vn_session_set_data(vn_session *s, const void *key, void *data, void (*free_fn)(void *));
+
+vn_session *vn_session_find(const vn_jid *full);
+/* Calls cb for every bound session of a bare JID; return false to stop. */
+typedef bool (*vn_session_cb)(vn_session *s, void *ud);
+void vn_sessions_foreach(const vn_jid *bare, vn_session_cb cb, void *ud);
+size_t vn_sessions_count(void);
+
+bool vn_account_exists(const char *host, const char *user);
+
+/* ---- service discovery registry (served by mod_disco) ---- */
+void vn_disco_add_feature(const char *var);
+void vn_disco_remove_feature(const char *var);
+void vn_disco_add_identity(const char *category, const char *type, const char *name);
+typedef void (*vn_disco_feature_cb)(const char *var, void *ud);
+typedef void (*vn_disco_identity_cb)(const char *category, const char *type, const char *name,
+                                     void *ud);
+void vn_disco_foreach_feature(vn_disco_feature_cb cb, void *ud); /* sorted, unique */
+void vn_disco_foreach_identity(vn_disco_identity_cb cb, void *ud);
+
+/* ---- configuration ----
+ * A module declares its keys; the config loader rejects unknown keys and
+ * wrong types under modules.<name> with the file's line number. */
+typedef enum { VN_CONF_STRING, VN_CONF_INT, VN_CONF_BOOL } vn_conf_type;
+
+typedef struct vn_config_key {
+    const char *name;
+    vn_conf_type type;
+    const char *default_value; /* as written in YAML: "30", "true", "text" */
+    long long min, max;        /* for VN_CONF_INT; ignored if min == max */
+} vn_config_key;
+
+const char *vn_module_config_string(const vn_module *m, const char *key);
+long long vn_module_config_int(const vn_module *m, const char *key);
+bool vn_module_config_bool(const vn_module *m, const char *key);
+
+/* ---- timers and worker jobs ---- */
+typedef struct vn_timer vn_timer;
+typedef void (*vn_timer_cb)(vn_timer *t, void *ud);
+/* First fire after timeout_ms, then every repeat_ms (0: once; a one-shot
+ * timer is freed after its callback returns). */
+vn_timer *vn_timer_start(uint64_t timeout_ms, uint64_t repeat_ms, vn_timer_cb cb, void *ud);
+void vn_timer_stop(vn_timer *t); /* stops and frees; not after a one-shot fired */
+
+/* work runs on a worker thread, done afterwards on the loop thread. */
+typedef void (*vn_work_fn)(void *ud);
+void vn_work_queue(vn_work_fn work, vn_work_fn done, void *ud);
+
+/* ---- store and server info ---- */
+vn_store *vn_server_store(void);
+const char *vn_server_version(void);
+int64_t vn_now_us(void); /* wall clock, microseconds since the epoch */
+
+/* ---- module definition ---- */
+typedef struct vn_module_def {
+    int api_version; /* VN_MODULE_API_VERSION */
+    const char *name;
+    const char *description;
+    const vn_config_key *config_keys; /* terminated by an entry with name NULL; may be NULL */
+    int (*load)(vn_module *m);        /* 0 on success */
+    void (*unload)(vn_module *m);     /* may be NULL */
+    void (*reload)(vn_module *m);     /* config changed (SIGHUP); may be NULL */
+} vn_module_def;
+
+#define VN_MODULE(...) const vn_module_def vn_module_entry = {VN_MODULE_API_VERSION, __VA_ARGS__}
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * conf_tree.h - a YAML document as a small tree with line numbers.
+ *
+ * libyaml's event stream is turned into maps, sequences and scalars so that
+ * the config loader and module option validation can walk it and name the
+ * line of every error. Anchors/aliases and multi-document files are refused.
+ */
+#ifndef VESTNIK_CONF_TREE_H
+#define VESTNIK_CONF_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vestnik/module.h"
+#include "vestnik/util.h"
+
+typedef enum { VN_NODE_SCALAR, VN_NODE_MAP, VN_NODE_SEQ } vn_node_type;
+
+typedef struct vn_conf_node vn_conf_node;
+struct vn_conf_node {
+    vn_node_type type;
+    int line;        /* 1-based line in the file */
+    char *value;     /* scalar text */
+    bool quoted;     /* scalar was quoted ('...' or "...") */
+    char **keys;     /* map: keys[i] names items[i] */
+    int *key_lines;  /* map: line of each key */
+    vn_conf_node **items;
+    size_t count;
+};
+
+/* Parse a file; NULL with "file:line: message" appended to err on failure. */
+vn_conf_node *vn_conf_parse_file(const char *path, vn_buf *err);
+vn_conf_node *vn_conf_parse_string(const char *text, const char *name, vn_buf *err);
+void vn_conf_node_free(vn_conf_node *n);
+
+const vn_conf_node *vn_conf_map_get(const vn_conf_node *map, const char *key);
+
+/* Typed scalar reads; false (with a message naming the line) on a wrong type. */
+bool vn_conf_as_int(const vn_conf_node *n, long long *out);
+bool vn_conf_as_bool(const vn_conf_node *n, bool *out); /* true/false/yes/no/on/off */
+
+/* Check a module's options map (NULL = empty) against its declared keys:
+ * unknown keys, wrong types and out-of-range ints are errors. file names
+ * the config file in messages. Returns true if valid. */
+bool vn_conf_validate_keys(const vn_conf_node *options, const vn_config_key *keys,
+                           const char *module, const char *file, vn_buf *err);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * sasl.h - SASL negotiation for client streams (RFC 6120 §6).
+ *
+ * Offers SCRAM-SHA-256(-PLUS), SCRAM-SHA-1(-PLUS) and, over TLS only and if
+ * configured, PLAIN; runs one exchange against the accounts in the store.
+ * Input and output are the base64 texts of <auth/>, <response/>,
+ * <challenge/> and <success/> ("=" for empty).
+ */
+#ifndef VESTNIK_SASL_H
+#define VESTNIK_SASL_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+
+#include "vestnik/stanza.h"
+#include "vestnik/store.h"
+
+typedef struct vn_sasl vn_sasl;
+
+typedef struct vn_sasl_context {
+    vn_store *store;
+    const char *host;      /* the stream's host; accounts are looked up there */
+    SSL *ssl;              /* NULL without TLS */
+    bool allow_plain;      /* PLAIN configured (still only offered over TLS) */
+} vn_sasl_context;
+
+typedef enum { VN_SASL_CONTINUE, VN_SASL_SUCCESS, VN_SASL_FAILURE } vn_sasl_status;
+
+/* Add <mechanisms xmlns=sasl><mechanism>..</mechanism>...</mechanisms>
+ * for this stream to features; channel binding types go into a
+ * <sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'/> (XEP-0440) element. */
+void vn_sasl_add_features(const vn_sasl_context *ctx, vn_stanza *features);
+
+/* Start an exchange. On an unknown or unoffered mechanism returns NULL and
+ * sets *condition ("invalid-mechanism", "encryption-required"). The
+ * context is copied; its strings must outlive the exchange. */
+vn_sasl *vn_sasl_start(const vn_sasl_context *ctx, const char *mechanism,
+                       const char **condition);
+void vn_sasl_free(vn_sasl *s);
+
+/* One step: in is the base64 text of <auth/> or <response/> (may be "" or
+ * "="). out gets the base64 text for <challenge/> (CONTINUE) or <success/>
+ * (SUCCESS, "" if no additional data). On FAILURE, *condition is the SASL
+ * failure condition ("not-authorized", "malformed-request",
+ * "incorrect-encoding", "temporary-auth-failure", ...). */
+vn_sasl_status vn_sasl_step(vn_sasl *s, const char *in, vn_buf *out, const char **condition);
+
+/* The authenticated account's normalised localpart (after SUCCESS). */
+const char *vn_sasl_username(const vn_sasl *s);
+const char *vn_sasl_mechanism(const vn_sasl *s);
+
+#endif

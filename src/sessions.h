@@ -1,0 +1,27 @@
+/*
+ * sessions.h - the table of bound client resources.
+ *
+ * Maps full JIDs to sessions and bare JIDs to their resources (with
+ * priority and availability), the core of RFC 6121 delivery. A session is
+ * created at resource binding and removed when its stream ends.
+ */
+#ifndef VESTNIK_SESSIONS_H
+#define VESTNIK_SESSIONS_H
+
+#include "vestnik/module.h"
+
+struct vn_c2s;
+
+/* Bind a resource for an authenticated stream. resource NULL or "" asks the
+ * server to generate one. If the full JID is taken, the older session is
+ * closed with a <conflict/> stream error and the new one wins. Returns NULL
+ * with *condition ("bad-request" for an invalid resource) on failure. */
+vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char *user,
+                             const char *resource, const char **condition);
+/* Remove a session (its stream is ending); runs "session/closed". */
+void vn_sessions_unbind(vn_session *s, const char *reason);
+struct vn_c2s *vn_session_stream(const vn_session *s);
+/* Close every session of an account with a stream error (account deleted). */
+void vn_sessions_kick_user(const char *host, const char *user, const char *condition);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * tls.h - OpenSSL server contexts per host, certificates, channel binding.
+ *
+ * One SSL_CTX per configured host (TLS 1.2+, modern ciphers, no
+ * renegotiation, no compression), selected by SNI on direct TLS and by the
+ * stream's 'to' on STARTTLS. A host without a configured certificate gets
+ * a self-signed one generated into <data_dir>/certs/ on first start (and
+ * reused afterwards); the log says so. vn_tls_reload swaps in new contexts
+ * on SIGHUP; connections already up keep the context they started with.
+ */
+#ifndef VESTNIK_TLS_H
+#define VESTNIK_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+#include "config.h"
+
+int vn_tls_init(const vn_config *cfg, vn_buf *err);   /* 0 ok; -1 with message */
+int vn_tls_reload(const vn_config *cfg, vn_buf *err); /* on failure the old contexts stay */
+void vn_tls_shutdown(void);
+
+/* Context for a host; NULL or unknown host gives the first host's. */
+SSL_CTX *vn_tls_ctx_for_host(const char *host);
+
+/* Channel binding data (RFC 9266 "tls-exporter", RFC 5929
+ * "tls-server-end-point") for an established server-side connection.
+ * Returns 0 and fills out (*len in: capacity, out: length), or -1 when the
+ * type is unknown or not available on this connection (tls-exporter needs
+ * TLS 1.3 or the extended master secret). */
+int vn_tls_channel_binding(SSL *ssl, const char *type, unsigned char *out, size_t *len);
+
+#endif
