@@ -106,10 +106,13 @@ size_t vn_sessions_count(void);
 
 bool vn_account_exists(const char *host, const char *user);
 
-/* ---- service discovery registry (served by mod_disco) ---- */
+/* ---- service discovery registry (served by mod_disco) ----
+ * Reference-counted: what was added twice must be removed twice. name may
+ * be NULL. Callbacks must not change the registry. */
 void vn_disco_add_feature(const char *var);
 void vn_disco_remove_feature(const char *var);
 void vn_disco_add_identity(const char *category, const char *type, const char *name);
+void vn_disco_remove_identity(const char *category, const char *type, const char *name);
 typedef void (*vn_disco_feature_cb)(const char *var, void *ud);
 typedef void (*vn_disco_identity_cb)(const char *category, const char *type, const char *name,
                                      void *ud);
