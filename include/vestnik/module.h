@@ -43,7 +43,15 @@ typedef struct vn_session vn_session; /* a bound client resource */
  *   "presence/host", "presence/bare", "presence/full"
  * Unhandled iq get/set gets service-unavailable; unhandled messages and
  * presence to a bare JID follow the core's default rules.
+ *   "presence/broadcast" presence without 'to' from ev->session (the
+ *                    client's own availability); unhandled, the core only
+ *                    records availability and <priority/>
  *   "stanza/in"      every stanza a local client sends, before routing
+ *   "stream/element" a top-level element of a bound client's stream that is
+ *                    not a stanza (e.g. stream management); unhandled, it
+ *                    closes the stream with <unsupported-stanza-type/>
+ *   "route/remote"   a stanza for a domain that is not local (s2s,
+ *                    components); unhandled: remote-server-not-found
  *   "stanza/out"     every stanza about to be written to a local client
  *                    (ev->session is the receiver); HANDLED swallows it
  * Session events (ev->stanza is NULL unless said):

@@ -1,0 +1,641 @@
+/*
+ * c2s.c - client-to-server streams (RFC 6120).
+ *
+ * One vn_c2s per client connection. It drives the stream through its
+ * stages: stream header → (STARTTLS → restart) → SASL → restart → resource
+ * binding → stanzas, answering each protocol fault with the stream or
+ * stanza error the RFC assigns. Once a resource is bound, stanzas from the
+ * client get their 'from' stamped and go to the router; stanzas for the
+ * client arrive through vn_c2s_write_stanza.
+ */
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c2s.h"
+#include "sasl.h"
+#include "server.h"
+#include "sessions.h"
+#include "tls.h"
+#include "vestnik/module.h"
+#include "xml_parser.h"
+
+/* After this many failed SASL attempts the stream is closed. */
+#define MAX_AUTH_FAILURES 3
+
+struct vn_c2s {
+    vn_conn *conn;
+    vn_xml_parser *parser;
+    char *host;           /* the stream's local host, from the header's 'to' */
+    char stream_id[33];
+    bool header_sent;     /* our header for the current stream */
+    bool in_feed;         /* inside vn_xml_parser_feed */
+    bool restart;         /* reset the parser once this chunk is done */
+    bool closing;
+    bool authenticated;
+    char *user;           /* normalised localpart, after SASL */
+    vn_sasl *sasl;
+    unsigned auth_failures;
+    vn_session *session;  /* after resource binding */
+    uv_timer_t timer;     /* handshake timeout, then keepalive/idle checks */
+    uint64_t last_input_ms;
+    struct vn_c2s *prev, *next;
+};
+
+static vn_c2s *all_streams;
+static size_t stream_count;
+
+static void c2s_abort(vn_c2s *s, const char *reason);
+
+/* ---- output ---- */
+
+static void write_raw(vn_c2s *s, const char *data, size_t len)
+{
+    if (s->closing && !s->header_sent)
+        return;
+    if (vn_conn_write(s->conn, data, len) < 0)
+        c2s_abort(s, "output buffer full (client not reading)");
+}
+
+void vn_c2s_write_stanza(vn_c2s *s, const vn_stanza *st)
+{
+    static vn_buf out; /* reused: the loop is single-threaded */
+
+    if (s->closing)
+        return;
+    vn_buf_reset(&out);
+    vn_stanza_serialize_to(st, VN_NS_CLIENT, &out);
+    vn_log_debug("c2s %s SEND %s", s->session ? vn_session_jid(s->session)->full : "-",
+                 out.data);
+    write_raw(s, out.data, out.len);
+}
+
+static void send_header(vn_c2s *s, const char *client_from)
+{
+    vn_buf hdr;
+    vn_buf_init(&hdr);
+    vn_buf_append_str(&hdr, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                            "xmlns:stream='http://etherx.jabber.org/streams' id='");
+    vn_buf_append_str(&hdr, s->stream_id);
+    vn_buf_append_str(&hdr, "' from='");
+    const char *host = s->host ? s->host : vn_local_hosts()[0];
+    vn_buf_append_xml_escaped(&hdr, host, strlen(host));
+    if (client_from) {
+        vn_buf_append_str(&hdr, "' to='");
+        vn_buf_append_xml_escaped(&hdr, client_from, strlen(client_from));
+    }
+    vn_buf_append_str(&hdr, "' version='1.0' xml:lang='en'>");
+    s->header_sent = true;
+    write_raw(s, hdr.data, hdr.len);
+    vn_buf_free(&hdr);
+}
+
+/* ---- closing ---- */
+
+static void unbind(vn_c2s *s, const char *reason)
+{
+    if (s->session) {
+        vn_session *session = s->session;
+        s->session = NULL;
+        vn_sessions_unbind(session, reason);
+    }
+}
+
+static void stop_parsing(vn_c2s *s)
+{
+    if (s->in_feed)
+        vn_xml_parser_stop(s->parser);
+}
+
+/* Tear down at once, without a stream error (the peer cannot take one). */
+static void c2s_abort(vn_c2s *s, const char *reason)
+{
+    if (s->closing)
+        return;
+    vn_log_info("c2s %s: closing: %s", vn_conn_peer_ip(s->conn), reason);
+    s->closing = true;
+    unbind(s, reason);
+    stop_parsing(s);
+    vn_conn_close(s->conn, false);
+}
+
+void vn_c2s_close(vn_c2s *s, const char *condition, const char *text)
+{
+    if (s->closing)
+        return;
+    if (!s->header_sent)
+        send_header(s, NULL);
+    if (condition) {
+        vn_stanza *err = vn_stanza_new("error", VN_NS_STREAMS);
+        vn_stanza_add_child(err, condition, VN_NS_STREAM_ERRORS);
+        if (text)
+            vn_stanza_add_text_child(err, "text", VN_NS_STREAM_ERRORS, text);
+        vn_c2s_write_stanza(s, err);
+        vn_stanza_free(err);
+        vn_log_info("c2s %s: stream error %s%s%s", vn_conn_peer_ip(s->conn), condition,
+                    text ? ": " : "", text ? text : "");
+    }
+    write_raw(s, "</stream:stream>", 16);
+    s->closing = true;
+    unbind(s, condition);
+    stop_parsing(s);
+    vn_conn_close(s->conn, true);
+}
+
+void vn_c2s_close_all(const char *condition)
+{
+    for (vn_c2s *s = all_streams; s; s = s->next)
+        vn_c2s_close(s, condition, NULL);
+}
+
+size_t vn_c2s_count(void)
+{
+    return stream_count;
+}
+
+/* ---- stream features ---- */
+
+static vn_sasl_context sasl_context(vn_c2s *s)
+{
+    vn_sasl_context ctx = {
+        .store = vn_srv.store,
+        .host = s->host,
+        .ssl = vn_conn_is_tls(s->conn) ? vn_conn_ssl(s->conn) : NULL,
+        .allow_plain = vn_srv.cfg->allow_plain,
+    };
+    return ctx;
+}
+
+static void send_features(vn_c2s *s)
+{
+    vn_stanza *features = vn_stanza_new("features", VN_NS_STREAMS);
+    bool tls = vn_conn_is_tls(s->conn);
+
+    if (!s->authenticated) {
+        if (!tls) {
+            vn_stanza *starttls = vn_stanza_add_child(features, "starttls", VN_NS_TLS);
+            if (vn_srv.cfg->require_encryption)
+                vn_stanza_add_child(starttls, "required", VN_NS_TLS);
+        }
+        if (tls || !vn_srv.cfg->require_encryption) {
+            vn_sasl_context ctx = sasl_context(s);
+            vn_sasl_add_features(&ctx, features);
+        }
+    } else {
+        vn_stanza_add_child(features, "bind", VN_NS_BIND);
+        vn_stanza *session = vn_stanza_add_child(features, "session", VN_NS_SESSION);
+        vn_stanza_add_child(session, "optional", VN_NS_SESSION);
+        vn_event ev = {.host = s->host, .data = features};
+        vn_hook_run("stream/features", &ev);
+    }
+    vn_c2s_write_stanza(s, features);
+    vn_stanza_free(features);
+}
+
+/* ---- stream header ---- */
+
+static void on_stream_open(void *ud, const vn_stanza *header)
+{
+    vn_c2s *s = ud;
+    const char *to = vn_stanza_attr(header, "to");
+    const char *version = vn_stanza_attr(header, "version");
+    const char *from = vn_stanza_attr(header, "from");
+    char *from_norm = from ? vn_jid_normalize(from) : NULL;
+
+    if (!s->host) {
+        char *host = to ? vn_jid_prep_domain(to) : vn_strdup(vn_local_hosts()[0]);
+        if (host && vn_is_local_host(host))
+            s->host = host;
+        else
+            free(host);
+    }
+    send_header(s, from_norm);
+    free(from_norm);
+
+    if (!vn_stanza_is(header, "stream", VN_NS_STREAMS) ||
+        !vn_stanza_attr(header, "xmlns") ||
+        strcmp(vn_stanza_attr(header, "xmlns"), VN_NS_CLIENT) != 0) {
+        vn_c2s_close(s, "invalid-namespace", NULL);
+        return;
+    }
+    if (!s->host) {
+        vn_c2s_close(s, "host-unknown", "This server does not serve that domain");
+        return;
+    }
+    if (!version || strncmp(version, "1.", 2) != 0) {
+        vn_c2s_close(s, "unsupported-version", "XMPP 1.0 streams only");
+        return;
+    }
+    send_features(s);
+}
+
+/* ---- SASL ---- */
+
+static void sasl_failure(vn_c2s *s, const char *condition)
+{
+    vn_stanza *failure = vn_stanza_new("failure", VN_NS_SASL);
+    vn_stanza_add_child(failure, condition, VN_NS_SASL);
+    vn_c2s_write_stanza(s, failure);
+    vn_stanza_free(failure);
+}
+
+static void sasl_reply(vn_c2s *s, const char *name, const char *b64)
+{
+    vn_stanza *reply = vn_stanza_new(name, VN_NS_SASL);
+    if (b64 && *b64)
+        vn_stanza_add_text(reply, b64, strlen(b64));
+    vn_c2s_write_stanza(s, reply);
+    vn_stanza_free(reply);
+}
+
+static void sasl_step(vn_c2s *s, const char *input)
+{
+    const char *condition = "not-authorized";
+    vn_buf out;
+    vn_buf_init(&out);
+    vn_sasl_status status = vn_sasl_step(s->sasl, input, &out, &condition);
+
+    if (status == VN_SASL_CONTINUE) {
+        sasl_reply(s, "challenge", out.data);
+    } else if (status == VN_SASL_SUCCESS) {
+        sasl_reply(s, "success", out.data);
+        s->authenticated = true;
+        s->user = vn_strdup(vn_sasl_username(s->sasl));
+        vn_log_info("c2s %s: authenticated %s@%s with %s", vn_conn_peer_ip(s->conn), s->user,
+                    s->host, vn_sasl_mechanism(s->sasl));
+        vn_sasl_free(s->sasl);
+        s->sasl = NULL;
+        s->restart = true;
+        s->header_sent = false;
+        stop_parsing(s);
+    } else {
+        vn_log_info("c2s %s: authentication failed (%s, %s)", vn_conn_peer_ip(s->conn),
+                    vn_sasl_mechanism(s->sasl), condition);
+        vn_sasl_free(s->sasl);
+        s->sasl = NULL;
+        sasl_failure(s, condition);
+        if (++s->auth_failures >= MAX_AUTH_FAILURES)
+            vn_c2s_close(s, "policy-violation", "Too many failed authentication attempts");
+    }
+    vn_buf_free(&out);
+}
+
+static void handle_sasl(vn_c2s *s, vn_stanza *st)
+{
+    const char *name = vn_stanza_name(st);
+
+    if (s->authenticated) {
+        vn_c2s_close(s, "policy-violation", "Already authenticated");
+        return;
+    }
+    if (strcmp(name, "auth") == 0) {
+        if (!vn_conn_is_tls(s->conn) && vn_srv.cfg->require_encryption) {
+            sasl_failure(s, "encryption-required");
+            return;
+        }
+        vn_sasl_free(s->sasl);
+        s->sasl = NULL;
+        const char *mech = vn_stanza_attr(st, "mechanism");
+        const char *condition = "invalid-mechanism";
+        vn_sasl_context ctx = sasl_context(s);
+        if (mech)
+            s->sasl = vn_sasl_start(&ctx, mech, &condition);
+        if (!s->sasl) {
+            sasl_failure(s, condition);
+            return;
+        }
+        sasl_step(s, vn_stanza_text(st));
+    } else if (strcmp(name, "response") == 0 && s->sasl) {
+        sasl_step(s, vn_stanza_text(st));
+    } else if (strcmp(name, "abort") == 0) {
+        vn_sasl_free(s->sasl);
+        s->sasl = NULL;
+        sasl_failure(s, "aborted");
+    } else {
+        sasl_failure(s, "malformed-request");
+    }
+}
+
+/* ---- STARTTLS ---- */
+
+static void handle_starttls(vn_c2s *s, vn_stanza *st)
+{
+    if (vn_conn_is_tls(s->conn) || s->authenticated || !vn_stanza_is(st, "starttls", NULL)) {
+        vn_c2s_close(s, "policy-violation", "Unexpected TLS negotiation");
+        return;
+    }
+    vn_stanza *proceed = vn_stanza_new("proceed", VN_NS_TLS);
+    vn_c2s_write_stanza(s, proceed);
+    vn_stanza_free(proceed);
+    if (vn_conn_start_tls(s->conn, vn_tls_ctx_for_host(s->host)) < 0) {
+        c2s_abort(s, "cannot start TLS");
+        return;
+    }
+    s->restart = true;
+    s->header_sent = false;
+    stop_parsing(s);
+}
+
+/* ---- resource binding ---- */
+
+static void start_session_timer(vn_c2s *s);
+
+static void reply_error(vn_c2s *s, const vn_stanza *st, const char *type, const char *cond,
+                        const char *text)
+{
+    vn_stanza *reply = vn_stanza_error_reply(st, type, cond, text);
+    if (!reply)
+        return;
+    vn_stanza_set_attr(reply, "from", NULL);
+    vn_c2s_write_stanza(s, reply);
+    vn_stanza_free(reply);
+}
+
+static void handle_bind(vn_c2s *s, vn_stanza *iq, const vn_stanza *bind)
+{
+    if (s->session) {
+        reply_error(s, iq, "cancel", "not-allowed", "A resource is already bound");
+        return;
+    }
+    const char *condition = "bad-request";
+    const char *resource = vn_stanza_child_text(bind, "resource", VN_NS_BIND);
+    s->session = vn_sessions_bind(s, s->host, s->user, resource, &condition);
+    if (!s->session) {
+        reply_error(s, iq, "modify", condition, "Invalid resource");
+        return;
+    }
+    vn_stanza *result = vn_stanza_iq_result(iq);
+    vn_stanza_set_attr(result, "from", NULL);
+    vn_stanza_set_attr(result, "to", NULL);
+    vn_stanza *b = vn_stanza_add_child(result, "bind", VN_NS_BIND);
+    vn_stanza_add_text_child(b, "jid", VN_NS_BIND, vn_session_jid(s->session)->full);
+    vn_c2s_write_stanza(s, result);
+    vn_stanza_free(result);
+    start_session_timer(s);
+}
+
+/* <iq type='set'> with <bind/> or the legacy <session/> (RFC 3921);
+ * false for any other iq. */
+static bool handle_session_setup(vn_c2s *s, vn_stanza *st)
+{
+    const char *type = vn_stanza_attr(st, "type");
+    if (!vn_stanza_is(st, "iq", VN_NS_CLIENT) || !type || strcmp(type, "set") != 0)
+        return false;
+    vn_stanza *payload = vn_stanza_first_element(st);
+    if (payload && vn_stanza_is(payload, "bind", VN_NS_BIND)) {
+        handle_bind(s, st, payload);
+        return true;
+    }
+    if (payload && s->session && vn_stanza_is(payload, "session", VN_NS_SESSION)) {
+        vn_stanza *result = vn_stanza_iq_result(st);
+        vn_stanza_set_attr(result, "from", NULL);
+        vn_stanza_set_attr(result, "to", NULL);
+        vn_c2s_write_stanza(s, result);
+        vn_stanza_free(result);
+        return true;
+    }
+    return false;
+}
+
+/* ---- stanzas from a bound client ---- */
+
+static bool valid_iq(const vn_stanza *st)
+{
+    const char *type = vn_stanza_attr(st, "type");
+    if (!vn_stanza_attr(st, "id") || !type)
+        return false;
+    return strcmp(type, "get") == 0 || strcmp(type, "set") == 0 ||
+           strcmp(type, "result") == 0 || strcmp(type, "error") == 0;
+}
+
+/* Presence without 'to' is the client's broadcast presence. Modules
+ * (presence, roster) take it through "presence/broadcast"; the core only
+ * records availability and priority, which bare-JID delivery needs. */
+static void handle_broadcast_presence(vn_c2s *s, vn_stanza *st)
+{
+    vn_event ev = {.stanza = st, .session = s->session, .from = vn_session_jid(s->session),
+                   .host = s->host};
+    if (vn_hook_run("presence/broadcast", &ev) == VN_HANDLED)
+        return;
+    const char *type = vn_stanza_attr(st, "type");
+    if (type && strcmp(type, "unavailable") != 0)
+        return;
+    const char *prio = vn_stanza_child_text(st, "priority", VN_NS_CLIENT);
+    long p = prio ? strtol(prio, NULL, 10) : 0;
+    vn_session_set_priority(s->session, p < -128 ? -128 : p > 127 ? 127 : (int)p);
+    vn_session_set_available(s->session, type == NULL);
+}
+
+static void handle_client_stanza(vn_c2s *s, vn_stanza *st)
+{
+    const char *name = vn_stanza_name(st);
+    const vn_jid *me = vn_session_jid(s->session);
+
+    if (strcmp(name, "iq") == 0 && !valid_iq(st)) {
+        reply_error(s, st, "modify", "bad-request", "An iq needs an id and a valid type");
+        vn_stanza_free(st);
+        return;
+    }
+    vn_stanza_set_attr(st, "from", me->full);
+
+    const char *to = vn_stanza_attr(st, "to");
+    if (to) {
+        char *norm = vn_jid_normalize(to);
+        if (!norm) {
+            vn_stanza_set_attr(st, "from", NULL);
+            reply_error(s, st, "modify", "jid-malformed", NULL);
+            vn_stanza_free(st);
+            return;
+        }
+        vn_stanza_set_attr(st, "to", norm);
+        free(norm);
+    } else if (strcmp(name, "presence") == 0) {
+        handle_broadcast_presence(s, st);
+        vn_stanza_free(st);
+        return;
+    } else {
+        vn_stanza_set_attr(st, "to", me->bare);
+    }
+
+    vn_event ev = {.stanza = st, .session = s->session, .from = me, .host = s->host};
+    if (vn_hook_run("stanza/in", &ev) == VN_HANDLED) {
+        vn_stanza_free(st);
+        return;
+    }
+    vn_route(st);
+}
+
+static bool is_client_stanza(const vn_stanza *st)
+{
+    const char *name = vn_stanza_name(st);
+    return vn_stanza_ns(st) && strcmp(vn_stanza_ns(st), VN_NS_CLIENT) == 0 &&
+           (strcmp(name, "message") == 0 || strcmp(name, "presence") == 0 ||
+            strcmp(name, "iq") == 0);
+}
+
+static void on_stanza(void *ud, vn_stanza *st)
+{
+    vn_c2s *s = ud;
+    const char *ns = vn_stanza_ns(st) ? vn_stanza_ns(st) : "";
+
+    vn_log_debug("c2s %s RECV <%s xmlns='%s'>", s->session ? vn_session_jid(s->session)->full
+                                                           : vn_conn_peer_ip(s->conn),
+                 vn_stanza_name(st), ns);
+    if (s->closing) {
+        vn_stanza_free(st);
+        return;
+    }
+    if (strcmp(ns, VN_NS_TLS) == 0) {
+        handle_starttls(s, st);
+    } else if (!vn_conn_is_tls(s->conn) && vn_srv.cfg->require_encryption &&
+               strcmp(ns, VN_NS_SASL) != 0) {
+        vn_c2s_close(s, "policy-violation", "Use STARTTLS first");
+    } else if (strcmp(ns, VN_NS_SASL) == 0) {
+        handle_sasl(s, st);
+    } else if (!s->authenticated) {
+        vn_c2s_close(s, "not-authorized", NULL);
+    } else if (vn_stanza_is(st, "iq", VN_NS_CLIENT) && handle_session_setup(s, st)) {
+        /* bind or legacy session handled */
+    } else if (!s->session) {
+        vn_c2s_close(s, "not-authorized", "Bind a resource first");
+    } else if (is_client_stanza(st)) {
+        handle_client_stanza(s, st);
+        return; /* ownership passed */
+    } else {
+        vn_event ev = {.stanza = st, .session = s->session, .host = s->host};
+        if (vn_hook_run("stream/element", &ev) != VN_HANDLED)
+            vn_c2s_close(s, "unsupported-stanza-type", NULL);
+    }
+    vn_stanza_free(st);
+}
+
+static void on_stream_close(void *ud)
+{
+    vn_c2s_close(ud, NULL, NULL);
+}
+
+static void on_xml_error(void *ud, const char *condition, const char *text)
+{
+    vn_c2s_close(ud, condition, text);
+}
+
+static const vn_xml_callbacks xml_callbacks = {
+    .stream_open = on_stream_open,
+    .stanza = on_stanza,
+    .stream_close = on_stream_close,
+    .error = on_xml_error,
+};
+
+/* ---- timers ---- */
+
+static void on_handshake_timeout(uv_timer_t *t)
+{
+    vn_c2s *s = t->data;
+    vn_c2s_close(s, "connection-timeout", "Handshake not completed in time");
+}
+
+static void on_session_tick(uv_timer_t *t)
+{
+    vn_c2s *s = t->data;
+    uint64_t idle_ms = uv_now(vn_srv.loop) - s->last_input_ms;
+    const vn_config *cfg = vn_srv.cfg;
+
+    if (cfg->idle_timeout && idle_ms >= (uint64_t)cfg->idle_timeout * 1000)
+        vn_c2s_close(s, "connection-timeout", "Idle for too long");
+    else if (cfg->keepalive_interval && idle_ms >= (uint64_t)cfg->keepalive_interval * 1000)
+        write_raw(s, " ", 1);
+}
+
+static void start_session_timer(vn_c2s *s)
+{
+    const vn_config *cfg = vn_srv.cfg;
+    unsigned period = cfg->keepalive_interval ? cfg->keepalive_interval : cfg->idle_timeout;
+
+    uv_timer_stop(&s->timer);
+    if (period)
+        uv_timer_start(&s->timer, on_session_tick, (uint64_t)period * 1000,
+                       (uint64_t)period * 1000);
+}
+
+/* ---- connection events ---- */
+
+static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
+{
+    vn_c2s *s = ud;
+
+    if (s->closing)
+        return;
+    s->last_input_ms = uv_now(vn_srv.loop);
+    s->in_feed = true;
+    vn_xml_parser_feed(s->parser, data, len);
+    s->in_feed = false;
+    if (s->restart && !s->closing) {
+        /* Bytes after <proceed/> or <success/> belong to a new stream that
+         * a client may only start after our answer: nothing is lost. */
+        vn_xml_parser_reset(s->parser);
+        s->restart = false;
+    }
+}
+
+static void free_stream(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_close(vn_conn *c, void *ud, const char *reason)
+{
+    vn_c2s *s = ud;
+
+    if (!s->closing)
+        vn_log_info("c2s %s: disconnected: %s", vn_conn_peer_ip(c), reason);
+    s->closing = true;
+    unbind(s, reason);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        all_streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    stream_count--;
+
+    vn_xml_parser_free(s->parser);
+    vn_sasl_free(s->sasl);
+    free(s->host);
+    free(s->user);
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, free_stream);
+}
+
+static const vn_conn_callbacks conn_callbacks = {
+    .on_data = on_data,
+    .on_close = on_close,
+};
+
+void vn_c2s_accept(vn_conn *c, const vn_listener_conf *lc, void *ud)
+{
+    const vn_config *cfg = vn_srv.cfg;
+    vn_c2s *s = vn_alloc(sizeof *s);
+    unsigned char rnd[16];
+
+    s->conn = c;
+    s->parser = vn_xml_parser_new(&xml_callbacks, s, cfg->max_stanza_size, cfg->max_xml_depth);
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        abort();
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
+    s->last_input_ms = uv_now(vn_srv.loop);
+    uv_timer_init(vn_srv.loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, on_handshake_timeout, (uint64_t)cfg->handshake_timeout * 1000, 0);
+
+    s->next = all_streams;
+    if (all_streams)
+        all_streams->prev = s;
+    all_streams = s;
+    stream_count++;
+
+    vn_log_debug("c2s %s: connected", vn_conn_peer_ip(c));
+    vn_conn_set_callbacks(c, &conn_callbacks, s);
+    if (vn_conn_start(c) < 0)
+        vn_conn_close(c, false);
+}

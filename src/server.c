@@ -1,0 +1,187 @@
+/*
+ * server.c - the process-wide state of vestnikd: start-up, reload,
+ * shutdown, and the server-information part of the module API.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include "accounts.h"
+#include "admin.h"
+#include "c2s.h"
+#include "hooks.h"
+#include "listener.h"
+#include "log_internal.h"
+#include "modload.h"
+#include "server.h"
+#include "store_backend.h"
+#include "tls.h"
+#include "vestnik/module.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+vn_server vn_srv;
+
+static const char **host_names; /* NULL-terminated view of cfg->hosts */
+
+static void set_hosts(const vn_config *cfg)
+{
+    free(host_names);
+    host_names = vn_alloc((cfg->n_hosts + 1) * sizeof *host_names);
+    for (size_t i = 0; i < cfg->n_hosts; i++)
+        host_names[i] = cfg->hosts[i].name;
+}
+
+static int make_dir(const char *path, vn_buf *err)
+{
+    if (mkdir(path, 0750) == 0 || errno == EEXIST)
+        return 0;
+    vn_buf_printf(err, "cannot create data_dir %s: %s\n", path, strerror(errno));
+    return -1;
+}
+
+static void describe_listeners(const vn_config *cfg, vn_buf *out)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const vn_listener_conf *l = &cfg->listeners[i];
+        vn_buf_printf(out, "%s%s [%s]:%d", i ? ", " : "",
+                      l->type == VN_LISTEN_C2S ? "c2s" : "c2s_tls", l->address, l->port);
+    }
+}
+
+int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
+{
+    vn_srv.loop = loop;
+    vn_srv.started_us = vn_now_us();
+    vn_srv.cfg = vn_config_load(config_path, err);
+    if (!vn_srv.cfg)
+        return -1;
+    const vn_config *cfg = vn_srv.cfg;
+    vn_log_setup(cfg->log_level, cfg->log_syslog, "vestnikd");
+    set_hosts(cfg);
+
+    if (make_dir(cfg->data_dir, err) < 0)
+        return -1;
+    char *store_path = vn_asprintf("%s/store", cfg->data_dir);
+    vn_store_options opts = {.backend = cfg->store_backend, .path = store_path,
+                             .map_size_mb = cfg->store_map_size_mb};
+    vn_srv.store = vn_store_open(&opts, err);
+    free(store_path);
+    if (!vn_srv.store)
+        return -1;
+    if (vn_tls_init(cfg, err) < 0 || vn_modules_load(cfg, err) < 0)
+        return -1;
+    if (vn_listeners_start(loop, cfg, vn_c2s_accept, NULL, err) < 0)
+        return -1;
+    if (vn_admin_start(loop, cfg->admin_socket, err) < 0)
+        return -1;
+
+    vn_buf where;
+    vn_buf_init(&where);
+    describe_listeners(cfg, &where);
+    vn_log_info("vestnik %s started: %zu host(s), listening on %s", PACKAGE_VERSION,
+                cfg->n_hosts, where.data);
+    vn_buf_free(&where);
+    return 0;
+}
+
+int vn_server_reload(vn_buf *err)
+{
+    vn_config *next = vn_config_load(vn_srv.cfg->path, err);
+    if (!next)
+        return -1;
+    if (vn_tls_reload(next, err) < 0 || vn_modules_reload(next, err) < 0) {
+        vn_config_free(next);
+        return -1;
+    }
+    if (strcmp(next->data_dir, vn_srv.cfg->data_dir) != 0 ||
+        next->n_listeners != vn_srv.cfg->n_listeners)
+        vn_log_warn("reload: data_dir and listener changes take effect after a restart");
+
+    vn_config *old = vn_srv.cfg;
+    vn_srv.cfg = next;
+    set_hosts(next);
+    vn_log_setup(next->log_level, next->log_syslog, "vestnikd");
+    vn_config_free(old);
+
+    vn_event ev = {0};
+    vn_hook_run("host/reload", &ev);
+    vn_log_info("configuration reloaded from %s", next->path);
+    return 0;
+}
+
+void vn_server_stop(void)
+{
+    if (vn_srv.stopping)
+        return;
+    vn_srv.stopping = true;
+    vn_log_info("shutting down");
+    vn_admin_stop();
+    vn_listeners_stop();
+    vn_c2s_close_all("system-shutdown");
+    vn_modules_unload_all();
+    vn_timers_stop_all();
+}
+
+void vn_server_cleanup(void)
+{
+    vn_modules_unload_all();
+    vn_hooks_clear();
+    vn_disco_clear();
+    vn_tls_shutdown();
+    if (vn_srv.store)
+        vn_store_close(vn_srv.store);
+    vn_config_free(vn_srv.cfg);
+    free(host_names);
+    host_names = NULL;
+    memset(&vn_srv, 0, sizeof vn_srv);
+}
+
+void vn_server_status(vn_buf *out)
+{
+    int64_t up = (vn_now_us() - vn_srv.started_us) / 1000000;
+    vn_buf_printf(out, "vestnik %s up %lld s, %zu session(s), %zu connection(s), hosts:",
+                  PACKAGE_VERSION, (long long)up, vn_sessions_count(), vn_c2s_count());
+    for (size_t i = 0; i < vn_srv.cfg->n_hosts; i++)
+        vn_buf_printf(out, " %s", vn_srv.cfg->hosts[i].name);
+    vn_buf_append_str(out, ", modules: ");
+    vn_modules_describe(out);
+}
+
+/* ---- the module API's server information ---- */
+
+bool vn_is_local_host(const char *domain)
+{
+    return domain && vn_srv.cfg && vn_config_host(vn_srv.cfg, domain) != NULL;
+}
+
+const char *const *vn_local_hosts(void)
+{
+    return host_names;
+}
+
+vn_store *vn_server_store(void)
+{
+    return vn_srv.store;
+}
+
+const char *vn_server_version(void)
+{
+    return PACKAGE_VERSION;
+}
+
+int64_t vn_now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+bool vn_account_exists(const char *host, const char *user)
+{
+    return vn_accounts_exists(vn_srv.store, host, user);
+}

@@ -1,0 +1,247 @@
+/*
+ * sessions.c - the table of bound client resources.
+ *
+ * Two uthash tables: full JID → session, and bare JID → the list of that
+ * account's sessions. Routing looks up the first for full-JID stanzas and
+ * walks the second for bare-JID delivery (RFC 6121 §8.5).
+ */
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "c2s.h"
+#include "sessions.h"
+#include "vestnik/module.h"
+
+typedef struct session_slot {
+    const void *key;
+    void *data;
+    void (*free_fn)(void *);
+} session_slot;
+
+struct vn_session {
+    vn_jid *jid;
+    struct vn_c2s *stream;
+    int priority;
+    bool available;
+    session_slot *slots;
+    size_t n_slots;
+    struct vn_session *next_of_account; /* same bare JID */
+    UT_hash_handle hh;                  /* keyed by jid->full */
+};
+
+typedef struct account_sessions {
+    char *bare;
+    vn_session *first;
+    UT_hash_handle hh;
+} account_sessions;
+
+static vn_session *by_full;
+static account_sessions *by_bare;
+static size_t session_count;
+
+static char *generate_resource(void)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char rnd[12];
+    char *res = vn_alloc(sizeof "vn-" + sizeof rnd);
+
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        abort();
+    memcpy(res, "vn-", 3);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        res[3 + i] = alphabet[rnd[i] % (sizeof alphabet - 1)];
+    return res;
+}
+
+static void run_session_hook(const char *name, vn_session *s, void *data)
+{
+    vn_event ev = {.session = s, .from = s->jid, .host = s->jid->domain, .data = data};
+    vn_hook_run(name, &ev);
+}
+
+vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char *user,
+                             const char *resource, const char **condition)
+{
+    char *generated = NULL;
+    vn_jid *jid;
+
+    if (!resource || !*resource)
+        resource = generated = generate_resource();
+    jid = vn_jid_make(user, host, resource);
+    free(generated);
+    if (!jid) {
+        *condition = "bad-request";
+        return NULL;
+    }
+
+    vn_session *old = NULL;
+    HASH_FIND_STR(by_full, jid->full, old);
+    if (old) {
+        /* RFC 6120 §7.7.2.2: the newer connection wins. Closing the old
+         * stream unbinds its session synchronously. */
+        vn_log_info("resource conflict for %s: closing the older session", jid->full);
+        vn_c2s_close(old->stream, "conflict", "Replaced by a new connection");
+    }
+
+    vn_session *s = vn_alloc(sizeof *s);
+    s->jid = jid;
+    s->stream = stream;
+    HASH_ADD_KEYPTR(hh, by_full, s->jid->full, strlen(s->jid->full), s);
+
+    account_sessions *acct = NULL;
+    HASH_FIND_STR(by_bare, jid->bare, acct);
+    if (!acct) {
+        acct = vn_alloc(sizeof *acct);
+        acct->bare = vn_strdup(jid->bare);
+        HASH_ADD_KEYPTR(hh, by_bare, acct->bare, strlen(acct->bare), acct);
+    }
+    s->next_of_account = acct->first;
+    acct->first = s;
+    session_count++;
+
+    vn_log_info("session bound: %s", jid->full);
+    run_session_hook("session/bound", s, NULL);
+    return s;
+}
+
+void vn_sessions_unbind(vn_session *s, const char *reason)
+{
+    run_session_hook("session/closed", s, (void *)reason);
+
+    HASH_DEL(by_full, s);
+    account_sessions *acct = NULL;
+    HASH_FIND_STR(by_bare, s->jid->bare, acct);
+    if (acct) {
+        vn_session **p = &acct->first;
+        while (*p && *p != s)
+            p = &(*p)->next_of_account;
+        if (*p)
+            *p = s->next_of_account;
+        if (!acct->first) {
+            HASH_DEL(by_bare, acct);
+            free(acct->bare);
+            free(acct);
+        }
+    }
+    session_count--;
+    vn_log_info("session closed: %s%s%s", s->jid->full, reason ? ": " : "", reason ? reason : "");
+
+    for (size_t i = 0; i < s->n_slots; i++)
+        if (s->slots[i].free_fn)
+            s->slots[i].free_fn(s->slots[i].data);
+    free(s->slots);
+    vn_jid_free(s->jid);
+    free(s);
+}
+
+struct vn_c2s *vn_session_stream(const vn_session *s)
+{
+    return s->stream;
+}
+
+void vn_sessions_kick_user(const char *host, const char *user, const char *condition)
+{
+    vn_jid *bare = vn_jid_make(user, host, NULL);
+    if (!bare)
+        return;
+    account_sessions *acct = NULL;
+    HASH_FIND_STR(by_bare, bare->bare, acct);
+    /* Each close unbinds one session and may free acct: restart the lookup. */
+    while (acct) {
+        vn_c2s_close(acct->first->stream, condition, "Account removed");
+        acct = NULL;
+        HASH_FIND_STR(by_bare, bare->bare, acct);
+    }
+    vn_jid_free(bare);
+}
+
+/* ---- the module API's session functions ---- */
+
+const vn_jid *vn_session_jid(const vn_session *s)
+{
+    return s->jid;
+}
+
+const char *vn_session_host(const vn_session *s)
+{
+    return s->jid->domain;
+}
+
+void vn_session_send(vn_session *s, const vn_stanza *st)
+{
+    vn_event ev = {.stanza = (vn_stanza *)st, .session = s, .host = s->jid->domain};
+    if (vn_hook_run("stanza/out", &ev) == VN_HANDLED)
+        return;
+    vn_c2s_write_stanza(s->stream, st);
+}
+
+int vn_session_priority(const vn_session *s)
+{
+    return s->priority;
+}
+
+void vn_session_set_priority(vn_session *s, int priority)
+{
+    s->priority = priority;
+}
+
+bool vn_session_available(const vn_session *s)
+{
+    return s->available;
+}
+
+void vn_session_set_available(vn_session *s, bool available)
+{
+    s->available = available;
+}
+
+void *vn_session_get_data(const vn_session *s, const void *key)
+{
+    for (size_t i = 0; i < s->n_slots; i++)
+        if (s->slots[i].key == key)
+            return s->slots[i].data;
+    return NULL;
+}
+
+void vn_session_set_data(vn_session *s, const void *key, void *data, void (*free_fn)(void *))
+{
+    for (size_t i = 0; i < s->n_slots; i++) {
+        if (s->slots[i].key != key)
+            continue;
+        if (s->slots[i].free_fn && s->slots[i].data != data)
+            s->slots[i].free_fn(s->slots[i].data);
+        s->slots[i].data = data;
+        s->slots[i].free_fn = free_fn;
+        return;
+    }
+    s->slots = vn_realloc(s->slots, (s->n_slots + 1) * sizeof *s->slots);
+    s->slots[s->n_slots++] = (session_slot){key, data, free_fn};
+}
+
+vn_session *vn_session_find(const vn_jid *full)
+{
+    vn_session *s = NULL;
+    if (full && full->resource)
+        HASH_FIND_STR(by_full, full->full, s);
+    return s;
+}
+
+void vn_sessions_foreach(const vn_jid *bare, vn_session_cb cb, void *ud)
+{
+    account_sessions *acct = NULL;
+    HASH_FIND_STR(by_bare, bare->bare, acct);
+    if (!acct)
+        return;
+    for (vn_session *s = acct->first, *next; s; s = next) {
+        next = s->next_of_account;
+        if (!cb(s, ud))
+            return;
+    }
+}
+
+size_t vn_sessions_count(void)
+{
+    return session_count;
+}
