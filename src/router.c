@@ -6,6 +6,7 @@
  * with the error RFC 6120/6121 prescribe. Remote domains go to the
  * "route/remote" hook (server-to-server and components attach there).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "vestnik/module.h"
