@@ -9,6 +9,8 @@
  *
  * Commands: status; reload; adduser HOST USER PASSWORD;
  * passwd HOST USER PASSWORD; deluser HOST USER; listusers HOST.
+ * Bodies: status, one line; listusers, one username (localpart) per line;
+ * a failed reload, the configuration errors.
  */
 #ifndef VESTNIK_ADMIN_PROTOCOL_H
 #define VESTNIK_ADMIN_PROTOCOL_H

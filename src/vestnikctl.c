@@ -1,0 +1,630 @@
+/*
+ * vestnikctl.c - the administration command line of vestnik.
+ *
+ * Account commands go through the admin socket of a running vestnikd (so
+ * that deleting an account also ends its sessions) and fall back to the
+ * store itself when no server runs. status and reload need the server;
+ * check-config runs `vestnikd --check-config`.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "accounts.h"
+#include "admin_protocol.h"
+#include "config.h"
+#include "log_internal.h"
+#include "store_backend.h"
+#include "vestnik/jid.h"
+
+#ifndef VN_SYSCONFDIR
+#define VN_SYSCONFDIR "/etc/vestnik"
+#endif
+#ifndef VN_SBINDIR
+#define VN_SBINDIR "/usr/local/sbin"
+#endif
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3 };
+
+/* How long to wait for vestnikd's answer (an account change hashes the
+ * password on a worker, a reload reads certificates). */
+#define ADMIN_ANSWER_TIMEOUT_S 60
+
+static const char usage_text[] =
+    "usage: vestnikctl [-c CONFIG] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  adduser JID [PASSWORD]  create the account JID (user@host)\n"
+    "  passwd JID [PASSWORD]   change the password of an account\n"
+    "  deluser JID             delete an account and all its data\n"
+    "  listusers [HOST]        list the accounts of HOST (default: every host)\n"
+    "  status                  show the status of the running server\n"
+    "  reload                  make the running server re-read its configuration\n"
+    "  check-config            validate the configuration (vestnikd --check-config)\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE  configuration file (default " VN_SYSCONFDIR "/vestnik.yaml)\n"
+    "  -h, --help         show this help\n"
+    "  --version          print the version\n"
+    "\n"
+    "Without PASSWORD, it is asked for twice on a terminal, or read as one line\n"
+    "from standard input. Exit status: 0 done, 1 failed, 2 usage error,\n"
+    "3 the server is not running.\n";
+
+typedef struct ctl {
+    const char *config_path;
+    vn_config *cfg; /* NULL for check-config */
+} ctl;
+
+typedef struct ctl_command {
+    const char *name;
+    int min_args, max_args;
+    bool needs_config;
+    int (*run)(ctl *c, char **args, int n_args);
+} ctl_command;
+
+/* An account named on the command line, normalised. */
+typedef struct account_name {
+    vn_jid *jid;
+    const char *host; /* jid->domain, a configured host */
+    const char *user; /* jid->local */
+} account_name;
+
+typedef enum { ACCOUNT_ADD, ACCOUNT_PASSWD, ACCOUNT_DELETE } account_op;
+
+static void secret_free(char *secret)
+{
+    if (secret) {
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
+}
+
+/* ---- passwords ---- */
+
+/* One line of f without its line ending; NULL at end of file. */
+static char *line_read(FILE *f)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, f);
+
+    if (len < 0) {
+        free(line);
+        return NULL;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    return line;
+}
+
+/* The terminal settings to put back if a signal ends a silent prompt. */
+static struct termios terminal_saved;
+
+static void on_signal_during_prompt(int signum)
+{
+    tcsetattr(STDIN_FILENO, TCSANOW, &terminal_saved);
+    signal(signum, SIG_DFL);
+    raise(signum);
+}
+
+/* One line read from the terminal without echo; NULL at end of input. */
+static char *prompt_silently(const char *prompt)
+{
+    enum { N_SIGNALS = 4 };
+    static const int signals[N_SIGNALS] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    struct sigaction restore = {.sa_handler = on_signal_during_prompt}, previous[N_SIGNALS];
+    struct termios quiet;
+
+    if (tcgetattr(STDIN_FILENO, &terminal_saved) < 0) {
+        fprintf(stderr, "vestnikctl: cannot read the terminal settings: %s\n", strerror(errno));
+        return NULL;
+    }
+    fputs(prompt, stderr);
+    fflush(stderr);
+    for (int i = 0; i < N_SIGNALS; i++)
+        sigaction(signals[i], &restore, &previous[i]);
+    quiet = terminal_saved;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    char *line = line_read(stdin);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &terminal_saved);
+    for (int i = 0; i < N_SIGNALS; i++)
+        sigaction(signals[i], &previous[i], NULL);
+    fputc('\n', stderr);
+    return line;
+}
+
+/* The password from the argument, the terminal (asked twice) or stdin. */
+static char *password_get(const char *arg)
+{
+    char *password;
+
+    if (arg) {
+        password = vn_strdup(arg);
+    } else if (isatty(STDIN_FILENO)) {
+        password = prompt_silently("Password: ");
+        char *again = password ? prompt_silently("Repeat password: ") : NULL;
+        if (!again || strcmp(password, again) != 0) {
+            fputs(again ? "vestnikctl: the passwords do not match\n"
+                        : "vestnikctl: no password given\n",
+                  stderr);
+            secret_free(password);
+            password = NULL;
+        }
+        secret_free(again);
+    } else if (!(password = line_read(stdin))) {
+        fputs("vestnikctl: no password on standard input\n", stderr);
+    }
+    if (password && (password[0] == '\0' || strchr(password, '\n'))) {
+        fputs(password[0] ? "vestnikctl: a password cannot contain a line break\n"
+                          : "vestnikctl: the password is empty\n",
+              stderr);
+        secret_free(password);
+        password = NULL;
+    }
+    return password;
+}
+
+/* ---- talking to vestnikd ---- */
+
+typedef enum { ADMIN_ANSWERED, ADMIN_NOT_RUNNING, ADMIN_FAILED } admin_outcome;
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Send one request and read the whole answer into answer. */
+static admin_outcome admin_request(const char *path, const char *const *fields, int n_fields,
+                                   vn_buf *answer)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    struct timeval timeout = {.tv_sec = ADMIN_ANSWER_TIMEOUT_S};
+
+    if (strlen(path) >= sizeof addr.sun_path) {
+        fprintf(stderr, "vestnikctl: admin socket path %s is too long\n", path);
+        return ADMIN_FAILED;
+    }
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fprintf(stderr, "vestnikctl: cannot create a socket: %s\n", strerror(errno));
+        return ADMIN_FAILED;
+    }
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        int connect_errno = errno;
+        close(fd);
+        if (connect_errno == ENOENT || connect_errno == ECONNREFUSED)
+            return ADMIN_NOT_RUNNING;
+        fprintf(stderr, "vestnikctl: cannot connect to the admin socket %s: %s\n", path,
+                strerror(connect_errno));
+        return ADMIN_FAILED;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+
+    vn_buf request;
+    vn_buf_init(&request);
+    vn_buf_printf(&request, "%d\n", n_fields);
+    for (int i = 0; i < n_fields; i++)
+        vn_buf_printf(&request, "%s\n", fields[i]);
+    int sent = write_all(fd, request.data, request.len);
+    int send_errno = errno;
+    explicit_bzero(request.data, request.len);
+    vn_buf_free(&request);
+
+    vn_buf_reset(answer);
+    char chunk[4096];
+    ssize_t n = 0;
+    while (sent == 0 && (n = read(fd, chunk, sizeof chunk)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        vn_buf_append(answer, chunk, (size_t)n);
+    }
+    int read_errno = errno;
+    close(fd);
+    if (sent < 0 && send_errno != EPIPE) {
+        fprintf(stderr, "vestnikctl: cannot send to vestnikd: %s\n", strerror(send_errno));
+        return ADMIN_FAILED;
+    }
+    if (n < 0 && read_errno != ECONNRESET) {
+        if (read_errno == EAGAIN || read_errno == EWOULDBLOCK)
+            fprintf(stderr, "vestnikctl: no answer from vestnikd within %d seconds\n",
+                    ADMIN_ANSWER_TIMEOUT_S);
+        else
+            fprintf(stderr, "vestnikctl: cannot read the answer of vestnikd: %s\n",
+                    strerror(read_errno));
+        return ADMIN_FAILED;
+    }
+    if (n < 0 || answer->len == 0) {
+        fprintf(stderr,
+                "vestnikctl: vestnikd closed the admin connection without answering "
+                "(only root and the server's user may use %s)\n",
+                path);
+        return ADMIN_FAILED;
+    }
+    return ADMIN_ANSWERED;
+}
+
+/* Check an answer: 0 and its body in *body for "ok"; -1 after printing
+ * the error message and body for "error ...". */
+static int admin_answer(const vn_buf *answer, const char **body)
+{
+    const char *text = answer->data;
+    const char *nl = strchr(text, '\n');
+    const char *rest = nl ? nl + 1 : "";
+    size_t first_len = nl ? (size_t)(nl - text) : strlen(text);
+
+    if (first_len == 2 && strncmp(text, "ok", 2) == 0) {
+        if (body)
+            *body = rest;
+        return 0;
+    }
+    if (strncmp(text, "error ", 6) == 0)
+        fprintf(stderr, "vestnikctl: %.*s\n%s", (int)(first_len - 6), text + 6, rest);
+    else
+        fputs("vestnikctl: unexpected answer from vestnikd\n", stderr);
+    return -1;
+}
+
+/* ---- accounts ---- */
+
+static vn_store *store_open(const vn_config *cfg)
+{
+    char *path = vn_asprintf("%s/store", cfg->data_dir);
+    vn_store_options opts = {
+        .backend = cfg->store_backend, .path = path, .map_size_mb = cfg->store_map_size_mb};
+    vn_buf err;
+
+    vn_buf_init(&err);
+    vn_store *store = vn_store_open(&opts, &err);
+    if (!store)
+        fprintf(stderr, "vestnikctl: cannot open the store %s: %s\n", path,
+                err.data ? err.data : "unknown error");
+    vn_buf_free(&err);
+    free(path);
+    return store;
+}
+
+/* Parse JID as an account of a configured host: 0, or an exit code. */
+static int account_name_parse(const vn_config *cfg, const char *arg, account_name *out)
+{
+    out->jid = vn_jid_parse(arg);
+    if (!out->jid || !out->jid->local || out->jid->resource) {
+        fprintf(stderr, "vestnikctl: %s is not an account JID (user@host)\n", arg);
+        vn_jid_free(out->jid);
+        return EXIT_USAGE;
+    }
+    out->host = out->jid->domain;
+    out->user = out->jid->local;
+    if (!vn_config_host(cfg, out->host)) {
+        fprintf(stderr, "vestnikctl: %s is not a host in %s\n", out->host, cfg->path);
+        vn_jid_free(out->jid);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* The change on the store itself, worded as vestnikd words it. */
+static int account_change_direct(const vn_config *cfg, account_op op, const account_name *a,
+                                 const char *password)
+{
+    vn_store *store = store_open(cfg);
+    if (!store)
+        return EXIT_FAIL;
+    int rc = -1;
+    switch (op) {
+    case ACCOUNT_ADD:
+        rc = vn_accounts_create(store, a->host, a->user, password, cfg->scram_iterations);
+        break;
+    case ACCOUNT_PASSWD:
+        rc = vn_accounts_set_password(store, a->host, a->user, password, cfg->scram_iterations);
+        break;
+    case ACCOUNT_DELETE: rc = vn_accounts_delete(store, a->host, a->user); break;
+    }
+    vn_store_close(store);
+
+    static const char *const fail_verbs[] = {"create", "change the password of", "delete"};
+    if (rc == 1 && op == ACCOUNT_ADD)
+        fprintf(stderr, "vestnikctl: account %s already exists\n", a->jid->bare);
+    else if (rc == 1)
+        fprintf(stderr, "vestnikctl: no such account %s\n", a->jid->bare);
+    else if (rc < 0)
+        fprintf(stderr, "vestnikctl: cannot %s account %s\n", fail_verbs[op], a->jid->bare);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+static int account_change(ctl *c, account_op op, const char *jid_arg, const char *password_arg)
+{
+    static const char *const commands[] = {"adduser", "passwd", "deluser"};
+    account_name a;
+    int rc = account_name_parse(c->cfg, jid_arg, &a);
+    if (rc != EXIT_OK)
+        return rc;
+
+    char *password = NULL;
+    if (op != ACCOUNT_DELETE && !(password = password_get(password_arg))) {
+        vn_jid_free(a.jid);
+        return EXIT_FAIL;
+    }
+    const char *fields[] = {commands[op], a.host, a.user, password};
+    vn_buf answer;
+    vn_buf_init(&answer);
+    switch (admin_request(c->cfg->admin_socket, fields, op == ACCOUNT_DELETE ? 3 : 4, &answer)) {
+    case ADMIN_ANSWERED: rc = admin_answer(&answer, NULL) == 0 ? EXIT_OK : EXIT_FAIL; break;
+    case ADMIN_NOT_RUNNING: rc = account_change_direct(c->cfg, op, &a, password); break;
+    case ADMIN_FAILED: rc = EXIT_FAIL; break;
+    }
+    vn_buf_free(&answer);
+    secret_free(password);
+    vn_jid_free(a.jid);
+    return rc;
+}
+
+static int cmd_adduser(ctl *c, char **args, int n_args)
+{
+    return account_change(c, ACCOUNT_ADD, args[0], n_args > 1 ? args[1] : NULL);
+}
+
+static int cmd_passwd(ctl *c, char **args, int n_args)
+{
+    return account_change(c, ACCOUNT_PASSWD, args[0], n_args > 1 ? args[1] : NULL);
+}
+
+static int cmd_deluser(ctl *c, char **args, int n_args)
+{
+    return account_change(c, ACCOUNT_DELETE, args[0], NULL);
+}
+
+/* The JIDs listusers prints, collected to be sorted. */
+typedef struct jid_list {
+    char **jids;
+    size_t n, cap;
+    const char *host; /* the host being listed */
+} jid_list;
+
+static bool jid_list_add(const char *user, void *ud)
+{
+    jid_list *list = ud;
+    if (list->n == list->cap) {
+        list->cap = list->cap ? list->cap * 2 : 64;
+        list->jids = vn_realloc(list->jids, list->cap * sizeof *list->jids);
+    }
+    list->jids[list->n++] = vn_asprintf("%s@%s", user, list->host);
+    return true;
+}
+
+static int jid_compare(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Add the users of one host from vestnikd's answer body. */
+static void jid_list_add_lines(jid_list *list, const char *body)
+{
+    while (*body) {
+        size_t len = strcspn(body, "\n");
+        char *user = vn_strndup(body, len);
+        jid_list_add(user, list);
+        free(user);
+        body += len + (body[len] == '\n');
+    }
+}
+
+static int cmd_listusers(ctl *c, char **args, int n_args)
+{
+    const vn_config *cfg = c->cfg;
+    char *only_host = NULL;
+    jid_list list = {0};
+    vn_store *store = NULL; /* opened when no server runs */
+    vn_buf answer;
+    int rc = EXIT_OK;
+
+    if (n_args == 1) {
+        only_host = vn_jid_prep_domain(args[0]);
+        if (!only_host || !vn_config_host(cfg, only_host)) {
+            fprintf(stderr, "vestnikctl: %s is not a host in %s\n", args[0], cfg->path);
+            free(only_host);
+            return EXIT_FAIL;
+        }
+    }
+    vn_buf_init(&answer);
+    for (size_t i = 0; i < cfg->n_hosts && rc == EXIT_OK; i++) {
+        list.host = cfg->hosts[i].name;
+        if (only_host && strcmp(only_host, list.host) != 0)
+            continue;
+        if (!store) {
+            const char *fields[] = {"listusers", list.host};
+            const char *body;
+            switch (admin_request(cfg->admin_socket, fields, 2, &answer)) {
+            case ADMIN_ANSWERED:
+                if (admin_answer(&answer, &body) == 0)
+                    jid_list_add_lines(&list, body);
+                else
+                    rc = EXIT_FAIL;
+                continue;
+            case ADMIN_NOT_RUNNING:
+                if (!(store = store_open(cfg)))
+                    rc = EXIT_FAIL;
+                break;
+            case ADMIN_FAILED: rc = EXIT_FAIL; continue;
+            }
+        }
+        if (store && vn_accounts_foreach(store, list.host, jid_list_add, &list) < 0) {
+            fprintf(stderr, "vestnikctl: cannot list the accounts of %s\n", list.host);
+            rc = EXIT_FAIL;
+        }
+    }
+    if (store)
+        vn_store_close(store);
+
+    qsort(list.jids, list.n, sizeof *list.jids, jid_compare);
+    for (size_t i = 0; i < list.n; i++) {
+        if (rc == EXIT_OK)
+            puts(list.jids[i]);
+        free(list.jids[i]);
+    }
+    free(list.jids);
+    vn_buf_free(&answer);
+    free(only_host);
+    return rc;
+}
+
+/* ---- the server ---- */
+
+static int server_command(ctl *c, const char *command)
+{
+    const char *path = c->cfg->admin_socket;
+    const char *body;
+    vn_buf answer;
+    int rc = EXIT_FAIL;
+
+    vn_buf_init(&answer);
+    switch (admin_request(path, &command, 1, &answer)) {
+    case ADMIN_ANSWERED:
+        if (admin_answer(&answer, &body) == 0) {
+            fputs(body, stdout);
+            rc = EXIT_OK;
+        }
+        break;
+    case ADMIN_NOT_RUNNING:
+        fprintf(stderr, "vestnikctl: vestnikd is not running (no admin socket at %s)\n", path);
+        rc = EXIT_NOT_RUNNING;
+        break;
+    case ADMIN_FAILED: break;
+    }
+    vn_buf_free(&answer);
+    return rc;
+}
+
+static int cmd_status(ctl *c, char **args, int n_args)
+{
+    return server_command(c, "status");
+}
+
+static int cmd_reload(ctl *c, char **args, int n_args)
+{
+    return server_command(c, "reload");
+}
+
+/* vestnikd from the same directory as this program (a build tree, or the
+ * same prefix), else from the configured sbindir. */
+static char *vestnikd_path(void)
+{
+    char self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+
+    if (len > 0) {
+        self[len] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            char *sibling = vn_asprintf("%s/vestnikd", self);
+            if (access(sibling, X_OK) == 0)
+                return sibling;
+            free(sibling);
+        }
+    }
+    return vn_strdup(VN_SBINDIR "/vestnikd");
+}
+
+static int cmd_check_config(ctl *c, char **args, int n_args)
+{
+    char *daemon = vestnikd_path();
+
+    fflush(NULL);
+    execl(daemon, "vestnikd", "--check-config", "-c", c->config_path, (char *)NULL);
+    fprintf(stderr, "vestnikctl: cannot run %s: %s\n", daemon, strerror(errno));
+    free(daemon);
+    return EXIT_FAIL;
+}
+
+static const ctl_command commands[] = {
+    {"adduser", 1, 2, true, cmd_adduser},
+    {"passwd", 1, 2, true, cmd_passwd},
+    {"deluser", 1, 1, true, cmd_deluser},
+    {"listusers", 0, 1, true, cmd_listusers},
+    {"status", 0, 0, true, cmd_status},
+    {"reload", 0, 0, true, cmd_reload},
+    {"check-config", 0, 0, false, cmd_check_config},
+};
+
+static int usage_error(const char *problem, const char *what)
+{
+    if (problem)
+        fprintf(stderr, "vestnikctl: %s%s\n", problem, what);
+    fputs("Try 'vestnikctl --help'.\n", stderr);
+    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    ctl c = {.config_path = VN_SYSCONFDIR "/vestnik.yaml"};
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "+c:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': c.config_path = optarg; break;
+        case 'h': fputs(usage_text, stdout); return EXIT_OK;
+        case 'V': printf("vestnikctl %s\n", PACKAGE_VERSION); return EXIT_OK;
+        default: return usage_error(NULL, NULL); /* getopt said what is wrong */
+        }
+    }
+    if (optind >= argc)
+        return usage_error("no command given", "");
+
+    const char *name = argv[optind];
+    char **args = argv + optind + 1;
+    int n_args = argc - optind - 1;
+    const ctl_command *cmd = NULL;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            cmd = &commands[i];
+    if (!cmd)
+        return usage_error("unknown command: ", name);
+    if (n_args < cmd->min_args || n_args > cmd->max_args)
+        return usage_error("wrong number of arguments for ", name);
+
+    signal(SIGPIPE, SIG_IGN);
+    vn_log_setup(VN_LOG_WARN, false, "vestnikctl");
+    if (cmd->needs_config) {
+        vn_buf err;
+        vn_buf_init(&err);
+        c.cfg = vn_config_load(c.config_path, &err);
+        if (!c.cfg) {
+            fprintf(stderr, "vestnikctl: %s", err.data ? err.data : "cannot load the config\n");
+            vn_buf_free(&err);
+            return EXIT_FAIL;
+        }
+        vn_buf_free(&err);
+    }
+    int rc = cmd->run(&c, args, n_args);
+    vn_config_free(c.cfg);
+    return rc;
+}
