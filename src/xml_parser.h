@@ -7,6 +7,10 @@
  * processing instructions and comments; so are non-UTF-8 encodings,
  * invalid UTF-8, stanzas over max_stanza_size bytes and nesting deeper
  * than max_depth below the stanza.
+ *
+ * Names follow stanza.h: elements carry their namespace URI, attributes in
+ * the XML namespace are "xml:lang" etc., other namespaced attributes
+ * "URI|local".
  */
 #ifndef VESTNIK_XML_PARSER_H
 #define VESTNIK_XML_PARSER_H
@@ -17,8 +21,11 @@
 
 typedef struct vn_xml_parser vn_xml_parser;
 
+/* All four callbacks are required. */
 typedef struct vn_xml_callbacks {
-    /* The root element opened; header is borrowed for the call. */
+    /* The root element opened; header is borrowed for the call. It holds
+     * the root's name, namespace and attributes, plus a pseudo-attribute
+     * "xmlns" with the default namespace the root declared, if it did. */
     void (*stream_open)(void *ud, const vn_stanza *header);
     /* A complete depth-1 element; ownership passes to the callee. */
     void (*stanza)(void *ud, vn_stanza *st);
@@ -26,7 +33,8 @@ typedef struct vn_xml_callbacks {
     void (*stream_close)(void *ud);
     /* Fatal error; condition is a stream error condition name:
      * "not-well-formed", "restricted-xml", "unsupported-encoding",
-     * "policy-violation" (size or depth), "invalid-namespace". */
+     * "policy-violation" (size or depth), "bad-format" (text between
+     * stanzas). */
     void (*error)(void *ud, const char *condition, const char *text);
 } vn_xml_callbacks;
 
@@ -36,7 +44,8 @@ void vn_xml_parser_free(vn_xml_parser *p);
 
 /* Feed bytes. Returns 0, or -1 after the error callback ran or after a
  * callback called vn_xml_parser_stop; in both cases no further callbacks
- * run for this chunk. Callbacks must not free the parser. */
+ * run for this chunk, and every later feed returns -1 at once until
+ * vn_xml_parser_reset. Callbacks must not free the parser. */
 int vn_xml_parser_feed(vn_xml_parser *p, const char *data, size_t len);
 /* Called from inside a callback: deliver no more events from this chunk. */
 void vn_xml_parser_stop(vn_xml_parser *p);
