@@ -123,7 +123,7 @@ static vn_module *module_open(const vn_config *cfg, const vn_module_conf *mc, vn
     else if (m->def->api_version != VN_MODULE_API_VERSION)
         problem = "was built for another version of the module API";
     else if (!m->def->name || strcmp(m->def->name, mc->name) != 0)
-        problem = "is a module by another name";
+        problem = "is not the module of that name";
     else if (!m->def->load)
         problem = "has no load function";
     if (problem)
