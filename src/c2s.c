@@ -180,6 +180,8 @@ static void send_features(vn_c2s *s)
         if (tls || !vn_srv.cfg->require_encryption) {
             vn_sasl_context ctx = sasl_context(s);
             vn_sasl_add_features(&ctx, features);
+            vn_event ev = {.host = s->host, .data = features};
+            vn_hook_run("stream/features/unauthenticated", &ev);
         }
     } else {
         vn_stanza_add_child(features, "bind", VN_NS_BIND);
@@ -397,6 +399,26 @@ static bool handle_session_setup(vn_c2s *s, vn_stanza *st)
     return false;
 }
 
+/* ---- before authentication ---- */
+
+/* Only modules may take an iq before authentication (in-band
+ * registration); anything else closes the stream. */
+static void handle_unauthenticated_iq(vn_c2s *s, vn_stanza *st)
+{
+    vn_unauthenticated_iq unauth = {.peer_ip = vn_conn_peer_ip(s->conn)};
+    vn_event ev = {.stanza = st, .host = s->host, .data = &unauth};
+
+    if (!vn_stanza_is(st, "iq", VN_NS_CLIENT) ||
+        vn_hook_run("iq/unauthenticated", &ev) != VN_HANDLED) {
+        vn_c2s_close(s, "not-authorized", NULL);
+        return;
+    }
+    if (unauth.reply) {
+        vn_c2s_write_stanza(s, unauth.reply);
+        vn_stanza_free(unauth.reply);
+    }
+}
+
 /* ---- stanzas from a bound client ---- */
 
 static bool valid_iq(const vn_stanza *st)
@@ -493,7 +515,7 @@ static void on_stanza(void *ud, vn_stanza *st)
     } else if (strcmp(ns, VN_NS_SASL) == 0) {
         handle_sasl(s, st);
     } else if (!s->authenticated) {
-        vn_c2s_close(s, "not-authorized", NULL);
+        handle_unauthenticated_iq(s, st);
     } else if (vn_stanza_is(st, "iq", VN_NS_CLIENT) && handle_session_setup(s, st)) {
         /* bind or legacy session handled */
     } else if (!s->session) {

@@ -97,6 +97,7 @@ int main(int argc, char **argv)
         vn_server_stop();
         uv_run(loop, UV_RUN_DEFAULT);
         vn_server_cleanup();
+        uv_run(loop, UV_RUN_DEFAULT);
         uv_loop_close(loop);
         return 1;
     }
@@ -111,6 +112,7 @@ int main(int argc, char **argv)
 
     uv_run(loop, UV_RUN_DEFAULT);
     vn_server_cleanup();
+    uv_run(loop, UV_RUN_DEFAULT); /* let handles closed by the cleanup finish */
     int rc = uv_loop_close(loop) == 0 ? 0 : 1;
     vn_log_info("stopped");
     return rc;

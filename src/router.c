@@ -151,9 +151,11 @@ static void route_to_full(vn_event *ev, const char *name, const char *type)
     vn_session *target = vn_session_find(ev->to);
 
     if (target) {
+        char hook[32];
         vn_event full = *ev;
         full.session = target;
-        if (run_scoped_hook(&full, name, "full") != VN_HANDLED)
+        snprintf(hook, sizeof hook, "%s/full", name);
+        if (vn_hook_run(hook, &full) != VN_HANDLED)
             vn_session_send(target, ev->stanza);
         return;
     }
@@ -202,6 +204,8 @@ void vn_route(vn_stanza *st)
             route_to_host(&ev, name, type);
         else if (!to->local)
             vn_route_error(st, "cancel", "service-unavailable", NULL);
+        else if (vn_hook_run("route/local", &ev) == VN_HANDLED)
+            ; /* taken by a filter (blocking, privacy) */
         else if (to->resource)
             route_to_full(&ev, name, type);
         else

@@ -16,6 +16,7 @@
 #include "log_internal.h"
 #include "modload.h"
 #include "server.h"
+#include "sessions.h"
 #include "store_backend.h"
 #include "tls.h"
 #include "vestnik/module.h"
@@ -184,4 +185,28 @@ int64_t vn_now_us(void)
 bool vn_account_exists(const char *host, const char *user)
 {
     return vn_accounts_exists(vn_srv.store, host, user);
+}
+
+int vn_account_create(const char *host, const char *user, const char *password)
+{
+    return vn_accounts_create(vn_srv.store, host, user, password, vn_srv.cfg->scram_iterations);
+}
+
+int vn_account_set_password(const char *host, const char *user, const char *password)
+{
+    return vn_accounts_set_password(vn_srv.store, host, user, password,
+                                    vn_srv.cfg->scram_iterations);
+}
+
+int vn_account_check_password(const char *host, const char *user, const char *password)
+{
+    return vn_accounts_check_password(vn_srv.store, host, user, password);
+}
+
+int vn_account_delete(const char *host, const char *user)
+{
+    int rc = vn_accounts_delete(vn_srv.store, host, user);
+    if (rc == 0)
+        vn_sessions_kick_user(host, user, "not-authorized");
+    return rc;
 }

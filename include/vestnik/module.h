@@ -39,8 +39,13 @@ typedef struct vn_session vn_session; /* a bound client resource */
  *                                           iq from a client with no 'to' is
  *                                           addressed to its own bare JID)
  *   "iq-result/host", "iq-result/bare"      results/errors to host or bare JID
- *   "message/host", "message/bare", "message/full"
- *   "presence/host", "presence/bare", "presence/full"
+ *   "message/host", "message/bare", "presence/host", "presence/bare"
+ *   "iq/full", "message/full", "presence/full"  to a bound resource
+ *                                           (ev->session is the receiver);
+ *                                           unhandled, delivered to it
+ *   "route/local"    first, for every stanza to a local account (bare or
+ *                    full JID): filters such as blocking take it here
+ * A message to an unavailable full JID is handled as one to the bare JID.
  * Unhandled iq get/set gets service-unavailable; unhandled messages and
  * presence to a bare JID follow the core's default rules.
  *   "presence/broadcast" presence without 'to' from ev->session (the
@@ -56,7 +61,14 @@ typedef struct vn_session vn_session; /* a bound client resource */
  *                    (ev->session is the receiver); HANDLED swallows it
  * Session events (ev->stanza is NULL unless said):
  *   "stream/features" ev->data is the <stream:features/> element being built
- *                    for ev->session's stream after authentication
+ *                    for a stream after authentication (ev->session NULL)
+ *   "stream/features/unauthenticated"  the same, before authentication
+ *                    (only on encrypted streams or when encryption is
+ *                    optional), e.g. for in-band registration
+ *   "iq/unauthenticated" an iq on such a stream before authentication;
+ *                    ev->data is a vn_unauthenticated_iq; a handler that
+ *                    returns VN_HANDLED sets its reply (or the stream is
+ *                    closed with <not-authorized/> when unhandled)
  *   "session/bound"   a resource was bound
  *   "session/closed"  a bound session is going away (ev->data: the reason
  *                     as a const char *, or NULL for a graceful close)
@@ -74,6 +86,11 @@ typedef struct vn_event {
 } vn_event;
 
 typedef vn_hook_result (*vn_hook_fn)(vn_event *ev, void *ud);
+
+typedef struct vn_unauthenticated_iq {
+    vn_stanza *reply;    /* set by the handler; the stream writes and frees it */
+    const char *peer_ip; /* the client's address, for rate limits */
+} vn_unauthenticated_iq;
 
 void vn_hook_add(const char *name, int priority, vn_hook_fn fn, void *ud);
 void vn_hook_remove(const char *name, vn_hook_fn fn, void *ud);
@@ -112,7 +129,18 @@ typedef bool (*vn_session_cb)(vn_session *s, void *ud);
 void vn_sessions_foreach(const vn_jid *bare, vn_session_cb cb, void *ud);
 size_t vn_sessions_count(void);
 
+/* ---- accounts ----
+ * user is a localpart (normalised here). These derive SCRAM keys (PBKDF2),
+ * which takes milliseconds: call them from a vn_work_fn (they are safe on
+ * worker threads) rather than on the loop. 0 ok; 1 exists already (create)
+ * or no such account / wrong password; -1 invalid username or store error. */
 bool vn_account_exists(const char *host, const char *user);
+int vn_account_create(const char *host, const char *user, const char *password);
+int vn_account_set_password(const char *host, const char *user, const char *password);
+int vn_account_check_password(const char *host, const char *user, const char *password);
+/* Removes the account and all its data, and closes its sessions (loop
+ * thread only). */
+int vn_account_delete(const char *host, const char *user);
 
 /* ---- service discovery registry (served by mod_disco) ----
  * Reference-counted: what was added twice must be removed twice. name may
