@@ -19,25 +19,29 @@ typedef enum { VN_NODE_SCALAR, VN_NODE_MAP, VN_NODE_SEQ } vn_node_type;
 typedef struct vn_conf_node vn_conf_node;
 struct vn_conf_node {
     vn_node_type type;
-    int line;        /* 1-based line in the file */
-    char *value;     /* scalar text */
-    bool quoted;     /* scalar was quoted ('...' or "...") */
-    char **keys;     /* map: keys[i] names items[i] */
-    int *key_lines;  /* map: line of each key */
+    int line;       /* 1-based line in the file */
+    char *value;    /* scalar text */
+    bool quoted;    /* scalar was quoted ('...' or "...") */
+    char **keys;    /* map: keys[i] names items[i] */
+    int *key_lines; /* map: line of each key */
     vn_conf_node **items;
     size_t count;
 };
 
-/* Parse a file; NULL with "file:line: message" appended to err on failure. */
+/* Parse a file; NULL on failure, with one "file:line: message\n" appended to
+ * err per problem found. An empty document is an empty map. */
 vn_conf_node *vn_conf_parse_file(const char *path, vn_buf *err);
 vn_conf_node *vn_conf_parse_string(const char *text, const char *name, vn_buf *err);
 void vn_conf_node_free(vn_conf_node *n);
 
 const vn_conf_node *vn_conf_map_get(const vn_conf_node *map, const char *key);
 
-/* Typed scalar reads; false (with a message naming the line) on a wrong type. */
-bool vn_conf_as_int(const vn_conf_node *n, long long *out);
-bool vn_conf_as_bool(const vn_conf_node *n, bool *out); /* true/false/yes/no/on/off */
+/* Typed reads of unquoted scalars; false on a wrong type (the caller names
+ * n->line in its message). */
+bool vn_conf_as_int(const vn_conf_node *n, long long *out); /* decimal, optional sign */
+bool vn_conf_as_bool(const vn_conf_node *n, bool *out);     /* true/false/yes/no/on/off */
+/* Absent, or an unquoted empty value, "~" or "null" (`ping:`). */
+bool vn_conf_is_null(const vn_conf_node *n);
 
 /* Check a module's options map (NULL = empty) against its declared keys:
  * unknown keys, wrong types and out-of-range ints are errors. file names

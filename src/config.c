@@ -1,0 +1,620 @@
+/*
+ * config.c - the server configuration: schema, defaults and validation.
+ *
+ * The YAML tree from conf_tree.c is walked against tables that name every
+ * key, its type, its range and where its value lands in vn_config. Every
+ * problem is reported with its line and the walk goes on, so that one run
+ * of the loader shows the operator all mistakes in the file at once.
+ * Options under modules.<name> are only kept here: the module loader
+ * validates them against the keys each module declares.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "vestnik/jid.h"
+
+/* The Makefile passes the install locations; these only serve builds outside it. */
+#ifndef VN_LOCALSTATEDIR
+#define VN_LOCALSTATEDIR "/var/lib/vestnik"
+#endif
+#ifndef VN_MODULE_DIR
+#define VN_MODULE_DIR "/usr/local/lib/vestnik/modules"
+#endif
+
+typedef struct loader {
+    vn_config *cfg;
+    const char *file;
+    vn_buf *err;
+    unsigned errors;
+} loader;
+
+static void fail(loader *ld, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail(loader *ld, int line, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    vn_buf_printf(ld->err, "%s:%d: %s\n", ld->file, line, msg);
+    ld->errors++;
+}
+
+/* ---- the schema ---- */
+
+typedef enum {
+    FIELD_STRING,        /* char *, non-empty; one of `choices` if given */
+    FIELD_BOOL,          /* bool */
+    FIELD_INT,           /* int in min..max */
+    FIELD_UNSIGNED,      /* unsigned in min..max */
+    FIELD_SIZE,          /* size_t in min..max */
+    FIELD_LOG_LEVEL,     /* vn_log_level, named by `choices` in enum order */
+    FIELD_LISTENER_TYPE, /* vn_listener_type, named by `choices` in enum order */
+    FIELD_SECTION,       /* a map of `fields`, stored in the same struct */
+    FIELD_CUSTOM,        /* handed to `load` */
+} field_kind;
+
+typedef struct field_spec field_spec;
+struct field_spec {
+    const char *name;
+    field_kind kind;
+    size_t offset; /* where the value lands in the struct being filled */
+    long long min, max;
+    const char *const *choices; /* NULL-terminated */
+    const field_spec *fields;   /* FIELD_SECTION, terminated by a NULL name */
+    void (*load)(loader *ld, const vn_conf_node *value, int line);
+};
+
+static void load_hosts(loader *ld, const vn_conf_node *list, int line);
+static void load_listeners(loader *ld, const vn_conf_node *list, int line);
+static void load_modules(loader *ld, const vn_conf_node *map, int line);
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const store_backends[] = {"lmdb", NULL};
+static const char *const listener_types[] = {"c2s", "c2s_tls", NULL};
+
+/* The part of an entry that every field has; ranges and choices follow it. */
+#define FIELD(key, field_kind, type, member)                                                       \
+    .name = (key), .kind = (field_kind), .offset = offsetof(type, member)
+#define CFG(key, field_kind, member) FIELD(key, field_kind, vn_config, member)
+
+static const field_spec log_fields[] = {
+    {CFG("level", FIELD_LOG_LEVEL, log_level), .choices = log_levels},
+    {CFG("syslog", FIELD_BOOL, log_syslog)},
+    {.name = NULL},
+};
+
+static const field_spec store_fields[] = {
+    {CFG("backend", FIELD_STRING, store_backend), .choices = store_backends},
+    {CFG("map_size_mb", FIELD_SIZE, store_map_size_mb), .min = 1, .max = 1048576},
+    {.name = NULL},
+};
+
+static const field_spec tls_fields[] = {
+    {CFG("certificate", FIELD_STRING, tls_cert)},
+    {CFG("key", FIELD_STRING, tls_key)},
+    {CFG("ciphers", FIELD_STRING, tls_ciphers)},
+    {CFG("ciphersuites", FIELD_STRING, tls_ciphersuites)},
+    {.name = NULL},
+};
+
+static const field_spec c2s_fields[] = {
+    {CFG("require_encryption", FIELD_BOOL, require_encryption)},
+    {CFG("allow_plain", FIELD_BOOL, allow_plain)},
+    {CFG("handshake_timeout", FIELD_UNSIGNED, handshake_timeout), .min = 1, .max = 3600},
+    {CFG("keepalive_interval", FIELD_UNSIGNED, keepalive_interval), .min = 0, .max = 86400},
+    {CFG("idle_timeout", FIELD_UNSIGNED, idle_timeout), .min = 0, .max = 86400},
+    {.name = NULL},
+};
+
+static const field_spec auth_fields[] = {
+    {CFG("scram_iterations", FIELD_UNSIGNED, scram_iterations), .min = 4096, .max = 1000000},
+    {.name = NULL},
+};
+
+static const field_spec limits_fields[] = {
+    {CFG("max_stanza_size", FIELD_SIZE, max_stanza_size), .min = 1024, .max = 67108864},
+    {CFG("max_xml_depth", FIELD_UNSIGNED, max_xml_depth), .min = 4, .max = 256},
+    {CFG("max_output_buffer", FIELD_SIZE, max_output_buffer), .min = 4096, .max = 1073741824},
+    {.name = NULL},
+};
+
+static const field_spec admin_fields[] = {
+    {CFG("socket", FIELD_STRING, admin_socket)},
+    {.name = NULL},
+};
+
+static const field_spec top_fields[] = {
+    {.name = "hosts", .kind = FIELD_CUSTOM, .load = load_hosts},
+    {CFG("data_dir", FIELD_STRING, data_dir)},
+    {.name = "log", .kind = FIELD_SECTION, .fields = log_fields},
+    {.name = "store", .kind = FIELD_SECTION, .fields = store_fields},
+    {.name = "tls", .kind = FIELD_SECTION, .fields = tls_fields},
+    {.name = "listeners", .kind = FIELD_CUSTOM, .load = load_listeners},
+    {.name = "c2s", .kind = FIELD_SECTION, .fields = c2s_fields},
+    {.name = "auth", .kind = FIELD_SECTION, .fields = auth_fields},
+    {.name = "limits", .kind = FIELD_SECTION, .fields = limits_fields},
+    {.name = "admin", .kind = FIELD_SECTION, .fields = admin_fields},
+    {CFG("module_path", FIELD_STRING, module_path)},
+    {.name = "modules", .kind = FIELD_CUSTOM, .load = load_modules},
+    {.name = NULL},
+};
+
+static const field_spec host_fields[] = {
+    {FIELD("name", FIELD_STRING, vn_host_conf, name)},
+    {FIELD("certificate", FIELD_STRING, vn_host_conf, cert_file)},
+    {FIELD("key", FIELD_STRING, vn_host_conf, key_file)},
+    {.name = NULL},
+};
+
+static const field_spec listener_fields[] = {
+    {FIELD("type", FIELD_LISTENER_TYPE, vn_listener_conf, type), .choices = listener_types},
+    {FIELD("address", FIELD_STRING, vn_listener_conf, address)},
+    {FIELD("port", FIELD_INT, vn_listener_conf, port), .min = 1, .max = 65535},
+    {.name = NULL},
+};
+
+static const char *const default_modules[] = {"ping", "version", "disco"};
+
+/* ---- walking a map against a table ---- */
+
+static const field_spec *find_field(const field_spec *fields, const char *name)
+{
+    for (const field_spec *f = fields; f->name; f++)
+        if (strcmp(f->name, name) == 0)
+            return f;
+    return NULL;
+}
+
+static int choice_index(const char *const *choices, const char *value)
+{
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(choices[i], value) == 0)
+            return i;
+    return -1;
+}
+
+/* "section: key 'name'" or, at the top level, "key 'name'". */
+static void fail_key(loader *ld, int line, const char *section, const char *key,
+                     const char *problem)
+{
+    if (section)
+        fail(ld, line, "%s: key '%s' %s", section, key, problem);
+    else
+        fail(ld, line, "key '%s' %s", key, problem);
+}
+
+static void fail_choices(loader *ld, int line, const char *section, const field_spec *f)
+{
+    vn_buf list;
+
+    vn_buf_init(&list);
+    for (int i = 0; f->choices[i]; i++)
+        vn_buf_printf(&list, "%s%s", i ? ", " : "", f->choices[i]);
+    char *problem = vn_asprintf("must be one of: %s", list.data);
+    fail_key(ld, line, section, f->name, problem);
+    free(problem);
+    vn_buf_free(&list);
+}
+
+static void load_map(loader *ld, const vn_conf_node *map, const char *section,
+                     const field_spec *fields, void *base);
+
+static void load_field(loader *ld, const field_spec *f, const vn_conf_node *value, int line,
+                       const char *section, void *base)
+{
+    char *slot = (char *)base + f->offset;
+    long long num;
+    bool flag;
+    int choice;
+
+    switch (f->kind) {
+    case FIELD_STRING:
+        if (value->type != VN_NODE_SCALAR || vn_conf_is_null(value) || !value->value[0]) {
+            fail_key(ld, line, section, f->name, "must be a non-empty string");
+        } else if (f->choices && choice_index(f->choices, value->value) < 0) {
+            fail_choices(ld, line, section, f);
+        } else {
+            free(*(char **)slot);
+            *(char **)slot = vn_strdup(value->value);
+        }
+        return;
+    case FIELD_BOOL:
+        if (vn_conf_as_bool(value, &flag))
+            *(bool *)slot = flag;
+        else
+            fail_key(ld, line, section, f->name, "must be true or false");
+        return;
+    case FIELD_INT:
+    case FIELD_UNSIGNED:
+    case FIELD_SIZE:
+        if (!vn_conf_as_int(value, &num) || num < f->min || num > f->max) {
+            char problem[96];
+            snprintf(problem, sizeof problem, "must be an integer between %lld and %lld", f->min,
+                     f->max);
+            fail_key(ld, line, section, f->name, problem);
+        } else if (f->kind == FIELD_INT) {
+            *(int *)slot = (int)num;
+        } else if (f->kind == FIELD_UNSIGNED) {
+            *(unsigned *)slot = (unsigned)num;
+        } else {
+            *(size_t *)slot = (size_t)num;
+        }
+        return;
+    case FIELD_LOG_LEVEL:
+    case FIELD_LISTENER_TYPE:
+        choice = value->type == VN_NODE_SCALAR ? choice_index(f->choices, value->value) : -1;
+        if (choice < 0)
+            fail_choices(ld, line, section, f);
+        else if (f->kind == FIELD_LOG_LEVEL)
+            *(vn_log_level *)slot = (vn_log_level)choice;
+        else
+            *(vn_listener_type *)slot = (vn_listener_type)choice;
+        return;
+    case FIELD_SECTION:
+        if (!vn_conf_is_null(value) && value->type != VN_NODE_MAP)
+            fail(ld, line, "'%s' must be a map of keys", f->name);
+        else
+            load_map(ld, value, f->name, f->fields, base);
+        return;
+    case FIELD_CUSTOM: f->load(ld, value, line); return;
+    }
+}
+
+/* A null map (`log:` with nothing under it) is an empty one. */
+static void load_map(loader *ld, const vn_conf_node *map, const char *section,
+                     const field_spec *fields, void *base)
+{
+    if (vn_conf_is_null(map))
+        return;
+    for (size_t i = 0; i < map->count; i++) {
+        const field_spec *f = find_field(fields, map->keys[i]);
+        if (f)
+            load_field(ld, f, map->items[i], map->key_lines[i], section, base);
+        else if (section)
+            fail(ld, map->key_lines[i], "%s: unknown key '%s'", section, map->keys[i]);
+        else
+            fail(ld, map->key_lines[i], "unknown top-level key '%s'", map->keys[i]);
+    }
+}
+
+static int key_line(const vn_conf_node *map, const char *key)
+{
+    for (size_t i = 0; map && map->type == VN_NODE_MAP && i < map->count; i++)
+        if (strcmp(map->keys[i], key) == 0)
+            return map->key_lines[i];
+    return map ? map->line : 0;
+}
+
+/* ---- hosts ---- */
+
+static void host_free(vn_host_conf *h)
+{
+    free(h->name);
+    free(h->cert_file);
+    free(h->key_file);
+}
+
+/* Fills h from "- example.org" or "- {name: ..., certificate: ..., key: ...}";
+ * false (with errors reported) if the entry is unusable. */
+static bool read_host(loader *ld, const vn_conf_node *item, vn_host_conf *h)
+{
+    unsigned errors_before = ld->errors;
+
+    h->line = item->line;
+    if (item->type == VN_NODE_MAP) {
+        load_map(ld, item, "hosts", host_fields, h);
+        if (!vn_conf_map_get(item, "name"))
+            fail(ld, item->line, "hosts: a host given as a map needs a 'name'");
+        if (!h->cert_file != !h->key_file)
+            fail(ld, key_line(item, h->cert_file ? "certificate" : "key"),
+                 "hosts: 'certificate' and 'key' must be given together");
+    } else if (item->type == VN_NODE_SCALAR && !vn_conf_is_null(item) && item->value[0]) {
+        h->name = vn_strdup(item->value);
+    } else {
+        fail(ld, item->line, "hosts: each host must be a domain name or a map with 'name'");
+    }
+    if (!h->name)
+        return false;
+
+    char *canonical = vn_jid_prep_domain(h->name);
+    if (!canonical) {
+        fail(ld, key_line(item, "name"), "hosts: '%s' is not a valid domain name", h->name);
+        return false;
+    }
+    free(h->name);
+    h->name = canonical;
+    return ld->errors == errors_before;
+}
+
+static void load_hosts(loader *ld, const vn_conf_node *list, int line)
+{
+    vn_config *cfg = ld->cfg;
+
+    if (list->type != VN_NODE_SEQ) {
+        fail(ld, line, "hosts: must be a list of domain names");
+        return;
+    }
+    if (list->count == 0) {
+        fail(ld, line, "hosts: at least one host is required");
+        return;
+    }
+    cfg->hosts = vn_alloc(list->count * sizeof *cfg->hosts);
+    for (size_t i = 0; i < list->count; i++) {
+        vn_host_conf h = {0};
+        if (!read_host(ld, list->items[i], &h)) {
+            host_free(&h);
+            continue;
+        }
+        const vn_host_conf *first = vn_config_host(cfg, h.name);
+        if (first) {
+            fail(ld, h.line, "hosts: duplicate host '%s' (first at line %d)", h.name, first->line);
+            host_free(&h);
+            continue;
+        }
+        cfg->hosts[cfg->n_hosts++] = h;
+    }
+}
+
+/* ---- listeners ---- */
+
+/* Binary form of an IP address, so that "::" and "0::0" compare equal;
+ * false if the text is not an address. */
+typedef struct ip_address {
+    int family;
+    unsigned char bytes[16];
+} ip_address;
+
+static bool parse_address(const char *text, ip_address *out)
+{
+    memset(out, 0, sizeof *out);
+    out->family = strchr(text, ':') ? AF_INET6 : AF_INET;
+    return inet_pton(out->family, text, out->bytes) == 1;
+}
+
+static void listener_free(vn_listener_conf *l)
+{
+    free(l->address);
+}
+
+static bool read_listener(loader *ld, const vn_conf_node *item, vn_listener_conf *l)
+{
+    unsigned errors_before = ld->errors;
+    ip_address addr;
+
+    l->line = item->line;
+    if (item->type != VN_NODE_MAP) {
+        fail(ld, item->line, "listeners: each listener must be a map with 'type' and 'port'");
+        return false;
+    }
+    load_map(ld, item, "listeners", listener_fields, l);
+    if (!vn_conf_map_get(item, "type"))
+        fail(ld, item->line, "listeners: a listener needs a 'type' (c2s or c2s_tls)");
+    if (!vn_conf_map_get(item, "port"))
+        fail(ld, item->line, "listeners: a listener needs a 'port'");
+    if (!l->address)
+        l->address = vn_strdup("::");
+    else if (!parse_address(l->address, &addr))
+        fail(ld, key_line(item, "address"), "listeners: address '%s' is not an IP address",
+             l->address);
+    return ld->errors == errors_before;
+}
+
+static void load_listeners(loader *ld, const vn_conf_node *list, int line)
+{
+    vn_config *cfg = ld->cfg;
+
+    if (list->type != VN_NODE_SEQ) {
+        fail(ld, line, "listeners: must be a list of listeners");
+        return;
+    }
+    if (list->count == 0) {
+        fail(ld, line, "listeners: at least one listener is required");
+        return;
+    }
+    cfg->listeners = vn_alloc(list->count * sizeof *cfg->listeners);
+    for (size_t i = 0; i < list->count; i++) {
+        vn_listener_conf l = {0};
+        ip_address addr, other;
+        bool duplicate = false;
+
+        if (!read_listener(ld, list->items[i], &l)) {
+            listener_free(&l);
+            continue;
+        }
+        parse_address(l.address, &addr);
+        for (size_t j = 0; j < cfg->n_listeners && !duplicate; j++) {
+            const vn_listener_conf *prev = &cfg->listeners[j];
+            parse_address(prev->address, &other);
+            if (prev->port == l.port && memcmp(&addr, &other, sizeof addr) == 0) {
+                fail(ld, l.line, "listeners: duplicate listener on %s port %d (first at line %d)",
+                     l.address, l.port, prev->line);
+                duplicate = true;
+            }
+        }
+        if (duplicate)
+            listener_free(&l);
+        else
+            cfg->listeners[cfg->n_listeners++] = l;
+    }
+}
+
+/* ---- modules ---- */
+
+static bool valid_module_name(const char *name)
+{
+    if (!name[0])
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return false;
+    return true;
+}
+
+/* A null `modules:` (every entry commented out) loads no module. */
+static void load_modules(loader *ld, const vn_conf_node *map, int line)
+{
+    vn_config *cfg = ld->cfg;
+
+    if (vn_conf_is_null(map))
+        return;
+    if (map->type != VN_NODE_MAP) {
+        fail(ld, line, "modules: must be a map of module names to their options");
+        return;
+    }
+    cfg->modules = vn_alloc(map->count * sizeof *cfg->modules);
+    for (size_t i = 0; i < map->count; i++) {
+        const char *name = map->keys[i];
+        const vn_conf_node *options = map->items[i];
+
+        if (!valid_module_name(name)) {
+            fail(ld, map->key_lines[i], "modules: invalid module name '%s' (use a-z, 0-9 and _)",
+                 name);
+            continue;
+        }
+        if (vn_conf_is_null(options)) {
+            options = NULL;
+        } else if (options->type != VN_NODE_MAP) {
+            fail(ld, map->key_lines[i], "modules.%s: options must be a map of keys", name);
+            continue;
+        }
+        cfg->modules[cfg->n_modules++] = (vn_module_conf){
+            .name = vn_strdup(name), .options = options, .line = map->key_lines[i]};
+    }
+}
+
+/* ---- defaults and whole-file rules ---- */
+
+static vn_config *config_new(const char *path)
+{
+    vn_config *cfg = vn_alloc(sizeof *cfg);
+
+    cfg->path = vn_strdup(path);
+    cfg->data_dir = vn_strdup(VN_LOCALSTATEDIR);
+    cfg->store_backend = vn_strdup("lmdb");
+    cfg->store_map_size_mb = 1024;
+    cfg->log_level = VN_LOG_INFO;
+    cfg->log_syslog = false;
+    cfg->tls_ciphers = vn_strdup("ECDHE+AESGCM:ECDHE+CHACHA20");
+    cfg->tls_ciphersuites =
+        vn_strdup("TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256");
+    cfg->require_encryption = true;
+    cfg->allow_plain = true;
+    cfg->scram_iterations = 4096;
+    cfg->max_stanza_size = 262144;
+    cfg->max_xml_depth = 32;
+    cfg->max_output_buffer = 1048576;
+    cfg->handshake_timeout = 30;
+    cfg->keepalive_interval = 60;
+    cfg->idle_timeout = 600;
+    cfg->module_path = vn_strdup(VN_MODULE_DIR);
+    return cfg;
+}
+
+/* What depends on more than one key, or on a key being absent. */
+static void finish(loader *ld, const vn_conf_node *root)
+{
+    vn_config *cfg = ld->cfg;
+    const vn_conf_node *tls = vn_conf_map_get(root, "tls");
+
+    if (!vn_conf_map_get(root, "hosts"))
+        fail(ld, root->line, "missing required key 'hosts'");
+    if (!cfg->tls_cert != !cfg->tls_key)
+        fail(ld, key_line(tls, cfg->tls_cert ? "certificate" : "key"),
+             "tls: 'certificate' and 'key' must be given together");
+    if (!vn_conf_map_get(root, "listeners")) {
+        static const vn_listener_conf standard[] = {
+            {VN_LISTEN_C2S, NULL, 5222, 0},
+            {VN_LISTEN_C2S_TLS, NULL, 5223, 0},
+        };
+        size_t n = sizeof standard / sizeof standard[0];
+        cfg->listeners = vn_alloc(sizeof standard);
+        for (size_t i = 0; i < n; i++) {
+            cfg->listeners[i] = standard[i];
+            cfg->listeners[i].address = vn_strdup("::");
+        }
+        cfg->n_listeners = n;
+    }
+    if (!vn_conf_map_get(root, "modules")) {
+        size_t n = sizeof default_modules / sizeof default_modules[0];
+        cfg->modules = vn_alloc(n * sizeof *cfg->modules);
+        for (size_t i = 0; i < n; i++)
+            cfg->modules[i] = (vn_module_conf){.name = vn_strdup(default_modules[i])};
+        cfg->n_modules = n;
+    }
+    if (!cfg->admin_socket)
+        cfg->admin_socket = vn_asprintf("%s/admin.sock", cfg->data_dir);
+}
+
+vn_config *vn_config_load(const char *path, vn_buf *err)
+{
+    vn_conf_node *root = vn_conf_parse_file(path, err);
+    if (!root)
+        return NULL;
+
+    vn_config *cfg = config_new(path);
+    loader ld = {.cfg = cfg, .file = path, .err = err};
+
+    cfg->root = root;
+    if (root->type != VN_NODE_MAP) {
+        fail(&ld, root->line, "the configuration must be a map of keys, starting with 'hosts'");
+    } else {
+        load_map(&ld, root, NULL, top_fields, cfg);
+        finish(&ld, root);
+    }
+    if (ld.errors) {
+        vn_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+void vn_config_free(vn_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_hosts; i++)
+        host_free(&cfg->hosts[i]);
+    free(cfg->hosts);
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        listener_free(&cfg->listeners[i]);
+    free(cfg->listeners);
+    for (size_t i = 0; i < cfg->n_modules; i++)
+        free(cfg->modules[i].name);
+    free(cfg->modules);
+    free(cfg->data_dir);
+    free(cfg->store_backend);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->tls_ciphers);
+    free(cfg->tls_ciphersuites);
+    free(cfg->admin_socket);
+    free(cfg->module_path);
+    vn_conf_node_free(cfg->root);
+    free(cfg->path);
+    free(cfg);
+}
+
+const vn_host_conf *vn_config_host(const vn_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_hosts; i++)
+        if (strcmp(cfg->hosts[i].name, name) == 0)
+            return &cfg->hosts[i];
+    return NULL;
+}
+
+const vn_module_conf *vn_config_module(const vn_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_modules; i++)
+        if (strcmp(cfg->modules[i].name, name) == 0)
+            return &cfg->modules[i];
+    return NULL;
+}
