@@ -175,11 +175,22 @@ static void account_job_work(void *ud)
     }
 }
 
-/* Fill reply with the answer to a finished job, logging what changed. */
+static const char *const done_verbs[] = {"created", "changed the password of", "deleted"};
+static const char *const fail_verbs[] = {"create", "change the password of", "delete"};
+
+static void account_job_log(const account_job *job)
+{
+    if (job->kind == JOB_LISTUSERS || job->result == 1)
+        return;
+    if (job->result == 0)
+        vn_log_info("admin: %s account %s@%s", done_verbs[job->kind], job->user, job->host);
+    else
+        vn_log_error("admin: cannot %s account %s@%s", fail_verbs[job->kind], job->user, job->host);
+}
+
+/* Fill reply with the answer to a finished job. */
 static void account_job_answer(const account_job *job, vn_buf *reply)
 {
-    static const char *const done_verbs[] = {"created", "changed the password of", "deleted"};
-    static const char *const fail_verbs[] = {"create", "change the password of", "delete"};
     const char *host = job->host, *user = job->user;
 
     if (job->kind == JOB_LISTUSERS) {
@@ -190,14 +201,12 @@ static void account_job_answer(const account_job *job, vn_buf *reply)
         return;
     }
     if (job->result == 0) {
-        vn_log_info("admin: %s account %s@%s", done_verbs[job->kind], user, host);
         vn_buf_append_str(reply, "ok\n");
     } else if (job->result == 1 && job->kind == JOB_ADDUSER) {
         vn_buf_printf(reply, "error account %s@%s already exists\n", user, host);
     } else if (job->result == 1) {
         vn_buf_printf(reply, "error no such account %s@%s\n", user, host);
     } else {
-        vn_log_error("admin: cannot %s account %s@%s", fail_verbs[job->kind], user, host);
         vn_buf_printf(reply, "error cannot %s account %s@%s (see the server log)\n",
                       fail_verbs[job->kind], user, host);
     }
@@ -208,7 +217,8 @@ static void account_job_done(void *ud)
     account_job *job = ud;
     admin_client *c = job->client;
 
-    /* The account is gone whether or not the client is still there. */
+    /* The change is made whether or not the client is still there. */
+    account_job_log(job);
     if (job->kind == JOB_DELUSER && job->result == 0)
         vn_sessions_kick_user(job->host, job->user, "not-authorized");
     if (c->state != CLIENT_CLOSING) {

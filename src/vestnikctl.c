@@ -192,71 +192,66 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
-/* Send one request and read the whole answer into answer. */
-static admin_outcome admin_request(const char *path, const char *const *fields, int n_fields,
-                                   vn_buf *answer)
+/* Connect to the admin socket: the descriptor, or -1 with *outcome set. */
+static int admin_connect(const char *path, admin_outcome *outcome)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     struct timeval timeout = {.tv_sec = ADMIN_ANSWER_TIMEOUT_S};
 
+    *outcome = ADMIN_FAILED;
     if (strlen(path) >= sizeof addr.sun_path) {
         fprintf(stderr, "vestnikctl: admin socket path %s is too long\n", path);
-        return ADMIN_FAILED;
+        return -1;
     }
     memcpy(addr.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         fprintf(stderr, "vestnikctl: cannot create a socket: %s\n", strerror(errno));
-        return ADMIN_FAILED;
+        return -1;
     }
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
         int connect_errno = errno;
         close(fd);
         if (connect_errno == ENOENT || connect_errno == ECONNREFUSED)
-            return ADMIN_NOT_RUNNING;
-        fprintf(stderr, "vestnikctl: cannot connect to the admin socket %s: %s\n", path,
-                strerror(connect_errno));
-        return ADMIN_FAILED;
+            *outcome = ADMIN_NOT_RUNNING;
+        else
+            fprintf(stderr, "vestnikctl: cannot connect to the admin socket %s: %s\n", path,
+                    strerror(connect_errno));
+        return -1;
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    return fd;
+}
 
-    vn_buf request;
-    vn_buf_init(&request);
-    vn_buf_printf(&request, "%d\n", n_fields);
-    for (int i = 0; i < n_fields; i++)
-        vn_buf_printf(&request, "%s\n", fields[i]);
-    int sent = write_all(fd, request.data, request.len);
-    int send_errno = errno;
-    explicit_bzero(request.data, request.len);
-    vn_buf_free(&request);
-
-    vn_buf_reset(answer);
+/* Send the request and read the whole answer until vestnikd closes. */
+static admin_outcome admin_exchange(int fd, const vn_buf *request, const char *path, vn_buf *answer)
+{
     char chunk[4096];
     ssize_t n = 0;
-    while (sent == 0 && (n = read(fd, chunk, sizeof chunk)) != 0) {
+
+    vn_buf_reset(answer);
+    if (write_all(fd, request->data, request->len) < 0 && errno != EPIPE && errno != ECONNRESET) {
+        fprintf(stderr, "vestnikctl: cannot send to vestnikd: %s\n", strerror(errno));
+        return ADMIN_FAILED;
+    }
+    while ((n = read(fd, chunk, sizeof chunk)) != 0) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             break;
         vn_buf_append(answer, chunk, (size_t)n);
     }
-    int read_errno = errno;
-    close(fd);
-    if (sent < 0 && send_errno != EPIPE) {
-        fprintf(stderr, "vestnikctl: cannot send to vestnikd: %s\n", strerror(send_errno));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        fprintf(stderr, "vestnikctl: no answer from vestnikd within %d seconds\n",
+                ADMIN_ANSWER_TIMEOUT_S);
         return ADMIN_FAILED;
     }
-    if (n < 0 && read_errno != ECONNRESET) {
-        if (read_errno == EAGAIN || read_errno == EWOULDBLOCK)
-            fprintf(stderr, "vestnikctl: no answer from vestnikd within %d seconds\n",
-                    ADMIN_ANSWER_TIMEOUT_S);
-        else
-            fprintf(stderr, "vestnikctl: cannot read the answer of vestnikd: %s\n",
-                    strerror(read_errno));
+    if (n < 0 && errno != ECONNRESET) {
+        fprintf(stderr, "vestnikctl: cannot read the answer of vestnikd: %s\n", strerror(errno));
         return ADMIN_FAILED;
     }
-    if (n < 0 || answer->len == 0) {
+    if (answer->len == 0) {
         fprintf(stderr,
                 "vestnikctl: vestnikd closed the admin connection without answering "
                 "(only root and the server's user may use %s)\n",
@@ -264,6 +259,31 @@ static admin_outcome admin_request(const char *path, const char *const *fields, 
         return ADMIN_FAILED;
     }
     return ADMIN_ANSWERED;
+}
+
+/* Send one request (see admin_protocol.h) and read the answer. */
+static admin_outcome admin_request(const char *path, const char *const *fields, int n_fields,
+                                   vn_buf *answer)
+{
+    admin_outcome outcome = ADMIN_FAILED;
+    vn_buf request;
+
+    vn_buf_init(&request);
+    vn_buf_printf(&request, "%d\n", n_fields);
+    for (int i = 0; i < n_fields; i++)
+        vn_buf_printf(&request, "%s\n", fields[i]);
+    if (request.len > VN_ADMIN_MAX_REQUEST) {
+        fputs("vestnikctl: the arguments are too long\n", stderr);
+    } else {
+        int fd = admin_connect(path, &outcome);
+        if (fd >= 0) {
+            outcome = admin_exchange(fd, &request, path, answer);
+            close(fd);
+        }
+    }
+    explicit_bzero(request.data, request.len);
+    vn_buf_free(&request);
+    return outcome;
 }
 
 /* Check an answer: 0 and its body in *body for "ok"; -1 after printing
