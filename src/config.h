@@ -1,0 +1,90 @@
+/*
+ * config.h - the server configuration, loaded from YAML and validated.
+ *
+ * Every key of the file is listed and documented in conf/vestnik.yaml. The
+ * loader rejects unknown keys and wrong types with "file:line: message".
+ * Module options are kept as a tree and validated against each module's
+ * declared keys once it is loaded (see modload.c).
+ */
+#ifndef VESTNIK_CONFIG_H
+#define VESTNIK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf_tree.h"
+#include "vestnik/log.h"
+#include "vestnik/util.h"
+
+typedef enum {
+    VN_LISTEN_C2S,     /* client-to-server, STARTTLS (5222) */
+    VN_LISTEN_C2S_TLS, /* client-to-server, direct TLS, XEP-0368 (5223) */
+} vn_listener_type;
+
+typedef struct vn_listener_conf {
+    vn_listener_type type;
+    char *address; /* default "::" (dual stack) */
+    int port;
+    int line;
+} vn_listener_conf;
+
+typedef struct vn_host_conf {
+    char *name;      /* normalised domain */
+    char *cert_file; /* NULL: tls.certificate, else generated */
+    char *key_file;
+    int line;
+} vn_host_conf;
+
+typedef struct vn_module_conf {
+    char *name;
+    const vn_conf_node *options; /* map or NULL; points into config->root */
+    int line;
+} vn_module_conf;
+
+typedef struct vn_config {
+    char *path;
+    vn_conf_node *root;
+
+    vn_host_conf *hosts;
+    size_t n_hosts;
+    vn_listener_conf *listeners;
+    size_t n_listeners;
+
+    char *data_dir;      /* store, generated certificates, admin socket */
+    char *store_backend; /* "lmdb" */
+    size_t store_map_size_mb;
+
+    vn_log_level log_level;
+    bool log_syslog;
+
+    char *tls_cert; /* default certificate for hosts without their own */
+    char *tls_key;
+    char *tls_ciphers;      /* TLS 1.2 cipher list */
+    char *tls_ciphersuites; /* TLS 1.3 suites */
+
+    bool require_encryption; /* c2s: STARTTLS before anything else */
+    bool allow_plain;        /* SASL PLAIN (only ever over TLS) */
+    unsigned scram_iterations;
+
+    size_t max_stanza_size;      /* bytes */
+    unsigned max_xml_depth;      /* element nesting inside a stanza */
+    size_t max_output_buffer;    /* bytes queued to a slow reader */
+    unsigned handshake_timeout;  /* seconds until a stream must be authenticated */
+    unsigned keepalive_interval; /* seconds of silence before a whitespace ping */
+    unsigned idle_timeout;       /* seconds of silence before the stream is closed */
+
+    char *admin_socket;
+    char *module_path;
+    vn_module_conf *modules;
+    size_t n_modules;
+} vn_config;
+
+/* Load and validate; NULL on failure, with every problem found appended to
+ * err as a "file:line: message\n" line. */
+vn_config *vn_config_load(const char *path, vn_buf *err);
+void vn_config_free(vn_config *cfg);
+/* name in canonical form (as vn_jid_prep_domain returns it). */
+const vn_host_conf *vn_config_host(const vn_config *cfg, const char *name);
+const vn_module_conf *vn_config_module(const vn_config *cfg, const char *name);
+
+#endif
