@@ -1,0 +1,981 @@
+/*
+ * test_store.c - the storage interface against a real LMDB environment.
+ *
+ * Every test gets a fresh store in its own mkdtemp directory (removed
+ * afterwards), so the tests exercise exactly what vestnikd runs on:
+ * documents, archives with paging and "with" filters, deletion, reopening,
+ * and durability across kill -9 of a writing process.
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store_backend.h"
+#include "vestnik/store.h"
+
+typedef struct fixture {
+    char dir[64];   /* the mkdtemp directory */
+    char path[128]; /* the store directory inside it, created by the store */
+    vn_store *s;
+} fixture;
+
+static vn_store *open_store(const char *path)
+{
+    vn_store_options opts = {.backend = "lmdb", .path = path, .map_size_mb = 64};
+    vn_buf err;
+
+    vn_buf_init(&err);
+    vn_store *s = vn_store_open(&opts, &err);
+    if (!s)
+        print_error("open %s: %s\n", path, err.data);
+    vn_buf_free(&err);
+    return s;
+}
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        char child[512];
+        struct stat sb;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+        if (lstat(child, &sb) == 0 && S_ISDIR(sb.st_mode))
+            remove_tree(child);
+        else
+            unlink(child);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static int setup(void **state)
+{
+    fixture *f = vn_alloc(sizeof *f);
+
+    snprintf(f->dir, sizeof f->dir, "/tmp/vn-store-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/db", f->dir);
+    f->s = open_store(f->path);
+    *state = f;
+    return f->s ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+
+    vn_store_close(f->s);
+    remove_tree(f->dir);
+    free(f);
+    return 0;
+}
+
+static void put_str(vn_store *s, const char *host, const char *user, const char *store,
+                    const char *key, const char *value)
+{
+    assert_int_equal(vn_store_put(s, host, user, store, key, value, strlen(value)), VN_STORE_OK);
+}
+
+/* ---- collecting results ---- */
+
+typedef struct got_item {
+    uint64_t id;
+    int64_t ts_us;
+    char with[160];
+    char data[32];
+} got_item;
+
+typedef struct collected {
+    got_item *items;
+    size_t n, cap;
+    size_t stop_after; /* return false after this many; 0: never */
+    char text[512];    /* keys or users joined with ',' */
+} collected;
+
+static bool collect_item(const vn_archive_item *it, void *ud)
+{
+    collected *c = ud;
+
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->items = vn_realloc(c->items, c->cap * sizeof *c->items);
+    }
+    got_item *g = &c->items[c->n++];
+    g->id = it->id;
+    g->ts_us = it->ts_us;
+    snprintf(g->with, sizeof g->with, "%s", it->with);
+    snprintf(g->data, sizeof g->data, "%.*s", (int)it->len, (const char *)it->data);
+    return !(c->stop_after && c->n == c->stop_after);
+}
+
+static void append_text(collected *c, const char *s)
+{
+    size_t len = strlen(c->text);
+    snprintf(c->text + len, sizeof c->text - len, "%s%s", len ? "," : "", s);
+}
+
+static bool collect_key(const char *key, const void *value, size_t len, void *ud)
+{
+    collected *c = ud;
+    char entry[128];
+
+    snprintf(entry, sizeof entry, "%s=%.*s", key, (int)len, (const char *)value);
+    append_text(c, entry);
+    c->n++;
+    return !(c->stop_after && c->n == c->stop_after);
+}
+
+static bool collect_user(const char *user, void *ud)
+{
+    collected *c = ud;
+
+    append_text(c, user[0] ? user : "<host>");
+    c->n++;
+    return !(c->stop_after && c->n == c->stop_after);
+}
+
+static void collected_reset(collected *c)
+{
+    free(c->items);
+    memset(c, 0, sizeof *c);
+}
+
+static bool query(vn_store *s, const char *user, const char *archive, const vn_archive_query *q,
+                  collected *c)
+{
+    bool complete = false;
+
+    collected_reset(c);
+    assert_int_equal(vn_archive_query_items(s, "h", user, archive, q, collect_item, c, &complete),
+                     VN_STORE_OK);
+    return complete;
+}
+
+static uint64_t append(vn_store *s, const char *user, const char *archive, int64_t ts_us,
+                       const char *with, const char *data)
+{
+    uint64_t id = 0;
+
+    assert_int_equal(vn_archive_append(s, "h", user, archive, ts_us, with, data, strlen(data), &id),
+                     VN_STORE_OK);
+    assert_true(id > 0);
+    return id;
+}
+
+static size_t count(vn_store *s, const char *user, const char *archive, const vn_archive_query *q)
+{
+    size_t n = 12345;
+
+    assert_int_equal(vn_archive_count(s, "h", user, archive, q, &n), VN_STORE_OK);
+    return n;
+}
+
+/* ---- opening and arguments ---- */
+
+static void test_open_errors(void **state)
+{
+    fixture *f = *state;
+    vn_buf err;
+    char file[160];
+
+    vn_buf_init(&err);
+    vn_store_options opts = {.backend = "postgres", .path = f->path, .map_size_mb = 8};
+    assert_null(vn_store_open(&opts, &err));
+    assert_non_null(strstr(err.data, "\"postgres\""));
+    assert_non_null(strstr(err.data, "lmdb"));
+
+    vn_buf_reset(&err);
+    opts.backend = NULL;
+    assert_null(vn_store_open(&opts, &err));
+    assert_non_null(strstr(err.data, "lmdb"));
+
+    vn_buf_reset(&err);
+    snprintf(file, sizeof file, "%s/plain-file", f->dir);
+    FILE *fp = fopen(file, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    opts = (vn_store_options){.backend = "lmdb", .path = file, .map_size_mb = 8};
+    assert_null(vn_store_open(&opts, &err));
+    assert_non_null(strstr(err.data, "not a directory"));
+    vn_buf_free(&err);
+}
+
+static void test_store_directory_mode(void **state)
+{
+    fixture *f = *state;
+    struct stat sb;
+
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    assert_int_equal(sb.st_mode & 0777, 0700);
+}
+
+static bool never_called_key(const char *key, const void *value, size_t len, void *ud)
+{
+    fail_msg("callback called for %s", key);
+    return false;
+}
+
+static void test_invalid_arguments(void **state)
+{
+    fixture *f = *state;
+    vn_buf out;
+    size_t n;
+    uint64_t id;
+
+    vn_buf_init(&out);
+    assert_int_equal(vn_store_get(f->s, NULL, "u", "x", "k", &out), VN_STORE_ERROR);
+    assert_int_equal(vn_store_get(f->s, "", "u", "x", "k", &out), VN_STORE_ERROR);
+    assert_int_equal(vn_store_get(f->s, "h", NULL, "x", "k", &out), VN_STORE_ERROR);
+    assert_int_equal(vn_store_get(f->s, "h", "u", NULL, "k", &out), VN_STORE_ERROR);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "", "k", &out), VN_STORE_ERROR);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", NULL, &out), VN_STORE_ERROR);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "k", NULL), VN_STORE_ERROR);
+    assert_int_equal(vn_store_get(NULL, "h", "u", "x", "k", &out), VN_STORE_ERROR);
+    assert_int_equal(vn_store_put(f->s, "h", "u", "x", "k", NULL, 3), VN_STORE_ERROR);
+    assert_int_equal(vn_store_put(f->s, "", "u", "x", "k", "v", 1), VN_STORE_ERROR);
+    assert_int_equal(vn_store_delete(f->s, "h", "u", "", "k"), VN_STORE_ERROR);
+    assert_int_equal(vn_store_foreach(f->s, "h", "u", "x", NULL, NULL), VN_STORE_ERROR);
+    assert_int_equal(vn_store_foreach(f->s, NULL, "u", "x", never_called_key, NULL),
+                     VN_STORE_ERROR);
+    assert_int_equal(vn_store_foreach_user(f->s, "h", NULL, collect_user, NULL), VN_STORE_ERROR);
+    assert_int_equal(vn_store_delete_user(f->s, "h", NULL), VN_STORE_ERROR);
+    assert_int_equal(vn_archive_append(f->s, "h", "u", "", 0, "a@b", "x", 1, &id), VN_STORE_ERROR);
+    assert_int_equal(vn_archive_append(f->s, "h", "u", "mam", 0, "a@b", NULL, 1, &id),
+                     VN_STORE_ERROR);
+    assert_int_equal(vn_archive_query_items(f->s, "h", "u", "mam", NULL, NULL, NULL, NULL),
+                     VN_STORE_ERROR);
+    assert_int_equal(vn_archive_count(f->s, "h", "u", NULL, NULL, &n), VN_STORE_ERROR);
+    assert_int_equal(vn_archive_count(f->s, "h", "u", "mam", NULL, NULL), VN_STORE_ERROR);
+    assert_int_equal(vn_archive_delete_id(f->s, NULL, "u", "mam", 1), VN_STORE_ERROR);
+    assert_int_equal(vn_archive_delete_before(f->s, "h", "u", NULL, 0), VN_STORE_ERROR);
+
+    /* Nothing was written by any of them. */
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "k", &out), VN_STORE_NOT_FOUND);
+    assert_int_equal(count(f->s, "u", "mam", NULL), 0);
+    vn_buf_free(&out);
+}
+
+static void test_key_too_long(void **state)
+{
+    fixture *f = *state;
+    char key[600];
+    vn_buf out;
+
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    vn_buf_init(&out);
+    assert_int_equal(vn_store_put(f->s, "h", "u", "x", key, "v", 1), VN_STORE_ERROR);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", key, &out), VN_STORE_ERROR);
+    assert_int_equal(vn_archive_append(f->s, "h", key, "mam", 0, "a@b", "x", 1, NULL),
+                     VN_STORE_ERROR);
+    vn_buf_free(&out);
+}
+
+/* ---- documents ---- */
+
+static void test_put_get_overwrite_delete(void **state)
+{
+    fixture *f = *state;
+    vn_buf out;
+
+    vn_buf_init(&out);
+    assert_int_equal(vn_store_get(f->s, "h", "alice", "roster", "bob@x", &out), VN_STORE_NOT_FOUND);
+    put_str(f->s, "h", "alice", "roster", "bob@x", "<item jid='bob@x'/>");
+    assert_int_equal(vn_store_get(f->s, "h", "alice", "roster", "bob@x", &out), VN_STORE_OK);
+    assert_int_equal(out.len, strlen("<item jid='bob@x'/>"));
+    assert_string_equal(out.data, "<item jid='bob@x'/>");
+
+    put_str(f->s, "h", "alice", "roster", "bob@x", "short");
+    assert_int_equal(vn_store_get(f->s, "h", "alice", "roster", "bob@x", &out), VN_STORE_OK);
+    assert_int_equal(out.len, 5);
+    assert_string_equal(out.data, "short");
+
+    /* Binary values with NULs and empty values survive as they are. */
+    assert_int_equal(vn_store_put(f->s, "h", "alice", "bin", "k", "a\0b", 3), VN_STORE_OK);
+    assert_int_equal(vn_store_get(f->s, "h", "alice", "bin", "k", &out), VN_STORE_OK);
+    assert_int_equal(out.len, 3);
+    assert_memory_equal(out.data, "a\0b", 3);
+    assert_int_equal(vn_store_put(f->s, "h", "", "bin", "", NULL, 0), VN_STORE_OK);
+    assert_int_equal(vn_store_get(f->s, "h", "", "bin", "", &out), VN_STORE_OK);
+    assert_int_equal(out.len, 0);
+
+    assert_int_equal(vn_store_delete(f->s, "h", "alice", "roster", "bob@x"), VN_STORE_OK);
+    assert_int_equal(vn_store_get(f->s, "h", "alice", "roster", "bob@x", &out), VN_STORE_NOT_FOUND);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(vn_store_delete(f->s, "h", "alice", "roster", "bob@x"), VN_STORE_OK);
+    /* Other documents are untouched. */
+    assert_int_equal(vn_store_get(f->s, "h", "alice", "bin", "k", &out), VN_STORE_OK);
+    vn_buf_free(&out);
+}
+
+static void test_foreach_order_isolation_and_stop(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+
+    put_str(f->s, "h", "a", "x", "b", "1");
+    put_str(f->s, "h", "a", "x", "ab", "2");
+    put_str(f->s, "h", "a", "x", "c", "3");
+    put_str(f->s, "h", "a", "x", "a", "4");
+    /* Neighbours that share a prefix with user "a" or store "x". */
+    put_str(f->s, "h", "ab", "x", "a", "no");
+    put_str(f->s, "h", "a", "xy", "a", "no");
+    put_str(f->s, "h", "", "x", "a", "no");
+    put_str(f->s, "h2", "a", "x", "a", "no");
+    put_str(f->s, "hh", "a", "x", "a", "no");
+
+    assert_int_equal(vn_store_foreach(f->s, "h", "a", "x", collect_key, &c), VN_STORE_OK);
+    assert_string_equal(c.text, "a=4,ab=2,b=1,c=3");
+
+    collected_reset(&c);
+    c.stop_after = 2;
+    assert_int_equal(vn_store_foreach(f->s, "h", "a", "x", collect_key, &c), VN_STORE_OK);
+    assert_string_equal(c.text, "a=4,ab=2");
+
+    collected_reset(&c);
+    assert_int_equal(vn_store_foreach(f->s, "h", "nobody", "x", collect_key, &c), VN_STORE_OK);
+    assert_int_equal(c.n, 0);
+    collected_reset(&c);
+}
+
+static void test_foreach_user(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+
+    put_str(f->s, "h", "b", "x", "k1", "v");
+    put_str(f->s, "h", "b", "x", "k2", "v");
+    put_str(f->s, "h", "ab", "x", "k", "v");
+    put_str(f->s, "h", "a", "x", "k1", "v");
+    put_str(f->s, "h", "a", "x", "k2", "v");
+    put_str(f->s, "h", "a", "x", "k3", "v");
+    put_str(f->s, "h", "", "x", "k", "v");
+    put_str(f->s, "h", "only-xy", "xy", "k", "v");
+    put_str(f->s, "h", "only-w", "w", "k", "v");
+    put_str(f->s, "h2", "other-host", "x", "k", "v");
+    put_str(f->s, "g", "other-host", "x", "k", "v");
+
+    assert_int_equal(vn_store_foreach_user(f->s, "h", "x", collect_user, &c), VN_STORE_OK);
+    assert_string_equal(c.text, "<host>,a,ab,b");
+
+    collected_reset(&c);
+    assert_int_equal(vn_store_foreach_user(f->s, "h", "xy", collect_user, &c), VN_STORE_OK);
+    assert_string_equal(c.text, "only-xy");
+
+    collected_reset(&c);
+    c.stop_after = 2;
+    assert_int_equal(vn_store_foreach_user(f->s, "h", "x", collect_user, &c), VN_STORE_OK);
+    assert_string_equal(c.text, "<host>,a");
+
+    collected_reset(&c);
+    assert_int_equal(vn_store_foreach_user(f->s, "h2", "x", collect_user, &c), VN_STORE_OK);
+    assert_string_equal(c.text, "other-host");
+
+    collected_reset(&c);
+    assert_int_equal(vn_store_foreach_user(f->s, "nohost", "x", collect_user, &c), VN_STORE_OK);
+    assert_int_equal(c.n, 0);
+    collected_reset(&c);
+}
+
+static void test_delete_user(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+    vn_buf out;
+
+    vn_buf_init(&out);
+    put_str(f->s, "h", "a", "roster", "bob@x", "v");
+    put_str(f->s, "h", "a", "vcard", "", "v");
+    put_str(f->s, "h", "a", "accounts", "creds", "v");
+    put_str(f->s, "h", "ab", "roster", "bob@x", "keep");
+    put_str(f->s, "h", "", "roster", "k", "keep");
+    put_str(f->s, "h2", "a", "roster", "bob@x", "keep");
+    uint64_t last_a = append(f->s, "a", "mam", 0, "bob@x/phone", "m1");
+    append(f->s, "a", "mam", 0, "carol@y", "m2");
+    append(f->s, "a", "offline", 0, "bob@x", "o1");
+    append(f->s, "ab", "mam", 0, "bob@x", "keep");
+
+    assert_int_equal(vn_store_delete_user(f->s, "h", "a"), VN_STORE_OK);
+
+    assert_int_equal(vn_store_get(f->s, "h", "a", "roster", "bob@x", &out), VN_STORE_NOT_FOUND);
+    assert_int_equal(vn_store_get(f->s, "h", "a", "vcard", "", &out), VN_STORE_NOT_FOUND);
+    assert_int_equal(vn_store_get(f->s, "h", "a", "accounts", "creds", &out), VN_STORE_NOT_FOUND);
+    assert_int_equal(vn_store_get(f->s, "h", "ab", "roster", "bob@x", &out), VN_STORE_OK);
+    assert_int_equal(vn_store_get(f->s, "h", "", "roster", "k", &out), VN_STORE_OK);
+    assert_int_equal(vn_store_get(f->s, "h2", "a", "roster", "bob@x", &out), VN_STORE_OK);
+    assert_int_equal(count(f->s, "a", "mam", NULL), 0);
+    assert_int_equal(count(f->s, "a", "offline", NULL), 0);
+    vn_archive_query by_bob = {.with = "bob@x"};
+    assert_int_equal(count(f->s, "a", "mam", &by_bob), 0);
+    assert_true(query(f->s, "a", "mam", NULL, &c));
+    assert_int_equal(c.n, 0);
+    assert_int_equal(count(f->s, "ab", "mam", NULL), 1);
+    assert_int_equal(count(f->s, "ab", "mam", &by_bob), 1);
+
+    assert_int_equal(vn_store_foreach_user(f->s, "h", "roster", collect_user, &c), VN_STORE_OK);
+    assert_string_equal(c.text, "<host>,ab");
+
+    /* The user can start over. */
+    assert_true(append(f->s, "a", "mam", 0, "bob@x", "new") > last_a);
+    assert_int_equal(count(f->s, "a", "mam", NULL), 1);
+    collected_reset(&c);
+    vn_buf_free(&out);
+}
+
+/* ---- archives ---- */
+
+static void test_append_and_query_both_directions(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+    uint64_t ids[5];
+
+    for (int i = 0; i < 5; i++) {
+        char data[16];
+        snprintf(data, sizeof data, "m%d", i);
+        ids[i] = append(f->s, "u", "mam", 1000000 + i * 1000, i % 2 ? "bob@x/pc" : "", data);
+        if (i > 0)
+            assert_true(ids[i] > ids[i - 1]);
+    }
+    assert_int_equal(ids[0], 1000000); /* the id is the timestamp when it can be */
+
+    assert_true(query(f->s, "u", "mam", NULL, &c));
+    assert_int_equal(c.n, 5);
+    for (int i = 0; i < 5; i++) {
+        char data[16];
+        snprintf(data, sizeof data, "m%d", i);
+        assert_int_equal(c.items[i].id, ids[i]);
+        assert_int_equal(c.items[i].ts_us, 1000000 + i * 1000);
+        assert_string_equal(c.items[i].with, i % 2 ? "bob@x/pc" : "");
+        assert_string_equal(c.items[i].data, data);
+    }
+
+    vn_archive_query q = {.reverse = true};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(c.items[i].id, ids[4 - i]);
+
+    /* Other archives and users see none of it. */
+    assert_true(query(f->s, "u", "offline", NULL, &c));
+    assert_int_equal(c.n, 0);
+    assert_true(query(f->s, "u2", "mam", NULL, &c));
+    assert_int_equal(c.n, 0);
+    collected_reset(&c);
+}
+
+static void test_with_filter(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+    char long_jid[300];
+
+    snprintf(long_jid, sizeof long_jid, "%0200d@example.org/res", 7);
+    append(f->s, "u", "mam", 0, "bob@x", "1");
+    append(f->s, "u", "mam", 0, "bob@x/phone", "2");
+    append(f->s, "u", "mam", 0, "bob@xy", "3");
+    append(f->s, "u", "mam", 0, "bob@x/phone2", "4");
+    append(f->s, "u", "mam", 0, "alice@x/phone", "5");
+    append(f->s, "u", "mam", 0, "", "6");
+    append(f->s, "u", "mam", 0, "bob@x/phone/extra", "7");
+    append(f->s, "u", "mam", 0, long_jid, "8");
+
+    vn_archive_query q = {.with = "bob@x"};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.items[0].data, "1");
+    assert_string_equal(c.items[1].data, "2");
+    assert_string_equal(c.items[2].data, "4");
+    assert_string_equal(c.items[3].data, "7");
+    assert_int_equal(count(f->s, "u", "mam", &q), 4);
+
+    q.reverse = true;
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.items[0].data, "7");
+    assert_string_equal(c.items[3].data, "1");
+
+    q = (vn_archive_query){.with = "bob@x/phone"};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.items[0].data, "2");
+    assert_string_equal(c.items[0].with, "bob@x/phone");
+
+    q.with = "bob@x/phone/extra";
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.items[0].data, "7");
+
+    q.with = "nobody@x";
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 0);
+
+    /* JIDs too long for a plain index key still match exactly. */
+    q.with = long_jid;
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.items[0].data, "8");
+    long_jid[strlen(long_jid) - 4] = '\0'; /* its bare JID */
+    q.with = long_jid;
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.items[0].data, "8");
+    assert_int_equal(count(f->s, "u", "mam", &q), 1);
+
+    /* "" is no filter. */
+    q.with = "";
+    assert_int_equal(count(f->s, "u", "mam", &q), 8);
+    collected_reset(&c);
+}
+
+static void test_time_bounds(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+
+    for (int i = 1; i <= 6; i++)
+        append(f->s, "u", "mam", i * 1000, i % 2 ? "bob@x" : "carol@y", "m");
+
+    vn_archive_query q = {.start_us = 2000, .end_us = 4000};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.items[0].ts_us, 2000);
+    assert_int_equal(c.items[2].ts_us, 4000);
+    assert_int_equal(count(f->s, "u", "mam", &q), 3);
+
+    q.reverse = true;
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.items[0].ts_us, 4000);
+    assert_int_equal(c.items[2].ts_us, 2000);
+
+    q = (vn_archive_query){.start_us = 2500, .with = "bob@x"};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.items[0].ts_us, 3000);
+    assert_int_equal(c.items[1].ts_us, 5000);
+
+    q = (vn_archive_query){.end_us = 999};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 0);
+    q = (vn_archive_query){.start_us = 4000, .end_us = 3000};
+    assert_int_equal(count(f->s, "u", "mam", &q), 0);
+    collected_reset(&c);
+}
+
+static void test_limit_and_callback_stop_set_complete(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+
+    for (int i = 1; i <= 4; i++)
+        append(f->s, "u", "mam", i * 1000, "bob@x", "m");
+
+    vn_archive_query q = {.limit = 4};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 4);
+    q.limit = 3;
+    assert_false(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 3);
+    q.reverse = true;
+    assert_false(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.items[2].ts_us, 2000);
+
+    /* A callback that stops early leaves the query incomplete, unless it
+     * stopped at the last item. */
+    q = (vn_archive_query){0};
+    collected_reset(&c);
+    c.stop_after = 2;
+    bool complete = true;
+    assert_int_equal(vn_archive_query_items(f->s, "h", "u", "mam", &q, collect_item, &c, &complete),
+                     VN_STORE_OK);
+    assert_int_equal(c.n, 2);
+    assert_false(complete);
+    collected_reset(&c);
+    c.stop_after = 4;
+    assert_int_equal(vn_archive_query_items(f->s, "h", "u", "mam", &q, collect_item, &c, &complete),
+                     VN_STORE_OK);
+    assert_int_equal(c.n, 4);
+    assert_true(complete);
+    collected_reset(&c);
+}
+
+/* Pages through 250 items (every third "with" bob) 50 at a time. */
+static void page_through(vn_store *s, bool reverse, const char *with, size_t total,
+                         const uint64_t *ids)
+{
+    collected c = {0};
+    uint64_t cursor = 0;
+    size_t seen = 0;
+
+    for (;;) {
+        vn_archive_query q = {.with = with, .limit = 50, .reverse = reverse};
+        if (reverse)
+            q.before_id = cursor;
+        else
+            q.after_id = cursor;
+        bool complete = query(s, "u", "mam", &q, &c);
+        assert_true(c.n <= 50);
+        for (size_t i = 0; i < c.n; i++) {
+            size_t want = reverse ? total - 1 - seen - i : seen + i;
+            assert_int_equal(c.items[i].id, ids[want]);
+        }
+        seen += c.n;
+        assert_int_equal(complete, seen == total);
+        if (complete)
+            break;
+        cursor = c.items[c.n - 1].id;
+    }
+    assert_int_equal(seen, total);
+    collected_reset(&c);
+}
+
+static void test_paging_250_in_pages_of_50(void **state)
+{
+    fixture *f = *state;
+    uint64_t all[250], bob[250];
+    size_t bob_count = 0;
+
+    for (int i = 0; i < 250; i++) {
+        const char *with = i % 3 == 0 ? "bob@x/r" : "carol@y";
+        all[i] = append(f->s, "u", "mam", 0, with, "m");
+        if (i % 3 == 0)
+            bob[bob_count++] = all[i];
+    }
+    page_through(f->s, false, NULL, 250, all);
+    page_through(f->s, true, NULL, 250, all);
+    page_through(f->s, false, "bob@x", bob_count, bob);
+    page_through(f->s, true, "bob@x", bob_count, bob);
+    page_through(f->s, true, "bob@x/r", bob_count, bob);
+    assert_int_equal(bob_count, 84);
+
+    /* Both bounds at once: the items strictly between two ids. */
+    collected c = {0};
+    vn_archive_query q = {.after_id = all[10], .before_id = all[20]};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 9);
+    assert_int_equal(c.items[0].id, all[11]);
+    assert_int_equal(c.items[8].id, all[19]);
+    assert_int_equal(count(f->s, "u", "mam", &q), 9);
+    q = (vn_archive_query){.after_id = all[249]};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 0);
+    collected_reset(&c);
+}
+
+static void test_count(void **state)
+{
+    fixture *f = *state;
+
+    assert_int_equal(count(f->s, "u", "mam", NULL), 0);
+    for (int i = 1; i <= 10; i++)
+        append(f->s, "u", "mam", i * 1000, i <= 3 ? "bob@x/a" : "carol@y", "m");
+    assert_int_equal(count(f->s, "u", "mam", NULL), 10);
+    vn_archive_query q = {.limit = 2}; /* ignored */
+    assert_int_equal(count(f->s, "u", "mam", &q), 10);
+    q = (vn_archive_query){.with = "bob@x"};
+    assert_int_equal(count(f->s, "u", "mam", &q), 3);
+    q = (vn_archive_query){.with = "carol@y", .start_us = 5000};
+    assert_int_equal(count(f->s, "u", "mam", &q), 6);
+    q = (vn_archive_query){.before_id = 5000, .reverse = true};
+    assert_int_equal(count(f->s, "u", "mam", &q), 4);
+}
+
+static void test_delete_id(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+
+    uint64_t a = append(f->s, "u", "mam", 0, "bob@x/r", "a");
+    uint64_t b = append(f->s, "u", "mam", 0, "bob@x/r", "b");
+    uint64_t d = append(f->s, "u", "mam", 0, "bob@x/r", "c");
+
+    assert_int_equal(vn_archive_delete_id(f->s, "h", "u", "mam", b), VN_STORE_OK);
+    assert_int_equal(vn_archive_delete_id(f->s, "h", "u", "mam", b), VN_STORE_NOT_FOUND);
+    assert_int_equal(vn_archive_delete_id(f->s, "h", "u", "nothing", b), VN_STORE_NOT_FOUND);
+    assert_int_equal(vn_archive_delete_id(f->s, "h", "u2", "mam", a), VN_STORE_NOT_FOUND);
+
+    assert_true(query(f->s, "u", "mam", NULL, &c));
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.items[0].id, a);
+    assert_int_equal(c.items[1].id, d);
+    assert_int_equal(count(f->s, "u", "mam", NULL), 2);
+    vn_archive_query q = {.with = "bob@x"};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 2);
+    q.with = "bob@x/r";
+    assert_int_equal(count(f->s, "u", "mam", &q), 2);
+
+    /* A deleted id is never handed out again. */
+    assert_int_equal(vn_archive_delete_id(f->s, "h", "u", "mam", d), VN_STORE_OK);
+    assert_true(append(f->s, "u", "mam", 1, "", "e") > d);
+    collected_reset(&c);
+}
+
+static void test_delete_before(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+
+    for (int i = 1; i <= 6; i++)
+        append(f->s, "u", "mam", i * 1000, "bob@x/r", "m");
+    append(f->s, "u", "other", 1000, "bob@x", "m");
+
+    assert_int_equal(vn_archive_delete_before(f->s, "h", "u", "mam", 3000), VN_STORE_OK);
+    assert_true(query(f->s, "u", "mam", NULL, &c));
+    assert_int_equal(c.n, 4);
+    assert_int_equal(c.items[0].ts_us, 3000);
+    assert_int_equal(count(f->s, "u", "mam", NULL), 4);
+    vn_archive_query q = {.with = "bob@x"};
+    assert_int_equal(count(f->s, "u", "mam", &q), 4);
+    q.with = "bob@x/r";
+    assert_int_equal(count(f->s, "u", "mam", &q), 4);
+
+    assert_int_equal(vn_archive_delete_before(f->s, "h", "u", "mam", 0), VN_STORE_OK);
+    assert_int_equal(count(f->s, "u", "mam", NULL), 0);
+    assert_int_equal(count(f->s, "u", "mam", &q), 0);
+    assert_int_equal(count(f->s, "u", "other", NULL), 1);
+    assert_int_equal(vn_archive_delete_before(f->s, "h", "u", "missing", 0), VN_STORE_OK);
+
+    /* Ids keep growing after everything was deleted. */
+    assert_int_equal(append(f->s, "u", "mam", 10, "", "m"), 6001);
+    collected_reset(&c);
+}
+
+static void test_ids_increase_when_clock_goes_back(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+
+    uint64_t first = append(f->s, "u", "mam", 5000, "", "a");
+    uint64_t second = append(f->s, "u", "mam", 3000, "", "b");
+    uint64_t third = append(f->s, "u", "mam", 5001, "", "c");
+    uint64_t fourth = append(f->s, "u", "mam", 9000, "", "d");
+    assert_int_equal(first, 5000);
+    assert_int_equal(second, 5001);
+    assert_int_equal(third, 5002);
+    assert_int_equal(fourth, 9000);
+
+    /* Timestamps are kept as given; order is by id. */
+    assert_true(query(f->s, "u", "mam", NULL, &c));
+    assert_int_equal(c.n, 4);
+    assert_int_equal(c.items[1].ts_us, 3000);
+    assert_string_equal(c.items[1].data, "b");
+
+    /* ts_us 0 is now. */
+    int64_t before = (int64_t)time(NULL) * 1000000;
+    uint64_t now_id = append(f->s, "u", "mam", 0, "", "e");
+    assert_true(now_id >= (uint64_t)before);
+    assert_true(query(f->s, "u", "mam", &(vn_archive_query){.after_id = fourth}, &c));
+    assert_int_equal(c.n, 1);
+    assert_true(c.items[0].ts_us >= before);
+    collected_reset(&c);
+}
+
+static void test_reopen_keeps_everything(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+    vn_buf out;
+
+    put_str(f->s, "h", "u", "x", "k", "value");
+    uint64_t id = append(f->s, "u", "mam", 0, "bob@x/r", "kept");
+    vn_store_close(f->s);
+    f->s = open_store(f->path);
+    assert_non_null(f->s);
+
+    vn_buf_init(&out);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "k", &out), VN_STORE_OK);
+    assert_string_equal(out.data, "value");
+    vn_archive_query q = {.with = "bob@x"};
+    assert_true(query(f->s, "u", "mam", &q, &c));
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.items[0].id, id);
+    assert_string_equal(c.items[0].data, "kept");
+    assert_true(append(f->s, "u", "mam", 1, "", "next") > id);
+    vn_buf_free(&out);
+    collected_reset(&c);
+}
+
+static void test_two_handles_see_each_others_writes(void **state)
+{
+    fixture *f = *state;
+
+    /* What vestnikctl does next to a running vestnikd, minus the second
+     * process: a child writes through its own environment. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        vn_store *s = open_store(f->path);
+        int ok = s && vn_store_put(s, "h", "ctl", "accounts", "k", "v", 1) == VN_STORE_OK;
+        vn_store_close(s);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    vn_buf out;
+    vn_buf_init(&out);
+    assert_int_equal(vn_store_get(f->s, "h", "ctl", "accounts", "k", &out), VN_STORE_OK);
+    vn_buf_free(&out);
+}
+
+/* ---- durability ---- */
+
+typedef struct ack {
+    uint64_t id;
+    uint64_t seq;
+} ack;
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void appender_child(const char *path, int out_fd)
+{
+    vn_store *s = open_store(path);
+    if (!s)
+        _exit(2);
+    for (uint64_t seq = 0;; seq++) {
+        char data[32];
+        ack a = {.seq = seq};
+        snprintf(data, sizeof data, "item %" PRIu64, seq);
+        if (vn_archive_append(s, "h", "u", "mam", 0, "bob@x/r", data, strlen(data), &a.id) !=
+            VN_STORE_OK)
+            _exit(3);
+        if (write(out_fd, &a, sizeof a) != (ssize_t)sizeof a)
+            _exit(4);
+    }
+}
+
+/* Reads one acknowledgement; false at end of file. */
+static bool read_ack(int fd, ack **acks, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 1024;
+        *acks = vn_realloc(*acks, *cap * sizeof **acks);
+    }
+    ssize_t got = read(fd, &(*acks)[*n], sizeof **acks);
+    if (got <= 0)
+        return false;
+    assert_int_equal(got, sizeof **acks);
+    (*n)++;
+    return true;
+}
+
+static void test_acknowledged_appends_survive_kill9(void **state)
+{
+    fixture *f = *state;
+    ack *acks = NULL;
+    size_t n = 0, cap = 0;
+    int fds[2];
+
+    /* The parent must not hold the environment across fork. */
+    vn_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        appender_child(f->path, fds[1]);
+    }
+    close(fds[1]);
+
+    int64_t deadline = monotonic_ms() + 300;
+    for (int64_t now; (now = monotonic_ms()) < deadline;) {
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        if (poll(&pfd, 1, (int)(deadline - now)) == 1)
+            read_ack(fds[0], &acks, &n, &cap);
+    }
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    while (read_ack(fds[0], &acks, &n, &cap)) /* what was written before the kill */
+        ;
+    close(fds[0]);
+    assert_true(n > 0);
+
+    f->s = open_store(f->path);
+    assert_non_null(f->s);
+    collected c = {0};
+    assert_true(query(f->s, "u", "mam", NULL, &c));
+    print_message("# kill -9: %zu appends acknowledged, %zu stored\n", n, c.n);
+    assert_true(c.n >= n);
+    assert_true(c.n <= n + 1); /* at most the one in flight when killed */
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        char data[32];
+        assert_int_equal(acks[i].seq, i);
+        while (j < c.n && c.items[j].id < acks[i].id)
+            j++;
+        assert_true(j < c.n);
+        assert_int_equal(c.items[j].id, acks[i].id);
+        assert_true(j + 1 == c.n || c.items[j + 1].id != acks[i].id);
+        snprintf(data, sizeof data, "item %zu", i);
+        assert_string_equal(c.items[j].data, data);
+    }
+    assert_int_equal(count(f->s, "u", "mam", NULL), c.n);
+    /* The store is fully usable after the crash. */
+    assert_true(append(f->s, "u", "mam", 0, "", "after") > c.items[c.n - 1].id);
+    free(acks);
+    collected_reset(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_open_errors),
+        T(test_store_directory_mode),
+        T(test_invalid_arguments),
+        T(test_key_too_long),
+        T(test_put_get_overwrite_delete),
+        T(test_foreach_order_isolation_and_stop),
+        T(test_foreach_user),
+        T(test_delete_user),
+        T(test_append_and_query_both_directions),
+        T(test_with_filter),
+        T(test_time_bounds),
+        T(test_limit_and_callback_stop_set_complete),
+        T(test_paging_250_in_pages_of_50),
+        T(test_count),
+        T(test_delete_id),
+        T(test_delete_before),
+        T(test_ids_increase_when_clock_goes_back),
+        T(test_reopen_keeps_everything),
+        T(test_two_handles_see_each_others_writes),
+        T(test_acknowledged_appends_survive_kill9),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
