@@ -514,7 +514,7 @@ static vn_config *config_new(const char *path)
     cfg->max_output_buffer = 1048576;
     cfg->handshake_timeout = 30;
     cfg->keepalive_interval = 60;
-    cfg->idle_timeout = 600;
+    cfg->idle_timeout = 0;
     cfg->module_path = vn_strdup(VN_MODULE_DIR);
     return cfg;
 }
