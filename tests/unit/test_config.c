@@ -409,7 +409,7 @@ static void test_minimal_config_defaults(void **state)
     assert_true(cfg->allow_plain);
     assert_int_equal(cfg->handshake_timeout, 30);
     assert_int_equal(cfg->keepalive_interval, 60);
-    assert_int_equal(cfg->idle_timeout, 600);
+    assert_int_equal(cfg->idle_timeout, 0);
     assert_int_equal(cfg->scram_iterations, 4096);
     assert_int_equal(cfg->max_stanza_size, 262144);
     assert_int_equal(cfg->max_xml_depth, 32);
