@@ -47,7 +47,8 @@ typedef struct vn_scram_server_params {
     vn_scram_hash hash;
     bool plus;            /* the -PLUS mechanism was selected */
     bool server_has_plus; /* the server offered -PLUS (for the 'y' downgrade check) */
-    /* Fills channel binding data for cb_type; 0 or -1 (unsupported type). */
+    /* Fills channel binding data for cb_type (*len in: capacity, out:
+     * length); 0 or -1 (unsupported type). */
     int (*cb_data)(void *ud, const char *cb_type, unsigned char *out, size_t *len);
     /* Looks up credentials for a username (already unescaped from =2C/=3D,
      * not yet normalised); 0 found, 1 unknown user, -1 error. On unknown
@@ -68,5 +69,14 @@ void vn_scram_server_free(vn_scram_server *s);
 vn_scram_status vn_scram_server_step(vn_scram_server *s, const char *in, size_t len, vn_buf *out,
                                      const char **condition);
 const char *vn_scram_server_username(const vn_scram_server *s); /* after SUCCESS */
+/* The client's authorization identity (unescaped), "" when it sent none;
+ * the caller decides whether it may act as that identity. */
+const char *vn_scram_server_authzid(const vn_scram_server *s);
+
+/* Base64 (RFC 4648, padded, no whitespace) as SCRAM, SASL and the account
+ * documents use it. encode appends; decode appends and returns 0, or -1
+ * if text is not strict base64. */
+void vn_scram_b64_encode(const void *data, size_t len, vn_buf *out);
+int vn_scram_b64_decode(const char *text, size_t len, vn_buf *out);
 
 #endif
