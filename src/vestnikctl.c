@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -309,18 +310,28 @@ static int admin_answer(const vn_buf *answer, const char **body)
 
 /* ---- accounts ---- */
 
-static vn_store *store_open(const vn_config *cfg)
+/* The store of a stopped server. With create, data_dir and the store are
+ * made if missing, as vestnikd would; without, a store that does not exist
+ * yet sets *missing (there are no accounts) instead of being an error. */
+static vn_store *store_open(const vn_config *cfg, bool create, bool *missing)
 {
     char *path = vn_asprintf("%s/store", cfg->data_dir);
     vn_store_options opts = {
         .backend = cfg->store_backend, .path = path, .map_size_mb = cfg->store_map_size_mb};
+    vn_store *store = NULL;
     vn_buf err;
 
     vn_buf_init(&err);
-    vn_store *store = vn_store_open(&opts, &err);
-    if (!store)
+    *missing = false;
+    if (!create && access(path, F_OK) < 0 && errno == ENOENT) {
+        *missing = true;
+    } else if (create && mkdir(cfg->data_dir, 0750) < 0 && errno != EEXIST) {
+        fprintf(stderr, "vestnikctl: cannot create data_dir %s: %s\n", cfg->data_dir,
+                strerror(errno));
+    } else if (!(store = vn_store_open(&opts, &err))) {
         fprintf(stderr, "vestnikctl: cannot open the store %s: %s\n", path,
-                err.data ? err.data : "unknown error");
+                err.data ? err.data : "unknown error\n");
+    }
     vn_buf_free(&err);
     free(path);
     return store;
@@ -349,7 +360,10 @@ static int account_name_parse(const vn_config *cfg, const char *arg, account_nam
 static int account_change_direct(const vn_config *cfg, account_op op, const account_name *a,
                                  const char *password)
 {
-    vn_store *store = store_open(cfg);
+    bool missing;
+    vn_store *store = store_open(cfg, op == ACCOUNT_ADD, &missing);
+    if (missing)
+        fprintf(stderr, "vestnikctl: no such account %s\n", a->jid->bare);
     if (!store)
         return EXIT_FAIL;
     int rc = -1;
@@ -476,21 +490,22 @@ static int cmd_listusers(ctl *c, char **args, int n_args)
         if (!store) {
             const char *fields[] = {"listusers", list.host};
             const char *body;
-            switch (admin_request(cfg->admin_socket, fields, 2, &answer)) {
-            case ADMIN_ANSWERED:
-                if (admin_answer(&answer, &body) == 0)
-                    jid_list_add_lines(&list, body);
-                else
-                    rc = EXIT_FAIL;
+            admin_outcome outcome = admin_request(cfg->admin_socket, fields, 2, &answer);
+            if (outcome == ADMIN_ANSWERED && admin_answer(&answer, &body) == 0) {
+                jid_list_add_lines(&list, body);
                 continue;
-            case ADMIN_NOT_RUNNING:
-                if (!(store = store_open(cfg)))
-                    rc = EXIT_FAIL;
+            }
+            if (outcome != ADMIN_NOT_RUNNING) {
+                rc = EXIT_FAIL;
                 break;
-            case ADMIN_FAILED: rc = EXIT_FAIL; continue;
+            }
+            bool missing;
+            if (!(store = store_open(cfg, false, &missing))) {
+                rc = missing ? EXIT_OK : EXIT_FAIL;
+                break;
             }
         }
-        if (store && vn_accounts_foreach(store, list.host, jid_list_add, &list) < 0) {
+        if (vn_accounts_foreach(store, list.host, jid_list_add, &list) < 0) {
             fprintf(stderr, "vestnikctl: cannot list the accounts of %s\n", list.host);
             rc = EXIT_FAIL;
         }
@@ -498,7 +513,8 @@ static int cmd_listusers(ctl *c, char **args, int n_args)
     if (store)
         vn_store_close(store);
 
-    qsort(list.jids, list.n, sizeof *list.jids, jid_compare);
+    if (list.n > 1)
+        qsort(list.jids, list.n, sizeof *list.jids, jid_compare);
     for (size_t i = 0; i < list.n; i++) {
         if (rc == EXIT_OK)
             puts(list.jids[i]);
