@@ -1,0 +1,314 @@
+/*
+ * mod_offline.c - offline message storage (XEP-0160) with delay stamps
+ * (XEP-0203).
+ *
+ * A message for an existing account that has no available resource with a
+ * non-negative priority is kept in the account's "offline" archive instead
+ * of bouncing, up to max_messages per account (past that, the sender gets
+ * <service-unavailable/>, as XEP-0160 §2 says). When a session of the
+ * account sends available presence with a non-negative priority for the
+ * first time, the stored messages go to that session, oldest first, each
+ * stamped with <delay/>, and are removed from the archive once written.
+ *
+ * Messages to accounts that do not exist are left to the router, which
+ * answers them with <service-unavailable/>.
+ *
+ * module.h offers no way to turn stored XML back into a vn_stanza, so this
+ * file builds the tree with expat itself. Its input is only what
+ * vn_stanza_serialize wrote, so none of the stream parser's defences
+ * (restricted XML, size and depth limits) are needed here.
+ */
+#include <expat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <vestnik/module.h>
+
+#define OFFLINE_ARCHIVE "offline"
+#define NS_DELAY "urn:xmpp:delay"
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_XML_PREFIX "http://www.w3.org/XML/1998/namespace|"
+/* Stored stanzas are serialized without their namespace (it is the
+ * stream's); they are parsed back inside this wrapper. */
+#define WRAPPER_OPEN "<offline xmlns='" VN_NS_CLIENT "'>"
+#define WRAPPER_CLOSE "</offline>"
+
+static const vn_config_key offline_keys[] = {
+    {.name = "max_messages",
+     .type = VN_CONF_INT,
+     .default_value = "1000",
+     .min = 1,
+     .max = 1000000},
+    {.name = NULL},
+};
+
+/* ---- stored XML back to a stanza ---- */
+
+typedef struct tree_builder {
+    vn_stanza *root;    /* the wrapper */
+    vn_stanza *current; /* innermost open element */
+} tree_builder;
+
+/* expat names are "URI|local" or "local" (see XML_ParserCreateNS). */
+static vn_stanza *new_element(const char *expat_name)
+{
+    const char *sep = strrchr(expat_name, '|');
+    if (!sep)
+        return vn_stanza_new(expat_name, NULL);
+    char *ns = vn_strndup(expat_name, (size_t)(sep - expat_name));
+    vn_stanza *element = vn_stanza_new(sep + 1, ns);
+    free(ns);
+    return element;
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+    tree_builder *b = ud;
+    vn_stanza *element = new_element(name);
+
+    for (size_t i = 0; attrs[i]; i += 2) {
+        if (strncmp(attrs[i], NS_XML_PREFIX, strlen(NS_XML_PREFIX)) == 0) {
+            char *xml_name = vn_asprintf("xml:%s", attrs[i] + strlen(NS_XML_PREFIX));
+            vn_stanza_set_attr(element, xml_name, attrs[i + 1]);
+            free(xml_name);
+        } else {
+            vn_stanza_set_attr(element, attrs[i], attrs[i + 1]);
+        }
+    }
+    if (b->current)
+        vn_stanza_append(b->current, element);
+    else
+        b->root = element;
+    b->current = element;
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+    tree_builder *b = ud;
+    b->current = vn_stanza_parent(b->current);
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *text, int len)
+{
+    tree_builder *b = ud;
+    if (b->current && len > 0)
+        vn_stanza_add_text(b->current, text, (size_t)len);
+}
+
+/* The stanza stored as data/len, or NULL if it does not parse. */
+static vn_stanza *parse_stored(const void *data, size_t len)
+{
+    tree_builder b = {NULL, NULL};
+    XML_Parser expat = XML_ParserCreateNS("UTF-8", '|');
+    vn_stanza *stanza = NULL;
+
+    if (!expat)
+        return NULL;
+    XML_SetUserData(expat, &b);
+    XML_SetElementHandler(expat, on_start, on_end);
+    XML_SetCharacterDataHandler(expat, on_text);
+    if (XML_Parse(expat, WRAPPER_OPEN, (int)strlen(WRAPPER_OPEN), XML_FALSE) == XML_STATUS_OK &&
+        len <= INT32_MAX && XML_Parse(expat, data, (int)len, XML_FALSE) == XML_STATUS_OK &&
+        XML_Parse(expat, WRAPPER_CLOSE, (int)strlen(WRAPPER_CLOSE), XML_TRUE) == XML_STATUS_OK) {
+        stanza = vn_stanza_first_element(b.root);
+        if (stanza && vn_stanza_is(stanza, "message", VN_NS_CLIENT))
+            vn_stanza_detach(stanza);
+        else
+            stanza = NULL;
+    }
+    XML_ParserFree(expat);
+    vn_stanza_free(b.root);
+    return stanza;
+}
+
+/* ---- storing ---- */
+
+static bool is_type(const char *type, const char *want)
+{
+    return type && strcmp(type, want) == 0;
+}
+
+/* XEP-0160 §3: chat and normal messages are stored; error, groupchat and
+ * headline ones are not, nor are messages that only carry chat states
+ * (XEP-0085 §5.6) or nothing at all. */
+static bool worth_storing(const vn_stanza *msg)
+{
+    const char *type = vn_stanza_attr(msg, "type");
+    if (type && !is_type(type, "chat") && !is_type(type, "normal"))
+        return false;
+    for (const vn_stanza *child = vn_stanza_first_element(msg); child;
+         child = vn_stanza_next_element(child))
+        if (!vn_stanza_ns(child) || strcmp(vn_stanza_ns(child), NS_CHATSTATES) != 0)
+            return true;
+    return false;
+}
+
+static bool find_receiving_resource(vn_session *s, void *ud)
+{
+    bool *found = ud;
+    if (vn_session_available(s) && vn_session_priority(s) >= 0) {
+        *found = true;
+        return false;
+    }
+    return true;
+}
+
+static vn_hook_result offline_store(vn_event *ev, void *ud)
+{
+    const vn_module *m = ud;
+    const char *user = ev->to->local;
+    vn_store *store = vn_server_store();
+    bool online = false;
+    size_t stored = 0;
+
+    if (!worth_storing(ev->stanza) || !vn_account_exists(ev->host, user))
+        return VN_PASS;
+    vn_sessions_foreach(ev->to, find_receiving_resource, &online);
+    if (online)
+        return VN_PASS;
+
+    long long quota = vn_module_config_int(m, "max_messages");
+    if (vn_archive_count(store, ev->host, user, OFFLINE_ARCHIVE, NULL, &stored) != VN_STORE_OK) {
+        vn_route_error(ev->stanza, "cancel", "service-unavailable", NULL);
+        return VN_HANDLED;
+    }
+    if ((long long)stored >= quota) {
+        vn_log_info("offline: storage of %s full (%zu messages); bouncing a message from %s",
+                    ev->to->bare, stored, ev->from->full);
+        vn_route_error(ev->stanza, "cancel", "service-unavailable", "Offline storage is full");
+        return VN_HANDLED;
+    }
+
+    size_t len = 0;
+    char *xml = vn_stanza_serialize(ev->stanza, NULL, &len);
+    int rc = vn_archive_append(store, ev->host, user, OFFLINE_ARCHIVE, 0, ev->from->full, xml, len,
+                               NULL);
+    free(xml);
+    if (rc != VN_STORE_OK) {
+        vn_log_error("offline: cannot store a message for %s", ev->to->bare);
+        vn_route_error(ev->stanza, "cancel", "service-unavailable", NULL);
+        return VN_HANDLED;
+    }
+    vn_log_debug("offline: stored a message for %s from %s", ev->to->bare, ev->from->full);
+    return VN_HANDLED;
+}
+
+/* ---- delivering ---- */
+
+typedef struct pending_message {
+    uint64_t id;
+    vn_stanza *stanza; /* NULL if the stored item is unreadable */
+} pending_message;
+
+typedef struct pending_list {
+    const char *host;
+    pending_message *items;
+    size_t count;
+} pending_list;
+
+/* XEP-0082 DateTime in UTC with microseconds. */
+static void format_stamp(int64_t ts_us, char *out, size_t size)
+{
+    time_t secs = (time_t)(ts_us / 1000000);
+    struct tm tm;
+    char date[32];
+
+    gmtime_r(&secs, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, size, "%s.%06dZ", date, (int)(ts_us % 1000000));
+}
+
+static bool collect_item(const vn_archive_item *item, void *ud)
+{
+    pending_list *list = ud;
+    vn_stanza *msg = parse_stored(item->data, item->len);
+
+    if (msg) {
+        char stamp[64];
+        format_stamp(item->ts_us, stamp, sizeof stamp);
+        vn_stanza *delay = vn_stanza_add_child(msg, "delay", NS_DELAY);
+        vn_stanza_set_attr(delay, "from", list->host);
+        vn_stanza_set_attr(delay, "stamp", stamp);
+    }
+    list->items = vn_realloc(list->items, (list->count + 1) * sizeof *list->items);
+    list->items[list->count++] = (pending_message){item->id, msg};
+    return true;
+}
+
+static int presence_priority(const vn_stanza *presence)
+{
+    const char *prio = vn_stanza_child_text(presence, "priority", VN_NS_CLIENT);
+    return prio ? atoi(prio) : 0;
+}
+
+/* XEP-0160 §2: on the session's first available presence with a
+ * non-negative priority. This runs before the presence modules and always
+ * passes, so they still see the presence. */
+static vn_hook_result offline_deliver(vn_event *ev, void *ud)
+{
+    vn_session *session = ev->session;
+    const vn_module *m = ud;
+
+    if (vn_stanza_attr(ev->stanza, "type") || presence_priority(ev->stanza) < 0 ||
+        vn_session_get_data(session, m))
+        return VN_PASS;
+    vn_session_set_data(session, m, (void *)m, NULL);
+
+    vn_store *store = vn_server_store();
+    vn_jid *me = vn_jid_copy(vn_session_jid(session));
+    pending_list list = {.host = me->domain};
+    if (vn_archive_query_items(store, me->domain, me->local, OFFLINE_ARCHIVE, NULL, collect_item,
+                               &list, NULL) != VN_STORE_OK)
+        vn_log_error("offline: cannot read the stored messages of %s", me->bare);
+
+    size_t sent = 0;
+    for (size_t i = 0; i < list.count; i++) {
+        pending_message *p = &list.items[i];
+        /* A write may close a stream whose client stopped reading, which
+         * ends the session: keep what was not written for the next time. */
+        if (vn_session_find(me) != session)
+            break;
+        if (p->stanza) {
+            vn_session_send(session, p->stanza);
+            sent++;
+        } else {
+            vn_log_warn("offline: dropping unreadable stored message %llu of %s",
+                        (unsigned long long)p->id, me->bare);
+        }
+        vn_archive_delete_id(store, me->domain, me->local, OFFLINE_ARCHIVE, p->id);
+    }
+    if (sent)
+        vn_log_info("offline: delivered %zu stored message(s) to %s", sent, me->full);
+    for (size_t i = 0; i < list.count; i++)
+        vn_stanza_free(list.items[i].stanza);
+    free(list.items);
+    vn_jid_free(me);
+    return VN_PASS;
+}
+
+/* ---- module ---- */
+
+/* Storing is the last resort before the core bounces the message; the
+ * delivery hook runs before any module that takes the presence. */
+#define STORE_PRIORITY (-100)
+#define DELIVER_PRIORITY 100
+
+static int offline_load(vn_module *m)
+{
+    vn_hook_add("message/bare", STORE_PRIORITY, offline_store, m);
+    vn_hook_add("presence/broadcast", DELIVER_PRIORITY, offline_deliver, m);
+    vn_disco_add_feature("msgoffline");
+    return 0;
+}
+
+static void offline_unload(vn_module *m)
+{
+    vn_hook_remove("message/bare", offline_store, m);
+    vn_hook_remove("presence/broadcast", offline_deliver, m);
+    vn_disco_remove_feature("msgoffline");
+}
+
+VN_MODULE("offline", "Offline messages (XEP-0160) with delay stamps (XEP-0203)", offline_keys,
+          offline_load, offline_unload, NULL);
