@@ -57,8 +57,10 @@ static int setup(void **state)
     if (!f)
         return -1;
     snprintf(f->dir, sizeof f->dir, "/tmp/vn-accounts-XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!mkdtemp(f->dir)) {
+        free(f);
         return -1;
+    }
     snprintf(f->path, sizeof f->path, "%s/db", f->dir);
     vn_store_options opts = {.backend = "lmdb", .path = f->path, .map_size_mb = 16};
     vn_buf_init(&err);
