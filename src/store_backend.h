@@ -45,7 +45,7 @@ struct vn_store {
 typedef struct vn_store_options {
     const char *backend; /* "lmdb" */
     const char *path;    /* directory for LMDB */
-    size_t map_size_mb;
+    size_t map_size_mb;  /* the most the data may grow to; 0: 1024 */
 } vn_store_options;
 
 /* NULL with a message in err on failure. */

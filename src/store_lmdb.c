@@ -669,10 +669,7 @@ typedef struct archive_scan {
     uint64_t lo, hi;
     bool reverse;
     bool unbounded;   /* no id or time bounds at all */
-    const char *with; /* NULL: no filter */
-    size_t with_len;
-    bool with_full;   /* with is a full JID: exact match */
-    bool with_hashed; /* the index key is hashed: compare the item's with */
+    bool by_with;     /* walking with_index entries rather than items */
     MDB_val key, val; /* the current entry */
 } archive_scan;
 
@@ -687,11 +684,8 @@ static bool scan_init(archive_scan *sc, lmdb_store *st, const char *host, const 
     sc->archive = archive_prefix(host, user, archive_name);
     sc->prefix = sc->archive;
     if (q->with && q->with[0]) {
-        sc->with = q->with;
-        sc->with_len = strlen(q->with);
-        sc->with_full = bare_len(q->with) < sc->with_len;
-        sc->with_hashed = sc->with_len > WITH_KEY_MAX;
-        sc->prefix = with_prefix(&sc->archive, q->with, sc->with_len);
+        sc->by_with = true;
+        sc->prefix = with_prefix(&sc->archive, q->with, strlen(q->with));
     }
     *key_ok = key_fits(st, &sc->archive, "query") && key_fits(st, &sc->prefix, "query");
     if (q->start_us > 0 && (uint64_t)q->start_us > sc->lo)
@@ -709,7 +703,7 @@ static bool scan_init(archive_scan *sc, lmdb_store *st, const char *host, const 
     return *key_ok && !empty;
 }
 
-/* Moves to the first (first) or next walked entry in range: 0, MDB_NOTFOUND
+/* Moves to the first or the next walked entry in range: 0, MDB_NOTFOUND
  * past the end, or an LMDB error. */
 static int scan_step(archive_scan *sc, bool first, uint64_t *id)
 {
@@ -738,39 +732,25 @@ static int scan_step(archive_scan *sc, bool first, uint64_t *id)
     return *id < sc->lo || *id > sc->hi ? MDB_NOTFOUND : 0;
 }
 
-static bool with_matches(const archive_scan *sc, const char *item_with)
+/* Moves to the first or the next matching item and, if item is non-NULL,
+ * decodes it there. */
+static int scan_next(archive_scan *sc, bool first, vn_archive_item *item)
 {
-    if (sc->with_full)
-        return strcmp(item_with, sc->with) == 0;
-    return strncmp(item_with, sc->with, sc->with_len) == 0 &&
-           (item_with[sc->with_len] == '\0' || item_with[sc->with_len] == '/');
-}
+    uint64_t id;
+    int rc = scan_step(sc, first, &id);
 
-/* Moves to the first or next matching item. The item itself is decoded
- * only when need_item (or to check a hashed with). */
-static int scan_next(archive_scan *sc, bool first, bool need_item, vn_archive_item *item)
-{
-    for (;; first = false) {
-        uint64_t id;
-        int rc = scan_step(sc, first, &id);
+    if (rc || !item)
+        return rc;
+    MDB_val val = sc->val;
+    if (sc->by_with) {
+        key_buf item_key = sc->archive;
+        key_add_id(&item_key, id);
+        MDB_val key = key_val(&item_key);
+        rc = mdb_get(sc->txn, sc->st->items, &key, &val);
         if (rc)
-            return rc;
-        if (!need_item && !sc->with_hashed)
-            return 0;
-        MDB_val val = sc->val;
-        if (sc->with) {
-            key_buf item_key = sc->archive;
-            key_add_id(&item_key, id);
-            MDB_val key = key_val(&item_key);
-            rc = mdb_get(sc->txn, sc->st->items, &key, &val);
-            if (rc)
-                return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
-        }
-        if (!item_decode(&val, id, item))
-            return MDB_CORRUPTED;
-        if (!sc->with_hashed || with_matches(sc, item->with))
-            return 0;
+            return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
     }
+    return item_decode(&val, id, item) ? 0 : MDB_CORRUPTED;
 }
 
 static int scan_begin(archive_scan *sc)
@@ -778,7 +758,7 @@ static int scan_begin(archive_scan *sc)
     int rc = begin(sc->st, MDB_RDONLY, &sc->txn);
     if (rc)
         return rc;
-    rc = mdb_cursor_open(sc->txn, sc->with ? sc->st->with_index : sc->st->items, &sc->cur);
+    rc = mdb_cursor_open(sc->txn, sc->by_with ? sc->st->with_index : sc->st->items, &sc->cur);
     if (rc) {
         mdb_txn_abort(sc->txn);
         sc->txn = NULL;
@@ -803,7 +783,7 @@ static int lmdb_archive_query(void *impl, const char *host, const char *user, co
     size_t delivered = 0;
     bool stopped = false;
     vn_archive_item item;
-    for (bool first = true; !(rc = scan_next(&sc, first, true, &item)); first = false) {
+    for (bool first = true; !(rc = scan_next(&sc, first, &item)); first = false) {
         if (stopped || (q->limit && delivered == q->limit)) {
             more = true;
             break;
@@ -831,13 +811,12 @@ static int lmdb_archive_count(void *impl, const char *host, const char *user, co
     int rc = scan_begin(&sc);
     if (rc)
         return fail("count", rc);
-    if (sc.unbounded && !sc.with) {
+    if (sc.unbounded && !sc.by_with) {
         archive_meta meta;
         rc = meta_read(sc.txn, sc.st, &sc.archive, &meta);
         *count = (size_t)meta.count;
     } else {
-        vn_archive_item item;
-        for (bool first = true; !(rc = scan_next(&sc, first, false, &item)); first = false)
+        for (bool first = true; !(rc = scan_next(&sc, first, NULL)); first = false)
             (*count)++;
     }
     rc = end_read(sc.txn, sc.cur, rc, "count");

@@ -12,6 +12,9 @@
  * user may be "" for host-wide data. Backends implement vn_store_ops; LMDB
  * is the default one. Calls are synchronous; a write returns only after it
  * is durable (committed and synced), so a caller may acknowledge it.
+ * Callbacks may call the store again, reads and writes alike. Names and a
+ * document key together must fit the backend's key size (LMDB: 511 bytes
+ * counting one separator per part); a longer one is an error.
  */
 #ifndef VESTNIK_STORE_H
 #define VESTNIK_STORE_H
@@ -42,15 +45,25 @@ typedef bool (*vn_store_key_cb)(const char *key, const void *value, size_t len, 
 int vn_store_foreach(vn_store *s, const char *host, const char *user, const char *store,
                      vn_store_key_cb cb, void *ud);
 
-/* Called per user that has at least one key in store on host, in order. */
+/* Called per user that has at least one key in store on host, in order
+ * ("" too, if host-wide data is in that store). */
 typedef bool (*vn_store_user_cb)(const char *user, void *ud);
 int vn_store_foreach_user(vn_store *s, const char *host, const char *store,
                           vn_store_user_cb cb, void *ud);
 
-/* Remove every document and archive item of one user on one host. */
+/* Remove every document and archive item of one user on one host. Very
+ * large amounts are removed in several commits: after a crash midway, call
+ * it again to finish. */
 int vn_store_delete_user(vn_store *s, const char *host, const char *user);
 
-/* ---- archives ---- */
+/* ---- archives ----
+ *
+ * An item's id is max(previous id + 1, ts_us): its timestamp, unless that is
+ * not later than the archive's newest item, in which case it sorts right
+ * after it. Ids are never reused, even after deletion. Time bounds
+ * (start_us, end_us, delete_before) apply to ids, so id order is time
+ * order; item.ts_us reports the timestamp as appended.
+ */
 
 typedef struct vn_archive_item {
     uint64_t id;      /* unique within the archive, increasing with time */
@@ -60,8 +73,9 @@ typedef struct vn_archive_item {
     size_t len;
 } vn_archive_item;
 
+/* A NULL query means every item, oldest first. */
 typedef struct vn_archive_query {
-    const char *with;   /* NULL: any; a bare JID also matches its full JIDs */
+    const char *with;   /* NULL or "": any; a bare JID also matches its full JIDs */
     int64_t start_us;   /* 0: unbounded; inclusive */
     int64_t end_us;     /* 0: unbounded; inclusive */
     uint64_t after_id;  /* 0: none; exclusive */
@@ -84,9 +98,11 @@ int vn_archive_query_items(vn_store *s, const char *host, const char *user,
 /* Count the items matching q (limit ignored). */
 int vn_archive_count(vn_store *s, const char *host, const char *user, const char *archive,
                      const vn_archive_query *q, size_t *count);
+/* OK, NOT_FOUND (no such item) or ERROR. */
 int vn_archive_delete_id(vn_store *s, const char *host, const char *user, const char *archive,
                          uint64_t id);
-/* Delete items with ts_us < before_us (0 = all). */
+/* Delete the items older than before_us, i.e. with id < before_us (0: all);
+ * like delete_user, very many are removed in several commits. */
 int vn_archive_delete_before(vn_store *s, const char *host, const char *user,
                              const char *archive, int64_t before_us);
 

@@ -372,13 +372,14 @@ static void test_foreach_user(void **state)
     put_str(f->s, "h", "a", "x", "k2", "v");
     put_str(f->s, "h", "a", "x", "k3", "v");
     put_str(f->s, "h", "", "x", "k", "v");
+    put_str(f->s, "h", "a\x01", "x", "k", "v"); /* sorts right after all of "a" */
     put_str(f->s, "h", "only-xy", "xy", "k", "v");
     put_str(f->s, "h", "only-w", "w", "k", "v");
     put_str(f->s, "h2", "other-host", "x", "k", "v");
     put_str(f->s, "g", "other-host", "x", "k", "v");
 
     assert_int_equal(vn_store_foreach_user(f->s, "h", "x", collect_user, &c), VN_STORE_OK);
-    assert_string_equal(c.text, "<host>,a,ab,b");
+    assert_string_equal(c.text, "<host>,a,a\x01,ab,b");
 
     collected_reset(&c);
     assert_int_equal(vn_store_foreach_user(f->s, "h", "xy", collect_user, &c), VN_STORE_OK);
