@@ -450,8 +450,8 @@ vn_conn *vn_conn_accept(uv_stream_t *server, size_t max_output)
         rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&addr, &addr_len);
     if (rc == 0)
         rc = uv_tcp_nodelay(&c->tcp, 1);
-    if (rc < 0) {
-        vn_log_warn("cannot accept a connection: %s", uv_strerror(rc));
+    if (rc < 0) { /* typically the peer has gone already */
+        vn_log_info("cannot accept a connection: %s", uv_strerror(rc));
         close_handles(c); /* no callbacks set: just freed */
         return NULL;
     }

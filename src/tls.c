@@ -330,12 +330,19 @@ static void log_generated(const char *host, const char *cert_path, X509 *cert)
  * on first use and reused while it is valid for another month. */
 static int use_generated_cert(SSL_CTX *ctx, const vn_config *cfg, const char *host, vn_buf *err)
 {
-    char *dir = vn_asprintf("%s/certs", cfg->data_dir);
-    char *cert_path = vn_asprintf("%s/%s.crt", dir, host);
-    char *key_path = vn_asprintf("%s/%s.key", dir, host);
+    char *dir, *cert_path, *key_path;
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
     int rc = -1;
+
+    if (!cfg->data_dir) {
+        vn_buf_printf(err, "host %s: no certificate configured and no data_dir to generate one in",
+                      host);
+        return -1;
+    }
+    dir = vn_asprintf("%s/certs", cfg->data_dir);
+    cert_path = vn_asprintf("%s/%s.crt", dir, host);
+    key_path = vn_asprintf("%s/%s.key", dir, host);
 
     if (load_generated(cert_path, key_path, &cert, &key) != 0) {
         if (make_dir(cfg->data_dir, err) != 0 || make_dir(dir, err) != 0)
@@ -453,14 +460,15 @@ SSL_CTX *vn_tls_ctx_for_host(const char *host)
     return active.n_hosts ? active.hosts[0].ctx : NULL;
 }
 
-/* RFC 5929 section 4.1: the certificate's signature hash, with MD5 and
- * SHA-1 (and signatures without a separate hash) upgraded to SHA-256. */
+/* RFC 5929 section 4.1: the certificate's signature hash (for RSA-PSS the
+ * one in its parameters), with MD5 and SHA-1, and signatures without a
+ * separate hash such as Ed25519, upgraded to SHA-256. */
 static const EVP_MD *end_point_digest(X509 *cert)
 {
     int md_nid = NID_undef;
     const EVP_MD *md = NULL;
 
-    if (OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, NULL) && md_nid != NID_md5 &&
+    if (X509_get_signature_info(cert, &md_nid, NULL, NULL, NULL) && md_nid != NID_md5 &&
         md_nid != NID_sha1 && md_nid != NID_undef)
         md = EVP_get_digestbynid(md_nid);
     if (!md || EVP_MD_get_size(md) < 32)

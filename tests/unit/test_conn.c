@@ -123,7 +123,7 @@ typedef struct client {
     unsigned char cert_sha256[32];
     unsigned char exporter[32];
     bool exporter_ok;
-    char reply[8];
+    char reply[16];
     int shutdown_rc;
     size_t bytes_read;
     bool pattern_ok;
@@ -170,6 +170,19 @@ static bool read_exact(int fd, char *out, size_t len)
 static bool send_all(int fd, const char *data, size_t len)
 {
     return send(fd, data, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+static bool ssl_read_exact(SSL *ssl, char *out, size_t len)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        int n = SSL_read(ssl, out + got, (int)(len - got));
+        if (n <= 0)
+            return false;
+        got += (size_t)n;
+    }
+    return true;
 }
 
 static SSL *client_handshake(client *cl, SSL_CTX *ctx, int fd)
@@ -229,7 +242,8 @@ static void client_ping(client *cl, int fd)
     if (!ssl)
         goto out;
     client_inspect(cl, ssl);
-    if (SSL_write(ssl, "ping", 4) == 4 && SSL_read(ssl, cl->reply, 4) == 4) {
+    /* after STARTTLS the server also wrote "tls:" during the handshake */
+    if (SSL_write(ssl, "ping", 4) == 4 && ssl_read_exact(ssl, cl->reply, cl->starttls ? 8 : 4)) {
         /* first call sends close_notify, the second waits for the server's */
         if (SSL_shutdown(ssl) == 0)
             cl->shutdown_rc = SSL_shutdown(ssl);
@@ -372,8 +386,10 @@ static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
     if (h->mode != SERVE_PING)
         return;
     if (!vn_conn_ssl(c) && strcmp(h->received.data, "<starttls/>") == 0) {
+        /* "tls:" is written mid-handshake: it must follow it, encrypted */
         if (vn_conn_write(c, "<proceed/>", 10) != 0 ||
-            vn_conn_start_tls(c, vn_tls_ctx_for_host("example.test")) != 0)
+            vn_conn_start_tls(c, vn_tls_ctx_for_host("example.test")) != 0 ||
+            vn_conn_write(c, "tls:", 4) != 0)
             h->write_failures++;
     } else if (vn_conn_is_tls(c) && strcmp(h->received.data, "ping") == 0) {
         if (vn_conn_write(c, "pong", 4) != 0)
@@ -695,7 +711,7 @@ static void test_starttls(void **state)
     assert_int_equal(h.tls_ready_calls, 1);
     assert_string_equal(cl.peer_cn, "example.test");
     assert_bindings_match(&h, &cl);
-    assert_memory_equal(cl.reply, "pong", 4);
+    assert_string_equal(cl.reply, "tls:pong");
     assert_int_equal(h.write_failures, 0);
 }
 
