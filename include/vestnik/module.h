@@ -19,6 +19,7 @@
 
 #include "jid.h"
 #include "log.h"
+#include "roster.h"
 #include "stanza.h"
 #include "store.h"
 #include "util.h"
