@@ -26,18 +26,18 @@
 struct vn_c2s {
     vn_conn *conn;
     vn_xml_parser *parser;
-    char *host;           /* the stream's local host, from the header's 'to' */
+    char *host; /* the stream's local host, from the header's 'to' */
     char stream_id[33];
-    bool header_sent;     /* our header for the current stream */
-    bool in_feed;         /* inside vn_xml_parser_feed */
-    bool restart;         /* reset the parser once this chunk is done */
+    bool header_sent; /* our header for the current stream */
+    bool in_feed;     /* inside vn_xml_parser_feed */
+    bool restart;     /* reset the parser once this chunk is done */
     bool closing;
     bool authenticated;
-    char *user;           /* normalised localpart, after SASL */
+    char *user; /* normalised localpart, after SASL */
     vn_sasl *sasl;
     unsigned auth_failures;
-    vn_session *session;  /* after resource binding */
-    uv_timer_t timer;     /* handshake timeout, then keepalive/idle checks */
+    vn_session *session; /* after resource binding */
+    uv_timer_t timer;    /* handshake timeout, then keepalive/idle checks */
     uint64_t last_input_ms;
     struct vn_c2s *prev, *next;
 };
@@ -65,8 +65,7 @@ void vn_c2s_write_stanza(vn_c2s *s, const vn_stanza *st)
         return;
     vn_buf_reset(&out);
     vn_stanza_serialize_to(st, VN_NS_CLIENT, &out);
-    vn_log_debug("c2s %s SEND %s", s->session ? vn_session_jid(s->session)->full : "-",
-                 out.data);
+    vn_log_debug("c2s %s SEND %s", s->session ? vn_session_jid(s->session)->full : "-", out.data);
     write_raw(s, out.data, out.len);
 }
 
@@ -214,8 +213,7 @@ static void on_stream_open(void *ud, const vn_stanza *header)
     send_header(s, from_norm);
     free(from_norm);
 
-    if (!vn_stanza_is(header, "stream", VN_NS_STREAMS) ||
-        !vn_stanza_attr(header, "xmlns") ||
+    if (!vn_stanza_is(header, "stream", VN_NS_STREAMS) || !vn_stanza_attr(header, "xmlns") ||
         strcmp(vn_stanza_attr(header, "xmlns"), VN_NS_CLIENT) != 0) {
         vn_c2s_close(s, "invalid-namespace", NULL);
         return;
@@ -426,8 +424,8 @@ static bool valid_iq(const vn_stanza *st)
     const char *type = vn_stanza_attr(st, "type");
     if (!vn_stanza_attr(st, "id") || !type)
         return false;
-    return strcmp(type, "get") == 0 || strcmp(type, "set") == 0 ||
-           strcmp(type, "result") == 0 || strcmp(type, "error") == 0;
+    return strcmp(type, "get") == 0 || strcmp(type, "set") == 0 || strcmp(type, "result") == 0 ||
+           strcmp(type, "error") == 0;
 }
 
 /* Presence without 'to' is the client's broadcast presence. Modules
@@ -435,8 +433,8 @@ static bool valid_iq(const vn_stanza *st)
  * records availability and priority, which bare-JID delivery needs. */
 static void handle_broadcast_presence(vn_c2s *s, vn_stanza *st)
 {
-    vn_event ev = {.stanza = st, .session = s->session, .from = vn_session_jid(s->session),
-                   .host = s->host};
+    vn_event ev = {
+        .stanza = st, .session = s->session, .from = vn_session_jid(s->session), .host = s->host};
     if (vn_hook_run("presence/broadcast", &ev) == VN_HANDLED)
         return;
     const char *type = vn_stanza_attr(st, "type");
@@ -500,8 +498,8 @@ static void on_stanza(void *ud, vn_stanza *st)
     vn_c2s *s = ud;
     const char *ns = vn_stanza_ns(st) ? vn_stanza_ns(st) : "";
 
-    vn_log_debug("c2s %s RECV <%s xmlns='%s'>", s->session ? vn_session_jid(s->session)->full
-                                                           : vn_conn_peer_ip(s->conn),
+    vn_log_debug("c2s %s RECV <%s xmlns='%s'>",
+                 s->session ? vn_session_jid(s->session)->full : vn_conn_peer_ip(s->conn),
                  vn_stanza_name(st), ns);
     if (s->closing) {
         vn_stanza_free(st);

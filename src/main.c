@@ -19,10 +19,11 @@ static uv_signal_t sig_term, sig_int, sig_hup;
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: vestnikd [-c FILE] [--check-config] [--version]\n"
-                 "  -c, --config FILE   configuration file (default %s/vestnik.yaml)\n"
-                 "  --check-config      validate the configuration and modules, then exit\n"
-                 "  --version           print the version and exit\n",
+    fprintf(out,
+            "usage: vestnikd [-c FILE] [--check-config] [--version]\n"
+            "  -c, --config FILE   configuration file (default %s/vestnik.yaml)\n"
+            "  --check-config      validate the configuration and modules, then exit\n"
+            "  --version           print the version and exit\n",
             VN_SYSCONFDIR);
 }
 

@@ -28,8 +28,7 @@ static const char *payload_ns(const vn_stanza *st)
     return payload ? vn_stanza_ns(payload) : NULL;
 }
 
-void vn_route_error(const vn_stanza *st, const char *type, const char *condition,
-                    const char *text)
+void vn_route_error(const vn_stanza *st, const char *type, const char *condition, const char *text)
 {
     vn_stanza *reply = vn_stanza_error_reply(st, type, condition, text);
     if (!reply)
@@ -55,7 +54,8 @@ static void route_iq_request(vn_event *ev, const char *scope)
         vn_route_error(ev->stanza, "cancel", "service-unavailable", NULL);
         return;
     }
-    vn_route_error(ev->stanza, "modify", "bad-request", "An iq request carries exactly one payload");
+    vn_route_error(ev->stanza, "modify", "bad-request",
+                   "An iq request carries exactly one payload");
 }
 
 static bool is_iq_request(const char *name, const char *type)
@@ -107,8 +107,7 @@ static bool deliver_to_resource(vn_session *s, void *ud)
  * available presence goes to every available resource. */
 static size_t deliver_to_account(const vn_event *ev, bool all_non_negative)
 {
-    bare_delivery d = {.st = ev->stanza, .best_priority = -1,
-                       .all_non_negative = all_non_negative};
+    bare_delivery d = {.st = ev->stanza, .best_priority = -1, .all_non_negative = all_non_negative};
     vn_sessions_foreach(ev->to, find_best_priority, &d);
     if (d.best_priority < 0)
         return 0;

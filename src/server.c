@@ -68,8 +68,8 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     if (make_dir(cfg->data_dir, err) < 0)
         return -1;
     char *store_path = vn_asprintf("%s/store", cfg->data_dir);
-    vn_store_options opts = {.backend = cfg->store_backend, .path = store_path,
-                             .map_size_mb = cfg->store_map_size_mb};
+    vn_store_options opts = {
+        .backend = cfg->store_backend, .path = store_path, .map_size_mb = cfg->store_map_size_mb};
     vn_srv.store = vn_store_open(&opts, err);
     free(store_path);
     if (!vn_srv.store)
@@ -84,8 +84,8 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     vn_buf where;
     vn_buf_init(&where);
     describe_listeners(cfg, &where);
-    vn_log_info("vestnik %s started: %zu host(s), listening on %s", PACKAGE_VERSION,
-                cfg->n_hosts, where.data);
+    vn_log_info("vestnik %s started: %zu host(s), listening on %s", PACKAGE_VERSION, cfg->n_hosts,
+                where.data);
     vn_buf_free(&where);
     return 0;
 }
