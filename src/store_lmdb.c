@@ -23,9 +23,10 @@
  *   with_index host \0 user \0 archive \0 jid \0 id       -> (empty)
  *              one entry under the bare JID of every item's with and, when
  *              with is a full JID, one more under the full JID, so a "with"
- *              query is a range scan. A jid longer than WITH_KEY_MAX is
- *              stored as \x01 + hex SHA-256 and the item's with is compared
- *              on read.
+ *              query is a range scan that needs no filtering. A jid longer
+ *              than WITH_KEY_MAX bytes is indexed as its first
+ *              WITH_KEY_MAX + 1 - 64 bytes and the hex SHA-256 of all of it:
+ *              WITH_KEY_MAX + 1 bytes, a length no plain jid is stored at.
  *   archives   host \0 user \0 archive \0                  -> last id (8),
  *              item count (8); the id counter survives deletions so ids are
  *              never reused, and an unfiltered count is one lookup.
@@ -151,7 +152,7 @@ static key_buf with_prefix(const key_buf *archive, const char *jid, size_t jid_l
         char hex[2 * SHA256_DIGEST_LENGTH + 1];
         SHA256((const unsigned char *)jid, jid_len, digest);
         OPENSSL_buf2hexstr_ex(hex, sizeof hex, NULL, digest, sizeof digest, '\0');
-        key_add_bytes(&k, "\x01", 1);
+        key_add_bytes(&k, jid, WITH_KEY_MAX + 1 - 2 * SHA256_DIGEST_LENGTH);
         key_add_bytes(&k, hex, 2 * SHA256_DIGEST_LENGTH);
     }
     key_add_bytes(&k, "", 1);
