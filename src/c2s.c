@@ -20,7 +20,7 @@
 #include "vestnik/module.h"
 #include "xml_parser.h"
 
-/* After this many failed SASL attempts the stream is closed. */
+/* After this many wrong credentials the stream is closed. */
 #define MAX_AUTH_FAILURES 3
 
 struct vn_c2s {
@@ -36,6 +36,7 @@ struct vn_c2s {
     char *user; /* normalised localpart, after SASL */
     vn_sasl *sasl;
     unsigned auth_failures;
+    bool tried_plus;      /* a -PLUS mechanism was attempted (see sasl.h) */
     vn_session *session; /* after resource binding */
     uv_timer_t timer;    /* handshake timeout, then keepalive/idle checks */
     uint64_t last_input_ms;
@@ -161,6 +162,7 @@ static vn_sasl_context sasl_context(vn_c2s *s)
         .host = s->host,
         .ssl = vn_conn_is_tls(s->conn) ? vn_conn_ssl(s->conn) : NULL,
         .allow_plain = vn_srv.cfg->allow_plain,
+        .client_tried_plus = s->tried_plus,
     };
     return ctx;
 }
@@ -274,7 +276,7 @@ static void sasl_step(vn_c2s *s, const char *input)
         vn_sasl_free(s->sasl);
         s->sasl = NULL;
         sasl_failure(s, condition);
-        if (++s->auth_failures >= MAX_AUTH_FAILURES)
+        if (strcmp(condition, "not-authorized") == 0 && ++s->auth_failures >= MAX_AUTH_FAILURES)
             vn_c2s_close(s, "policy-violation", "Too many failed authentication attempts");
     }
     vn_buf_free(&out);
@@ -300,6 +302,8 @@ static void handle_sasl(vn_c2s *s, vn_stanza *st)
         vn_sasl_context ctx = sasl_context(s);
         if (mech)
             s->sasl = vn_sasl_start(&ctx, mech, &condition);
+        if (mech && strlen(mech) > 5 && strcmp(mech + strlen(mech) - 5, "-PLUS") == 0)
+            s->tried_plus = true;
         if (!s->sasl) {
             sasl_failure(s, condition);
             return;

@@ -144,7 +144,7 @@ vn_sasl *vn_sasl_start(const vn_sasl_context *ctx, const char *mechanism_name,
         vn_scram_server_params params = {
             .hash = mech->hash,
             .plus = mech->plus,
-            .server_has_plus = plus_available(ctx),
+            .server_has_plus = plus_available(ctx) && !ctx->client_tried_plus,
             .cb_data = scram_cb_data,
             .lookup = scram_lookup,
             .ud = s,

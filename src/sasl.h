@@ -22,6 +22,11 @@ typedef struct vn_sasl_context {
     const char *host;      /* the stream's host; accounts are looked up there */
     SSL *ssl;              /* NULL without TLS */
     bool allow_plain;      /* PLAIN configured (still only offered over TLS) */
+    /* The client already tried a -PLUS mechanism on this stream, so it saw
+     * them offered: a later SCRAM 'y' flag means "none of your channel
+     * binding types" (e.g. a tls-unique-only client on TLS 1.3), not a
+     * stripped mechanism list, and is accepted. */
+    bool client_tried_plus;
 } vn_sasl_context;
 
 typedef enum { VN_SASL_CONTINUE, VN_SASL_SUCCESS, VN_SASL_FAILURE } vn_sasl_status;
