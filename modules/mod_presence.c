@@ -34,16 +34,18 @@ typedef struct presence_state {
     directed_entry *directed; /* must get our unavailable presence */
 } presence_state;
 
+static void forget_directed(presence_state *state, directed_entry *e)
+{
+    HASH_DEL(state->directed, e);
+    free(e->jid);
+    free(e);
+}
+
 static void state_free(void *p)
 {
     presence_state *state = p;
-    directed_entry *e, *tmp;
-    HASH_ITER(hh, state->directed, e, tmp)
-    {
-        HASH_DEL(state->directed, e);
-        free(e->jid);
-        free(e);
-    }
+    while (state->directed)
+        forget_directed(state, state->directed);
     vn_stanza_free(state->last);
     free(state);
 }
@@ -251,13 +253,9 @@ static void go_unavailable(vn_module *m, vn_session *s, const vn_stanza *st)
     presence_state *state = session_state(m, s);
     vn_session_set_available(s, false);
     broadcast(m, s, st, false);
-    directed_entry *e, *tmp;
-    HASH_ITER(hh, state->directed, e, tmp)
-    {
-        route_copy(st, vn_session_jid(s)->full, e->jid);
-        HASH_DEL(state->directed, e);
-        free(e->jid);
-        free(e);
+    while (state->directed) {
+        route_copy(st, vn_session_jid(s)->full, state->directed->jid);
+        forget_directed(state, state->directed);
     }
     vn_stanza_free(state->last);
     state->last = NULL;
@@ -470,9 +468,7 @@ static void track_directed(vn_module *m, vn_event *ev, const char *type)
     directed_entry *e = NULL;
     HASH_FIND_STR(state->directed, to->full, e);
     if (type && e) {
-        HASH_DEL(state->directed, e);
-        free(e->jid);
-        free(e);
+        forget_directed(state, e);
     } else if (!type && !e) {
         /* A subscriber gets the unavailable broadcast anyway. */
         vn_roster_item *item = NULL;
