@@ -16,9 +16,11 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import io
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -43,6 +45,7 @@ NS_CLIENT = 'jabber:client'
 NS_PING = 'urn:xmpp:ping'
 
 DOMAIN = 'localhost'
+MAX_STANZA_SIZE = 262144
 SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer')
 
 
@@ -99,11 +102,11 @@ class Server:
         self.write_config()
 
     def write_config(self):
-        hosts = ''.join('  - name: %s\n' % h for h in self.hosts)
+        """The config schema is the one documented in conf/vestnik.yaml."""
+        hosts = ''.join('  - %s\n' % host for host in self.hosts)
         text = f"""# written by tests/integration/harness.py
 hosts:
-{hosts}
-data_dir: {self.data_dir}
+{hosts}data_dir: {self.data_dir}
 log:
   level: debug
 listeners:
@@ -115,12 +118,15 @@ listeners:
     port: {self.tls_port}
 c2s:
   handshake_timeout: {self.handshake_timeout}
-admin_socket: {self.admin_socket}
+limits:
+  max_stanza_size: {MAX_STANZA_SIZE}
+admin:
+  socket: {self.admin_socket}
 module_path: {os.path.join(builddir(), 'modules', '.libs')}
 modules:
-  ping: {{}}
-  version: {{}}
-  disco: {{}}
+  ping:
+  version:
+  disco:
 """
         with open(self.config_path, 'w') as f:
             f.write(text)
@@ -410,6 +416,7 @@ class RawStream:
         while not self.eof:
             self._read_some(deadline)
         assert not self.elements, 'unexpected %s' % tostring(self.elements[0])
+        self.close()
 
     def expect_stream_error(self, condition, timeout=None):
         """A stream error with exactly this condition, the stream end, EOF.
@@ -616,10 +623,15 @@ def _alarm(seconds):
 def _run_one(test, timeout):
     if asyncio.iscoroutinefunction(test):
         async def bounded():
+            task = asyncio.ensure_future(test())
             try:
-                await asyncio.wait_for(test(), timeout)
-            except asyncio.TimeoutError:
-                raise _Timeout('timed out after %ds' % timeout) from None
+                done, _ = await asyncio.wait({task}, timeout=timeout)
+                if not done:
+                    where = io.StringIO()
+                    task.print_stack(file=where)
+                    task.cancel()
+                    raise _Timeout('timed out after %ds\n%s' % (timeout, where.getvalue()))
+                task.result()
             finally:
                 abort_open_clients()
         asyncio.run(bounded())
@@ -686,4 +698,9 @@ def run(tests, server=None, setup=None, timeout=30):
                 error = traceback.format_exc()
         server.kill9()
         report(plan, 'server stops cleanly', error)
+        if failed:
+            sys.stderr.write('--- end of the vestnikd log (%s):\n%s\n'
+                             % (server.log_path, server.log_tail()))
+        else:
+            shutil.rmtree(server.dir, ignore_errors=True)
     sys.exit(1 if failed else 0)
