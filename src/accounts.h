@@ -17,8 +17,8 @@
 int vn_accounts_create(vn_store *s, const char *host, const char *user, const char *password,
                        unsigned iterations);
 /* 0 changed; 1 no such account; -1 error. */
-int vn_accounts_set_password(vn_store *s, const char *host, const char *user,
-                             const char *password, unsigned iterations);
+int vn_accounts_set_password(vn_store *s, const char *host, const char *user, const char *password,
+                             unsigned iterations);
 /* 0 deleted (with all the user's data); 1 no such account; -1 error. */
 int vn_accounts_delete(vn_store *s, const char *host, const char *user);
 bool vn_accounts_exists(vn_store *s, const char *host, const char *user);

@@ -36,7 +36,7 @@ struct vn_c2s {
     char *user; /* normalised localpart, after SASL */
     vn_sasl *sasl;
     unsigned auth_failures;
-    bool tried_plus;      /* a -PLUS mechanism was attempted (see sasl.h) */
+    bool tried_plus;     /* a -PLUS mechanism was attempted (see sasl.h) */
     vn_session *session; /* after resource binding */
     uv_timer_t timer;    /* handshake timeout, then keepalive/idle checks */
     uint64_t last_input_ms;

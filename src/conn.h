@@ -38,8 +38,8 @@ int vn_conn_start(vn_conn *c);
  * (direct TLS). Plaintext queued before the call is sent unencrypted
  * first (the STARTTLS <proceed/>). 0 or -1. */
 int vn_conn_start_tls(vn_conn *c, SSL_CTX *ctx);
-bool vn_conn_is_tls(const vn_conn *c);        /* handshake completed */
-SSL *vn_conn_ssl(vn_conn *c);                 /* NULL before TLS */
+bool vn_conn_is_tls(const vn_conn *c);         /* handshake completed */
+SSL *vn_conn_ssl(vn_conn *c);                  /* NULL before TLS */
 const char *vn_conn_tls_sni(const vn_conn *c); /* client's SNI or NULL */
 
 /* Queue plaintext. 0, or -1 if the output cap is exceeded or the

@@ -19,9 +19,9 @@ typedef struct vn_sasl vn_sasl;
 
 typedef struct vn_sasl_context {
     vn_store *store;
-    const char *host;      /* the stream's host; accounts are looked up there */
-    SSL *ssl;              /* NULL without TLS */
-    bool allow_plain;      /* PLAIN configured (still only offered over TLS) */
+    const char *host; /* the stream's host; accounts are looked up there */
+    SSL *ssl;         /* NULL without TLS */
+    bool allow_plain; /* PLAIN configured (still only offered over TLS) */
     /* The client already tried a -PLUS mechanism on this stream, so it saw
      * them offered: a later SCRAM 'y' flag means "none of your channel
      * binding types" (e.g. a tls-unique-only client on TLS 1.3), not a
@@ -39,8 +39,7 @@ void vn_sasl_add_features(const vn_sasl_context *ctx, vn_stanza *features);
 /* Start an exchange. On an unknown or unoffered mechanism returns NULL and
  * sets *condition ("invalid-mechanism", "encryption-required"). The
  * context is copied; its strings must outlive the exchange. */
-vn_sasl *vn_sasl_start(const vn_sasl_context *ctx, const char *mechanism,
-                       const char **condition);
+vn_sasl *vn_sasl_start(const vn_sasl_context *ctx, const char *mechanism, const char **condition);
 void vn_sasl_free(vn_sasl *s);
 
 /* One step: in is the base64 text of <auth/> or <response/> (may be "" or

@@ -12,12 +12,11 @@
 
 typedef struct vn_store_ops {
     const char *name;
-    int (*get)(void *impl, const char *host, const char *user, const char *store,
-               const char *key, vn_buf *out);
-    int (*put)(void *impl, const char *host, const char *user, const char *store,
-               const char *key, const void *value, size_t len);
-    int (*del)(void *impl, const char *host, const char *user, const char *store,
-               const char *key);
+    int (*get)(void *impl, const char *host, const char *user, const char *store, const char *key,
+               vn_buf *out);
+    int (*put)(void *impl, const char *host, const char *user, const char *store, const char *key,
+               const void *value, size_t len);
+    int (*del)(void *impl, const char *host, const char *user, const char *store, const char *key);
     int (*foreach)(void *impl, const char *host, const char *user, const char *store,
                    vn_store_key_cb cb, void *ud);
     int (*foreach_user)(void *impl, const char *host, const char *store, vn_store_user_cb cb,
@@ -30,8 +29,8 @@ typedef struct vn_store_ops {
                          const vn_archive_query *q, vn_archive_cb cb, void *ud, bool *complete);
     int (*archive_count)(void *impl, const char *host, const char *user, const char *archive,
                          const vn_archive_query *q, size_t *count);
-    int (*archive_delete_id)(void *impl, const char *host, const char *user,
-                             const char *archive, uint64_t id);
+    int (*archive_delete_id)(void *impl, const char *host, const char *user, const char *archive,
+                             uint64_t id);
     int (*archive_delete_before)(void *impl, const char *host, const char *user,
                                  const char *archive, int64_t before_us);
     void (*close)(void *impl);

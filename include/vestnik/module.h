@@ -103,8 +103,7 @@ vn_hook_result vn_hook_run(const char *name, vn_event *ev);
  * error back to the sender. vn_route_error routes an error reply to st
  * (nothing if st is itself an error). */
 void vn_route(vn_stanza *st);
-void vn_route_error(const vn_stanza *st, const char *type, const char *condition,
-                    const char *text);
+void vn_route_error(const vn_stanza *st, const char *type, const char *condition, const char *text);
 
 bool vn_is_local_host(const char *domain);
 /* The configured hosts, NULL-terminated. */

@@ -32,7 +32,7 @@ typedef struct vn_stanza vn_stanza;
 
 /* Construction and destruction. ns may be NULL (inherits nothing: no namespace). */
 vn_stanza *vn_stanza_new(const char *name, const char *ns);
-void vn_stanza_free(vn_stanza *st);            /* frees the whole subtree; NULL ok */
+void vn_stanza_free(vn_stanza *st);             /* frees the whole subtree; NULL ok */
 vn_stanza *vn_stanza_copy(const vn_stanza *st); /* deep copy, detached */
 
 /* Identity. */

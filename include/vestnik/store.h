@@ -48,8 +48,8 @@ int vn_store_foreach(vn_store *s, const char *host, const char *user, const char
 /* Called per user that has at least one key in store on host, in order
  * ("" too, if host-wide data is in that store). */
 typedef bool (*vn_store_user_cb)(const char *user, void *ud);
-int vn_store_foreach_user(vn_store *s, const char *host, const char *store,
-                          vn_store_user_cb cb, void *ud);
+int vn_store_foreach_user(vn_store *s, const char *host, const char *store, vn_store_user_cb cb,
+                          void *ud);
 
 /* Remove every document and archive item of one user on one host. Very
  * large amounts are removed in several commits: after a crash midway, call
@@ -86,15 +86,13 @@ typedef struct vn_archive_query {
 
 /* ts_us 0 means now. The assigned id is stored in *id if non-NULL. */
 int vn_archive_append(vn_store *s, const char *host, const char *user, const char *archive,
-                      int64_t ts_us, const char *with, const void *data, size_t len,
-                      uint64_t *id);
+                      int64_t ts_us, const char *with, const void *data, size_t len, uint64_t *id);
 /* Called per matching item in query order; the item is valid during the
  * call only. Return false to stop. *complete (if non-NULL) is set to true
  * when no further matching item exists past the last one delivered. */
 typedef bool (*vn_archive_cb)(const vn_archive_item *item, void *ud);
-int vn_archive_query_items(vn_store *s, const char *host, const char *user,
-                           const char *archive, const vn_archive_query *q, vn_archive_cb cb,
-                           void *ud, bool *complete);
+int vn_archive_query_items(vn_store *s, const char *host, const char *user, const char *archive,
+                           const vn_archive_query *q, vn_archive_cb cb, void *ud, bool *complete);
 /* Count the items matching q (limit ignored). */
 int vn_archive_count(vn_store *s, const char *host, const char *user, const char *archive,
                      const vn_archive_query *q, size_t *count);
@@ -103,7 +101,7 @@ int vn_archive_delete_id(vn_store *s, const char *host, const char *user, const 
                          uint64_t id);
 /* Delete the items older than before_us, i.e. with id < before_us (0: all);
  * like delete_user, very many are removed in several commits. */
-int vn_archive_delete_before(vn_store *s, const char *host, const char *user,
-                             const char *archive, int64_t before_us);
+int vn_archive_delete_before(vn_store *s, const char *host, const char *user, const char *archive,
+                             int64_t before_us);
 
 #endif

@@ -11,9 +11,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-void *vn_alloc(size_t size);            /* zeroed */
+void *vn_alloc(size_t size); /* zeroed */
 void *vn_realloc(void *ptr, size_t size);
-char *vn_strdup(const char *s);         /* NULL in, NULL out */
+char *vn_strdup(const char *s); /* NULL in, NULL out */
 char *vn_strndup(const char *s, size_t n);
 char *vn_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
