@@ -345,3 +345,52 @@ int vn_xml_parser_feed(vn_xml_parser *p, const char *data, size_t len)
     }
     return p->halted ? -1 : 0;
 }
+
+/* ---- parsing one stored element (vn_stanza_parse, declared in stanza.h) ---- */
+
+typedef struct single_parse {
+    vn_stanza *result;
+    bool failed;
+} single_parse;
+
+static void single_open(void *ud, const vn_stanza *header)
+{
+}
+
+static void single_stanza(void *ud, vn_stanza *st)
+{
+    single_parse *sp = ud;
+    if (sp->result)
+        sp->failed = true;
+    vn_stanza_free(sp->result);
+    sp->result = st;
+}
+
+static void single_close(void *ud)
+{
+}
+
+static void single_error(void *ud, const char *condition, const char *text)
+{
+    ((single_parse *)ud)->failed = true;
+}
+
+vn_stanza *vn_stanza_parse(const char *xml, size_t len)
+{
+    static const vn_xml_callbacks cb = {single_open, single_stanza, single_close, single_error};
+    static const char open[] = "<stream:stream xmlns='jabber:client' "
+                               "xmlns:stream='http://etherx.jabber.org/streams'>";
+    static const char close[] = "</stream:stream>";
+    single_parse sp = {NULL, false};
+    vn_xml_parser *p = vn_xml_parser_new(&cb, &sp, len + 1, 256);
+
+    if (vn_xml_parser_feed(p, open, sizeof open - 1) < 0 || vn_xml_parser_feed(p, xml, len) < 0 ||
+        vn_xml_parser_feed(p, close, sizeof close - 1) < 0)
+        sp.failed = true;
+    vn_xml_parser_free(p);
+    if (sp.failed) {
+        vn_stanza_free(sp.result);
+        return NULL;
+    }
+    return sp.result;
+}

@@ -82,6 +82,11 @@ char *vn_stanza_serialize(const vn_stanza *st, const char *stream_ns, size_t *le
 struct vn_buf;
 void vn_stanza_serialize_to(const vn_stanza *st, const char *stream_ns, struct vn_buf *out);
 
+/* Parse exactly one element serialized by vn_stanza_serialize with
+ * stream_ns jabber:client (stored stanzas, documents); NULL if the text is
+ * not one well-formed element. Same restrictions as the stream parser. */
+vn_stanza *vn_stanza_parse(const char *xml, size_t len);
+
 /* Stanza helpers used everywhere. */
 bool vn_stanza_is_stanza_ns(const char *ns); /* jabber:client|server|component:accept */
 /* An error reply to st: swaps from/to, keeps id, type='error', copies st's

@@ -487,6 +487,31 @@ static void test_reset_then_new_stream(void **state)
     done(&ev);
 }
 
+/* vn_stanza_parse reads back what the serializer wrote for storage. */
+static void test_stanza_parse_round_trip(void **state)
+{
+    vn_stanza *msg = vn_stanza_new("message", VN_NS_CLIENT);
+    vn_stanza_set_attr(msg, "to", "bob@example.org");
+    vn_stanza_add_text_child(msg, "body", VN_NS_CLIENT, "a < b & 'c'");
+    vn_stanza_add_child(msg, "delay", "urn:xmpp:delay");
+    size_t len;
+    char *xml = vn_stanza_serialize(msg, VN_NS_CLIENT, &len);
+
+    vn_stanza *back = vn_stanza_parse(xml, len);
+    assert_non_null(back);
+    assert_true(vn_stanza_is(back, "message", VN_NS_CLIENT));
+    assert_string_equal(vn_stanza_attr(back, "to"), "bob@example.org");
+    assert_string_equal(vn_stanza_child_text(back, "body", VN_NS_CLIENT), "a < b & 'c'");
+    assert_non_null(vn_stanza_child(back, "delay", "urn:xmpp:delay"));
+
+    assert_null(vn_stanza_parse("<message>", 9));
+    assert_null(vn_stanza_parse("<a/><b/>", 8));
+    assert_null(vn_stanza_parse("<!-- x --><a/>", 14));
+    vn_stanza_free(back);
+    vn_stanza_free(msg);
+    free(xml);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_stop_inside_callback),
         cmocka_unit_test(test_reset_then_new_stream),
+        cmocka_unit_test(test_stanza_parse_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
