@@ -12,13 +12,7 @@
  *
  * Messages to accounts that do not exist are left to the router, which
  * answers them with <service-unavailable/>.
- *
- * module.h offers no way to turn stored XML back into a vn_stanza, so this
- * file builds the tree with expat itself. Its input is only what
- * vn_stanza_serialize wrote, so none of the stream parser's defences
- * (restricted XML, size and depth limits) are needed here.
  */
-#include <expat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +23,6 @@
 #define OFFLINE_ARCHIVE "offline"
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
-#define NS_XML_PREFIX "http://www.w3.org/XML/1998/namespace|"
-/* Stored stanzas are serialized without their namespace (it is the
- * stream's); they are parsed back inside this wrapper. */
-#define WRAPPER_OPEN "<offline xmlns='" VN_NS_CLIENT "'>"
-#define WRAPPER_CLOSE "</offline>"
 
 static const vn_config_key offline_keys[] = {
     {.name = "max_messages",
@@ -44,82 +33,14 @@ static const vn_config_key offline_keys[] = {
     {.name = NULL},
 };
 
-/* ---- stored XML back to a stanza ---- */
-
-typedef struct tree_builder {
-    vn_stanza *root;    /* the wrapper */
-    vn_stanza *current; /* innermost open element */
-} tree_builder;
-
-/* expat names are "URI|local" or "local" (see XML_ParserCreateNS). */
-static vn_stanza *new_element(const char *expat_name)
-{
-    const char *sep = strrchr(expat_name, '|');
-    if (!sep)
-        return vn_stanza_new(expat_name, NULL);
-    char *ns = vn_strndup(expat_name, (size_t)(sep - expat_name));
-    vn_stanza *element = vn_stanza_new(sep + 1, ns);
-    free(ns);
-    return element;
-}
-
-static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-    tree_builder *b = ud;
-    vn_stanza *element = new_element(name);
-
-    for (size_t i = 0; attrs[i]; i += 2) {
-        if (strncmp(attrs[i], NS_XML_PREFIX, strlen(NS_XML_PREFIX)) == 0) {
-            char *xml_name = vn_asprintf("xml:%s", attrs[i] + strlen(NS_XML_PREFIX));
-            vn_stanza_set_attr(element, xml_name, attrs[i + 1]);
-            free(xml_name);
-        } else {
-            vn_stanza_set_attr(element, attrs[i], attrs[i + 1]);
-        }
-    }
-    if (b->current)
-        vn_stanza_append(b->current, element);
-    else
-        b->root = element;
-    b->current = element;
-}
-
-static void XMLCALL on_end(void *ud, const XML_Char *name)
-{
-    tree_builder *b = ud;
-    b->current = vn_stanza_parent(b->current);
-}
-
-static void XMLCALL on_text(void *ud, const XML_Char *text, int len)
-{
-    tree_builder *b = ud;
-    if (b->current && len > 0)
-        vn_stanza_add_text(b->current, text, (size_t)len);
-}
-
-/* The stanza stored as data/len, or NULL if it does not parse. */
+/* The message stored as data/len, or NULL if it does not parse. */
 static vn_stanza *parse_stored(const void *data, size_t len)
 {
-    tree_builder b = {NULL, NULL};
-    XML_Parser expat = XML_ParserCreateNS("UTF-8", '|');
-    vn_stanza *stanza = NULL;
-
-    if (!expat)
+    vn_stanza *stanza = vn_stanza_parse(data, len);
+    if (stanza && !vn_stanza_is(stanza, "message", VN_NS_CLIENT)) {
+        vn_stanza_free(stanza);
         return NULL;
-    XML_SetUserData(expat, &b);
-    XML_SetElementHandler(expat, on_start, on_end);
-    XML_SetCharacterDataHandler(expat, on_text);
-    if (XML_Parse(expat, WRAPPER_OPEN, (int)strlen(WRAPPER_OPEN), XML_FALSE) == XML_STATUS_OK &&
-        len <= INT32_MAX && XML_Parse(expat, data, (int)len, XML_FALSE) == XML_STATUS_OK &&
-        XML_Parse(expat, WRAPPER_CLOSE, (int)strlen(WRAPPER_CLOSE), XML_TRUE) == XML_STATUS_OK) {
-        stanza = vn_stanza_first_element(b.root);
-        if (stanza && vn_stanza_is(stanza, "message", VN_NS_CLIENT))
-            vn_stanza_detach(stanza);
-        else
-            stanza = NULL;
     }
-    XML_ParserFree(expat);
-    vn_stanza_free(b.root);
     return stanza;
 }
 
