@@ -316,15 +316,14 @@ static int save_item(const vn_jid *account, const vn_roster_item *item)
 }
 
 typedef struct deliver_ctx {
-    const vn_stanza *st;
-    const char *from;
+    vn_stanza *st;
 } deliver_ctx;
 
 static bool deliver_to_available(vn_session *s, void *ud)
 {
     const deliver_ctx *ctx = ud;
     if (vn_session_available(s))
-        send_copy(s, ctx->st, ctx->from);
+        vn_session_send(s, ctx->st);
     return true;
 }
 
@@ -402,8 +401,12 @@ static void inbound_subscription(vn_module *m, vn_event *ev, vn_subscription_typ
     if (o.gained_from || o.lost_from)
         send_account_presence(m, me, contact->bare, o.lost_from);
     if (o.forward) {
-        deliver_ctx ctx = {ev->stanza, contact->bare};
+        /* From the contact's bare JID to ours, as §3.1.3 shows it. */
+        deliver_ctx ctx = {vn_stanza_copy(ev->stanza)};
+        vn_stanza_set_attr(ctx.st, "from", contact->bare);
+        vn_stanza_set_attr(ctx.st, "to", me->bare);
         vn_sessions_foreach(me, deliver_to_available, &ctx);
+        vn_stanza_free(ctx.st);
     }
 done:
     vn_roster_item_free(item);

@@ -274,13 +274,23 @@ static void announce(const char *host, const char *user, const vn_roster_item *i
     vn_hook_run("roster/changed", &ev);
 }
 
+/* The item as its client sees it, serialized: equal strings, no push. */
+static char *client_view(const vn_roster_item *item)
+{
+    if (!item || !item->listed)
+        return vn_strdup("");
+    vn_stanza *query = vn_stanza_new("query", VN_NS_ROSTER);
+    vn_roster_item_to_stanza(item, query);
+    char *text = vn_stanza_serialize(query, NULL, NULL);
+    vn_stanza_free(query);
+    return text;
+}
+
 int vn_roster_put(vn_store *s, const char *host, const char *user, const vn_roster_item *item,
                   uint64_t *version)
 {
-    vn_buf existing;
-    vn_buf_init(&existing);
-    int rc = vn_store_get(s, host, user, ROSTER_STORE, item->jid, &existing);
-    vn_buf_free(&existing);
+    vn_roster_item *old = NULL;
+    int rc = vn_roster_get(s, host, user, item->jid, &old);
     if (rc == VN_STORE_ERROR)
         return rc;
     if (rc == VN_STORE_NOT_FOUND) {
@@ -290,6 +300,11 @@ int vn_roster_put(vn_store *s, const char *host, const char *user, const vn_rost
         if (count >= max_items)
             return VN_ROSTER_FULL;
     }
+    char *before = client_view(old), *after = client_view(item);
+    bool visible_change = strcmp(before, after) != 0;
+    free(before);
+    free(after);
+    vn_roster_item_free(old);
 
     size_t len;
     char *text = serialize_item(item, &len);
@@ -302,7 +317,7 @@ int vn_roster_put(vn_store *s, const char *host, const char *user, const vn_rost
         return VN_STORE_ERROR;
     if (version)
         *version = v;
-    if (item->listed)
+    if (visible_change)
         announce(host, user, item, false, v);
     return VN_STORE_OK;
 }

@@ -9,7 +9,7 @@
  * with every write: clients use it for roster versioning.
  *
  * Writes announce themselves: after vn_roster_put or vn_roster_remove
- * changed an item the account's client sees, the hook "roster/changed"
+ * changed what the account's client sees of an item, the hook "roster/changed"
  * runs with ev->host the account's host and ev->data a vn_roster_change,
  * so the roster module can push it to interested resources.
  */
@@ -71,8 +71,8 @@ enum { VN_ROSTER_FULL = 2 }; /* beside VN_STORE_OK, NOT_FOUND and ERROR */
 int vn_roster_get(vn_store *s, const char *host, const char *user, const char *jid,
                   vn_roster_item **out);
 /* Create or replace; a new item past the limit is refused with FULL. Bumps
- * the version (stored in *version if non-NULL); runs "roster/changed" for a
- * listed item. */
+ * the version (stored in *version if non-NULL); runs "roster/changed" when
+ * the client's view of the item changed (not for pending_in alone). */
 int vn_roster_put(vn_store *s, const char *host, const char *user, const vn_roster_item *item,
                   uint64_t *version);
 /* OK (also when absent) or ERROR; bumps the version and runs

@@ -202,10 +202,16 @@ static void test_changes_of_listed_items_are_announced(void **state)
     item->listed = true;
     item->subscription = VN_SUB_TO;
     assert_int_equal(vn_roster_put(f->s, HOST, "romeo", item, NULL), VN_STORE_OK);
+    /* what the client does not see is stored without an announcement */
+    item->pending_in = true;
+    assert_int_equal(vn_roster_put(f->s, HOST, "romeo", item, NULL), VN_STORE_OK);
+    item->subscription = VN_SUB_BOTH;
+    assert_int_equal(vn_roster_put(f->s, HOST, "romeo", item, NULL), VN_STORE_OK);
     assert_int_equal(vn_roster_remove(f->s, HOST, "romeo", "juliet@example.com", NULL),
                      VN_STORE_OK);
     assert_string_equal(announced, "example.org:romeo:juliet@example.com:to:3;"
-                                   "example.org:romeo:juliet@example.com:removed:4;");
+                                   "example.org:romeo:juliet@example.com:both:5;"
+                                   "example.org:romeo:juliet@example.com:removed:6;");
     vn_roster_item_free(hidden);
     vn_roster_item_free(item);
 }
