@@ -7,6 +7,7 @@ own SCRAM client), resource binding and the ping/version/disco modules.
 """
 
 import os
+import re
 import subprocess
 
 import harness
@@ -146,6 +147,16 @@ async def slixmpp_login(mechanism, direct_tls=False):
     await client.close()
 
 
+async def test_unmodified_slixmpp_falls_back_to_scram_sha_256():
+    # Debian 12's slixmpp tries -PLUS with tls-unique (refused on TLS 1.3),
+    # then SCRAM-SHA-256 with the gs2 flag 'y', which the server accepts
+    # because that same stream saw the client try -PLUS first.
+    for direct_tls in (False, True):
+        await slixmpp_login(None, direct_tls)
+    logins = re.findall(r'authenticated (\S+) with (\S+)', server.log_text())
+    assert logins[-2:] == [(JID, 'SCRAM-SHA-256')] * 2, logins
+
+
 async def test_slixmpp_scram_sha_256_over_starttls():
     await slixmpp_login('SCRAM-SHA-256')
 
@@ -207,6 +218,7 @@ async def test_server_still_accepts_logins():
 
 if __name__ == '__main__':
     harness.run([test_features_before_tls_are_only_required_starttls,
+                 test_unmodified_slixmpp_falls_back_to_scram_sha_256,
                  test_mechanisms_after_starttls_include_plain,
                  test_mechanisms_on_direct_tls_include_plain,
                  test_features_after_auth_are_bind_and_optional_session,
