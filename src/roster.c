@@ -17,12 +17,10 @@
 #include <string.h>
 
 #include "vestnik/module.h"
-#include "xml_parser.h"
 
 #define ROSTER_STORE "roster"
 #define VERSION_KEY "@version" /* a JID never starts with '@' */
 #define STORED_NS "urn:vestnik:roster"
-#define MAX_STORED_ITEM 131072
 
 static size_t max_items = VN_ROSTER_DEFAULT_MAX_ITEMS;
 
@@ -127,54 +125,6 @@ static char *serialize_item(const vn_roster_item *item, size_t *len)
     return text;
 }
 
-typedef struct parse_result {
-    vn_stanza *element;
-    bool failed;
-} parse_result;
-
-static void on_open(void *ud, const vn_stanza *header)
-{
-}
-
-static void on_element(void *ud, vn_stanza *st)
-{
-    parse_result *r = ud;
-    if (r->element)
-        vn_stanza_free(st);
-    else
-        r->element = st;
-}
-
-static void on_close(void *ud)
-{
-}
-
-static void on_error(void *ud, const char *condition, const char *text)
-{
-    ((parse_result *)ud)->failed = true;
-}
-
-static const vn_xml_callbacks parse_callbacks = {on_open, on_element, on_close, on_error};
-
-/* The stored document is one element; the parser wants a root around it. */
-static vn_stanza *parse_document(const char *data, size_t len)
-{
-    static const char open[] = "<stored>", close[] = "</stored>";
-    parse_result r = {0};
-    vn_xml_parser *p = vn_xml_parser_new(&parse_callbacks, &r, MAX_STORED_ITEM, 8);
-
-    if (vn_xml_parser_feed(p, open, sizeof open - 1) != 0 ||
-        vn_xml_parser_feed(p, data, len) != 0 ||
-        vn_xml_parser_feed(p, close, sizeof close - 1) != 0)
-        r.failed = true;
-    vn_xml_parser_free(p);
-    if (r.failed || !r.element) {
-        vn_stanza_free(r.element);
-        return NULL;
-    }
-    return r.element;
-}
-
 static bool attr_is_set(const vn_stanza *el, const char *name)
 {
     const char *v = vn_stanza_attr(el, name);
@@ -183,7 +133,7 @@ static bool attr_is_set(const vn_stanza *el, const char *name)
 
 static vn_roster_item *parse_item(const char *data, size_t len)
 {
-    vn_stanza *el = parse_document(data, len);
+    vn_stanza *el = vn_stanza_parse(data, len);
     if (!el || !vn_stanza_is(el, "item", STORED_NS) || !vn_stanza_attr(el, "jid")) {
         vn_stanza_free(el);
         return NULL;

@@ -180,6 +180,18 @@ def sub_item(jid, subscription, **extra):
     return (d, [])
 
 
+def go_online(conns, extra=None):
+    """Initial presence on every connection; each waits for the presence of
+    every resource of its own account, so nothing is still under way."""
+    for c in conns:
+        c.available((extra or {}).get(c.jid, ''))
+    for c in conns:
+        for other in conns:
+            if other.bare == c.bare:
+                c.presence(other.jid)
+        c.settle()
+
+
 def befriend(a, b):
     """Mutual subscription between two online, available resources."""
     subscribe(a, b.bare)
@@ -309,9 +321,7 @@ def test_subscription_flow_both_ways():
     a1, a2, b1, b2 = Conn('sa', '1'), Conn('sa', '2'), Conn('sb', '1'), Conn('sb', '2')
     for c in (a1, a2, b1, b2):
         c.roster_get()
-        c.available()
-    for c in (a1, a2, b1, b2):
-        c.settle()
+    go_online([a1, a2, b1, b2])
 
     a1.send("<presence to='sb@localhost/1' type='subscribe'><status>hi</status></presence>")
     for c in (a1, a2):
@@ -389,8 +399,7 @@ def test_subscription_flow_both_ways():
 def test_pending_request_redelivered_until_answered():
     a = Conn('pa', '1')
     a.roster_get()
-    a.available()
-    a.settle()
+    go_online([a])
     subscribe(a, 'pb@localhost')
     assert push_item(a.push()) == sub_item('pb@localhost', 'none', ask='subscribe')
 
@@ -434,8 +443,7 @@ def test_pre_approval():
     a, b = Conn('qa', '1'), Conn('qb', '1')
     for c in (a, b):
         c.roster_get()
-        c.available()
-        c.settle()
+    go_online([a, b])
     subscribe(a, 'qb@localhost', 'subscribed')
     assert push_item(a.push()) == sub_item('qb@localhost', 'none', approved='true')
     b.quiet()  # a pre-approval is not routed
@@ -461,9 +469,7 @@ def test_presence_fan_out_over_three_accounts():
     fc = Conn('fc', '1')
     for c in fa + fb + [fc]:
         c.roster_get()
-        c.available()
-    for c in fa + fb + [fc]:
-        c.settle()
+    go_online(fa + fb + [fc])
     befriend(fa[0], fb[0])
     befriend(fa[0], fc)
     for c in fa + fb + [fc]:
@@ -502,10 +508,7 @@ def test_presence_fan_out_over_three_accounts():
 
 def test_unavailable_on_ungraceful_disconnect():
     a1, a2, b = Conn('ua', '1'), Conn('ua', '2'), Conn('ub', 'phone')
-    for c in (a1, a2, b):
-        c.available()
-    for c in (a1, a2, b):
-        c.settle()
+    go_online([a1, a2, b])
     befriend(a1, b)
     b.kill()
     for c in (a1, a2):
@@ -518,9 +521,7 @@ def test_unavailable_on_ungraceful_disconnect():
 
 def test_directed_presence():
     a, b = Conn('da', '1'), Conn('db', '1')
-    for c in (a, b):
-        c.available()
-        c.settle()
+    go_online([a, b])
     a.send("<presence to='db@localhost/1'><status>just you</status></presence>")
     p = b.presence('da@localhost/1')
     assert attrs(p) == {'from': 'da@localhost/1', 'to': 'db@localhost/1'}
@@ -540,10 +541,8 @@ def test_directed_presence():
 
 def test_negative_priority_gets_no_bare_jid_messages():
     low, high, sender = Conn('na', 'low'), Conn('na', 'high'), Conn('nb', '1')
-    low.available('<priority>-1</priority>')
-    high.available('<priority>1</priority>')
-    for c in (low, high, sender):
-        c.settle()
+    go_online([low, high, sender], {low.jid: '<priority>-1</priority>',
+                                    high.jid: '<priority>1</priority>'})
     sender.send("<message to='na@localhost' type='chat' id='m1'><body>hi</body></message>")
     msg = high.take(lambda e: e.tag == MESSAGE, 'message')
     assert attrs(msg) == {'from': 'nb@localhost/1', 'to': 'na@localhost', 'type': 'chat',
