@@ -25,8 +25,6 @@
 
 #include <vestnik/module.h>
 
-#include "stored_xml.h"
-
 #define NS_PRIVATE "jabber:iq:private"
 #define PRIVATE_STORE "private"
 /* Keys stay well within the store's key size (store.h). */
@@ -93,7 +91,7 @@ static vn_stanza *stored_element(const vn_event *ev, const vn_stanza *request, c
     if (rc == VN_STORE_NOT_FOUND) {
         element = vn_stanza_copy(request);
     } else if (rc == VN_STORE_OK) {
-        element = stored_xml_parse(value.data, value.len);
+        element = vn_stanza_parse(value.data, value.len);
         if (!element)
             vn_log_error("private: stored %s of %s does not parse", key, ev->to->bare);
     }
@@ -186,7 +184,7 @@ static bool batch_add(write_batch *batch, const vn_stanza *e)
         w = &batch->writes[batch->count++];
         w->key = key;
     }
-    w->value = is_empty_element(e) ? NULL : vn_stanza_serialize(e, NULL, &w->len);
+    w->value = is_empty_element(e) ? NULL : vn_stanza_serialize(e, VN_NS_CLIENT, &w->len);
     if (!w->value)
         w->len = 0;
     return true;

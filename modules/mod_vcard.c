@@ -25,8 +25,6 @@
 
 #include <vestnik/module.h>
 
-#include "stored_xml.h"
-
 #define NS_VCARD "vcard-temp"
 #define NS_VCARD_UPDATE "vcard-temp:x:update"
 #define VCARD_STORE "vcard"
@@ -65,7 +63,7 @@ static vn_hook_result vcard_get(vn_event *ev, void *ud)
         vn_store_get(vn_server_store(), ev->host, ev->to->local, VCARD_STORE, VCARD_KEY, &stored);
     vn_stanza *vcard = NULL;
     if (rc == VN_STORE_OK) {
-        vcard = stored_xml_parse(stored.data, stored.len);
+        vcard = vn_stanza_parse(stored.data, stored.len);
         if (!vcard)
             vn_log_error("vcard: the stored vCard of %s does not parse", ev->to->bare);
     }
@@ -132,7 +130,7 @@ static vn_hook_result vcard_set(vn_event *ev, void *ud)
         return VN_HANDLED;
     }
     size_t len;
-    char *serialized = vn_stanza_serialize(vcard, NULL, &len);
+    char *serialized = vn_stanza_serialize(vcard, VN_NS_CLIENT, &len);
     long long max_size = vn_module_config_int(m, "max_size");
     if (len > (unsigned long long)max_size) {
         char *text = vn_asprintf("A vCard may take at most %lld bytes", max_size);
