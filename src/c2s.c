@@ -12,36 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "c2s.h"
+#include "c2s_internal.h"
 #include "sasl.h"
 #include "server.h"
 #include "sessions.h"
 #include "tls.h"
 #include "vestnik/module.h"
-#include "xml_parser.h"
 
 /* After this many wrong credentials the stream is closed. */
 #define MAX_AUTH_FAILURES 3
-
-struct vn_c2s {
-    vn_conn *conn;
-    vn_xml_parser *parser;
-    char *host; /* the stream's local host, from the header's 'to' */
-    char stream_id[33];
-    bool header_sent; /* our header for the current stream */
-    bool in_feed;     /* inside vn_xml_parser_feed */
-    bool restart;     /* reset the parser once this chunk is done */
-    bool closing;
-    bool authenticated;
-    char *user; /* normalised localpart, after SASL */
-    vn_sasl *sasl;
-    unsigned auth_failures;
-    bool tried_plus;     /* a -PLUS mechanism was attempted (see sasl.h) */
-    vn_session *session; /* after resource binding */
-    uv_timer_t timer;    /* handshake timeout, then keepalive/idle checks */
-    uint64_t last_input_ms;
-    struct vn_c2s *prev, *next;
-};
 
 static vn_c2s *all_streams;
 static size_t stream_count;
@@ -50,61 +29,58 @@ static void c2s_abort(vn_c2s *s, const char *reason);
 
 /* ---- output ---- */
 
-static void write_raw(vn_c2s *s, const char *data, size_t len)
+static const char *peer_ip(const vn_c2s *s)
 {
-    if (s->closing && !s->header_sent)
+    return s->tx ? s->ops->peer_ip(s->tx) : "-";
+}
+
+static bool secure(const vn_c2s *s)
+{
+    return s->tx && s->ops->secure(s->tx);
+}
+
+void vn_c2s_write_element(vn_c2s *s, const vn_stanza *st)
+{
+    if (!s->tx)
         return;
-    if (vn_conn_write(s->conn, data, len) < 0)
+    if (vn_log_enabled(VN_LOG_DEBUG)) {
+        char *xml = vn_stanza_serialize(st, VN_NS_CLIENT, NULL);
+        vn_log_debug("c2s %s SEND %s", s->session ? vn_session_jid(s->session)->full : peer_ip(s),
+                     xml);
+        free(xml);
+    }
+    if (s->ops->element(s->tx, st) < 0)
         c2s_abort(s, "output buffer full (client not reading)");
 }
 
 void vn_c2s_write_stanza(vn_c2s *s, const vn_stanza *st)
 {
-    static vn_buf out; /* reused: the loop is single-threaded */
-
     if (s->closing)
         return;
-    vn_buf_reset(&out);
-    vn_stanza_serialize_to(st, VN_NS_CLIENT, &out);
-    vn_log_debug("c2s %s SEND %s", s->session ? vn_session_jid(s->session)->full : "-", out.data);
-    write_raw(s, out.data, out.len);
+    if (s->sm.enabled && vn_stanza_is_stanza_ns(vn_stanza_ns(st)))
+        vn_c2s_sm_sent(s, st);
+    vn_c2s_write_element(s, st);
 }
 
 static void send_header(vn_c2s *s, const char *client_from)
 {
-    vn_buf hdr;
-    vn_buf_init(&hdr);
-    vn_buf_append_str(&hdr, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                            "xmlns:stream='http://etherx.jabber.org/streams' id='");
-    vn_buf_append_str(&hdr, s->stream_id);
-    vn_buf_append_str(&hdr, "' from='");
-    const char *host = s->host ? s->host : vn_local_hosts()[0];
-    vn_buf_append_xml_escaped(&hdr, host, strlen(host));
-    if (client_from) {
-        vn_buf_append_str(&hdr, "' to='");
-        vn_buf_append_xml_escaped(&hdr, client_from, strlen(client_from));
-    }
-    vn_buf_append_str(&hdr, "' version='1.0' xml:lang='en'>");
     s->header_sent = true;
-    write_raw(s, hdr.data, hdr.len);
-    vn_buf_free(&hdr);
+    if (s->tx)
+        s->ops->open(s->tx, s->stream_id, s->host ? s->host : vn_local_hosts()[0], client_from);
 }
 
 /* ---- closing ---- */
 
 static void unbind(vn_c2s *s, const char *reason)
 {
-    if (s->session) {
-        vn_session *session = s->session;
-        s->session = NULL;
-        vn_sessions_unbind(session, reason);
-    }
-}
-
-static void stop_parsing(vn_c2s *s)
-{
-    if (s->in_feed)
-        vn_xml_parser_stop(s->parser);
+    if (!s->session)
+        return;
+    vn_session *session = s->session;
+    vn_jid *jid = vn_jid_copy(vn_session_jid(session));
+    s->session = NULL;
+    vn_sessions_unbind(session, reason);
+    vn_c2s_sm_end(s, jid);
+    vn_jid_free(jid);
 }
 
 /* Tear down at once, without a stream error (the peer cannot take one). */
@@ -112,11 +88,13 @@ static void c2s_abort(vn_c2s *s, const char *reason)
 {
     if (s->closing)
         return;
-    vn_log_info("c2s %s: closing: %s", vn_conn_peer_ip(s->conn), reason);
+    vn_log_info("c2s %s: closing: %s", peer_ip(s), reason);
     s->closing = true;
     unbind(s, reason);
-    stop_parsing(s);
-    vn_conn_close(s->conn, false);
+    if (s->tx)
+        s->ops->close(s->tx, false);
+    else
+        vn_c2s_destroy(s);
 }
 
 void vn_c2s_close(vn_c2s *s, const char *condition, const char *text)
@@ -130,16 +108,17 @@ void vn_c2s_close(vn_c2s *s, const char *condition, const char *text)
         vn_stanza_add_child(err, condition, VN_NS_STREAM_ERRORS);
         if (text)
             vn_stanza_add_text_child(err, "text", VN_NS_STREAM_ERRORS, text);
-        vn_c2s_write_stanza(s, err);
+        vn_c2s_write_element(s, err);
         vn_stanza_free(err);
-        vn_log_info("c2s %s: stream error %s%s%s", vn_conn_peer_ip(s->conn), condition,
-                    text ? ": " : "", text ? text : "");
+        vn_log_info("c2s %s: stream error %s%s%s", peer_ip(s), condition, text ? ": " : "",
+                    text ? text : "");
     }
-    write_raw(s, "</stream:stream>", 16);
     s->closing = true;
     unbind(s, condition);
-    stop_parsing(s);
-    vn_conn_close(s->conn, true);
+    if (s->tx)
+        s->ops->close(s->tx, true);
+    else
+        vn_c2s_destroy(s); /* a hibernating stream: no transport to wait for */
 }
 
 void vn_c2s_close_all(const char *condition)
@@ -160,7 +139,7 @@ static vn_sasl_context sasl_context(vn_c2s *s)
     vn_sasl_context ctx = {
         .store = vn_srv.store,
         .host = s->host,
-        .ssl = vn_conn_is_tls(s->conn) ? vn_conn_ssl(s->conn) : NULL,
+        .ssl = s->tx ? s->ops->ssl(s->tx) : NULL,
         .allow_plain = vn_srv.cfg->allow_plain,
         .client_tried_plus = s->tried_plus,
     };
@@ -170,7 +149,7 @@ static vn_sasl_context sasl_context(vn_c2s *s)
 static void send_features(vn_c2s *s)
 {
     vn_stanza *features = vn_stanza_new("features", VN_NS_STREAMS);
-    bool tls = vn_conn_is_tls(s->conn);
+    bool tls = secure(s);
 
     if (!s->authenticated) {
         if (!tls) {
@@ -188,18 +167,18 @@ static void send_features(vn_c2s *s)
         vn_stanza_add_child(features, "bind", VN_NS_BIND);
         vn_stanza *session = vn_stanza_add_child(features, "session", VN_NS_SESSION);
         vn_stanza_add_child(session, "optional", VN_NS_SESSION);
+        vn_c2s_sm_add_feature(s, features);
         vn_event ev = {.host = s->host, .data = features};
         vn_hook_run("stream/features", &ev);
     }
-    vn_c2s_write_stanza(s, features);
+    vn_c2s_write_element(s, features);
     vn_stanza_free(features);
 }
 
 /* ---- stream header ---- */
 
-static void on_stream_open(void *ud, const vn_stanza *header)
+void vn_c2s_input_open(vn_c2s *s, const vn_stanza *header)
 {
-    vn_c2s *s = ud;
     const char *to = vn_stanza_attr(header, "to");
     const char *version = vn_stanza_attr(header, "version");
     const char *from = vn_stanza_attr(header, "from");
@@ -263,15 +242,14 @@ static void sasl_step(vn_c2s *s, const char *input)
         sasl_reply(s, "success", out.data);
         s->authenticated = true;
         s->user = vn_strdup(vn_sasl_username(s->sasl));
-        vn_log_info("c2s %s: authenticated %s@%s with %s", vn_conn_peer_ip(s->conn), s->user,
-                    s->host, vn_sasl_mechanism(s->sasl));
+        vn_log_info("c2s %s: authenticated %s@%s with %s", peer_ip(s), s->user, s->host,
+                    vn_sasl_mechanism(s->sasl));
         vn_sasl_free(s->sasl);
         s->sasl = NULL;
         s->restart = true;
         s->header_sent = false;
-        stop_parsing(s);
     } else {
-        vn_log_info("c2s %s: authentication failed (%s, %s)", vn_conn_peer_ip(s->conn),
+        vn_log_info("c2s %s: authentication failed (%s, %s)", peer_ip(s),
                     vn_sasl_mechanism(s->sasl), condition);
         vn_sasl_free(s->sasl);
         s->sasl = NULL;
@@ -291,7 +269,7 @@ static void handle_sasl(vn_c2s *s, vn_stanza *st)
         return;
     }
     if (strcmp(name, "auth") == 0) {
-        if (!vn_conn_is_tls(s->conn) && vn_srv.cfg->require_encryption) {
+        if (!secure(s) && vn_srv.cfg->require_encryption) {
             sasl_failure(s, "encryption-required");
             return;
         }
@@ -324,25 +302,23 @@ static void handle_sasl(vn_c2s *s, vn_stanza *st)
 
 static void handle_starttls(vn_c2s *s, vn_stanza *st)
 {
-    if (vn_conn_is_tls(s->conn) || s->authenticated || !vn_stanza_is(st, "starttls", NULL)) {
+    if (secure(s) || s->authenticated || !s->ops->start_tls ||
+        !vn_stanza_is(st, "starttls", NULL)) {
         vn_c2s_close(s, "policy-violation", "Unexpected TLS negotiation");
         return;
     }
     vn_stanza *proceed = vn_stanza_new("proceed", VN_NS_TLS);
     vn_c2s_write_stanza(s, proceed);
     vn_stanza_free(proceed);
-    if (vn_conn_start_tls(s->conn, vn_tls_ctx_for_host(s->host)) < 0) {
+    if (s->ops->start_tls(s->tx, vn_tls_ctx_for_host(s->host)) < 0) {
         c2s_abort(s, "cannot start TLS");
         return;
     }
     s->restart = true;
     s->header_sent = false;
-    stop_parsing(s);
 }
 
 /* ---- resource binding ---- */
-
-static void start_session_timer(vn_c2s *s);
 
 static void reply_error(vn_c2s *s, const vn_stanza *st, const char *type, const char *cond,
                         const char *text)
@@ -375,7 +351,7 @@ static void handle_bind(vn_c2s *s, vn_stanza *iq, const vn_stanza *bind)
     vn_stanza_add_text_child(b, "jid", VN_NS_BIND, vn_session_jid(s->session)->full);
     vn_c2s_write_stanza(s, result);
     vn_stanza_free(result);
-    start_session_timer(s);
+    vn_c2s_start_session_timer(s);
 }
 
 /* <iq type='set'> with <bind/> or the legacy <session/> (RFC 3921);
@@ -407,7 +383,7 @@ static bool handle_session_setup(vn_c2s *s, vn_stanza *st)
  * registration); anything else closes the stream. */
 static void handle_unauthenticated_iq(vn_c2s *s, vn_stanza *st)
 {
-    vn_unauthenticated_iq unauth = {.peer_ip = vn_conn_peer_ip(s->conn)};
+    vn_unauthenticated_iq unauth = {.peer_ip = peer_ip(s)};
     vn_event ev = {.stanza = st, .host = s->host, .data = &unauth};
 
     if (!vn_stanza_is(st, "iq", VN_NS_CLIENT) ||
@@ -497,32 +473,33 @@ static bool is_client_stanza(const vn_stanza *st)
             strcmp(name, "iq") == 0);
 }
 
-static void on_stanza(void *ud, vn_stanza *st)
+void vn_c2s_input_element(vn_c2s *s, vn_stanza *st)
 {
-    vn_c2s *s = ud;
     const char *ns = vn_stanza_ns(st) ? vn_stanza_ns(st) : "";
 
     vn_log_debug("c2s %s RECV <%s xmlns='%s'>",
-                 s->session ? vn_session_jid(s->session)->full : vn_conn_peer_ip(s->conn),
-                 vn_stanza_name(st), ns);
+                 s->session ? vn_session_jid(s->session)->full : peer_ip(s), vn_stanza_name(st),
+                 ns);
     if (s->closing) {
         vn_stanza_free(st);
         return;
     }
     if (strcmp(ns, VN_NS_TLS) == 0) {
         handle_starttls(s, st);
-    } else if (!vn_conn_is_tls(s->conn) && vn_srv.cfg->require_encryption &&
-               strcmp(ns, VN_NS_SASL) != 0) {
+    } else if (!secure(s) && vn_srv.cfg->require_encryption && strcmp(ns, VN_NS_SASL) != 0) {
         vn_c2s_close(s, "policy-violation", "Use STARTTLS first");
     } else if (strcmp(ns, VN_NS_SASL) == 0) {
         handle_sasl(s, st);
     } else if (!s->authenticated) {
         handle_unauthenticated_iq(s, st);
+    } else if (strcmp(ns, VN_NS_SM) == 0) {
+        vn_c2s_sm_element(s, st);
     } else if (vn_stanza_is(st, "iq", VN_NS_CLIENT) && handle_session_setup(s, st)) {
-        /* bind or legacy session handled */
+        vn_c2s_sm_received(s);
     } else if (!s->session) {
         vn_c2s_close(s, "not-authorized", "Bind a resource first");
     } else if (is_client_stanza(st)) {
+        vn_c2s_sm_received(s);
         handle_client_stanza(s, st);
         return; /* ownership passed */
     } else {
@@ -533,22 +510,27 @@ static void on_stanza(void *ud, vn_stanza *st)
     vn_stanza_free(st);
 }
 
-static void on_stream_close(void *ud)
+void vn_c2s_input_close(vn_c2s *s)
 {
-    vn_c2s_close(ud, NULL, NULL);
+    vn_c2s_close(s, NULL, NULL);
 }
 
-static void on_xml_error(void *ud, const char *condition, const char *text)
+void vn_c2s_input_error(vn_c2s *s, const char *condition, const char *text)
 {
-    vn_c2s_close(ud, condition, text);
+    vn_c2s_close(s, condition, text);
 }
 
-static const vn_xml_callbacks xml_callbacks = {
-    .stream_open = on_stream_open,
-    .stanza = on_stanza,
-    .stream_close = on_stream_close,
-    .error = on_xml_error,
-};
+void vn_c2s_input_activity(vn_c2s *s)
+{
+    s->last_input_ms = uv_now(vn_srv.loop);
+}
+
+bool vn_c2s_take_restart(vn_c2s *s)
+{
+    bool restart = s->restart;
+    s->restart = false;
+    return restart;
+}
 
 /* ---- timers ---- */
 
@@ -567,10 +549,11 @@ static void on_session_tick(uv_timer_t *t)
     if (cfg->idle_timeout && idle_ms >= (uint64_t)cfg->idle_timeout * 1000)
         vn_c2s_close(s, "connection-timeout", "Idle for too long");
     else if (cfg->keepalive_interval && idle_ms >= (uint64_t)cfg->keepalive_interval * 1000)
-        write_raw(s, " ", 1);
+        if (s->tx && s->ops->keepalive)
+            s->ops->keepalive(s->tx);
 }
 
-static void start_session_timer(vn_c2s *s)
+void vn_c2s_start_session_timer(vn_c2s *s)
 {
     const vn_config *cfg = vn_srv.cfg;
     unsigned period = cfg->keepalive_interval ? cfg->keepalive_interval : cfg->idle_timeout;
@@ -581,39 +564,15 @@ static void start_session_timer(vn_c2s *s)
                        (uint64_t)period * 1000);
 }
 
-/* ---- connection events ---- */
-
-static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
-{
-    vn_c2s *s = ud;
-
-    if (s->closing)
-        return;
-    s->last_input_ms = uv_now(vn_srv.loop);
-    s->in_feed = true;
-    vn_xml_parser_feed(s->parser, data, len);
-    s->in_feed = false;
-    if (s->restart && !s->closing) {
-        /* Bytes after <proceed/> or <success/> belong to a new stream that
-         * a client may only start after our answer: nothing is lost. */
-        vn_xml_parser_reset(s->parser);
-        s->restart = false;
-    }
-}
+/* ---- life cycle ---- */
 
 static void free_stream(uv_handle_t *h)
 {
     free(h->data);
 }
 
-static void on_close(vn_conn *c, void *ud, const char *reason)
+void vn_c2s_destroy(vn_c2s *s)
 {
-    vn_c2s *s = ud;
-
-    if (!s->closing)
-        vn_log_info("c2s %s: disconnected: %s", vn_conn_peer_ip(c), reason);
-    s->closing = true;
-    unbind(s, reason);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -622,7 +581,6 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
         s->next->prev = s->prev;
     stream_count--;
 
-    vn_xml_parser_free(s->parser);
     vn_sasl_free(s->sasl);
     free(s->host);
     free(s->user);
@@ -630,19 +588,25 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
     uv_close((uv_handle_t *)&s->timer, free_stream);
 }
 
-static const vn_conn_callbacks conn_callbacks = {
-    .on_data = on_data,
-    .on_close = on_close,
-};
-
-void vn_c2s_accept(vn_conn *c, const vn_listener_conf *lc, void *ud)
+void vn_c2s_gone(vn_c2s *s, const char *reason)
 {
-    const vn_config *cfg = vn_srv.cfg;
+    if (!s->closing)
+        vn_log_info("c2s %s: disconnected: %s", peer_ip(s), reason);
+    s->tx = NULL;
+    if (!s->closing && vn_c2s_sm_hibernate(s))
+        return;
+    s->closing = true;
+    unbind(s, reason);
+    vn_c2s_destroy(s);
+}
+
+vn_c2s *vn_c2s_new(const vn_c2s_transport *ops, void *tx)
+{
     vn_c2s *s = vn_alloc(sizeof *s);
     unsigned char rnd[16];
 
-    s->conn = c;
-    s->parser = vn_xml_parser_new(&xml_callbacks, s, cfg->max_stanza_size, cfg->max_xml_depth);
+    s->ops = ops;
+    s->tx = tx;
     if (RAND_bytes(rnd, sizeof rnd) != 1)
         abort();
     for (size_t i = 0; i < sizeof rnd; i++)
@@ -650,16 +614,14 @@ void vn_c2s_accept(vn_conn *c, const vn_listener_conf *lc, void *ud)
     s->last_input_ms = uv_now(vn_srv.loop);
     uv_timer_init(vn_srv.loop, &s->timer);
     s->timer.data = s;
-    uv_timer_start(&s->timer, on_handshake_timeout, (uint64_t)cfg->handshake_timeout * 1000, 0);
+    uv_timer_start(&s->timer, on_handshake_timeout, (uint64_t)vn_srv.cfg->handshake_timeout * 1000,
+                   0);
 
     s->next = all_streams;
     if (all_streams)
         all_streams->prev = s;
     all_streams = s;
     stream_count++;
-
-    vn_log_debug("c2s %s: connected", vn_conn_peer_ip(c));
-    vn_conn_set_callbacks(c, &conn_callbacks, s);
-    if (vn_conn_start(c) < 0)
-        vn_conn_close(c, false);
+    vn_log_debug("c2s %s: connected", peer_ip(s));
+    return s;
 }

@@ -112,6 +112,8 @@ static const field_spec c2s_fields[] = {
     {CFG("handshake_timeout", FIELD_UNSIGNED, handshake_timeout), .min = 1, .max = 3600},
     {CFG("keepalive_interval", FIELD_UNSIGNED, keepalive_interval), .min = 0, .max = 86400},
     {CFG("idle_timeout", FIELD_UNSIGNED, idle_timeout), .min = 0, .max = 86400},
+    {CFG("resume_timeout", FIELD_UNSIGNED, resume_timeout), .min = 0, .max = 86400},
+    {CFG("max_unacked_stanzas", FIELD_SIZE, max_unacked), .min = 10, .max = 1000000},
     {.name = NULL},
 };
 
@@ -515,6 +517,8 @@ static vn_config *config_new(const char *path)
     cfg->handshake_timeout = 30;
     cfg->keepalive_interval = 60;
     cfg->idle_timeout = 0;
+    cfg->resume_timeout = 300;
+    cfg->max_unacked = 1000;
     cfg->module_path = vn_strdup(VN_MODULE_DIR);
     return cfg;
 }

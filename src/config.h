@@ -72,6 +72,8 @@ typedef struct vn_config {
     unsigned handshake_timeout;  /* seconds until a stream must be authenticated */
     unsigned keepalive_interval; /* seconds of silence before a whitespace ping */
     unsigned idle_timeout;       /* seconds of silence before the stream is closed */
+    unsigned resume_timeout;     /* seconds a dropped SM session waits for resumption */
+    size_t max_unacked;          /* unacknowledged stanzas kept per SM session */
 
     char *admin_socket;
     char *module_path;

@@ -141,6 +141,11 @@ struct vn_c2s *vn_session_stream(const vn_session *s)
     return s->stream;
 }
 
+void vn_session_set_stream(vn_session *s, struct vn_c2s *stream)
+{
+    s->stream = stream;
+}
+
 void vn_sessions_kick_user(const char *host, const char *user, const char *condition)
 {
     vn_jid *bare = vn_jid_make(user, host, NULL);

@@ -21,6 +21,8 @@ vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char
 /* Remove a session (its stream is ending); runs "session/closed". */
 void vn_sessions_unbind(vn_session *s, const char *reason);
 struct vn_c2s *vn_session_stream(const vn_session *s);
+/* The session moved to another stream (stream management resumption). */
+void vn_session_set_stream(vn_session *s, struct vn_c2s *stream);
 /* Close every session of an account with a stream error (account deleted). */
 void vn_sessions_kick_user(const char *host, const char *user, const char *condition);
 

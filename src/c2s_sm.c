@@ -1,0 +1,286 @@
+/*
+ * c2s_sm.c - Stream Management (XEP-0198, urn:xmpp:sm:3) for client
+ * streams: acknowledgements, and resumption of a session whose
+ * connection dropped.
+ *
+ * Every stanza sent on a stream with SM enabled is kept (as a copy) until
+ * the client acknowledges it. When the connection drops, a resumable
+ * stream hibernates: its session stays bound, stanzas for it queue up, and
+ * a new connection of the same account may take it over with <resume/>,
+ * receiving everything it had not acknowledged. When a session ends for
+ * good, nothing unacknowledged is dropped silently: messages with a body
+ * are routed again (to the account's other resources or offline storage)
+ * and iq requests are answered with <service-unavailable/>.
+ */
+#include <errno.h>
+#include <openssl/rand.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c2s_internal.h"
+#include "server.h"
+#include "sessions.h"
+
+static sm_state *resumable; /* by id */
+
+static vn_c2s *stream_of(sm_state *sm)
+{
+    return (vn_c2s *)((char *)sm - offsetof(vn_c2s, sm));
+}
+
+static void send_nonza(vn_c2s *s, vn_stanza *el)
+{
+    vn_c2s_write_element(s, el);
+    vn_stanza_free(el);
+}
+
+static void send_failed(vn_c2s *s, const char *condition)
+{
+    vn_stanza *failed = vn_stanza_new("failed", VN_NS_SM);
+    vn_stanza_add_child(failed, condition, VN_NS_STANZA_ERRORS);
+    send_nonza(s, failed);
+}
+
+static void send_h(vn_c2s *s, const char *name, uint32_t h)
+{
+    char num[16];
+    vn_stanza *el = vn_stanza_new(name, VN_NS_SM);
+    snprintf(num, sizeof num, "%u", h);
+    vn_stanza_set_attr(el, "h", num);
+    if (strcmp(name, "resumed") == 0)
+        vn_stanza_set_attr(el, "previd", s->sm.id);
+    send_nonza(s, el);
+}
+
+static void request_ack(vn_c2s *s)
+{
+    if (s->sm.ack_requested || !s->tx || s->sm.unacked == 0)
+        return;
+    s->sm.ack_requested = true;
+    send_nonza(s, vn_stanza_new("r", VN_NS_SM));
+}
+
+static bool parse_h(const char *text, uint32_t *h)
+{
+    char *end;
+    if (!text || *text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || *end || v > UINT32_MAX)
+        return false;
+    *h = (uint32_t)v;
+    return true;
+}
+
+/* Drop what the client says it handled; false if it claims more than sent. */
+static bool apply_ack(sm_state *sm, uint32_t h)
+{
+    uint32_t newly = h - sm->acked; /* modulo 2^32, as XEP-0198 counts */
+    if (newly > sm->unacked)
+        return false;
+    for (uint32_t i = 0; i < newly; i++) {
+        sm_item *item = sm->head;
+        sm->head = item->next;
+        vn_stanza_free(item->stanza);
+        free(item);
+    }
+    if (!sm->head)
+        sm->tail = NULL;
+    sm->unacked -= newly;
+    sm->acked = h;
+    return true;
+}
+
+void vn_c2s_sm_add_feature(vn_c2s *s, vn_stanza *features)
+{
+    vn_stanza_add_child(features, "sm", VN_NS_SM);
+}
+
+static void handle_enable(vn_c2s *s, const vn_stanza *el)
+{
+    const char *resume = vn_stanza_attr(el, "resume");
+    unsigned timeout = vn_srv.cfg->resume_timeout;
+
+    if (!s->session || s->sm.enabled) {
+        send_failed(s, "unexpected-request");
+        return;
+    }
+    s->sm.enabled = true;
+    vn_stanza *enabled = vn_stanza_new("enabled", VN_NS_SM);
+    if (resume && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0) && timeout > 0) {
+        unsigned char rnd[16];
+        char max[16];
+        if (RAND_bytes(rnd, sizeof rnd) != 1)
+            abort();
+        for (size_t i = 0; i < sizeof rnd; i++)
+            snprintf(s->sm.id + 2 * i, 3, "%02x", rnd[i]);
+        s->sm.resumable = true;
+        HASH_ADD_STR(resumable, id, &s->sm);
+        snprintf(max, sizeof max, "%u", timeout);
+        vn_stanza_set_attr(enabled, "id", s->sm.id);
+        vn_stanza_set_attr(enabled, "resume", "true");
+        vn_stanza_set_attr(enabled, "max", max);
+    }
+    send_nonza(s, enabled);
+}
+
+/* Take the old stream's session, SM state and queue over into s. */
+static void take_over(vn_c2s *s, vn_c2s *old)
+{
+    HASH_DEL(resumable, &old->sm);
+    s->sm = old->sm;
+    memset(&old->sm, 0, sizeof old->sm);
+    HASH_ADD_STR(resumable, id, &s->sm);
+    s->sm.ack_requested = false;
+
+    s->session = old->session;
+    old->session = NULL;
+    vn_session_set_stream(s->session, s);
+
+    if (old->tx) {
+        /* The old connection has not noticed it is dead yet. */
+        vn_c2s_close(old, "conflict", "The session was resumed on another connection");
+    } else {
+        old->closing = true;
+        vn_c2s_destroy(old);
+    }
+}
+
+static void handle_resume(vn_c2s *s, const vn_stanza *el)
+{
+    const char *previd = vn_stanza_attr(el, "previd");
+    sm_state *sm = NULL;
+    uint32_t h;
+
+    if (s->session) {
+        send_failed(s, "unexpected-request");
+        return;
+    }
+    if (previd)
+        HASH_FIND_STR(resumable, previd, sm);
+    vn_c2s *old = sm ? stream_of(sm) : NULL;
+    if (!old || !old->session || strcmp(old->host, s->host) != 0 ||
+        strcmp(old->user, s->user) != 0) {
+        send_failed(s, "item-not-found");
+        return;
+    }
+    if (!parse_h(vn_stanza_attr(el, "h"), &h) || !apply_ack(&old->sm, h)) {
+        send_failed(s, "unexpected-request");
+        return;
+    }
+    take_over(s, old);
+    vn_log_info("session resumed: %s (%zu stanza(s) to resend)", vn_session_jid(s->session)->full,
+                s->sm.unacked);
+    send_h(s, "resumed", s->sm.h_in);
+    for (sm_item *item = s->sm.head; item; item = item->next)
+        vn_c2s_write_element(s, item->stanza);
+    request_ack(s);
+    vn_c2s_start_session_timer(s);
+}
+
+void vn_c2s_sm_element(vn_c2s *s, const vn_stanza *el)
+{
+    const char *name = vn_stanza_name(el);
+    uint32_t h;
+
+    if (strcmp(name, "enable") == 0) {
+        handle_enable(s, el);
+    } else if (strcmp(name, "resume") == 0) {
+        handle_resume(s, el);
+    } else if (!s->sm.enabled) {
+        vn_c2s_close(s, "unsupported-stanza-type", "Stream management is not enabled");
+    } else if (strcmp(name, "r") == 0) {
+        send_h(s, "a", s->sm.h_in);
+    } else if (strcmp(name, "a") == 0) {
+        if (!parse_h(vn_stanza_attr(el, "h"), &h)) {
+            vn_c2s_close(s, "bad-format", "Invalid 'h' in <a/>");
+        } else if (!apply_ack(&s->sm, h)) {
+            vn_c2s_close(s, "undefined-condition", "Acknowledged more stanzas than were sent");
+        } else {
+            s->sm.ack_requested = false;
+            request_ack(s);
+        }
+    } else {
+        vn_c2s_close(s, "unsupported-stanza-type", NULL);
+    }
+}
+
+void vn_c2s_sm_received(vn_c2s *s)
+{
+    if (s->sm.enabled)
+        s->sm.h_in++;
+}
+
+void vn_c2s_sm_sent(vn_c2s *s, const vn_stanza *st)
+{
+    sm_item *item = vn_alloc(sizeof *item);
+    item->stanza = vn_stanza_copy(st);
+    if (s->sm.tail)
+        s->sm.tail->next = item;
+    else
+        s->sm.head = item;
+    s->sm.tail = item;
+    s->sm.unacked++;
+
+    if (s->sm.unacked > vn_srv.cfg->max_unacked) {
+        vn_c2s_close(s, "resource-constraint", "Too many unacknowledged stanzas");
+        return;
+    }
+    request_ack(s);
+}
+
+static void on_hibernation_timeout(uv_timer_t *t)
+{
+    vn_c2s *s = t->data;
+    vn_log_info("session %s was not resumed in time", vn_session_jid(s->session)->full);
+    vn_c2s_close(s, NULL, NULL);
+}
+
+bool vn_c2s_sm_hibernate(vn_c2s *s)
+{
+    if (!s->sm.resumable || !s->session || vn_srv.stopping)
+        return false;
+    s->hibernating = true;
+    uv_timer_stop(&s->timer);
+    uv_timer_start(&s->timer, on_hibernation_timeout, (uint64_t)vn_srv.cfg->resume_timeout * 1000,
+                   0);
+    vn_log_info("session %s hibernates: resumable for %u s, %zu unacknowledged",
+                vn_session_jid(s->session)->full, vn_srv.cfg->resume_timeout, s->sm.unacked);
+    return true;
+}
+
+/* A stanza the client never acknowledged, once its session is gone. */
+static void settle_unacked(vn_stanza *st)
+{
+    const char *name = vn_stanza_name(st);
+    const char *type = vn_stanza_attr(st, "type");
+
+    if (strcmp(name, "message") == 0 && vn_stanza_child(st, "body", NULL) &&
+        (!type || (strcmp(type, "error") != 0 && strcmp(type, "groupchat") != 0))) {
+        vn_route(vn_stanza_copy(st)); /* other resources, or offline storage */
+    } else if (strcmp(name, "iq") == 0 && type &&
+               (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
+        vn_route_error(st, "cancel", "service-unavailable", NULL);
+    }
+}
+
+void vn_c2s_sm_end(vn_c2s *s, const vn_jid *jid)
+{
+    if (s->sm.resumable)
+        HASH_DEL(resumable, &s->sm);
+    sm_item *item = s->sm.head;
+    if (s->sm.unacked)
+        vn_log_info("%s: %zu unacknowledged stanza(s) routed again or bounced", jid->full,
+                    s->sm.unacked);
+    memset(&s->sm, 0, sizeof s->sm);
+    while (item) {
+        sm_item *next = item->next;
+        settle_unacked(item->stanza);
+        vn_stanza_free(item->stanza);
+        free(item);
+        item = next;
+    }
+}
