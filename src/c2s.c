@@ -132,6 +132,11 @@ size_t vn_c2s_count(void)
     return stream_count;
 }
 
+bool vn_c2s_hibernating(const vn_c2s *s)
+{
+    return s->hibernating;
+}
+
 /* ---- stream features ---- */
 
 static vn_sasl_context sasl_context(vn_c2s *s)

@@ -67,5 +67,6 @@ void vn_c2s_close(vn_c2s *s, const char *condition, const char *text);
 /* Close every client stream with <system-shutdown/>. */
 void vn_c2s_close_all(const char *condition);
 size_t vn_c2s_count(void);
+bool vn_c2s_hibernating(const vn_c2s *s);
 
 #endif

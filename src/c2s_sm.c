@@ -30,6 +30,12 @@ static vn_c2s *stream_of(sm_state *sm)
     return (vn_c2s *)((char *)sm - offsetof(vn_c2s, sm));
 }
 
+static void run_session_hook(const char *name, vn_c2s *s)
+{
+    vn_event ev = {.session = s->session, .from = vn_session_jid(s->session), .host = s->host};
+    vn_hook_run(name, &ev);
+}
+
 static void send_nonza(vn_c2s *s, vn_stanza *el)
 {
     vn_c2s_write_element(s, el);
@@ -179,6 +185,7 @@ static void handle_resume(vn_c2s *s, const vn_stanza *el)
         vn_c2s_write_element(s, item->stanza);
     request_ack(s);
     vn_c2s_start_session_timer(s);
+    run_session_hook("session/resumed", s);
 }
 
 void vn_c2s_sm_element(vn_c2s *s, const vn_stanza *el)
@@ -249,6 +256,7 @@ bool vn_c2s_sm_hibernate(vn_c2s *s)
                    0);
     vn_log_info("session %s hibernates: resumable for %u s, %zu unacknowledged",
                 vn_session_jid(s->session)->full, vn_srv.cfg->resume_timeout, s->sm.unacked);
+    run_session_hook("session/hibernated", s);
     return true;
 }
 

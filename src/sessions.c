@@ -202,6 +202,11 @@ void vn_session_set_available(vn_session *s, bool available)
     s->available = available;
 }
 
+bool vn_session_hibernating(const vn_session *s)
+{
+    return vn_c2s_hibernating(s->stream);
+}
+
 void *vn_session_get_data(const vn_session *s, const void *key)
 {
     for (size_t i = 0; i < s->n_slots; i++)

@@ -73,6 +73,9 @@ typedef struct vn_session vn_session; /* a bound client resource */
  *   "session/bound"   a resource was bound
  *   "session/closed"  a bound session is going away (ev->data: the reason
  *                     as a const char *, or NULL for a graceful close)
+ *   "session/hibernated" the connection of a stream-management session
+ *                    dropped; it stays bound, waiting to be resumed
+ *   "session/resumed" such a session was resumed on a new connection
  *   "host/reload"     after SIGHUP reloaded the config
  */
 typedef enum { VN_PASS = 0, VN_HANDLED = 1 } vn_hook_result;
@@ -117,6 +120,9 @@ void vn_session_send(vn_session *s, const vn_stanza *st);
 int vn_session_priority(const vn_session *s);
 void vn_session_set_priority(vn_session *s, int priority);
 bool vn_session_available(const vn_session *s); /* has sent available presence */
+/* Its connection dropped and it waits for resumption (XEP-0198): stanzas
+ * sent to it are queued, not seen by anyone yet (push notifications). */
+bool vn_session_hibernating(const vn_session *s);
 void vn_session_set_available(vn_session *s, bool available);
 /* Per-session data slots keyed by any pointer (use your module handle).
  * free_fn (may be NULL) runs when the slot is replaced or the session ends. */
