@@ -30,8 +30,8 @@
 #define VCARD_STORE "vcard"
 #define VCARD_KEY "vcard"
 #define PHOTO_KEY "photo"
-/* Above mod_presence (0), which takes the presence; below nothing that
- * needs to see the client's original. */
+/* Before mod_presence (priority 0), which takes the presence and sends
+ * it on. */
 #define UPDATE_PRIORITY 50
 
 static const vn_config_key vcard_keys[] = {
