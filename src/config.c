@@ -164,7 +164,9 @@ static const field_spec listener_fields[] = {
     {.name = NULL},
 };
 
-static const char *const default_modules[] = {"ping", "version", "disco"};
+static const char *const default_modules[] = {
+    "ping", "version", "disco", "roster", "presence", "offline", "blocking", "last", "time",
+};
 
 /* ---- walking a map against a table ---- */
 

@@ -417,12 +417,15 @@ static void test_minimal_config_defaults(void **state)
     assert_string_equal(cfg->admin_socket, VN_LOCALSTATEDIR "/admin.sock");
     assert_string_equal(cfg->module_path, VN_MODULE_DIR);
 
-    assert_int_equal(cfg->n_modules, 3);
-    assert_string_equal(cfg->modules[0].name, "ping");
-    assert_string_equal(cfg->modules[1].name, "version");
-    assert_string_equal(cfg->modules[2].name, "disco");
-    for (size_t i = 0; i < 3; i++)
+    static const char *const defaults[] = {"ping",    "version",  "disco", "roster", "presence",
+                                           "offline", "blocking", "last",  "time"};
+    assert_int_equal(cfg->n_modules, sizeof defaults / sizeof defaults[0]);
+    for (size_t i = 0; i < cfg->n_modules; i++) {
+        assert_string_equal(cfg->modules[i].name, defaults[i]);
         assert_null(cfg->modules[i].options);
+    }
+    assert_int_equal(cfg->resume_timeout, 300);
+    assert_int_equal(cfg->max_unacked, 1000);
     assert_ptr_equal(vn_config_module(cfg, "version"), &cfg->modules[1]);
     assert_null(vn_config_module(cfg, "roster"));
     assert_int_equal(err.len, 0);
