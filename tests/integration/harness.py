@@ -85,7 +85,8 @@ def insecure_tls_context():
 class Server:
     """One vestnikd with its own temporary config, store and log."""
 
-    def __init__(self, extra_hosts=(), handshake_timeout=2):
+    def __init__(self, extra_hosts=(), handshake_timeout=2, c2s_options=None):
+        """c2s_options: more keys for the config's c2s: section, by name."""
         self.dir = tempfile.mkdtemp(prefix='vestnikd-')
         self.data_dir = os.path.join(self.dir, 'data')
         self.config_path = os.path.join(self.dir, 'vestnik.yaml')
@@ -93,6 +94,7 @@ class Server:
         self.admin_socket = os.path.join(self.dir, 'admin.sock')
         self.hosts = [DOMAIN] + list(extra_hosts)
         self.handshake_timeout = handshake_timeout
+        self.c2s_options = dict(c2s_options or {})
         self.c2s_port, self.tls_port = free_ports(2)
         self.daemon = os.path.join(builddir(), 'src', 'vestnikd')
         self.ctl = os.path.join(builddir(), 'src', 'vestnikctl')
@@ -104,6 +106,7 @@ class Server:
     def write_config(self):
         """The config schema is the one documented in conf/vestnik.yaml."""
         hosts = ''.join('  - %s\n' % host for host in self.hosts)
+        c2s_options = ''.join('  %s: %s\n' % item for item in self.c2s_options.items())
         text = f"""# written by tests/integration/harness.py
 hosts:
 {hosts}data_dir: {self.data_dir}
@@ -118,7 +121,7 @@ listeners:
     port: {self.tls_port}
 c2s:
   handshake_timeout: {self.handshake_timeout}
-limits:
+{c2s_options}limits:
   max_stanza_size: {MAX_STANZA_SIZE}
 admin:
   socket: {self.admin_socket}
