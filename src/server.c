@@ -76,9 +76,11 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
         return -1;
     if (vn_tls_init(cfg, err) < 0 || vn_modules_load(cfg, err) < 0)
         return -1;
-    if (vn_listeners_start(loop, cfg, vn_c2s_accept, NULL, err) < 0)
-        return -1;
+    /* The admin socket first: it tells a second vestnikd on the same
+     * data_dir that one is running, before the ports say it less clearly. */
     if (vn_admin_start(loop, cfg->admin_socket, err) < 0)
+        return -1;
+    if (vn_listeners_start(loop, cfg, vn_c2s_accept, NULL, err) < 0)
         return -1;
 
     vn_buf where;
