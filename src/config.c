@@ -79,7 +79,7 @@ static void load_modules(loader *ld, const vn_conf_node *map, int line);
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const store_backends[] = {"lmdb", NULL};
-static const char *const listener_types[] = {"c2s", "c2s_tls", NULL};
+static const char *const listener_types[] = {"c2s", "c2s_tls", "http", "https", NULL};
 
 /* The part of an entry that every field has; ranges and choices follow it. */
 #define FIELD(key, field_kind, type, member)                                                       \
@@ -129,6 +129,14 @@ static const field_spec limits_fields[] = {
     {.name = NULL},
 };
 
+static const field_spec http_fields[] = {
+    {CFG("max_request_header_size", FIELD_SIZE, http_max_header_size), .min = 1024, .max = 1048576},
+    {CFG("max_body_size", FIELD_SIZE, http_max_body_size), .min = 1024, .max = 1073741824},
+    {CFG("request_timeout", FIELD_UNSIGNED, http_request_timeout), .min = 1, .max = 3600},
+    {CFG("keepalive_timeout", FIELD_UNSIGNED, http_keepalive_timeout), .min = 1, .max = 3600},
+    {.name = NULL},
+};
+
 static const field_spec admin_fields[] = {
     {CFG("socket", FIELD_STRING, admin_socket)},
     {.name = NULL},
@@ -144,6 +152,7 @@ static const field_spec top_fields[] = {
     {.name = "c2s", .kind = FIELD_SECTION, .fields = c2s_fields},
     {.name = "auth", .kind = FIELD_SECTION, .fields = auth_fields},
     {.name = "limits", .kind = FIELD_SECTION, .fields = limits_fields},
+    {.name = "http", .kind = FIELD_SECTION, .fields = http_fields},
     {.name = "admin", .kind = FIELD_SECTION, .fields = admin_fields},
     {CFG("module_path", FIELD_STRING, module_path)},
     {.name = "modules", .kind = FIELD_CUSTOM, .load = load_modules},
@@ -401,7 +410,7 @@ static bool read_listener(loader *ld, const vn_conf_node *item, vn_listener_conf
     }
     load_map(ld, item, "listeners", listener_fields, l);
     if (!vn_conf_map_get(item, "type"))
-        fail(ld, item->line, "listeners: a listener needs a 'type' (c2s or c2s_tls)");
+        fail(ld, item->line, "listeners: a listener needs a 'type' (c2s, c2s_tls, http or https)");
     if (!vn_conf_map_get(item, "port"))
         fail(ld, item->line, "listeners: a listener needs a 'port'");
     if (!l->address)
@@ -521,6 +530,10 @@ static vn_config *config_new(const char *path)
     cfg->idle_timeout = 0;
     cfg->resume_timeout = 300;
     cfg->max_unacked = 1000;
+    cfg->http_max_header_size = 16384;
+    cfg->http_max_body_size = 1048576;
+    cfg->http_request_timeout = 30;
+    cfg->http_keepalive_timeout = 60;
     cfg->module_path = vn_strdup(VN_MODULE_DIR);
     return cfg;
 }

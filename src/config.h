@@ -19,6 +19,8 @@
 typedef enum {
     VN_LISTEN_C2S,     /* client-to-server, STARTTLS (5222) */
     VN_LISTEN_C2S_TLS, /* client-to-server, direct TLS, XEP-0368 (5223) */
+    VN_LISTEN_HTTP,    /* HTTP: upload, WebSocket, BOSH, /health (5280) */
+    VN_LISTEN_HTTPS,   /* the same over direct TLS (5281) */
 } vn_listener_type;
 
 typedef struct vn_listener_conf {
@@ -74,6 +76,11 @@ typedef struct vn_config {
     unsigned idle_timeout;       /* seconds of silence before the stream is closed */
     unsigned resume_timeout;     /* seconds a dropped SM session waits for resumption */
     size_t max_unacked;          /* unacknowledged stanzas kept per SM session */
+
+    size_t http_max_header_size;     /* request line and headers, bytes */
+    size_t http_max_body_size;       /* bodies the server buffers for a route */
+    unsigned http_request_timeout;   /* seconds for the headers, and between body reads */
+    unsigned http_keepalive_timeout; /* seconds an idle keep-alive connection stays open */
 
     char *admin_socket;
     char *module_path;

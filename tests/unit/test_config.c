@@ -722,9 +722,9 @@ static void test_error_cert_without_key(void **state)
 static void test_error_bad_listeners(void **state)
 {
     assert_load_error("hosts: [a.example]\nlisteners:\n  - type: s2s\n    port: 5269\n", 3,
-                      "listeners: key 'type' must be one of: c2s, c2s_tls");
+                      "listeners: key 'type' must be one of: c2s, c2s_tls, http, https");
     assert_load_error("hosts: [a.example]\nlisteners:\n  - {port: 5222}\n", 3,
-                      "listeners: a listener needs a 'type' (c2s or c2s_tls)");
+                      "listeners: a listener needs a 'type' (c2s, c2s_tls, http or https)");
     assert_load_error("hosts: [a.example]\nlisteners:\n  - {type: c2s}\n", 3,
                       "listeners: a listener needs a 'port'");
     assert_load_error("hosts: [a.example]\nlisteners:\n  - {type: c2s, port: 1, address: "
