@@ -5,7 +5,7 @@
  * Serves disco#info for the server from the registry every module fills
  * (vn_disco_* in module.h), extended with a serverinfo form (XEP-0128)
  * listing the contact addresses from the config; disco#items for the
- * server (no items yet); and disco#info for an account's bare JID on the
+ * server (the services registered with vn_disco_add_item); and disco#info for an account's bare JID on the
  * account's behalf.
  *
  * Each stream's features after authentication carry
@@ -309,12 +309,22 @@ static vn_stanza *nodeless_result(const vn_event *ev, const char *ns)
     return reply;
 }
 
+static void add_item(const char *jid, const char *name, void *ud)
+{
+    vn_stanza *item = vn_stanza_add_child(ud, "item", NS_DISCO_ITEMS);
+    vn_stanza_set_attr(item, "jid", jid);
+    if (name)
+        vn_stanza_set_attr(item, "name", name);
+}
+
 static vn_hook_result host_items(vn_event *ev, void *ud)
 {
     vn_stanza *reply = nodeless_result(ev, NS_DISCO_ITEMS);
 
-    if (reply)
+    if (reply) {
+        vn_disco_foreach_item(ev->host, add_item, vn_stanza_first_element(reply));
         vn_route(reply);
+    }
     return VN_HANDLED;
 }
 

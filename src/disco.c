@@ -141,8 +141,54 @@ void vn_disco_foreach_identity(vn_disco_identity_cb cb, void *ud)
         cb(identities[i].category, identities[i].type, identities[i].name, ud);
 }
 
+/* ---- items (services on subdomains: MUC, components) ---- */
+
+typedef struct disco_item {
+    char *host, *jid, *name;
+} disco_item;
+
+static disco_item *items;
+static size_t n_items;
+
+void vn_disco_add_item(const char *host, const char *jid, const char *name)
+{
+    items = vn_realloc(items, (n_items + 1) * sizeof *items);
+    items[n_items++] = (disco_item){vn_strdup(host), vn_strdup(jid), vn_strdup(name)};
+}
+
+static void item_free(disco_item *item)
+{
+    free(item->host);
+    free(item->jid);
+    free(item->name);
+}
+
+void vn_disco_remove_item(const char *host, const char *jid)
+{
+    for (size_t i = 0; i < n_items; i++) {
+        if (strcmp(items[i].host, host) == 0 && strcmp(items[i].jid, jid) == 0) {
+            item_free(&items[i]);
+            memmove(&items[i], &items[i + 1], (n_items - i - 1) * sizeof *items);
+            n_items--;
+            return;
+        }
+    }
+}
+
+void vn_disco_foreach_item(const char *host, vn_disco_item_cb cb, void *ud)
+{
+    for (size_t i = 0; i < n_items; i++)
+        if (strcmp(items[i].host, host) == 0)
+            cb(items[i].jid, items[i].name, ud);
+}
+
 void vn_disco_clear(void)
 {
+    for (size_t i = 0; i < n_items; i++)
+        item_free(&items[i]);
+    free(items);
+    items = NULL;
+    n_items = 0;
     while (features)
         feature_free(features);
     for (size_t i = 0; i < n_identities; i++)

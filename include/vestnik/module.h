@@ -160,6 +160,12 @@ typedef void (*vn_disco_identity_cb)(const char *category, const char *type, con
                                      void *ud);
 void vn_disco_foreach_feature(vn_disco_feature_cb cb, void *ud); /* sorted, unique */
 void vn_disco_foreach_identity(vn_disco_identity_cb cb, void *ud);
+/* Items of a local host's disco#items: services on their own JIDs (a MUC
+ * service at conference.<host>, components). name may be NULL. */
+void vn_disco_add_item(const char *host, const char *jid, const char *name);
+void vn_disco_remove_item(const char *host, const char *jid);
+typedef void (*vn_disco_item_cb)(const char *jid, const char *name, void *ud);
+void vn_disco_foreach_item(const char *host, vn_disco_item_cb cb, void *ud);
 
 /* ---- configuration ----
  * A module declares its keys; the config loader rejects unknown keys and
