@@ -31,8 +31,8 @@ void vn_http_accept(vn_conn *c, const vn_listener_conf *lc, void *ud);
  * callbacks with vn_conn_set_callbacks before returning from on_request. */
 vn_conn *vn_http_detach(vn_http_request *req, vn_buf *rest);
 
-/* Close every HTTP connection (shutdown); routes' on_abort runs for
- * requests still waiting for their response. */
+/* Close every HTTP connection (shutdown); routes' on_abort runs at once
+ * for requests whose response is unfinished. */
 void vn_http_close_all(void);
 size_t vn_http_count(void); /* open HTTP connections */
 

@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "c2s.h"
 #include "hooks.h"
+#include "http_server.h"
 #include "listener.h"
 #include "log_internal.h"
 #include "modload.h"
@@ -45,13 +46,33 @@ static int make_dir(const char *path, vn_buf *err)
     return -1;
 }
 
+static const char *listener_type_name(vn_listener_type type)
+{
+    switch (type) {
+    case VN_LISTEN_C2S: return "c2s";
+    case VN_LISTEN_C2S_TLS: return "c2s_tls";
+    case VN_LISTEN_HTTP: return "http";
+    case VN_LISTEN_HTTPS: return "https";
+    }
+    return "?";
+}
+
 static void describe_listeners(const vn_config *cfg, vn_buf *out)
 {
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const vn_listener_conf *l = &cfg->listeners[i];
-        vn_buf_printf(out, "%s%s [%s]:%d", i ? ", " : "",
-                      l->type == VN_LISTEN_C2S ? "c2s" : "c2s_tls", l->address, l->port);
+        vn_buf_printf(out, "%s%s [%s]:%d", i ? ", " : "", listener_type_name(l->type), l->address,
+                      l->port);
     }
+}
+
+/* Hands each accepted connection to the stream layer its listener serves. */
+static void accept_connection(vn_conn *c, const vn_listener_conf *lc, void *ud)
+{
+    if (lc->type == VN_LISTEN_HTTP || lc->type == VN_LISTEN_HTTPS)
+        vn_http_accept(c, lc, ud);
+    else
+        vn_c2s_accept(c, lc, ud);
 }
 
 int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
@@ -80,7 +101,7 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
      * data_dir that one is running, before the ports say it less clearly. */
     if (vn_admin_start(loop, cfg->admin_socket, err) < 0)
         return -1;
-    if (vn_listeners_start(loop, cfg, vn_c2s_accept, NULL, err) < 0)
+    if (vn_listeners_start(loop, cfg, accept_connection, NULL, err) < 0)
         return -1;
 
     vn_buf where;
@@ -126,6 +147,7 @@ void vn_server_stop(void)
     vn_admin_stop();
     vn_listeners_stop();
     vn_c2s_close_all("system-shutdown");
+    vn_http_close_all();
     vn_modules_unload_all();
     vn_timers_stop_all();
 }
