@@ -382,7 +382,7 @@ vn_stanza *vn_stanza_parse(const char *xml, size_t len)
                                "xmlns:stream='http://etherx.jabber.org/streams'>";
     static const char close[] = "</stream:stream>";
     single_parse sp = {NULL, false};
-    vn_xml_parser *p = vn_xml_parser_new(&cb, &sp, len + 1, 256);
+    vn_xml_parser *p = vn_xml_parser_new(&cb, &sp, sizeof open + len, 256);
 
     if (vn_xml_parser_feed(p, open, sizeof open - 1) < 0 || vn_xml_parser_feed(p, xml, len) < 0 ||
         vn_xml_parser_feed(p, close, sizeof close - 1) < 0)

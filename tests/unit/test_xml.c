@@ -504,6 +504,10 @@ static void test_stanza_parse_round_trip(void **state)
     assert_string_equal(vn_stanza_child_text(back, "body", VN_NS_CLIENT), "a < b & 'c'");
     assert_non_null(vn_stanza_child(back, "delay", "urn:xmpp:delay"));
 
+    vn_stanza *small = vn_stanza_parse("<x xmlns='a'/>", 14); /* shorter than the wrapper */
+    assert_non_null(small);
+    assert_true(vn_stanza_is(small, "x", "a"));
+    vn_stanza_free(small);
     assert_null(vn_stanza_parse("<message>", 9));
     assert_null(vn_stanza_parse("<a/><b/>", 8));
     assert_null(vn_stanza_parse("<!-- x --><a/>", 14));
