@@ -174,7 +174,8 @@ static const field_spec listener_fields[] = {
 };
 
 static const char *const default_modules[] = {
-    "ping", "version", "disco", "roster", "presence", "offline", "blocking", "last", "time",
+    "ping",     "version", "disco", "roster", "presence", "offline",
+    "blocking", "last",    "time",  "vcard",  "private",
 };
 
 /* ---- walking a map against a table ---- */
