@@ -54,6 +54,11 @@ def builddir():
         os.path.join(os.path.dirname(__file__), '..', '..'))
 
 
+def srcdir():
+    return os.environ.get('VN_SRCDIR') or os.path.abspath(
+        os.path.join(os.path.dirname(__file__), '..', '..'))
+
+
 def qname(ns, name):
     return '{%s}%s' % (ns, name)
 
