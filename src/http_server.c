@@ -119,6 +119,16 @@ void vn_http_route_remove(const char *prefix)
     }
 }
 
+int vn_http_listener_port(bool tls)
+{
+    const vn_config *cfg = vn_srv.cfg;
+
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (cfg->listeners[i].type == (tls ? VN_LISTEN_HTTPS : VN_LISTEN_HTTP))
+            return cfg->listeners[i].port;
+    return 0;
+}
+
 static const route *find_route(const char *path)
 {
     const route *best = NULL;

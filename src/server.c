@@ -194,6 +194,11 @@ vn_store *vn_server_store(void)
     return vn_srv.store;
 }
 
+const char *vn_server_data_dir(void)
+{
+    return vn_srv.cfg->data_dir;
+}
+
 const char *vn_server_version(void)
 {
     return PACKAGE_VERSION;

@@ -51,6 +51,8 @@ typedef struct vn_http_handler {
  * is taken already. The handler struct must outlive the route. */
 int vn_http_route_add(const char *prefix, const vn_http_handler *handler, void *ud);
 void vn_http_route_remove(const char *prefix);
+/* Port of the first https (tls) or http listener; 0 if there is none. */
+int vn_http_listener_port(bool tls);
 
 /* ---- the request ---- */
 const char *vn_http_request_method(const vn_http_request *req); /* "GET", "PUT", ... */

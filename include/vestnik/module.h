@@ -197,6 +197,7 @@ void vn_work_queue(vn_work_fn work, vn_work_fn done, void *ud);
 
 /* ---- store and server info ---- */
 vn_store *vn_server_store(void);
+const char *vn_server_data_dir(void); /* the config's data_dir */
 const char *vn_server_version(void);
 int64_t vn_now_us(void); /* wall clock, microseconds since the epoch */
 
