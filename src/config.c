@@ -76,10 +76,12 @@ struct field_spec {
 static void load_hosts(loader *ld, const vn_conf_node *list, int line);
 static void load_listeners(loader *ld, const vn_conf_node *list, int line);
 static void load_modules(loader *ld, const vn_conf_node *map, int line);
+static void load_components(loader *ld, const vn_conf_node *list, int line);
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const store_backends[] = {"lmdb", NULL};
-static const char *const listener_types[] = {"c2s", "c2s_tls", "http", "https", NULL};
+static const char *const listener_types[] = {"c2s",   "c2s_tls",   "http",
+                                             "https", "component", NULL};
 
 /* The part of an entry that every field has; ranges and choices follow it. */
 #define FIELD(key, field_kind, type, member)                                                       \
@@ -134,6 +136,11 @@ static const field_spec http_fields[] = {
     {CFG("max_body_size", FIELD_SIZE, http_max_body_size), .min = 1024, .max = 1073741824},
     {CFG("request_timeout", FIELD_UNSIGNED, http_request_timeout), .min = 1, .max = 3600},
     {CFG("keepalive_timeout", FIELD_UNSIGNED, http_keepalive_timeout), .min = 1, .max = 3600},
+    {CFG("websocket_path", FIELD_STRING, websocket_path)},
+    {CFG("bosh_path", FIELD_STRING, bosh_path)},
+    {CFG("bosh_max_wait", FIELD_UNSIGNED, bosh_max_wait), .min = 1, .max = 3600},
+    {CFG("bosh_max_hold", FIELD_UNSIGNED, bosh_max_hold), .min = 1, .max = 8},
+    {CFG("bosh_inactivity", FIELD_UNSIGNED, bosh_inactivity), .min = 10, .max = 86400},
     {.name = NULL},
 };
 
@@ -153,6 +160,7 @@ static const field_spec top_fields[] = {
     {.name = "auth", .kind = FIELD_SECTION, .fields = auth_fields},
     {.name = "limits", .kind = FIELD_SECTION, .fields = limits_fields},
     {.name = "http", .kind = FIELD_SECTION, .fields = http_fields},
+    {.name = "components", .kind = FIELD_CUSTOM, .load = load_components},
     {.name = "admin", .kind = FIELD_SECTION, .fields = admin_fields},
     {CFG("module_path", FIELD_STRING, module_path)},
     {.name = "modules", .kind = FIELD_CUSTOM, .load = load_modules},
@@ -163,6 +171,14 @@ static const field_spec host_fields[] = {
     {FIELD("name", FIELD_STRING, vn_host_conf, name)},
     {FIELD("certificate", FIELD_STRING, vn_host_conf, cert_file)},
     {FIELD("key", FIELD_STRING, vn_host_conf, key_file)},
+    {.name = NULL},
+};
+
+static const field_spec component_fields[] = {
+    {FIELD("domain", FIELD_STRING, vn_component_conf, domain)},
+    {FIELD("secret", FIELD_STRING, vn_component_conf, secret)},
+    {FIELD("host", FIELD_STRING, vn_component_conf, host)},
+    {FIELD("name", FIELD_STRING, vn_component_conf, name)},
     {.name = NULL},
 };
 
@@ -535,8 +551,91 @@ static vn_config *config_new(const char *path)
     cfg->http_max_body_size = 1048576;
     cfg->http_request_timeout = 30;
     cfg->http_keepalive_timeout = 60;
+    cfg->websocket_path = vn_strdup("/xmpp-websocket");
+    cfg->bosh_path = vn_strdup("/http-bind");
+    cfg->bosh_max_wait = 60;
+    cfg->bosh_max_hold = 1;
+    cfg->bosh_inactivity = 60;
     cfg->module_path = vn_strdup(VN_MODULE_DIR);
     return cfg;
+}
+
+/* ---- components ---- */
+
+static void component_free(vn_component_conf *c)
+{
+    free(c->domain);
+    free(c->secret);
+    free(c->host);
+    free(c->name);
+}
+
+static void load_components(loader *ld, const vn_conf_node *list, int line)
+{
+    vn_config *cfg = ld->cfg;
+
+    if (list->type != VN_NODE_SEQ) {
+        fail(ld, line, "components: must be a list of {domain, secret}");
+        return;
+    }
+    cfg->components = vn_alloc((list->count + 1) * sizeof *cfg->components);
+    for (size_t i = 0; i < list->count; i++) {
+        const vn_conf_node *item = list->items[i];
+        vn_component_conf c = {.line = item->line};
+        unsigned errors_before = ld->errors;
+
+        if (item->type != VN_NODE_MAP) {
+            fail(ld, item->line, "components: each component is a map with domain and secret");
+            continue;
+        }
+        load_map(ld, item, "components", component_fields, &c);
+        char *domain = c.domain ? vn_jid_prep_domain(c.domain) : NULL;
+        if (!c.domain || !c.secret || !*c.secret)
+            fail(ld, item->line, "components: 'domain' and a non-empty 'secret' are required");
+        else if (!domain)
+            fail(ld, key_line(item, "domain"), "components: '%s' is not a valid domain name",
+                 c.domain);
+        free(c.domain);
+        c.domain = domain;
+        for (size_t j = 0; domain && j < cfg->n_components; j++)
+            if (strcmp(cfg->components[j].domain, domain) == 0)
+                fail(ld, item->line, "components: duplicate component '%s' (first at line %d)",
+                     domain, cfg->components[j].line);
+        if (ld->errors != errors_before) {
+            component_free(&c);
+            continue;
+        }
+        cfg->components[cfg->n_components++] = c;
+    }
+}
+
+/* A component's domain is not a host, and it is listed under a host. */
+static void finish_components(loader *ld, const vn_conf_node *root)
+{
+    vn_config *cfg = ld->cfg;
+
+    for (size_t i = 0; i < cfg->n_components; i++) {
+        vn_component_conf *c = &cfg->components[i];
+        if (vn_config_host(cfg, c->domain))
+            fail(ld, c->line, "components: '%s' is also in hosts", c->domain);
+        if (c->host) {
+            char *host = vn_jid_prep_domain(c->host);
+            if (!host || !vn_config_host(cfg, host))
+                fail(ld, c->line, "components: host '%s' is not in hosts", c->host);
+            free(c->host);
+            c->host = host;
+            continue;
+        }
+        /* The host it is a subdomain of, else the first one. */
+        for (size_t h = 0; h < cfg->n_hosts && !c->host; h++) {
+            size_t dl = strlen(c->domain), hl = strlen(cfg->hosts[h].name);
+            if (dl > hl + 1 && c->domain[dl - hl - 1] == '.' &&
+                strcmp(c->domain + dl - hl, cfg->hosts[h].name) == 0)
+                c->host = vn_strdup(cfg->hosts[h].name);
+        }
+        if (!c->host && cfg->n_hosts)
+            c->host = vn_strdup(cfg->hosts[0].name);
+    }
 }
 
 /* What depends on more than one key, or on a key being absent. */
@@ -570,8 +669,14 @@ static void finish(loader *ld, const vn_conf_node *root)
             cfg->modules[i] = (vn_module_conf){.name = vn_strdup(default_modules[i])};
         cfg->n_modules = n;
     }
+    const vn_conf_node *http = vn_conf_map_get(root, "http");
+    if (cfg->websocket_path[0] != '/')
+        fail(ld, key_line(http, "websocket_path"), "http: 'websocket_path' must start with '/'");
+    if (cfg->bosh_path[0] != '/')
+        fail(ld, key_line(http, "bosh_path"), "http: 'bosh_path' must start with '/'");
     if (!cfg->admin_socket)
         cfg->admin_socket = vn_asprintf("%s/admin.sock", cfg->data_dir);
+    finish_components(ld, root);
 }
 
 vn_config *vn_config_load(const char *path, vn_buf *err)
@@ -610,12 +715,17 @@ void vn_config_free(vn_config *cfg)
     for (size_t i = 0; i < cfg->n_modules; i++)
         free(cfg->modules[i].name);
     free(cfg->modules);
+    for (size_t i = 0; i < cfg->n_components; i++)
+        component_free(&cfg->components[i]);
+    free(cfg->components);
     free(cfg->data_dir);
     free(cfg->store_backend);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->tls_ciphers);
     free(cfg->tls_ciphersuites);
+    free(cfg->websocket_path);
+    free(cfg->bosh_path);
     free(cfg->admin_socket);
     free(cfg->module_path);
     vn_conf_node_free(cfg->root);

@@ -21,6 +21,7 @@ typedef enum {
     VN_LISTEN_C2S_TLS, /* client-to-server, direct TLS, XEP-0368 (5223) */
     VN_LISTEN_HTTP,    /* HTTP: upload, WebSocket, BOSH, /health (5280) */
     VN_LISTEN_HTTPS,   /* the same over direct TLS (5281) */
+    VN_LISTEN_COMPONENT, /* external components, XEP-0114 (5347) */
 } vn_listener_type;
 
 typedef struct vn_listener_conf {
@@ -36,6 +37,14 @@ typedef struct vn_host_conf {
     char *key_file;
     int line;
 } vn_host_conf;
+
+typedef struct vn_component_conf {
+    char *domain; /* normalised; served by the component, not a local host */
+    char *secret; /* the handshake's shared secret */
+    char *host;   /* the local host whose disco#items list it */
+    char *name;   /* for disco#items; may be NULL */
+    int line;
+} vn_component_conf;
 
 typedef struct vn_module_conf {
     char *name;
@@ -81,6 +90,14 @@ typedef struct vn_config {
     size_t http_max_body_size;       /* bodies the server buffers for a route */
     unsigned http_request_timeout;   /* seconds for the headers, and between body reads */
     unsigned http_keepalive_timeout; /* seconds an idle keep-alive connection stays open */
+    char *websocket_path;            /* XMPP over WebSocket (RFC 7395) */
+    char *bosh_path;                 /* XMPP over BOSH (XEP-0206) */
+    unsigned bosh_max_wait;          /* seconds a BOSH request may be held */
+    unsigned bosh_max_hold;          /* BOSH requests held at once per session */
+    unsigned bosh_inactivity;        /* seconds a BOSH session lives with no request */
+
+    vn_component_conf *components;
+    size_t n_components;
 
     char *admin_socket;
     char *module_path;
