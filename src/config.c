@@ -80,8 +80,7 @@ static void load_components(loader *ld, const vn_conf_node *list, int line);
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const store_backends[] = {"lmdb", NULL};
-static const char *const listener_types[] = {"c2s",   "c2s_tls",   "http",
-                                             "https", "component", NULL};
+static const char *const listener_types[] = {"c2s", "c2s_tls", "http", "https", "component", NULL};
 
 /* The part of an entry that every field has; ranges and choices follow it. */
 #define FIELD(key, field_kind, type, member)                                                       \

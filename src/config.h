@@ -17,10 +17,10 @@
 #include "vestnik/util.h"
 
 typedef enum {
-    VN_LISTEN_C2S,     /* client-to-server, STARTTLS (5222) */
-    VN_LISTEN_C2S_TLS, /* client-to-server, direct TLS, XEP-0368 (5223) */
-    VN_LISTEN_HTTP,    /* HTTP: upload, WebSocket, BOSH, /health (5280) */
-    VN_LISTEN_HTTPS,   /* the same over direct TLS (5281) */
+    VN_LISTEN_C2S,       /* client-to-server, STARTTLS (5222) */
+    VN_LISTEN_C2S_TLS,   /* client-to-server, direct TLS, XEP-0368 (5223) */
+    VN_LISTEN_HTTP,      /* HTTP: upload, WebSocket, BOSH, /health (5280) */
+    VN_LISTEN_HTTPS,     /* the same over direct TLS (5281) */
     VN_LISTEN_COMPONENT, /* external components, XEP-0114 (5347) */
 } vn_listener_type;
 

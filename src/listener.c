@@ -27,7 +27,14 @@ static void *accept_ud;
 
 static const char *type_name(vn_listener_type type)
 {
-    return type == VN_LISTEN_C2S_TLS ? "c2s direct TLS" : "c2s";
+    switch (type) {
+    case VN_LISTEN_C2S: return "c2s";
+    case VN_LISTEN_C2S_TLS: return "c2s direct TLS";
+    case VN_LISTEN_HTTP: return "http";
+    case VN_LISTEN_HTTPS: return "https";
+    case VN_LISTEN_COMPONENT: return "components";
+    }
+    return "?";
 }
 
 /* "192.0.2.1:5222" or "[::]:5222" */

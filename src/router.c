@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "component.h"
 #include "vestnik/module.h"
 
 static bool is_type(const char *type, const char *want)
@@ -209,6 +210,8 @@ void vn_route(vn_stanza *st)
             route_to_full(&ev, name, type);
         else
             route_to_account(&ev, name, type);
+    } else if (vn_components_route(st, to)) {
+        /* delivered to the component, or bounced while it is away */
     } else if (vn_hook_run("route/remote", &ev) != VN_HANDLED) {
         vn_route_error(st, "cancel", "remote-server-not-found", NULL);
     }

@@ -11,6 +11,7 @@
 #include "accounts.h"
 #include "admin.h"
 #include "c2s.h"
+#include "component.h"
 #include "hooks.h"
 #include "http_server.h"
 #include "listener.h"
@@ -53,6 +54,7 @@ static const char *listener_type_name(vn_listener_type type)
     case VN_LISTEN_C2S_TLS: return "c2s_tls";
     case VN_LISTEN_HTTP: return "http";
     case VN_LISTEN_HTTPS: return "https";
+    case VN_LISTEN_COMPONENT: return "component";
     }
     return "?";
 }
@@ -69,10 +71,13 @@ static void describe_listeners(const vn_config *cfg, vn_buf *out)
 /* Hands each accepted connection to the stream layer its listener serves. */
 static void accept_connection(vn_conn *c, const vn_listener_conf *lc, void *ud)
 {
-    if (lc->type == VN_LISTEN_HTTP || lc->type == VN_LISTEN_HTTPS)
-        vn_http_accept(c, lc, ud);
-    else
-        vn_c2s_accept(c, lc, ud);
+    switch (lc->type) {
+    case VN_LISTEN_HTTP:
+    case VN_LISTEN_HTTPS: vn_http_accept(c, lc, ud); break;
+    case VN_LISTEN_COMPONENT: vn_component_accept(c, lc, ud); break;
+    case VN_LISTEN_C2S:
+    case VN_LISTEN_C2S_TLS: vn_c2s_accept(c, lc, ud); break;
+    }
 }
 
 int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
@@ -97,6 +102,7 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
         return -1;
     if (vn_tls_init(cfg, err) < 0 || vn_modules_load(cfg, err) < 0)
         return -1;
+    vn_components_configure(cfg);
     /* The admin socket first: it tells a second vestnikd on the same
      * data_dir that one is running, before the ports say it less clearly. */
     if (vn_admin_start(loop, cfg->admin_socket, err) < 0)
@@ -129,6 +135,7 @@ int vn_server_reload(vn_buf *err)
     vn_config *old = vn_srv.cfg;
     vn_srv.cfg = next;
     set_hosts(next);
+    vn_components_configure(next);
     vn_log_setup(next->log_level, next->log_syslog, "vestnikd");
     vn_config_free(old);
 
@@ -147,6 +154,7 @@ void vn_server_stop(void)
     vn_admin_stop();
     vn_listeners_stop();
     vn_c2s_close_all("system-shutdown");
+    vn_components_shutdown();
     vn_http_close_all();
     vn_modules_unload_all();
     vn_timers_stop_all();

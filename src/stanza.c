@@ -37,7 +37,7 @@ struct vn_stanza {
     uint32_t attr_count;
     uint32_t attr_cap;
     char *text_cache; /* concatenation of several text children, or NULL */
-    const char *ns;   /* points into name's storage, or NULL */
+    const char *ns;   /* into name's storage, a static string, or NULL */
     char name[];      /* "name\0ns\0" */
 };
 
@@ -271,6 +271,14 @@ vn_stanza *vn_stanza_first_element(const vn_stanza *st)
 vn_stanza *vn_stanza_next_element(const vn_stanza *st)
 {
     return element_from(st->node.next);
+}
+
+void vn_stanza_replace_ns(vn_stanza *st, const char *from, const char *to_static)
+{
+    if (ns_equal(st->ns, from))
+        st->ns = to_static;
+    for (vn_stanza *c = element_from(st->first_child); c; c = element_from(c->node.next))
+        vn_stanza_replace_ns(c, from, to_static);
 }
 
 size_t vn_stanza_element_count(const vn_stanza *st)

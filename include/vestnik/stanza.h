@@ -87,6 +87,11 @@ void vn_stanza_serialize_to(const vn_stanza *st, const char *stream_ns, struct v
  * not one well-formed element. Same restrictions as the stream parser. */
 vn_stanza *vn_stanza_parse(const char *xml, size_t len);
 
+/* Every element of the tree in namespace `from` moves to `to_static`, a
+ * string with static storage (VN_NS_CLIENT...): streams of other kinds
+ * (server, component) turn their stanzas into the router's jabber:client. */
+void vn_stanza_replace_ns(vn_stanza *st, const char *from, const char *to_static);
+
 /* Stanza helpers used everywhere. */
 bool vn_stanza_is_stanza_ns(const char *ns); /* jabber:client|server|component:accept */
 /* An error reply to st: swaps from/to, keeps id, type='error', copies st's
