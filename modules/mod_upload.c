@@ -11,10 +11,11 @@
  * read on worker threads, one job at a time per request, so the loop never
  * waits on the disk. A daily timer removes files older than expire_days.
  *
- * Store layout (host "" holds what is found by token alone):
- *   ("", "", "upload", token)       slot record, see slot_record
- *   (host, user, "upload", token)   size of a finished upload, for quotas
- *   ("", "", "upload", "")          nothing; the secret is under "upload_secret"
+ * Store layout (TOKEN_HOST, never a domain name, holds what is found by
+ * token alone):
+ *   (TOKEN_HOST, "", "upload", token)       slot record, see slot_record
+ *   (TOKEN_HOST, "", "upload_secret", "hmac") the generated secret
+ *   (host, user, "upload", token)           size of a finished upload (quota)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,7 @@
 #define ROUTE_PREFIX "/upload/"
 #define SLOTS_STORE "upload"
 #define SECRET_STORE "upload_secret"
+#define TOKEN_HOST "*upload"
 #define TOKEN_BYTES 16
 #define IO_CHUNK 65536
 #define DAY_MS (24 * 3600 * 1000ULL)
@@ -101,7 +103,8 @@ static bool slot_load(const char *token, slot_record *r)
     bool found;
 
     vn_buf_init(&value);
-    found = vn_store_get(vn_server_store(), "", "", SLOTS_STORE, token, &value) == VN_STORE_OK &&
+    found = vn_store_get(vn_server_store(), TOKEN_HOST, "", SLOTS_STORE, token, &value) ==
+                VN_STORE_OK &&
             slot_record_decode(value.data, value.len, r);
     vn_buf_free(&value);
     return found;
@@ -114,7 +117,7 @@ static int slot_save(const char *token, const slot_record *r)
 
     vn_buf_init(&value);
     slot_record_encode(r, &value);
-    rc = vn_store_put(vn_server_store(), "", "", SLOTS_STORE, token, value.data, value.len);
+    rc = vn_store_put(vn_server_store(), TOKEN_HOST, "", SLOTS_STORE, token, value.data, value.len);
     vn_buf_free(&value);
     return rc;
 }
@@ -169,13 +172,14 @@ static char *load_secret(const vn_module *m)
     if (configured && configured[0])
         return vn_strdup(configured);
     vn_buf_init(&value);
-    if (vn_store_get(vn_server_store(), "", "", SECRET_STORE, "hmac", &value) == VN_STORE_OK) {
+    if (vn_store_get(vn_server_store(), TOKEN_HOST, "", SECRET_STORE, "hmac", &value) ==
+        VN_STORE_OK) {
         secret = vn_buf_steal(&value, NULL);
         return secret;
     }
     vn_buf_free(&value);
     secret = random_hex(32);
-    if (secret && vn_store_put(vn_server_store(), "", "", SECRET_STORE, "hmac", secret,
+    if (secret && vn_store_put(vn_server_store(), TOKEN_HOST, "", SECRET_STORE, "hmac", secret,
                                strlen(secret)) != VN_STORE_OK) {
         free(secret);
         return NULL;
@@ -783,7 +787,7 @@ static void remove_upload(const char *token)
     if (slot_load(token, &r) && r.done)
         vn_store_delete(vn_server_store(), r.host, r.user, SLOTS_STORE, token);
     unlink(path);
-    vn_store_delete(vn_server_store(), "", "", SLOTS_STORE, token);
+    vn_store_delete(vn_server_store(), TOKEN_HOST, "", SLOTS_STORE, token);
     slot_record_free(&r);
     free(path);
 }
@@ -796,7 +800,7 @@ static void expire_uploads(vn_timer *timer, void *ud)
     size_t removed = 0;
 
     vn_buf_init(&scan.tokens);
-    vn_store_foreach(vn_server_store(), "", "", SLOTS_STORE, check_expiry, &scan);
+    vn_store_foreach(vn_server_store(), TOKEN_HOST, "", SLOTS_STORE, check_expiry, &scan);
     for (size_t off = 0; off < scan.tokens.len; off += strlen(scan.tokens.data + off) + 1) {
         remove_upload(scan.tokens.data + off);
         removed++;
