@@ -57,9 +57,11 @@ void vn_c2s_write_stanza(vn_c2s *s, const vn_stanza *st)
 {
     if (s->closing)
         return;
+    vn_c2s_write_element(s, st);
+    /* After the write: the <r/> follows the stanza it asks about, and a
+     * write that aborted the stream has already ended its SM state. */
     if (s->sm.enabled && vn_stanza_is_stanza_ns(vn_stanza_ns(st)))
         vn_c2s_sm_sent(s, st);
-    vn_c2s_write_element(s, st);
 }
 
 static void send_header(vn_c2s *s, const char *client_from)
