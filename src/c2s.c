@@ -57,10 +57,18 @@ void vn_c2s_write_stanza(vn_c2s *s, const vn_stanza *st)
 {
     if (s->closing)
         return;
+    bool counted = s->sm.enabled && vn_stanza_is_stanza_ns(vn_stanza_ns(st));
+    if (counted && s->sm.unacked >= vn_srv.cfg->max_unacked) {
+        /* Over the limit: this stanza joins the unacknowledged ones, which
+         * are routed again or bounced as the stream closes. */
+        vn_c2s_sm_sent(s, st);
+        vn_c2s_close(s, "resource-constraint", "Too many unacknowledged stanzas");
+        return;
+    }
     vn_c2s_write_element(s, st);
     /* After the write: the <r/> follows the stanza it asks about, and a
      * write that aborted the stream has already ended its SM state. */
-    if (s->sm.enabled && vn_stanza_is_stanza_ns(vn_stanza_ns(st)))
+    if (counted && s->sm.enabled)
         vn_c2s_sm_sent(s, st);
 }
 

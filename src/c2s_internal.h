@@ -65,7 +65,8 @@ void vn_c2s_sm_add_feature(vn_c2s *s, vn_stanza *features);
 void vn_c2s_sm_element(vn_c2s *s, const vn_stanza *el);
 /* A stanza was handled (counts toward h). */
 void vn_c2s_sm_received(vn_c2s *s);
-/* A stanza is being sent: queue a copy until acknowledged. */
+/* A stanza was sent: queue a copy until acknowledged (the caller keeps
+ * the queue within c2s.max_unacked_stanzas). */
 void vn_c2s_sm_sent(vn_c2s *s, const vn_stanza *st);
 /* The transport is gone: true if the stream now hibernates instead of ending. */
 bool vn_c2s_sm_hibernate(vn_c2s *s);

@@ -231,11 +231,6 @@ void vn_c2s_sm_sent(vn_c2s *s, const vn_stanza *st)
         s->sm.head = item;
     s->sm.tail = item;
     s->sm.unacked++;
-
-    if (s->sm.unacked > vn_srv.cfg->max_unacked) {
-        vn_c2s_close(s, "resource-constraint", "Too many unacknowledged stanzas");
-        return;
-    }
     request_ack(s);
 }
 
