@@ -21,6 +21,7 @@
 #include "sessions.h"
 #include "store_backend.h"
 #include "tls.h"
+#include "web_transports.h"
 #include "vestnik/module.h"
 
 #ifndef PACKAGE_VERSION
@@ -103,6 +104,8 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     if (vn_tls_init(cfg, err) < 0 || vn_modules_load(cfg, err) < 0)
         return -1;
     vn_components_configure(cfg);
+    vn_websocket_init();
+    vn_bosh_init();
     /* The admin socket first: it tells a second vestnikd on the same
      * data_dir that one is running, before the ports say it less clearly. */
     if (vn_admin_start(loop, cfg->admin_socket, err) < 0)
