@@ -9,8 +9,9 @@
  * a local client sends it ("stanza/in") and into the recipient's when it
  * reaches a local account ("route/local"); a message to oneself is kept
  * once, on the receiving side. Each archive is the store archive "mam" of
- * the account, the item's with-JID the contact's bare JID and its data the
- * message as serialized. The message delivered to the recipient carries
+ * the account, the item's with-JID the contact's JID as the message names
+ * it (the store indexes it under the bare JID too, so 'with' may be either)
+ * and its data the message as serialized. The message delivered to the recipient carries
  * <stanza-id by='recipient' id='archive id'/>; a stanza-id claiming to be
  * by the archive's owner that arrives with the message is removed first,
  * archived or not.
@@ -199,7 +200,7 @@ static bool archive_append(const vn_jid *owner, const vn_jid *contact, const vn_
     size_t len;
     char *xml = vn_stanza_serialize(msg, VN_NS_CLIENT, &len);
     int rc = vn_archive_append(vn_server_store(), owner->domain, owner->local, MAM_ARCHIVE, 0,
-                               contact->bare, xml, len, id);
+                               contact->full, xml, len, id);
     free(xml);
     if (rc != VN_STORE_OK)
         vn_log_error("mam: cannot archive a message for %s", owner->bare);
