@@ -35,10 +35,9 @@ static const vn_config_key pep_keys[] = {
 };
 
 static const char *const pubsub_features[] = {
-    "publish",         "publish-options", "auto-create",     "retract-items",
-    "delete-nodes",    "persistent-items", "last-published", "access-presence",
-    "access-open",     "access-whitelist", "retrieve-items", "config-node",
-    "item-ids",        "multi-items",
+    "publish",          "publish-options", "auto-create",     "retract-items", "delete-nodes",
+    "persistent-items", "last-published",  "access-presence", "access-open",   "access-whitelist",
+    "retrieve-items",   "config-node",     "item-ids",        "multi-items",
 };
 #define N_PUBSUB_FEATURES (sizeof pubsub_features / sizeof pubsub_features[0])
 
@@ -115,10 +114,9 @@ static void handle_retract(vn_event *ev, const pep_request *req, const vn_stanza
     const vn_stanza *item = vn_stanza_child(retract, "item", NS_PUBSUB);
     pep_error err;
 
-    if (!pep_service_retract(req, vn_stanza_attr(retract, "node"),
-                             item ? vn_stanza_attr(item, "id") : NULL,
-                             notify && (strcmp(notify, "true") == 0 || strcmp(notify, "1") == 0),
-                             &err))
+    if (!pep_service_retract(
+            req, vn_stanza_attr(retract, "node"), item ? vn_stanza_attr(item, "id") : NULL,
+            notify && (strcmp(notify, "true") == 0 || strcmp(notify, "1") == 0), &err))
         pep_route_error(ev->stanza, &err);
     else
         vn_route(vn_stanza_iq_result(ev->stanza));

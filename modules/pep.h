@@ -156,14 +156,13 @@ bool pep_is_owner(const pep_request *req);
  * item id used is stored in *id_out (malloc'd). */
 bool pep_service_publish(const pep_request *req, const char *node_name, const vn_stanza *item,
                          const vn_stanza *options, char **id_out, pep_error *err);
-bool pep_service_retract(const pep_request *req, const char *node_name, const char *id,
-                         bool notify, pep_error *err);
+bool pep_service_retract(const pep_request *req, const char *node_name, const char *id, bool notify,
+                         pep_error *err);
 bool pep_service_delete(const pep_request *req, const char *node_name, pep_error *err);
 /* <items node/> with the node's items the requester may read: those named
  * by ids (n_ids > 0), else the max_items newest (0: all), oldest first. */
-vn_stanza *pep_service_items(const pep_request *req, const char *node_name,
-                             const char *const *ids, size_t n_ids, size_t max_items,
-                             pep_error *err);
+vn_stanza *pep_service_items(const pep_request *req, const char *node_name, const char *const *ids,
+                             size_t n_ids, size_t max_items, pep_error *err);
 /* The node's config for its owner; false with *err if absent. */
 bool pep_service_get_config(const pep_request *req, const char *node_name, pep_config *out,
                             pep_error *err);

@@ -77,8 +77,8 @@ static void add_legacy_conference(vn_stanza *storage, const vn_stanza *item)
     vn_stanza_set_attr(legacy, "jid", vn_stanza_attr(item, "id"));
     if (vn_stanza_attr(conf, "name"))
         vn_stanza_set_attr(legacy, "name", vn_stanza_attr(conf, "name"));
-    vn_stanza_set_attr(legacy, "autojoin", is_true(vn_stanza_attr(conf, "autojoin")) ? "true"
-                                                                                      : "false");
+    vn_stanza_set_attr(legacy, "autojoin",
+                       is_true(vn_stanza_attr(conf, "autojoin")) ? "true" : "false");
     for (const vn_stanza *e = vn_stanza_first_element(conf); e; e = vn_stanza_next_element(e)) {
         if (vn_stanza_is(e, "nick", NS_BOOKMARKS2) || vn_stanza_is(e, "password", NS_BOOKMARKS2))
             vn_stanza_add_text_child(legacy, vn_stanza_name(e), NS_BOOKMARKS_LEGACY,
@@ -177,9 +177,8 @@ static bool set_has(const conference_set *set, const char *jid)
 static void set_from_storage(conference_set *set, const vn_stanza *storage)
 {
     for (const vn_stanza *e = vn_stanza_first_element(storage); e; e = vn_stanza_next_element(e)) {
-        const char *jid = vn_stanza_is(e, "conference", NS_BOOKMARKS_LEGACY)
-                              ? vn_stanza_attr(e, "jid")
-                              : NULL;
+        const char *jid =
+            vn_stanza_is(e, "conference", NS_BOOKMARKS_LEGACY) ? vn_stanza_attr(e, "jid") : NULL;
         char *canonical = jid ? vn_jid_normalize(jid) : NULL;
         if (!canonical || set_has(set, canonical)) {
             free(canonical);
@@ -273,8 +272,8 @@ vn_stanza *pep_bookmarks_legacy_items(const pep_request *req, pep_error *err)
 void pep_bookmarks_send_legacy(const vn_jid *service, const char *entity)
 {
     vn_jid *who = vn_jid_parse(entity);
-    bool wanted = who && vn_jid_bare_equal(who, service) &&
-                  pep_caps_wants(entity, NS_BOOKMARKS_LEGACY);
+    bool wanted =
+        who && vn_jid_bare_equal(who, service) && pep_caps_wants(entity, NS_BOOKMARKS_LEGACY);
     vn_jid_free(who);
     if (!wanted)
         return;

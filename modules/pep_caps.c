@@ -117,14 +117,15 @@ static void record_set_features(caps_record *r, const vn_stanza *query)
             r->features[r->n_features++] = vn_strdup(vn_stanza_attr(e, "var"));
         }
     }
-    qsort(r->features, r->n_features, sizeof *r->features, string_order);
+    if (r->n_features > 1)
+        qsort(r->features, r->n_features, sizeof *r->features, string_order);
     r->known = true;
 }
 
 static bool record_has(const caps_record *r, const char *feature)
 {
-    return r->known && bsearch(&feature, r->features, r->n_features, sizeof *r->features,
-                               string_order) != NULL;
+    return r->known && r->n_features > 0 &&
+           bsearch(&feature, r->features, r->n_features, sizeof *r->features, string_order) != NULL;
 }
 
 /* ---- XEP-0115 §5.1 verification string of a disco#info answer ---- */
@@ -149,7 +150,8 @@ static void list_add(string_list *list, char *owned)
 /* Sorted, appended to out, freed. */
 static void list_flush(string_list *list, vn_buf *out)
 {
-    qsort(list->items, list->count, sizeof *list->items, string_order);
+    if (list->count > 1)
+        qsort(list->items, list->count, sizeof *list->items, string_order);
     for (size_t i = 0; i < list->count; i++) {
         vn_buf_append_str(out, list->items[i]);
         free(list->items[i]);
@@ -340,8 +342,8 @@ static void send_query(const char *from, entity *e, caps_record *r, const char *
 
 /* Record an available presence of jid, seen by the services (at least
  * one); the first asks for the caps when they are unknown. */
-static void seen_available(const vn_jid *jid, const vn_stanza *presence, const char *const *services,
-                           size_t n_services)
+static void seen_available(const vn_jid *jid, const vn_stanza *presence,
+                           const char *const *services, size_t n_services)
 {
     const vn_stanza *c = vn_stanza_child(presence, "c", NS_CAPS);
     const char *ver = c ? vn_stanza_attr(c, "ver") : NULL;
@@ -410,8 +412,8 @@ static vn_hook_result local_presence(vn_event *ev, void *ud)
         return VN_PASS;
     }
     contact_list contacts = {NULL, 0};
-    if (vn_roster_foreach(vn_server_store(), me->domain, me->local, collect_contact,
-                          &contacts) != VN_STORE_OK)
+    if (vn_roster_foreach(vn_server_store(), me->domain, me->local, collect_contact, &contacts) !=
+        VN_STORE_OK)
         vn_log_error("pep: cannot read the roster of %s", me->bare);
 
     const char **services = vn_alloc((contacts.count + 1) * sizeof *services);

@@ -45,8 +45,7 @@ static bool parse_max_items(const char *text, size_t *out)
     }
     char *end;
     unsigned long long n = strtoull(text, &end, 10);
-    if (end == text || *end || text[0] == '-' || n < 1 ||
-        n > pep_limits_current.max_items_per_node)
+    if (end == text || *end || text[0] == '-' || n < 1 || n > pep_limits_current.max_items_per_node)
         return false;
     *out = (size_t)n;
     return true;
@@ -87,9 +86,9 @@ bool pep_form_apply(const vn_stanza *form, const char *form_type, pep_config *co
                 return refuse(err, "pubsub#max_items is 'max' or 1 to the server's limit");
         }
     }
-    if (check_only && (wanted.access != config->access ||
-                       wanted.persist_items != config->persist_items ||
-                       effective_max(wanted.max_items) != effective_max(config->max_items))) {
+    if (check_only &&
+        (wanted.access != config->access || wanted.persist_items != config->persist_items ||
+         effective_max(wanted.max_items) != effective_max(config->max_items))) {
         *err = (pep_error){"cancel", "conflict", "precondition-not-met",
                            "The node exists with a different configuration"};
         return false;

@@ -187,8 +187,7 @@ int pep_node_save(const char *host, const char *user, const pep_node *node)
     vn_stanza_set_attr(doc, "persist", node->config.persist_items ? "1" : "0");
     vn_stanza_set_attr(doc, "max", max);
     for (size_t i = 0; i < node->n_items; i++)
-        vn_stanza_set_attr(vn_stanza_add_child(doc, "item", NS_NODE_DOC), "id",
-                           node->item_ids[i]);
+        vn_stanza_set_attr(vn_stanza_add_child(doc, "item", NS_NODE_DOC), "id", node->item_ids[i]);
     size_t len;
     char *xml = vn_stanza_serialize(doc, VN_NS_CLIENT, &len);
     int rc = vn_store_put(vn_server_store(), host, user, NODE_STORE, node->name, xml, len);
@@ -246,8 +245,8 @@ static void item_key(const char *node, const char *id, char key[65])
     EVP_MD_CTX *sha = EVP_MD_CTX_new();
 
     if (!sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL) ||
-        !EVP_DigestUpdate(sha, node, strlen(node) + 1) ||
-        !EVP_DigestUpdate(sha, id, strlen(id)) || !EVP_DigestFinal_ex(sha, digest, NULL)) {
+        !EVP_DigestUpdate(sha, node, strlen(node) + 1) || !EVP_DigestUpdate(sha, id, strlen(id)) ||
+        !EVP_DigestFinal_ex(sha, digest, NULL)) {
         vn_log_error("pep: SHA-256 failed");
         abort();
     }
@@ -272,8 +271,7 @@ static volatile_item *volatile_find(const char *host, const char *user, const ch
     return v;
 }
 
-static int stored_item_delete(const char *host, const char *user, const char *node,
-                              const char *id)
+static int stored_item_delete(const char *host, const char *user, const char *node, const char *id)
 {
     char key[65];
     item_key(node, id, key);
@@ -346,8 +344,7 @@ vn_stanza *pep_item_get(const char *host, const char *user, const pep_node *node
         return NULL;
     if (!node->config.persist_items) {
         const volatile_item *v = volatile_find(host, user, node->name);
-        return v && strcmp(vn_stanza_attr(v->item, "id"), id) == 0 ? vn_stanza_copy(v->item)
-                                                                    : NULL;
+        return v && strcmp(vn_stanza_attr(v->item, "id"), id) == 0 ? vn_stanza_copy(v->item) : NULL;
     }
     char key[65];
     vn_buf value;

@@ -110,8 +110,8 @@ static void notify(const vn_jid *service, const char *node, const pep_config *co
 
     vn_sessions_foreach(service, add_own_resource, &r);
     if (config->access != PEP_ACCESS_WHITELIST &&
-        vn_roster_foreach(vn_server_store(), service->domain, service->local,
-                          add_contact_resources, &r) != VN_STORE_OK)
+        vn_roster_foreach(vn_server_store(), service->domain, service->local, add_contact_resources,
+                          &r) != VN_STORE_OK)
         vn_log_error("pep: cannot read the roster of %s", service->bare);
     for (size_t i = 0; i < r.count; i++) {
         pep_service_send_event(service, r.jids[i], event);
@@ -166,8 +166,8 @@ static pep_node *node_for_publish(const pep_request *req, const char *node_name,
     int rc = pep_node_load(host, user, node_name, &node);
 
     if (rc == VN_STORE_OK) {
-        if (options && !pep_form_apply(options, PEP_FORM_PUBLISH_OPTIONS, &node->config, true,
-                                       err)) {
+        if (options &&
+            !pep_form_apply(options, PEP_FORM_PUBLISH_OPTIONS, &node->config, true, err)) {
             pep_node_free(node);
             return NULL;
         }
@@ -209,8 +209,8 @@ bool pep_service_publish(const pep_request *req, const char *node_name, const vn
         return false;
     size_t n_payloads = vn_stanza_element_count(item);
     if (n_payloads != 1)
-        return fail(err, "modify", "bad-request", n_payloads ? "invalid-payload" : "payload-required",
-                    NULL);
+        return fail(err, "modify", "bad-request",
+                    n_payloads ? "invalid-payload" : "payload-required", NULL);
     if (pep_bookmarks_is_legacy_node(node_name)) {
         *id_out = vn_strdup(given_id ? given_id : "current");
         return pep_bookmarks_publish_legacy(req, item, err);
@@ -228,9 +228,10 @@ bool pep_service_publish(const pep_request *req, const char *node_name, const vn
     }
 
     pep_node *node = node_for_publish(req, node_name, options, err);
-    bool ok = node && pep_item_put(req->service->domain, req->service->local, node, stored) ==
-                          VN_STORE_OK &&
-              pep_node_save(req->service->domain, req->service->local, node) == VN_STORE_OK;
+    bool ok =
+        node &&
+        pep_item_put(req->service->domain, req->service->local, node, stored) == VN_STORE_OK &&
+        pep_node_save(req->service->domain, req->service->local, node) == VN_STORE_OK;
     if (node && !ok)
         store_failed(err);
     if (ok) {
@@ -302,8 +303,7 @@ bool pep_service_delete(const pep_request *req, const char *node_name, pep_error
     pep_node *node = owned_node(req, node_name, err);
     if (!node)
         return false;
-    bool ok = pep_node_delete(req->service->domain, req->service->local, node_name) ==
-              VN_STORE_OK;
+    bool ok = pep_node_delete(req->service->domain, req->service->local, node_name) == VN_STORE_OK;
     if (ok) {
         vn_stanza *event = vn_stanza_new("event", NS_PUBSUB_EVENT);
         vn_stanza_set_attr(vn_stanza_add_child(event, "delete", NS_PUBSUB_EVENT), "node",
@@ -357,9 +357,8 @@ static bool refuse_reader(const pep_config *config, pep_error *err)
     return fail(err, "cancel", "not-allowed", "closed-node", "Items are for the account only");
 }
 
-vn_stanza *pep_service_items(const pep_request *req, const char *node_name,
-                             const char *const *ids, size_t n_ids, size_t max_items,
-                             pep_error *err)
+vn_stanza *pep_service_items(const pep_request *req, const char *node_name, const char *const *ids,
+                             size_t n_ids, size_t max_items, pep_error *err)
 {
     if (!check_name(node_name, "Name the node", err))
         return NULL;
