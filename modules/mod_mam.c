@@ -215,7 +215,7 @@ static vn_hook_result archive_outgoing(vn_event *ev, void *ud)
 
     if (!ev->from || !ev->from->local || !archivable(msg))
         return VN_PASS;
-    vn_jid *to = vn_jid_parse(vn_stanza_attr(msg, "to"));
+    vn_jid *to = vn_jid_parse(vn_stanza_attr(msg, "to") ? vn_stanza_attr(msg, "to") : "");
     if (to && !vn_jid_bare_equal(to, ev->from)) {
         remove_forged_ids(msg, ev->from->bare);
         if (archiving_wanted(m, ev->from->domain, ev->from->local, to))
