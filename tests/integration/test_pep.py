@@ -13,6 +13,7 @@ seen through XEP-0048 private storage and the storage:bookmarks node, both
 ways; the configured limits.
 """
 
+import asyncio
 import base64
 import hashlib
 import itertools
@@ -411,6 +412,36 @@ def test_avatar_round_trip_seen_by_contact():
     oscar.close()
 
 
+async def test_slixmpp_avatar_and_nick():
+    """An unmodified slixmpp publishes with its XEP-0084/XEP-0172 plugins; another reads."""
+    async def login(user):
+        client = harness.Client('%s@%s/sx' % (user, D), PASSWORD)
+        for plugin in ('xep_0060', 'xep_0163', 'xep_0084', 'xep_0172'):
+            client.register_plugin(plugin)
+        return await client.login(server)
+
+    judy = await login('judy')
+    trent = await login('trent')
+    image = b'\x89PNG\r\n\x1a\n' + bytes(range(100))
+    avatar_id = judy['xep_0084'].generate_id(image)
+    await judy['xep_0084'].publish_avatar(image)
+    await judy['xep_0084'].publish_avatar_metadata(
+        {'id': avatar_id, 'type': 'image/png', 'bytes': len(image)},
+        options=None)
+    await judy['xep_0172'].publish_nick('Judy')
+    # access 'presence' by default: trent is no contact of judy's
+    try:
+        await trent['xep_0084'].retrieve_avatar('judy@' + D, avatar_id)
+        raise AssertionError('a stranger read a presence-access avatar')
+    except harness.IqError as e:
+        assert e.iq['error']['condition'] == 'not-authorized', e.iq
+    own = await judy['xep_0084'].retrieve_avatar('judy@' + D, avatar_id)
+    assert own['pubsub']['items']['item']['avatar_data']['value'] == image
+    nick = await judy['xep_0060'].get_items('judy@' + D, 'http://jabber.org/protocol/nick')
+    assert nick.xml.findtext('.//{%s}nick' % NS_NICK) == 'Judy', nick
+    await asyncio.gather(judy.close(), trent.close())
+
+
 def test_omemo_devicelist_open_to_strangers():
     carol = Pep('carol')
     devicelist = "<list xmlns='%s'><device id='12345'/><device id='4223'/></list>" % NS_DEVICELIST
@@ -526,6 +557,7 @@ if __name__ == '__main__':
                  test_access_models,
                  test_publish_options_preconditions,
                  test_avatar_round_trip_seen_by_contact,
+                 test_slixmpp_avatar_and_nick,
                  test_omemo_devicelist_open_to_strangers,
                  test_bookmarks2_and_xep0048_private_storage_agree,
                  test_limits],
