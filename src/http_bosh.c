@@ -485,8 +485,8 @@ static void on_request(vn_http_request *req, void *ud)
         vn_http_respond(req, 404, "text/plain; charset=utf-8", "Not found\n", 10);
         return;
     }
-    vn_http_response_header(req, "Access-Control-Allow-Origin", "*");
     if (strcmp(method, "OPTIONS") == 0) {
+        vn_http_response_header(req, "Access-Control-Allow-Origin", "*");
         vn_http_response_header(req, "Access-Control-Allow-Methods", "POST, OPTIONS");
         vn_http_response_header(req, "Access-Control-Allow-Headers", "Content-Type");
         vn_http_response_header(req, "Access-Control-Max-Age", "86400");

@@ -30,21 +30,41 @@ typedef struct ws_stream {
     uint64_t message_size; /* of the message being received, so far */
     bool in_recv;          /* inside wslay_event_recv: send afterwards */
     bool closing;
-    bool flush_on_close; /* send what is queued before closing */
+    bool flush_on_close;  /* send what is queued before closing */
+    bool close_frame_due; /* ours, after the queued messages */
 } ws_stream;
 
 /* ---- output ---- */
 
+static void ws_finish_close(ws_stream *t);
+
+/* Hand wslay's queue to the connection; inside wslay_event_recv, on_data
+ * does it afterwards. */
 static void ws_send(ws_stream *t)
 {
     if (t->in_recv)
         return;
-    if (wslay_event_send(t->ws) != 0 && !t->closing) {
+    if (t->closing) {
+        ws_finish_close(t);
+    } else if (wslay_event_send(t->ws) != 0) {
         vn_log_info("c2s %s: output buffer full (client not reading): closing",
                     vn_conn_peer_ip(t->conn));
         t->closing = true;
         vn_conn_close(t->conn, false);
     }
+}
+
+/* wslay sends control frames ahead of queued messages: the close frame is
+ * queued only once the messages before it (a stream error, <close/>) are
+ * out. */
+static void ws_finish_close(ws_stream *t)
+{
+    if (t->flush_on_close && wslay_event_send(t->ws) == 0 && t->close_frame_due) {
+        wslay_event_queue_close(t->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+        wslay_event_send(t->ws);
+    }
+    t->close_frame_due = false;
+    vn_conn_close(t->conn, t->flush_on_close);
 }
 
 static int ws_queue(ws_stream *t, uint8_t opcode, const char *data, size_t len)
@@ -99,19 +119,13 @@ static void ws_close(void *tx, bool flush)
 
     if (t->closing)
         return;
-    if (flush && !wslay_event_get_close_sent(t->ws)) {
-        struct wslay_event_msg msg = {.opcode = WSLAY_TEXT_FRAME,
-                                      .msg = (const uint8_t *)close,
-                                      .msg_length = sizeof close - 1};
-        wslay_event_queue_msg(t->ws, &msg);
-        wslay_event_queue_close(t->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
-        ws_send(t);
+    if (flush) {
+        ws_queue(t, WSLAY_TEXT_FRAME, close, sizeof close - 1);
+        t->close_frame_due = true;
     }
     t->closing = true;
     t->flush_on_close = flush;
-    /* Inside wslay_event_recv, on_data sends what is queued and closes. */
-    if (!t->in_recv)
-        vn_conn_close(t->conn, flush);
+    ws_send(t);
 }
 
 static bool ws_secure(void *tx)
@@ -262,10 +276,7 @@ static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
         t->closing = true;
         t->flush_on_close = true; /* wslay queued a close frame saying why */
     }
-    if (wslay_event_send(t->ws) != 0)
-        vn_conn_close(c, false);
-    else if (t->closing)
-        vn_conn_close(c, t->flush_on_close);
+    ws_send(t);
 }
 
 static void on_close(vn_conn *c, void *ud, const char *reason)
