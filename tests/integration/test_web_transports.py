@@ -8,13 +8,16 @@ exchanges messages both ways with a slixmpp client on TCP. Also: WebSocket
 pings, the xmpp subprotocol required, a malformed message answered with a
 stream error and <close/>; the BOSH long poll answered as soon as a message
 arrives, repeated and out-of-window rids, CORS preflight, a client's
-terminate.
+terminate. With VN_XMPP_JS_DIR naming a directory where
+`npm install @xmpp/client` ran, a real web client library (xmpp.js, under
+node) logs in over WebSocket too (xmpp_js_client.mjs).
 """
 
 import asyncio
 import base64
 import hashlib
 import http.client
+import json
 import os
 import random
 import socket
@@ -487,15 +490,42 @@ def test_bosh_stream_error_terminates():
         is not None, ET.tostring(reply)
 
 
+async def test_xmpp_js_client_over_websocket():
+    bob = await harness.login(server, BOB + '/tcp3', PASSWORD)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'xmpp_js_client.mjs')
+    env = dict(os.environ, NODE_TLS_REJECT_UNAUTHORIZED='0')
+    node = await asyncio.create_subprocess_exec(
+        'node', '--experimental-websocket', '--no-warnings', script,
+        'wss://127.0.0.1:%d%s' % (server.https_port, WS_PATH), D, 'alice', PASSWORD,
+        BOB + '/tcp3', stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    try:
+        line = await asyncio.wait_for(node.stdout.readline(), 15)
+        assert json.loads(line or b'null') == {'online': ALICE + '/xmppjs'}, (
+            line, await node.stderr.read())
+        got = await asyncio.wait_for(bob.messages.get(), 5)
+        assert got['body'] == 'hello from xmpp.js' and got['from'] == ALICE + '/xmppjs', got
+        bob.send_message(mto=ALICE + '/xmppjs', mbody='hello, xmpp.js', mtype='chat')
+        line = await asyncio.wait_for(node.stdout.readline(), 5)
+        assert json.loads(line) == {'message': {'from': BOB + '/tcp3', 'body': 'hello, xmpp.js'}}
+        assert await asyncio.wait_for(node.wait(), 10) == 0, await node.stderr.read()
+    finally:
+        if node.returncode is None:
+            node.kill()
+            await node.wait()
+        await bob.close()
+
+
 if __name__ == '__main__':
-    harness.run([test_websocket_login_and_ping,
-                 test_websocket_messages_with_tcp_client,
-                 test_websocket_needs_xmpp_subprotocol,
-                 test_websocket_malformed_message,
-                 test_websocket_oversized_message,
-                 test_bosh_login_and_messages_with_tcp_client,
-                 test_bosh_long_poll_times_out_empty,
-                 test_bosh_rids,
-                 test_bosh_bad_requests,
-                 test_bosh_stream_error_terminates],
-                server=server, setup=setup)
+    tests = [test_websocket_login_and_ping,
+             test_websocket_messages_with_tcp_client,
+             test_websocket_needs_xmpp_subprotocol,
+             test_websocket_malformed_message,
+             test_websocket_oversized_message,
+             test_bosh_login_and_messages_with_tcp_client,
+             test_bosh_long_poll_times_out_empty,
+             test_bosh_rids,
+             test_bosh_bad_requests,
+             test_bosh_stream_error_terminates]
+    if os.environ.get('VN_XMPP_JS_DIR'):
+        tests.append(test_xmpp_js_client_over_websocket)
+    harness.run(tests, server=server, setup=setup)
