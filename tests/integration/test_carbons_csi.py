@@ -250,11 +250,9 @@ def test_csi_holds_presence_and_chat_states_but_not_bodies():
 
     # still inactive: presence waits until <active/>, latest per full JID
     tablet = Stream(ALICE, 'tablet')
-    presence_to(alice, bob.jid, 'three')
-    presence_to(tablet, bob.jid, 'tablet')
-    presence_to(alice, bob.jid, 'four')
-    alice.barrier()
-    tablet.barrier()
+    for sender, status in ((alice, 'three'), (tablet, 'tablet'), (alice, 'four')):
+        presence_to(sender, bob.jid, status)
+        sender.barrier()  # two connections: keep the order the server sees
     bob.expect_nothing(wait=SILENCE)
     bob.set_state('active')
     got = [bob.expect(PRESENCE) for _ in range(2)]
