@@ -426,7 +426,8 @@ static bool read_listener(loader *ld, const vn_conf_node *item, vn_listener_conf
     }
     load_map(ld, item, "listeners", listener_fields, l);
     if (!vn_conf_map_get(item, "type"))
-        fail(ld, item->line, "listeners: a listener needs a 'type' (c2s, c2s_tls, http or https)");
+        fail(ld, item->line,
+             "listeners: a listener needs a 'type' (c2s, c2s_tls, http, https or component)");
     if (!vn_conf_map_get(item, "port"))
         fail(ld, item->line, "listeners: a listener needs a 'port'");
     if (!l->address)

@@ -604,9 +604,11 @@ static void test_example_config_loads(void **state)
     assert_string_equal(cfg->hosts[0].name, "localhost");
     assert_string_equal(cfg->data_dir, "vestnik-data");
     assert_string_equal(cfg->admin_socket, "vestnik-data/admin.sock");
-    assert_int_equal(cfg->n_listeners, 2);
+    assert_int_equal(cfg->n_listeners, 3);
     assert_int_equal(cfg->listeners[0].port, 5222);
     assert_int_equal(cfg->listeners[1].port, 5223);
+    assert_int_equal(cfg->listeners[2].type, VN_LISTEN_HTTPS);
+    assert_int_equal(cfg->listeners[2].port, 5281);
     assert_true(cfg->n_modules >= 3);
     assert_string_equal(cfg->modules[0].name, "ping");
     assert_string_equal(cfg->modules[1].name, "version");
@@ -722,9 +724,10 @@ static void test_error_cert_without_key(void **state)
 static void test_error_bad_listeners(void **state)
 {
     assert_load_error("hosts: [a.example]\nlisteners:\n  - type: s2s\n    port: 5269\n", 3,
-                      "listeners: key 'type' must be one of: c2s, c2s_tls, http, https");
-    assert_load_error("hosts: [a.example]\nlisteners:\n  - {port: 5222}\n", 3,
-                      "listeners: a listener needs a 'type' (c2s, c2s_tls, http or https)");
+                      "listeners: key 'type' must be one of: c2s, c2s_tls, http, https, component");
+    assert_load_error(
+        "hosts: [a.example]\nlisteners:\n  - {port: 5222}\n", 3,
+        "listeners: a listener needs a 'type' (c2s, c2s_tls, http, https or component)");
     assert_load_error("hosts: [a.example]\nlisteners:\n  - {type: c2s}\n", 3,
                       "listeners: a listener needs a 'port'");
     assert_load_error("hosts: [a.example]\nlisteners:\n  - {type: c2s, port: 1, address: "
