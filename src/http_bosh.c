@@ -395,14 +395,14 @@ static void session_request(bosh_session *s, vn_http_request *req, uint64_t rid,
 {
     if (s->secure && !vn_http_request_is_tls(req)) {
         vn_stanza_free(body);
-        respond_error(req, "insecure");
+        respond_error(req, "policy-violation"); /* a secure session over plain HTTP */
         return;
     }
     if (rid <= s->rid) {
         /* A repeat: the same answer again, if it is still known. */
         const sent_response *sent = &s->sent[rid % s->requests];
         vn_stanza_free(body);
-        if (sent->rid == rid && rid + s->requests > s->rid)
+        if (sent->rid == rid)
             respond(req, sent->body, sent->len);
         else
             respond_error(req, "item-not-found");

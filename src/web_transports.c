@@ -76,30 +76,22 @@ void vn_web_serialize(const vn_stanza *st, vn_buf *out)
 {
     static vn_buf element; /* reused: the loop is single-threaded */
     const char *ns = vn_stanza_ns(st);
-    const char *declaration;
-    size_t name_end; /* just past "<name" (or "<stream:name") */
+    bool in_stanza_ns = vn_stanza_is_stanza_ns(ns);
+    bool in_streams_ns = ns && strcmp(ns, VN_NS_STREAMS) == 0;
 
     /* With no stream namespace in scope the serializer leaves out what a
      * stream header would have declared; add it after the element name. */
     vn_buf_reset(&element);
     vn_stanza_serialize_to(st, NULL, &element);
-    if (vn_stanza_is_stanza_ns(ns)) {
-        declaration = NULL;
-        name_end = 1 + strlen(vn_stanza_name(st));
-    } else if (ns && strcmp(ns, VN_NS_STREAMS) == 0) {
-        declaration = " xmlns:stream='" VN_NS_STREAMS "'";
-        name_end = 1 + strlen("stream:") + strlen(vn_stanza_name(st));
-    } else {
+    if (!in_stanza_ns && !in_streams_ns) {
         vn_buf_append(out, element.data, element.len);
         return;
     }
+    size_t name_end = 1 + (in_streams_ns ? strlen("stream:") : 0) + strlen(vn_stanza_name(st));
     vn_buf_append(out, element.data, name_end);
-    if (declaration) {
-        vn_buf_append_str(out, declaration);
-    } else {
-        vn_buf_append_str(out, " xmlns='");
-        vn_buf_append_str(out, ns);
-        vn_buf_append_str(out, "'");
-    }
+    if (in_streams_ns)
+        vn_buf_append_str(out, " xmlns:stream='" VN_NS_STREAMS "'");
+    else
+        vn_buf_printf(out, " xmlns='%s'", ns);
     vn_buf_append(out, element.data + name_end, element.len - name_end);
 }
