@@ -461,6 +461,24 @@ def test_bosh_rids():
     assert reply.get('type') == 'terminate', ET.tostring(reply)
 
 
+async def test_bosh_early_rid_waits_for_its_predecessor():
+    bosh = Bosh(wait=1)  # within the harness's handshake timeout
+    await asyncio.to_thread(bosh.create)
+    auth = "<auth xmlns='%s' mechanism='NO-SUCH-MECHANISM'/>" % harness.NS_SASL
+    later = asyncio.ensure_future(asyncio.to_thread(bosh.request, auth, '', bosh.rid + 2))
+    await asyncio.sleep(0.3)
+    assert not later.done(), 'a request with a gap before it must wait'
+    earlier = await asyncio.to_thread(bosh.request, '', '', bosh.rid + 1)
+    replies = [earlier, await asyncio.wait_for(later, 10)]
+    assert all(r.get('type') is None for r in replies), [ET.tostring(r) for r in replies]
+    # Processed once, after the request before it: its answer goes back in
+    # the oldest held request.
+    assert len(earlier) == 1 and len(replies[1]) == 0, [ET.tostring(r) for r in replies]
+    failure = earlier[0]
+    assert failure.tag == q(harness.NS_SASL, 'failure'), ET.tostring(failure)
+    assert failure.find(q(harness.NS_SASL, 'invalid-mechanism')) is not None
+
+
 def test_bosh_bad_requests():
     bosh = Bosh()
     for body in ("<body xmlns='%s'/>" % NS_HTTPBIND,  # no rid
@@ -524,6 +542,7 @@ if __name__ == '__main__':
              test_bosh_login_and_messages_with_tcp_client,
              test_bosh_long_poll_times_out_empty,
              test_bosh_rids,
+             test_bosh_early_rid_waits_for_its_predecessor,
              test_bosh_bad_requests,
              test_bosh_stream_error_terminates]
     if os.environ.get('VN_XMPP_JS_DIR'):
