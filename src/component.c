@@ -103,6 +103,9 @@ static void stream_close(comp_stream *cs, const char *condition, const char *tex
             vn_stanza_add_text_child(err, "text", VN_NS_STREAM_ERRORS, text);
         write_stanza(cs, err);
         vn_stanza_free(err);
+        vn_log_info("component %s: stream error %s%s%s",
+                    cs->domain ? cs->domain : vn_conn_peer_ip(cs->conn), condition,
+                    text ? ": " : "", text ? text : "");
     }
     stream_write(cs, "</stream:stream>", 16);
     cs->closing = true;
