@@ -167,7 +167,13 @@ static void send_features(vn_c2s *s)
     bool tls = secure(s);
 
     if (!s->authenticated) {
-        if (!tls) {
+        if (!tls && !s->ops->start_tls && vn_srv.cfg->require_encryption) {
+            /* A web transport over plain HTTP cannot be upgraded. */
+            vn_stanza_free(features);
+            vn_c2s_close(s, "policy-violation", "Encryption is required: use https");
+            return;
+        }
+        if (!tls && s->ops->start_tls) {
             vn_stanza *starttls = vn_stanza_add_child(features, "starttls", VN_NS_TLS);
             if (vn_srv.cfg->require_encryption)
                 vn_stanza_add_child(starttls, "required", VN_NS_TLS);
