@@ -5,8 +5,8 @@
  * Serves disco#info for the server from the registry every module fills
  * (vn_disco_* in module.h), extended with a serverinfo form (XEP-0128)
  * listing the contact addresses from the config; disco#items for the
- * server (the services registered with vn_disco_add_item); and disco#info for an account's bare JID on the
- * account's behalf.
+ * server (the services registered with vn_disco_add_item); and disco#info for an account's bare JID
+ * on the account's behalf.
  *
  * Each stream's features after authentication carry
  * <c xmlns='http://jabber.org/protocol/caps'/> whose ver is the XEP-0115
@@ -128,13 +128,18 @@ static void add_contact_form(const vn_module *m, vn_stanza *query)
         vn_stanza_free(form);
 }
 
-static vn_stanza *server_info(const vn_module *m)
+/* The host's disco#info: registered identities and features, the contact
+ * form, and what modules add through "disco/host-info" (extension forms
+ * such as upload limits). The caps ver hashes exactly this. */
+static vn_stanza *server_info(const vn_module *m, const char *host)
 {
     vn_stanza *query = vn_stanza_new("query", NS_DISCO_INFO);
 
     vn_disco_foreach_identity(add_identity, query);
     vn_disco_foreach_feature(add_feature, query);
     add_contact_form(m, query);
+    vn_event ev = {.host = host, .data = query};
+    vn_hook_run("disco/host-info", &ev);
     return query;
 }
 
@@ -274,7 +279,7 @@ static vn_hook_result host_info(vn_event *ev, void *ud)
     const vn_module *m = ud;
     const vn_stanza *request = vn_stanza_child(ev->stanza, "query", NS_DISCO_INFO);
     const char *node = request ? vn_stanza_attr(request, "node") : NULL;
-    vn_stanza *query = server_info(m);
+    vn_stanza *query = server_info(m, ev->host);
 
     if (node) {
         char ver[29];
@@ -341,6 +346,10 @@ static vn_hook_result account_info(vn_event *ev, void *ud)
         vn_stanza *query = vn_stanza_child(reply, "query", NS_DISCO_INFO);
         add_identity("account", "registered", NULL, query);
         add_feature(NS_DISCO_INFO, query);
+        /* Modules serving the account (MAM, PEP, push) add theirs. */
+        vn_event info = *ev;
+        info.data = query;
+        vn_hook_run("disco/account-info", &info);
         vn_route(reply);
     }
     return VN_HANDLED;
@@ -350,7 +359,7 @@ static vn_hook_result account_info(vn_event *ev, void *ud)
 static vn_hook_result advertise_caps(vn_event *ev, void *ud)
 {
     const vn_module *m = ud;
-    vn_stanza *query = server_info(m);
+    vn_stanza *query = server_info(m, ev->host);
     char ver[29];
 
     caps_ver(query, ver);

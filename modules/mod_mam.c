@@ -516,6 +516,16 @@ static bool config_valid(const vn_module *m)
     return false;
 }
 
+/* The archive is the account's: its features go on the bare JID too. */
+static vn_hook_result account_features(vn_event *ev, void *ud)
+{
+    for (size_t i = 0; i < sizeof features / sizeof features[0]; i++) {
+        vn_stanza *f = vn_stanza_add_child(ev->data, "feature", vn_stanza_ns(ev->data));
+        vn_stanza_set_attr(f, "var", features[i]);
+    }
+    return VN_PASS;
+}
+
 static int mam_load(vn_module *m)
 {
     if (!config_valid(m))
@@ -524,6 +534,7 @@ static int mam_load(vn_module *m)
     vn_hook_add("route/local", ARCHIVE_PRIORITY, archive_incoming, m);
     vn_hook_add("iq-get/bare/" MAM_NS, 0, mam_get, m);
     vn_hook_add("iq-set/bare/" MAM_NS, 0, mam_set, m);
+    vn_hook_add("disco/account-info", 0, account_features, m);
     for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
         vn_disco_add_feature(features[i]);
     retention_start(m);
@@ -537,6 +548,7 @@ static void mam_unload(vn_module *m)
     vn_hook_remove("route/local", archive_incoming, m);
     vn_hook_remove("iq-get/bare/" MAM_NS, mam_get, m);
     vn_hook_remove("iq-set/bare/" MAM_NS, mam_set, m);
+    vn_hook_remove("disco/account-info", account_features, m);
     for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
         vn_disco_remove_feature(features[i]);
 }

@@ -297,6 +297,22 @@ static void announce(bool add)
         vn_disco_remove_identity("pubsub", "pep", NULL);
 }
 
+/* The account is the pubsub service (XEP-0163 §4): identity and features
+ * on its bare JID, where clients such as Conversations look. */
+static vn_hook_result account_features(vn_event *ev, void *ud)
+{
+    vn_stanza *id = vn_stanza_add_child(ev->data, "identity", vn_stanza_ns(ev->data));
+    vn_stanza_set_attr(id, "category", "pubsub");
+    vn_stanza_set_attr(id, "type", "pep");
+    for (size_t i = 0; i < N_PUBSUB_FEATURES; i++) {
+        char *var = vn_asprintf(NS_PUBSUB "#%s", pubsub_features[i]);
+        vn_stanza *f = vn_stanza_add_child(ev->data, "feature", vn_stanza_ns(ev->data));
+        vn_stanza_set_attr(f, "var", var);
+        free(var);
+    }
+    return VN_PASS;
+}
+
 static int pep_load(vn_module *m)
 {
     read_limits(m);
@@ -305,6 +321,7 @@ static int pep_load(vn_module *m)
     vn_hook_add("iq-set/bare/" NS_PUBSUB_OWNER, 0, owner_set, m);
     vn_hook_add("iq-get/bare/" NS_PUBSUB_OWNER, 0, owner_get, m);
     vn_hook_add("iq-get/bare/" NS_DISCO_ITEMS, 0, account_items, m);
+    vn_hook_add("disco/account-info", 0, account_features, m);
     pep_caps_start(m, pep_service_greet);
     pep_bookmarks_start(m);
     announce(true);
@@ -318,6 +335,7 @@ static void pep_unload(vn_module *m)
     vn_hook_remove("iq-set/bare/" NS_PUBSUB_OWNER, owner_set, m);
     vn_hook_remove("iq-get/bare/" NS_PUBSUB_OWNER, owner_get, m);
     vn_hook_remove("iq-get/bare/" NS_DISCO_ITEMS, account_items, m);
+    vn_hook_remove("disco/account-info", account_features, m);
     pep_caps_stop(m);
     pep_bookmarks_stop(m);
     announce(false);

@@ -501,6 +501,14 @@ static vn_hook_result push_iq(vn_event *ev, void *ud)
 
 /* ---- module ---- */
 
+/* Clients look for push support on their own account's JID. */
+static vn_hook_result account_features(vn_event *ev, void *ud)
+{
+    vn_stanza *f = vn_stanza_add_child(ev->data, "feature", vn_stanza_ns(ev->data));
+    vn_stanza_set_attr(f, "var", NS_PUSH);
+    return VN_PASS;
+}
+
 static int push_load(vn_module *m)
 {
     push_module = m;
@@ -510,6 +518,7 @@ static int push_load(vn_module *m)
     vn_hook_add("message/full", NOTIFY_PRIORITY, push_full, m);
     vn_hook_add("session/bound", 0, push_reset, m);
     vn_hook_add("session/resumed", 0, push_reset, m);
+    vn_hook_add("disco/account-info", 0, account_features, m);
     vn_disco_add_feature(NS_PUSH);
     return 0;
 }
@@ -522,6 +531,7 @@ static void push_unload(vn_module *m)
     vn_hook_remove("message/full", push_full, m);
     vn_hook_remove("session/bound", push_reset, m);
     vn_hook_remove("session/resumed", push_reset, m);
+    vn_hook_remove("disco/account-info", account_features, m);
     vn_disco_remove_feature(NS_PUSH);
     while (open_windows)
         window_free(open_windows);

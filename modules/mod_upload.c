@@ -33,7 +33,6 @@
 #include <vestnik/module.h>
 
 #define NS_UPLOAD "urn:xmpp:http:upload:0"
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DATA_FORMS "jabber:x:data"
 #define ROUTE_PREFIX "/upload/"
 #define SLOTS_STORE "upload"
@@ -334,21 +333,14 @@ static vn_hook_result request_slot(vn_event *ev, void *ud)
     return VN_HANDLED;
 }
 
-/* The max-file-size form (XEP-0363 §3) in the host's disco#info results. */
+/* The max-file-size form (XEP-0363 §3) in the host's disco#info. */
 static vn_hook_result add_disco_form(vn_event *ev, void *ud)
 {
     const vn_module *m = ud;
-    vn_stanza *query = vn_stanza_child(ev->stanza, "query", NS_DISCO_INFO);
-    const char *from = vn_stanza_attr(ev->stanza, "from");
     char max[32];
 
-    if (!vn_stanza_is(ev->stanza, "iq", NULL) ||
-        strcmp(vn_stanza_attr(ev->stanza, "type") ? vn_stanza_attr(ev->stanza, "type") : "",
-               "result") != 0 ||
-        !query || !from || !vn_is_local_host(from) || vn_stanza_attr(query, "node"))
-        return VN_PASS;
     snprintf(max, sizeof max, "%lld", vn_module_config_int(m, "max_file_size"));
-    vn_stanza *form = vn_stanza_add_child(query, "x", NS_DATA_FORMS);
+    vn_stanza *form = vn_stanza_add_child(ev->data, "x", NS_DATA_FORMS);
     vn_stanza_set_attr(form, "type", "result");
     vn_stanza *field = vn_stanza_add_child(form, "field", NS_DATA_FORMS);
     vn_stanza_set_attr(field, "var", "FORM_TYPE");
@@ -852,7 +844,7 @@ static int upload_load(vn_module *m)
         return -1;
     }
     vn_hook_add("iq-get/host/" NS_UPLOAD, 0, request_slot, m);
-    vn_hook_add("stanza/out", 0, add_disco_form, m);
+    vn_hook_add("disco/host-info", 0, add_disco_form, m);
     vn_disco_add_feature(NS_UPLOAD);
     vn_disco_add_identity("store", "file", "HTTP File Upload");
     state.expiry_timer = vn_timer_start(60000, DAY_MS, expire_uploads, m);
@@ -864,7 +856,7 @@ static void upload_unload(vn_module *m)
     vn_timer_stop(state.expiry_timer);
     vn_disco_remove_identity("store", "file", "HTTP File Upload");
     vn_disco_remove_feature(NS_UPLOAD);
-    vn_hook_remove("stanza/out", add_disco_form, m);
+    vn_hook_remove("disco/host-info", add_disco_form, m);
     vn_hook_remove("iq-get/host/" NS_UPLOAD, request_slot, m);
     vn_http_route_remove(ROUTE_PREFIX);
     free(state.secret);

@@ -76,6 +76,11 @@ typedef struct vn_session vn_session; /* a bound client resource */
  *   "session/hibernated" the connection of a stream-management session
  *                    dropped; it stays bound, waiting to be resumed
  *   "session/resumed" such a session was resumed on a new connection
+ *   "disco/host-info" mod_disco builds the host's disco#info; ev->data is
+ *                    the <query/>: add extension forms (XEP-0128) here, so
+ *                    the caps hash covers them
+ *   "disco/account-info" the same for an account's bare JID (ev->to);
+ *                    add the features served on the account's behalf
  *   "host/reload"     after SIGHUP reloaded the config
  */
 typedef enum { VN_PASS = 0, VN_HANDLED = 1 } vn_hook_result;

@@ -240,8 +240,14 @@ def note_texts(found):
 # ------------------------------------------------------------------- tests
 
 def test_disco_announces_pep():
+    # On the server and on the account's own bare JID (XEP-0163 §4).
+    for to in (D, 'trent@' + D):
+        disco_announces_pep(to)
+
+
+def disco_announces_pep(to):
     client = Pep('trent')
-    reply = client.ok('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=D)
+    reply = client.ok('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=to)
     query = reply.find(qname(NS_DISCO_INFO, 'query'))
     identities = {(i.get('category'), i.get('type'))
                   for i in query.findall(qname(NS_DISCO_INFO, 'identity'))}
@@ -251,7 +257,8 @@ def test_disco_announces_pep():
                     'delete-nodes', 'persistent-items', 'last-published', 'access-presence',
                     'access-open', 'access-whitelist'):
         assert NS_PUBSUB + '#' + feature in features, feature
-    assert NS_BOOKMARKS2 + '#compat' in features and NS_BOOKMARKS2 + '#compat-pep' in features
+    if to == D:
+        assert NS_BOOKMARKS2 + '#compat' in features and NS_BOOKMARKS2 + '#compat-pep' in features
     client.close()
 
 
