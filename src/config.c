@@ -189,8 +189,8 @@ static const field_spec listener_fields[] = {
 };
 
 static const char *const default_modules[] = {
-    "ping",     "version", "disco", "roster", "presence", "offline",
-    "blocking", "last",    "time",  "vcard",  "private",
+    "ping", "version", "disco",   "roster",  "presence", "offline", "blocking", "last",
+    "time", "vcard",   "private", "carbons", "csi",      "mam",     "pep",
 };
 
 /* ---- walking a map against a table ---- */

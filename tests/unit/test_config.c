@@ -417,8 +417,10 @@ static void test_minimal_config_defaults(void **state)
     assert_string_equal(cfg->admin_socket, VN_LOCALSTATEDIR "/admin.sock");
     assert_string_equal(cfg->module_path, VN_MODULE_DIR);
 
-    static const char *const defaults[] = {"ping",    "version",  "disco", "roster", "presence",
-                                           "offline", "blocking", "last",  "time"};
+    static const char *const defaults[] = {
+        "ping", "version", "disco",   "roster",  "presence", "offline", "blocking", "last",
+        "time", "vcard",   "private", "carbons", "csi",      "mam",     "pep",
+    };
     assert_int_equal(cfg->n_modules, sizeof defaults / sizeof defaults[0]);
     for (size_t i = 0; i < cfg->n_modules; i++) {
         assert_string_equal(cfg->modules[i].name, defaults[i]);
