@@ -371,7 +371,9 @@ void vn_components_shutdown(void)
 {
     component *comp, *tmp;
     HASH_ITER(hh, components, comp, tmp)
-    component_free(comp);
+    {
+        component_free(comp);
+    }
     for (comp_stream *cs = all_streams; cs; cs = cs->next)
         stream_close(cs, "system-shutdown", NULL);
 }

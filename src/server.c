@@ -21,8 +21,8 @@
 #include "sessions.h"
 #include "store_backend.h"
 #include "tls.h"
-#include "web_transports.h"
 #include "vestnik/module.h"
+#include "web_transports.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
