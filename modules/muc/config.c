@@ -1,0 +1,323 @@
+/*
+ * config.c - a room's configuration as data forms (XEP-0045 §10.2,
+ * §15.5.3 muc#roomconfig; §15.5.4 muc#roominfo; XEP-0004).
+ *
+ * Builds the form an owner fills in and applies a submitted one, checking
+ * each field's type: a value that is not of the field's type is a
+ * <bad-request/>, a well-typed value the service will not accept (an
+ * unknown list option, more occupants than the service allows, a
+ * password-protected room without a password) is <not-acceptable/>.
+ * Nothing changes unless the whole form is acceptable. Also describes a
+ * room in disco#info: its features and the muc#roominfo form.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "muc.h"
+
+#define FORM_ROOMCONFIG NS_MUC "#roomconfig"
+#define FORM_ROOMINFO NS_MUC "#roominfo"
+
+static const char *const pm_values[] = {"anyone", "participants", "moderators", "none"};
+
+void muc_config_defaults(muc_config *cfg, const muc_limits *limits)
+{
+    *cfg = (muc_config){
+        .public_room = true,
+        .allow_invites = true,
+        .change_subject = false,
+        .allow_pm = MUC_PM_ANYONE,
+        .max_occupants = limits->max_occupants,
+        .history_length = limits->max_history_messages,
+    };
+}
+
+void muc_config_free(muc_config *cfg)
+{
+    free(cfg->name);
+    free(cfg->description);
+    free(cfg->password);
+    cfg->name = cfg->description = cfg->password = NULL;
+}
+
+/* ---- the form ---- */
+
+static vn_stanza *add_field(vn_stanza *x, const char *var, const char *type, const char *label,
+                            const char *value)
+{
+    vn_stanza *field = vn_stanza_add_child(x, "field", NS_DATA);
+    vn_stanza_set_attr(field, "var", var);
+    if (type)
+        vn_stanza_set_attr(field, "type", type);
+    if (label)
+        vn_stanza_set_attr(field, "label", label);
+    if (value)
+        vn_stanza_add_text_child(field, "value", NS_DATA, value);
+    return field;
+}
+
+static void add_bool_field(vn_stanza *x, const char *var, const char *label, bool value)
+{
+    add_field(x, var, "boolean", label, value ? "1" : "0");
+}
+
+static void add_option(vn_stanza *field, const char *label, const char *value)
+{
+    vn_stanza *option = vn_stanza_add_child(field, "option", NS_DATA);
+    vn_stanza_set_attr(option, "label", label);
+    vn_stanza_add_text_child(option, "value", NS_DATA, value);
+}
+
+vn_stanza *muc_config_form(const muc_room *room)
+{
+    const muc_config *cfg = &room->config;
+    char number[32];
+    vn_stanza *x = vn_stanza_new("x", NS_DATA);
+
+    vn_stanza_set_attr(x, "type", "form");
+    vn_stanza_add_text_child(x, "title", NS_DATA, "Room configuration");
+    add_field(x, "FORM_TYPE", "hidden", NULL, FORM_ROOMCONFIG);
+    add_field(x, "muc#roomconfig_roomname", "text-single", "Name", cfg->name ? cfg->name : "");
+    add_field(x, "muc#roomconfig_roomdesc", "text-single", "Description",
+              cfg->description ? cfg->description : "");
+    add_bool_field(x, "muc#roomconfig_persistentroom", "Persistent", cfg->persistent);
+    add_bool_field(x, "muc#roomconfig_publicroom", "Listed in the directory", cfg->public_room);
+    add_bool_field(x, "muc#roomconfig_membersonly", "Members only", cfg->members_only);
+    add_bool_field(x, "muc#roomconfig_moderatedroom", "Moderated", cfg->moderated);
+    add_bool_field(x, "muc#roomconfig_passwordprotectedroom", "Password protected",
+                   cfg->password_protected);
+    add_field(x, "muc#roomconfig_roomsecret", "text-private", "Password",
+              cfg->password ? cfg->password : "");
+    snprintf(number, sizeof number, "%lld", cfg->max_occupants);
+    add_field(x, "muc#roomconfig_maxusers", "text-single", "Maximum number of occupants", number);
+    vn_stanza *whois = add_field(x, "muc#roomconfig_whois", "list-single", "Who may see real JIDs",
+                                 cfg->whois_anyone ? "anyone" : "moderators");
+    add_option(whois, "Moderators only", "moderators");
+    add_option(whois, "Anyone", "anyone");
+    snprintf(number, sizeof number, "%lld", cfg->history_length);
+    add_field(x, "muc#maxhistoryfetch", "text-single", "Messages of history sent on joining",
+              number);
+    add_bool_field(x, "muc#roomconfig_changesubject", "Occupants may change the subject",
+                   cfg->change_subject);
+    add_bool_field(x, "muc#roomconfig_allowinvites", "Occupants may invite others",
+                   cfg->allow_invites);
+    vn_stanza *pm = add_field(x, "muc#roomconfig_allowpm", "list-single",
+                              "Who may send private messages", pm_values[cfg->allow_pm]);
+    add_option(pm, "Anyone", "anyone");
+    add_option(pm, "Participants", "participants");
+    add_option(pm, "Moderators", "moderators");
+    add_option(pm, "Nobody", "none");
+    return x;
+}
+
+/* ---- submission ---- */
+
+typedef struct form_error {
+    const char *type;
+    const char *condition;
+    const char *text;
+} form_error;
+
+static bool fail(form_error *err, const char *type, const char *condition, const char *text)
+{
+    *err = (form_error){type, condition, text};
+    return false;
+}
+
+/* The single value of a field ("" when it has none); NULL (error set) if
+ * a single-valued field has several. */
+static const char *single_value(const vn_stanza *field, form_error *err)
+{
+    const vn_stanza *first = vn_stanza_child(field, "value", NS_DATA);
+    size_t count = 0;
+    for (const vn_stanza *v = vn_stanza_first_element(field); v; v = vn_stanza_next_element(v))
+        if (vn_stanza_is(v, "value", NS_DATA))
+            count++;
+    if (count > 1) {
+        fail(err, "modify", "bad-request", "A single-valued field has several values");
+        return NULL;
+    }
+    return first ? vn_stanza_text(first) : "";
+}
+
+static bool parse_bool(const char *value, bool *out, form_error *err)
+{
+    if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0) {
+        *out = true;
+        return true;
+    }
+    if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0) {
+        *out = false;
+        return true;
+    }
+    return fail(err, "modify", "bad-request", "A boolean field holds 0, 1, true or false");
+}
+
+static bool parse_count(const char *value, long long max, long long *out, form_error *err)
+{
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(value, &end, 10);
+    if (!*value || *end || errno || n < 0)
+        return fail(err, "modify", "bad-request", "A number field holds a whole number");
+    if (n > max)
+        return fail(err, "cancel", "not-acceptable", "More than this service allows");
+    *out = n;
+    return true;
+}
+
+static bool apply_field(muc_config *cfg, const muc_limits *limits, const char *var,
+                        const char *value, form_error *err)
+{
+    if (strcmp(var, "FORM_TYPE") == 0)
+        return strcmp(value, FORM_ROOMCONFIG) == 0 ||
+               fail(err, "modify", "bad-request", "Not a muc#roomconfig form");
+    if (strcmp(var, "muc#roomconfig_roomname") == 0) {
+        free(cfg->name);
+        cfg->name = *value ? vn_strdup(value) : NULL;
+        return true;
+    }
+    if (strcmp(var, "muc#roomconfig_roomdesc") == 0) {
+        free(cfg->description);
+        cfg->description = *value ? vn_strdup(value) : NULL;
+        return true;
+    }
+    if (strcmp(var, "muc#roomconfig_roomsecret") == 0) {
+        free(cfg->password);
+        cfg->password = *value ? vn_strdup(value) : NULL;
+        return true;
+    }
+    if (strcmp(var, "muc#roomconfig_persistentroom") == 0)
+        return parse_bool(value, &cfg->persistent, err);
+    if (strcmp(var, "muc#roomconfig_publicroom") == 0)
+        return parse_bool(value, &cfg->public_room, err);
+    if (strcmp(var, "muc#roomconfig_membersonly") == 0)
+        return parse_bool(value, &cfg->members_only, err);
+    if (strcmp(var, "muc#roomconfig_moderatedroom") == 0)
+        return parse_bool(value, &cfg->moderated, err);
+    if (strcmp(var, "muc#roomconfig_passwordprotectedroom") == 0)
+        return parse_bool(value, &cfg->password_protected, err);
+    if (strcmp(var, "muc#roomconfig_changesubject") == 0)
+        return parse_bool(value, &cfg->change_subject, err);
+    if (strcmp(var, "muc#roomconfig_allowinvites") == 0)
+        return parse_bool(value, &cfg->allow_invites, err);
+    if (strcmp(var, "muc#roomconfig_maxusers") == 0) {
+        if (!parse_count(value, limits->max_occupants, &cfg->max_occupants, err))
+            return false;
+        return cfg->max_occupants > 0 ||
+               fail(err, "cancel", "not-acceptable", "A room holds at least one occupant");
+    }
+    if (strcmp(var, "muc#maxhistoryfetch") == 0 || strcmp(var, "muc#roomconfig_historylength") == 0)
+        return parse_count(value, limits->max_history_messages, &cfg->history_length, err);
+    if (strcmp(var, "muc#roomconfig_whois") == 0) {
+        if (strcmp(value, "anyone") != 0 && strcmp(value, "moderators") != 0)
+            return fail(err, "cancel", "not-acceptable", "whois is moderators or anyone");
+        cfg->whois_anyone = strcmp(value, "anyone") == 0;
+        return true;
+    }
+    if (strcmp(var, "muc#roomconfig_allowpm") == 0) {
+        for (size_t i = 0; i < sizeof pm_values / sizeof *pm_values; i++)
+            if (strcmp(value, pm_values[i]) == 0) {
+                cfg->allow_pm = (muc_pm_policy)i;
+                return true;
+            }
+        return fail(err, "cancel", "not-acceptable",
+                    "allowpm is anyone, participants, moderators or none");
+    }
+    return true; /* XEP-0004 §3.3: fields the service does not know are ignored */
+}
+
+bool muc_config_submit(muc_room *room, const vn_stanza *form, const char **type,
+                       const char **condition, const char **text)
+{
+    muc_config cfg = room->config;
+    form_error err = {0};
+    bool ok = true;
+
+    cfg.name = vn_strdup(room->config.name);
+    cfg.description = vn_strdup(room->config.description);
+    cfg.password = vn_strdup(room->config.password);
+    for (const vn_stanza *field = vn_stanza_first_element(form); ok && field;
+         field = vn_stanza_next_element(field)) {
+        if (!vn_stanza_is(field, "field", NS_DATA))
+            continue;
+        const char *var = vn_stanza_attr(field, "var");
+        const char *value = single_value(field, &err);
+        if (!var)
+            ok = fail(&err, "modify", "bad-request", "A submitted field has no var");
+        else if (!value)
+            ok = false;
+        else
+            ok = apply_field(&cfg, room->service->limits, var, value, &err);
+    }
+    if (ok && cfg.password_protected && !cfg.password)
+        ok = fail(&err, "cancel", "not-acceptable", "A password-protected room needs a password");
+    if (!ok) {
+        muc_config_free(&cfg);
+        *type = err.type;
+        *condition = err.condition;
+        *text = err.text;
+        return false;
+    }
+    if (!cfg.password_protected) {
+        free(cfg.password);
+        cfg.password = NULL;
+    }
+    muc_config_free(&room->config);
+    room->config = cfg;
+    return true;
+}
+
+/* ---- disco#info of a room ---- */
+
+static void add_feature(vn_stanza *query, const char *var)
+{
+    vn_stanza_set_attr(vn_stanza_add_child(query, "feature", NS_DISCO_INFO), "var", var);
+}
+
+void muc_room_disco_info(const muc_room *room, vn_stanza *query)
+{
+    const muc_config *cfg = &room->config;
+    vn_stanza *identity = vn_stanza_add_child(query, "identity", NS_DISCO_INFO);
+    vn_stanza_set_attr(identity, "category", "conference");
+    vn_stanza_set_attr(identity, "type", "text");
+    vn_stanza_set_attr(identity, "name", cfg->name ? cfg->name : room->local);
+
+    add_feature(query, NS_MUC);
+    add_feature(query, NS_DISCO_INFO);
+    add_feature(query, NS_DISCO_ITEMS);
+    add_feature(query, NS_REGISTER);
+    add_feature(query, NS_MAM);
+    add_feature(query, NS_SID);
+    add_feature(query, NS_OCCUPANT_ID);
+    add_feature(query, NS_MODERATE_0);
+    add_feature(query, NS_MODERATE_1);
+    add_feature(query, NS_MUC "#stable_id");
+    add_feature(query, "http://jabber.org/protocol/muc#self-ping-optimization");
+    add_feature(query, cfg->persistent ? "muc_persistent" : "muc_temporary");
+    add_feature(query, cfg->members_only ? "muc_membersonly" : "muc_open");
+    add_feature(query, cfg->moderated ? "muc_moderated" : "muc_unmoderated");
+    add_feature(query, cfg->password_protected ? "muc_passwordprotected" : "muc_unsecured");
+    add_feature(query, cfg->public_room ? "muc_public" : "muc_hidden");
+    add_feature(query, cfg->whois_anyone ? "muc_nonanonymous" : "muc_semianonymous");
+
+    char count[32];
+    vn_stanza *x = vn_stanza_add_child(query, "x", NS_DATA);
+    vn_stanza_set_attr(x, "type", "result");
+    add_field(x, "FORM_TYPE", "hidden", NULL, FORM_ROOMINFO);
+    add_field(x, "muc#roominfo_description", "text-single", "Description",
+              cfg->description ? cfg->description : "");
+    snprintf(count, sizeof count, "%zu", room->occupant_count);
+    add_field(x, "muc#roominfo_occupants", "text-single", "Number of occupants", count);
+    add_field(x, "muc#roominfo_subject", "text-single", "Subject",
+              room->subject ? room->subject : "");
+    add_field(x, "muc#roominfo_changesubject", "boolean", "Occupants may change the subject",
+              cfg->change_subject ? "1" : "0");
+    add_field(x, "muc#roomconfig_roomname", "text-single", "Name", cfg->name ? cfg->name : "");
+    snprintf(count, sizeof count, "%lld", cfg->max_occupants);
+    add_field(x, "muc#roomconfig_maxusers", "text-single", "Maximum number of occupants", count);
+    add_field(x, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite others",
+              cfg->allow_invites ? "1" : "0");
+}

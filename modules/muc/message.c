@@ -1,0 +1,258 @@
+/*
+ * message.c - messages in a room (XEP-0045 §7.4-§7.8, §8.1).
+ *
+ * Groupchat messages from occupants with voice are stamped with the
+ * room's stanza-id (XEP-0359) and the sender's occupant-id (XEP-0421),
+ * archived and reflected to every occupant; a message carrying only a
+ * subject changes the subject when the sender may. Private messages go
+ * between occupants as the room's allowpm setting permits. Mediated
+ * invitations and declines are relayed by the room. Every occupant is
+ * held to max_messages_per_minute.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "muc.h"
+
+#define RATE_WINDOW_US (60LL * 1000000)
+
+static void occupant_jid(const muc_room *room, const char *nick, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", room->jid->bare, nick);
+}
+
+/* Counts a message against occ's budget; false (error sent) when over. */
+static bool within_rate(const muc_room *room, muc_occupant *occ, vn_event *ev)
+{
+    int64_t now = vn_now_us();
+    if (now - occ->rate_window_start_us >= RATE_WINDOW_US) {
+        occ->rate_window_start_us = now;
+        occ->rate_count = 0;
+    }
+    if (++occ->rate_count <= room->service->limits->max_messages_per_minute)
+        return true;
+    vn_route_error(ev->stanza, "wait", "resource-constraint",
+                   "Too many messages; wait a minute before sending more");
+    return false;
+}
+
+/* Elements a sender must not forge: the room's ids. */
+static void strip_room_stamps(const muc_room *room, vn_stanza *msg)
+{
+    vn_stanza *child = vn_stanza_first_element(msg);
+    while (child) {
+        vn_stanza *next = vn_stanza_next_element(child);
+        const char *by = vn_stanza_attr(child, "by");
+        if (vn_stanza_is(child, "occupant-id", NS_OCCUPANT_ID) ||
+            (vn_stanza_is(child, "stanza-id", NS_SID) && by && strcmp(by, room->jid->bare) == 0) ||
+            vn_stanza_is(child, "x", NS_MUC_USER))
+            vn_stanza_remove(child);
+        child = next;
+    }
+}
+
+static void change_subject(muc_room *room, muc_occupant *occ, vn_event *ev, const char *subject)
+{
+    bool allowed = occ->role == MUC_ROLE_MODERATOR ||
+                   (room->config.change_subject && occ->role >= MUC_ROLE_PARTICIPANT);
+    if (!allowed) {
+        vn_route_error(ev->stanza, "auth", "forbidden", "You may not change the subject");
+        return;
+    }
+    free(room->subject);
+    free(room->subject_nick);
+    room->subject = vn_strdup(subject);
+    room->subject_nick = vn_strdup(occ->nick);
+    if (room->config.persistent)
+        muc_store_save(room);
+
+    char from[2048];
+    occupant_jid(room, occ->nick, from, sizeof from);
+    vn_stanza *msg = muc_new_stanza("message", from, NULL, "groupchat");
+    if (vn_stanza_attr(ev->stanza, "id"))
+        vn_stanza_set_attr(msg, "id", vn_stanza_attr(ev->stanza, "id"));
+    vn_stanza_add_text_child(msg, "subject", VN_NS_CLIENT, subject);
+    muc_broadcast(room, msg);
+    vn_stanza_free(msg);
+}
+
+void muc_handle_groupchat(muc_room *room, muc_occupant *occ, vn_event *ev)
+{
+    if (!occ) {
+        vn_route_error(ev->stanza, "modify", "not-acceptable", "You are not in the room");
+        return;
+    }
+    if (!within_rate(room, occ, ev))
+        return;
+    const char *subject = vn_stanza_child_text(ev->stanza, "subject", VN_NS_CLIENT);
+    if (subject && !vn_stanza_child(ev->stanza, "body", VN_NS_CLIENT)) {
+        change_subject(room, occ, ev, subject);
+        return;
+    }
+    if (occ->role < MUC_ROLE_PARTICIPANT) {
+        vn_route_error(ev->stanza, "auth", "forbidden", "You have no voice in this room");
+        return;
+    }
+    if (!muc_check_retraction(room, occ, ev))
+        return;
+
+    char from[2048];
+    occupant_jid(room, occ->nick, from, sizeof from);
+    vn_stanza *msg = vn_stanza_copy(ev->stanza);
+    vn_stanza_set_attr(msg, "from", from);
+    vn_stanza_set_attr(msg, "to", NULL);
+    strip_room_stamps(room, msg);
+    vn_stanza_set_attr(vn_stanza_add_child(msg, "occupant-id", NS_OCCUPANT_ID), "id",
+                       occ->occupant_id);
+    uint64_t id = 0;
+    if (!muc_archive_message(room, msg, occ->real_bare->bare, &id)) {
+        vn_stanza_free(msg);
+        vn_route_error(ev->stanza, "wait", "internal-server-error", "The room cannot store it");
+        return;
+    }
+    char id_text[24];
+    snprintf(id_text, sizeof id_text, "%llu", (unsigned long long)id);
+    vn_stanza *sid = vn_stanza_add_child(msg, "stanza-id", NS_SID);
+    vn_stanza_set_attr(sid, "id", id_text);
+    vn_stanza_set_attr(sid, "by", room->jid->bare);
+    muc_broadcast(room, msg);
+    vn_stanza_free(msg);
+}
+
+static bool may_send_private(const muc_room *room, const muc_occupant *sender)
+{
+    switch (room->config.allow_pm) {
+    case MUC_PM_ANYONE: return true;
+    case MUC_PM_PARTICIPANTS: return sender->role >= MUC_ROLE_PARTICIPANT;
+    case MUC_PM_MODERATORS: return sender->role == MUC_ROLE_MODERATOR;
+    case MUC_PM_NONE: return false;
+    }
+    return false;
+}
+
+void muc_handle_private(muc_room *room, vn_event *ev)
+{
+    muc_occupant *sender = muc_occupant_by_session(room, ev->from);
+
+    if (muc_is_type(vn_stanza_attr(ev->stanza, "type"), "groupchat")) {
+        vn_route_error(ev->stanza, "modify", "bad-request",
+                       "Groupchat messages go to the room's bare JID");
+        return;
+    }
+    if (!sender) {
+        vn_route_error(ev->stanza, "modify", "not-acceptable", "You are not in the room");
+        return;
+    }
+    if (!may_send_private(room, sender)) {
+        vn_route_error(ev->stanza, "auth", "forbidden",
+                       "Private messages are not allowed in this room");
+        return;
+    }
+    muc_occupant *target = muc_occupant_find(room, ev->to->resource);
+    if (!target) {
+        vn_route_error(ev->stanza, "cancel", "item-not-found", "No such occupant");
+        return;
+    }
+    if (!within_rate(room, sender, ev))
+        return;
+    char from[2048];
+    occupant_jid(room, sender->nick, from, sizeof from);
+    vn_stanza *msg = vn_stanza_copy(ev->stanza);
+    vn_stanza_set_attr(msg, "from", from);
+    strip_room_stamps(room, msg);
+    vn_stanza_add_child(msg, "x", NS_MUC_USER);
+    muc_send_to_occupant(target, msg);
+    vn_stanza_free(msg);
+}
+
+static void relay_invite(muc_room *room, vn_event *ev, const vn_stanza *invite)
+{
+    muc_occupant *sender = muc_occupant_by_session(room, ev->from);
+    if (!sender) {
+        vn_route_error(ev->stanza, "modify", "not-acceptable", "You are not in the room");
+        return;
+    }
+    muc_affiliation aff = muc_room_affiliation(room, ev->from->bare);
+    bool may_invite = room->config.allow_invites || sender->role == MUC_ROLE_MODERATOR;
+    if (room->config.members_only && !room->config.allow_invites && aff < MUC_AFF_ADMIN)
+        may_invite = false;
+    if (!may_invite) {
+        vn_route_error(ev->stanza, "auth", "forbidden", "You may not invite to this room");
+        return;
+    }
+    vn_jid *invitee =
+        vn_jid_parse(vn_stanza_attr(invite, "to") ? vn_stanza_attr(invite, "to") : "");
+    if (!invitee) {
+        vn_route_error(ev->stanza, "modify", "jid-malformed", "Whom to invite?");
+        return;
+    }
+    /* XEP-0045 §7.8.2: inviting to a members-only room makes a member. */
+    if (room->config.members_only && muc_room_affiliation(room, invitee->bare) == MUC_AFF_NONE) {
+        muc_room_set_affiliation(room, invitee->bare, MUC_AFF_MEMBER, NULL);
+        if (room->config.persistent)
+            muc_store_save(room);
+    }
+    const char *reason = vn_stanza_child_text(invite, "reason", NS_MUC_USER);
+    vn_stanza *msg = muc_new_stanza("message", room->jid->bare, invitee->full, NULL);
+    vn_stanza *x = vn_stanza_add_child(msg, "x", NS_MUC_USER);
+    vn_stanza *relayed = vn_stanza_add_child(x, "invite", NS_MUC_USER);
+    vn_stanza_set_attr(relayed, "from", ev->from->full);
+    if (reason)
+        vn_stanza_add_text_child(relayed, "reason", NS_MUC_USER, reason);
+    if (room->config.password_protected && room->config.password)
+        vn_stanza_add_text_child(x, "password", NS_MUC_USER, room->config.password);
+    char *body = vn_asprintf("%s invites you to the room %s%s%s", ev->from->bare, room->jid->bare,
+                             reason ? ": " : "", reason ? reason : "");
+    vn_stanza_add_text_child(msg, "body", VN_NS_CLIENT, body);
+    free(body);
+    vn_route(msg);
+    vn_jid_free(invitee);
+}
+
+static void relay_decline(muc_room *room, vn_event *ev, const vn_stanza *decline)
+{
+    vn_jid *inviter =
+        vn_jid_parse(vn_stanza_attr(decline, "to") ? vn_stanza_attr(decline, "to") : "");
+    if (!inviter) {
+        vn_route_error(ev->stanza, "modify", "jid-malformed", "Whose invitation?");
+        return;
+    }
+    const char *reason = vn_stanza_child_text(decline, "reason", NS_MUC_USER);
+    vn_stanza *msg = muc_new_stanza("message", room->jid->bare, inviter->full, NULL);
+    vn_stanza *relayed =
+        vn_stanza_add_child(vn_stanza_add_child(msg, "x", NS_MUC_USER), "decline", NS_MUC_USER);
+    vn_stanza_set_attr(relayed, "from", ev->from->bare);
+    if (reason)
+        vn_stanza_add_text_child(relayed, "reason", NS_MUC_USER, reason);
+    vn_route(msg);
+    vn_jid_free(inviter);
+}
+
+void muc_handle_room_message(muc_room *room, vn_event *ev)
+{
+    const vn_stanza *x = vn_stanza_child(ev->stanza, "x", NS_MUC_USER);
+    const vn_stanza *invite = x ? vn_stanza_child(x, "invite", NS_MUC_USER) : NULL;
+    const vn_stanza *decline = x ? vn_stanza_child(x, "decline", NS_MUC_USER) : NULL;
+
+    if (invite)
+        relay_invite(room, ev, invite);
+    else if (decline)
+        relay_decline(room, ev, decline);
+    else
+        vn_route_error(ev->stanza, "modify", "bad-request",
+                       "Send groupchat messages or invitations to the room");
+}
+
+void muc_notify_codes(muc_room *room, const int *codes, size_t count)
+{
+    vn_stanza *msg = muc_new_stanza("message", room->jid->bare, NULL, "groupchat");
+    vn_stanza *x = vn_stanza_add_child(msg, "x", NS_MUC_USER);
+    for (size_t i = 0; i < count; i++) {
+        char code[8];
+        snprintf(code, sizeof code, "%d", codes[i]);
+        vn_stanza_set_attr(vn_stanza_add_child(x, "status", NS_MUC_USER), "code", code);
+    }
+    muc_broadcast(room, msg);
+    vn_stanza_free(msg);
+}
