@@ -90,8 +90,10 @@ def insecure_tls_context():
 class Server:
     """One vestnikd with its own temporary config, store and log."""
 
-    def __init__(self, extra_hosts=(), handshake_timeout=2, c2s_options=None):
-        """c2s_options: more keys for the config's c2s: section, by name."""
+    def __init__(self, extra_hosts=(), handshake_timeout=2, c2s_options=None,
+                 limits_options=None):
+        """c2s_options, limits_options: more keys for the config's c2s: and
+        limits: sections, by name."""
         self.dir = tempfile.mkdtemp(prefix='vestnikd-')
         self.data_dir = os.path.join(self.dir, 'data')
         self.config_path = os.path.join(self.dir, 'vestnik.yaml')
@@ -100,6 +102,7 @@ class Server:
         self.hosts = [DOMAIN] + list(extra_hosts)
         self.handshake_timeout = handshake_timeout
         self.c2s_options = dict(c2s_options or {})
+        self.limits_options = dict(limits_options or {})
         self.c2s_port, self.tls_port = free_ports(2)
         self.daemon = os.path.join(builddir(), 'src', 'vestnikd')
         self.ctl = os.path.join(builddir(), 'src', 'vestnikctl')
@@ -112,6 +115,7 @@ class Server:
         """The config schema is the one documented in conf/vestnik.yaml."""
         hosts = ''.join('  - %s\n' % host for host in self.hosts)
         c2s_options = ''.join('  %s: %s\n' % item for item in self.c2s_options.items())
+        limits_options = ''.join('  %s: %s\n' % item for item in self.limits_options.items())
         text = f"""# written by tests/integration/harness.py
 hosts:
 {hosts}data_dir: {self.data_dir}
@@ -128,7 +132,7 @@ c2s:
   handshake_timeout: {self.handshake_timeout}
 {c2s_options}limits:
   max_stanza_size: {MAX_STANZA_SIZE}
-admin:
+{limits_options}admin:
   socket: {self.admin_socket}
 module_path: {os.path.join(builddir(), 'modules', '.libs')}
 modules:
