@@ -77,10 +77,15 @@ static void load_hosts(loader *ld, const vn_conf_node *list, int line);
 static void load_listeners(loader *ld, const vn_conf_node *list, int line);
 static void load_modules(loader *ld, const vn_conf_node *map, int line);
 static void load_components(loader *ld, const vn_conf_node *list, int line);
+static void load_s2s_allow(loader *ld, const vn_conf_node *list, int line);
+static void load_s2s_deny(loader *ld, const vn_conf_node *list, int line);
+static void load_s2s_peers(loader *ld, const vn_conf_node *list, int line);
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const store_backends[] = {"lmdb", NULL};
-static const char *const listener_types[] = {"c2s", "c2s_tls", "http", "https", "component", NULL};
+static const char *const listener_types[] = {"c2s",       "c2s_tls", "http",    "https",
+                                             "component", "s2s",     "s2s_tls", NULL};
+static const char *const s2s_tls_modes[] = {"starttls", "direct", NULL};
 
 /* The part of an entry that every field has; ranges and choices follow it. */
 #define FIELD(key, field_kind, type, member)                                                       \
@@ -143,6 +148,19 @@ static const field_spec http_fields[] = {
     {.name = NULL},
 };
 
+static const field_spec s2s_fields[] = {
+    {CFG("require_encryption", FIELD_BOOL, s2s_require_encryption)},
+    {CFG("require_valid_certificates", FIELD_BOOL, s2s_require_valid_certificates)},
+    {CFG("dialback", FIELD_BOOL, s2s_dialback)},
+    {CFG("ca_file", FIELD_STRING, s2s_ca_file)},
+    {CFG("connect_timeout", FIELD_UNSIGNED, s2s_connect_timeout), .min = 1, .max = 3600},
+    {CFG("queue_max", FIELD_SIZE, s2s_queue_max), .min = 1, .max = 1000000},
+    {CFG("idle_timeout", FIELD_UNSIGNED, s2s_idle_timeout), .min = 0, .max = 86400},
+    {.name = "allow", .kind = FIELD_CUSTOM, .load = load_s2s_allow},
+    {.name = "deny", .kind = FIELD_CUSTOM, .load = load_s2s_deny},
+    {.name = NULL},
+};
+
 static const field_spec admin_fields[] = {
     {CFG("socket", FIELD_STRING, admin_socket)},
     {.name = NULL},
@@ -160,6 +178,8 @@ static const field_spec top_fields[] = {
     {.name = "limits", .kind = FIELD_SECTION, .fields = limits_fields},
     {.name = "http", .kind = FIELD_SECTION, .fields = http_fields},
     {.name = "components", .kind = FIELD_CUSTOM, .load = load_components},
+    {.name = "s2s", .kind = FIELD_SECTION, .fields = s2s_fields},
+    {.name = "s2s_peers", .kind = FIELD_CUSTOM, .load = load_s2s_peers},
     {.name = "admin", .kind = FIELD_SECTION, .fields = admin_fields},
     {CFG("module_path", FIELD_STRING, module_path)},
     {.name = "modules", .kind = FIELD_CUSTOM, .load = load_modules},
@@ -178,6 +198,22 @@ static const field_spec component_fields[] = {
     {FIELD("secret", FIELD_STRING, vn_component_conf, secret)},
     {FIELD("host", FIELD_STRING, vn_component_conf, host)},
     {FIELD("name", FIELD_STRING, vn_component_conf, name)},
+    {.name = NULL},
+};
+
+/* An s2s_peers entry while it is read: the tls mode as written. */
+typedef struct s2s_peer_entry {
+    vn_s2s_peer_conf peer;
+    char *tls;
+} s2s_peer_entry;
+
+static const field_spec s2s_peer_fields[] = {
+    {FIELD("domain", FIELD_STRING, s2s_peer_entry, peer.domain)},
+    {FIELD("address", FIELD_STRING, s2s_peer_entry, peer.address)},
+    {FIELD("port", FIELD_INT, s2s_peer_entry, peer.port), .min = 1, .max = 65535},
+    {FIELD("tls", FIELD_STRING, s2s_peer_entry, tls), .choices = s2s_tls_modes},
+    {FIELD("require_valid_certificate", FIELD_BOOL, s2s_peer_entry,
+           peer.require_valid_certificate)},
     {.name = NULL},
 };
 
@@ -427,7 +463,8 @@ static bool read_listener(loader *ld, const vn_conf_node *item, vn_listener_conf
     load_map(ld, item, "listeners", listener_fields, l);
     if (!vn_conf_map_get(item, "type"))
         fail(ld, item->line,
-             "listeners: a listener needs a 'type' (c2s, c2s_tls, http, https or component)");
+             "listeners: a listener needs a 'type' (c2s, c2s_tls, http, https, component, "
+             "s2s or s2s_tls)");
     if (!vn_conf_map_get(item, "port"))
         fail(ld, item->line, "listeners: a listener needs a 'port'");
     if (!l->address)
@@ -556,6 +593,12 @@ static vn_config *config_new(const char *path)
     cfg->bosh_max_wait = 60;
     cfg->bosh_max_hold = 1;
     cfg->bosh_inactivity = 60;
+    cfg->s2s_require_encryption = true;
+    cfg->s2s_require_valid_certificates = false;
+    cfg->s2s_dialback = true;
+    cfg->s2s_connect_timeout = 30;
+    cfg->s2s_queue_max = 1000;
+    cfg->s2s_idle_timeout = 600;
     cfg->module_path = vn_strdup(VN_MODULE_DIR);
     return cfg;
 }
@@ -606,6 +649,105 @@ static void load_components(loader *ld, const vn_conf_node *list, int line)
             continue;
         }
         cfg->components[cfg->n_components++] = c;
+    }
+}
+
+/* ---- federation (s2s) ---- */
+
+/* A list of domain names, normalised; *names is NULL-free and owned. */
+static void load_domain_list(loader *ld, const vn_conf_node *list, int line, const char *key,
+                             char ***names, size_t *count)
+{
+    if (vn_conf_is_null(list))
+        return;
+    if (list->type != VN_NODE_SEQ) {
+        fail(ld, line, "s2s: '%s' must be a list of domain names", key);
+        return;
+    }
+    *names = vn_alloc((list->count + 1) * sizeof **names);
+    for (size_t i = 0; i < list->count; i++) {
+        const vn_conf_node *item = list->items[i];
+        char *domain = item->type == VN_NODE_SCALAR && !vn_conf_is_null(item)
+                           ? vn_jid_prep_domain(item->value)
+                           : NULL;
+        if (!domain)
+            fail(ld, item->line, "s2s: '%s' entries must be valid domain names", key);
+        else
+            (*names)[(*count)++] = domain;
+    }
+}
+
+static void load_s2s_allow(loader *ld, const vn_conf_node *list, int line)
+{
+    load_domain_list(ld, list, line, "allow", &ld->cfg->s2s_allow, &ld->cfg->n_s2s_allow);
+}
+
+static void load_s2s_deny(loader *ld, const vn_conf_node *list, int line)
+{
+    load_domain_list(ld, list, line, "deny", &ld->cfg->s2s_deny, &ld->cfg->n_s2s_deny);
+}
+
+static void s2s_peer_free(vn_s2s_peer_conf *p)
+{
+    free(p->domain);
+    free(p->address);
+}
+
+static void load_s2s_peers(loader *ld, const vn_conf_node *list, int line)
+{
+    vn_config *cfg = ld->cfg;
+
+    if (vn_conf_is_null(list))
+        return;
+    if (list->type != VN_NODE_SEQ) {
+        fail(ld, line, "s2s_peers: must be a list of {domain, address, port, tls}");
+        return;
+    }
+    cfg->s2s_peers = vn_alloc((list->count + 1) * sizeof *cfg->s2s_peers);
+    for (size_t i = 0; i < list->count; i++) {
+        const vn_conf_node *item = list->items[i];
+        s2s_peer_entry e = {.peer.line = item->line};
+        unsigned errors_before = ld->errors;
+
+        if (item->type != VN_NODE_MAP) {
+            fail(ld, item->line, "s2s_peers: each entry is a map with at least 'domain'");
+            continue;
+        }
+        load_map(ld, item, "s2s_peers", s2s_peer_fields, &e);
+        char *domain = e.peer.domain ? vn_jid_prep_domain(e.peer.domain) : NULL;
+        if (!e.peer.domain)
+            fail(ld, item->line, "s2s_peers: 'domain' is required");
+        else if (!domain)
+            fail(ld, key_line(item, "domain"), "s2s_peers: '%s' is not a valid domain name",
+                 e.peer.domain);
+        free(e.peer.domain);
+        e.peer.domain = domain;
+        e.peer.direct_tls = e.tls && strcmp(e.tls, "direct") == 0;
+        free(e.tls);
+        if (domain && vn_config_s2s_peer(cfg, domain))
+            fail(ld, item->line, "s2s_peers: duplicate domain '%s' (first at line %d)", domain,
+                 vn_config_s2s_peer(cfg, domain)->line);
+        if (ld->errors != errors_before) {
+            s2s_peer_free(&e.peer);
+            continue;
+        }
+        cfg->s2s_peers[cfg->n_s2s_peers++] = e.peer;
+    }
+}
+
+/* Peers without their own require_valid_certificate take s2s's, which
+ * may come later in the file. */
+static void finish_s2s_peers(loader *ld, const vn_conf_node *root)
+{
+    const vn_conf_node *list = vn_conf_map_get(root, "s2s_peers");
+    vn_config *cfg = ld->cfg;
+
+    for (size_t i = 0; list && list->type == VN_NODE_SEQ && i < list->count; i++) {
+        const vn_conf_node *item = list->items[i];
+        for (size_t p = 0; p < cfg->n_s2s_peers; p++)
+            if (cfg->s2s_peers[p].line == item->line &&
+                !vn_conf_map_get(item, "require_valid_certificate"))
+                cfg->s2s_peers[p].require_valid_certificate = cfg->s2s_require_valid_certificates;
     }
 }
 
@@ -677,6 +819,7 @@ static void finish(loader *ld, const vn_conf_node *root)
     if (!cfg->admin_socket)
         cfg->admin_socket = vn_asprintf("%s/admin.sock", cfg->data_dir);
     finish_components(ld, root);
+    finish_s2s_peers(ld, root);
 }
 
 vn_config *vn_config_load(const char *path, vn_buf *err)
@@ -718,6 +861,16 @@ void vn_config_free(vn_config *cfg)
     for (size_t i = 0; i < cfg->n_components; i++)
         component_free(&cfg->components[i]);
     free(cfg->components);
+    for (size_t i = 0; i < cfg->n_s2s_allow; i++)
+        free(cfg->s2s_allow[i]);
+    free(cfg->s2s_allow);
+    for (size_t i = 0; i < cfg->n_s2s_deny; i++)
+        free(cfg->s2s_deny[i]);
+    free(cfg->s2s_deny);
+    for (size_t i = 0; i < cfg->n_s2s_peers; i++)
+        s2s_peer_free(&cfg->s2s_peers[i]);
+    free(cfg->s2s_peers);
+    free(cfg->s2s_ca_file);
     free(cfg->data_dir);
     free(cfg->store_backend);
     free(cfg->tls_cert);
@@ -746,5 +899,13 @@ const vn_module_conf *vn_config_module(const vn_config *cfg, const char *name)
     for (size_t i = 0; i < cfg->n_modules; i++)
         if (strcmp(cfg->modules[i].name, name) == 0)
             return &cfg->modules[i];
+    return NULL;
+}
+
+const vn_s2s_peer_conf *vn_config_s2s_peer(const vn_config *cfg, const char *domain)
+{
+    for (size_t i = 0; i < cfg->n_s2s_peers; i++)
+        if (strcmp(cfg->s2s_peers[i].domain, domain) == 0)
+            return &cfg->s2s_peers[i];
     return NULL;
 }

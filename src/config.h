@@ -22,6 +22,8 @@ typedef enum {
     VN_LISTEN_HTTP,      /* HTTP: upload, WebSocket, BOSH, /health (5280) */
     VN_LISTEN_HTTPS,     /* the same over direct TLS (5281) */
     VN_LISTEN_COMPONENT, /* external components, XEP-0114 (5347) */
+    VN_LISTEN_S2S,       /* server-to-server, STARTTLS (5269) */
+    VN_LISTEN_S2S_TLS,   /* server-to-server, direct TLS, XEP-0368 (5270) */
 } vn_listener_type;
 
 typedef struct vn_listener_conf {
@@ -45,6 +47,16 @@ typedef struct vn_component_conf {
     char *name;   /* for disco#items; may be NULL */
     int line;
 } vn_component_conf;
+
+/* A remote domain with its own federation settings (s2s_peers). */
+typedef struct vn_s2s_peer_conf {
+    char *domain;                   /* normalised */
+    char *address;                  /* host name or IP to connect to; NULL: DNS SRV */
+    int port;                       /* 0: 5269, or 5270 with direct TLS */
+    bool direct_tls;                /* XEP-0368 direct TLS instead of STARTTLS */
+    bool require_valid_certificate; /* else dialback may stand in */
+    int line;
+} vn_s2s_peer_conf;
 
 typedef struct vn_module_conf {
     char *name;
@@ -99,6 +111,20 @@ typedef struct vn_config {
     vn_component_conf *components;
     size_t n_components;
 
+    bool s2s_require_encryption;         /* STARTTLS or direct TLS on every s2s stream */
+    bool s2s_require_valid_certificates; /* no dialback in place of a valid certificate */
+    bool s2s_dialback;                   /* offer and use XEP-0220 */
+    char *s2s_ca_file;                   /* extra trust anchors (PEM), besides the system's */
+    unsigned s2s_connect_timeout;        /* seconds to resolve, connect and authenticate */
+    size_t s2s_queue_max;                /* stanzas waiting per remote domain */
+    unsigned s2s_idle_timeout;           /* seconds before an unused outgoing stream closes */
+    char **s2s_allow;                    /* if non-empty, the only remote domains */
+    size_t n_s2s_allow;
+    char **s2s_deny; /* remote domains refused */
+    size_t n_s2s_deny;
+    vn_s2s_peer_conf *s2s_peers;
+    size_t n_s2s_peers;
+
     char *admin_socket;
     char *module_path;
     vn_module_conf *modules;
@@ -112,5 +138,7 @@ void vn_config_free(vn_config *cfg);
 /* name in canonical form (as vn_jid_prep_domain returns it). */
 const vn_host_conf *vn_config_host(const vn_config *cfg, const char *name);
 const vn_module_conf *vn_config_module(const vn_config *cfg, const char *name);
+/* The s2s_peers entry for a normalised domain, or NULL. */
+const vn_s2s_peer_conf *vn_config_s2s_peer(const vn_config *cfg, const char *domain);
 
 #endif
