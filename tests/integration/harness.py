@@ -342,9 +342,11 @@ class RawStream:
     are queued and the root's end is reported as the stream closing.
     """
 
-    def __init__(self, port, timeout=5, tls=False):
+    def __init__(self, port, timeout=5, tls=False, source=None):
+        """source: the local address to connect from (any 127.x.y.z)."""
         self.timeout = timeout
-        self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         if tls:
             self.sock = insecure_tls_context().wrap_socket(self.sock, server_hostname=DOMAIN)
         self.eof = False
