@@ -21,7 +21,10 @@
  * account's available resources. XEP-0191 limits that to contacts allowed
  * to see the presence, which needs the roster's subscription state; until
  * a module can ask for it, the presence goes to every blocked user JID
- * (never to a bare domain), and unblocking sends nothing.
+ * (never to a bare domain). Unblocking a user JID must give the contact
+ * the account's current presence again if the contact may see it (§3.4):
+ * the module routes a probe from that JID to the account, which the
+ * presence module answers by exactly those rules.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,19 +186,19 @@ static vn_stanza *canonical_command(const vn_stanza *payload, const char **condi
     return command;
 }
 
-static int apply_command(const char *host, const char *user, const vn_stanza *command)
+/* Applies command; the items an unblock removed are added to unblocked. */
+static int apply_command(const char *host, const char *user, const vn_stanza *command,
+                         vn_stanza *unblocked)
 {
     vn_store *store = vn_server_store();
     bool block = strcmp(vn_stanza_name(command), "block") == 0;
 
     if (!block && vn_stanza_element_count(command) == 0) {
         /* Unblock all: delete every key of the list. */
-        vn_stanza *all = vn_stanza_new("unblock", NS_BLOCKING);
-        int rc = vn_store_foreach(store, host, user, BLOCKLIST_STORE, add_item, all);
-        for (const vn_stanza *item = vn_stanza_first_element(all); rc == VN_STORE_OK && item;
+        int rc = vn_store_foreach(store, host, user, BLOCKLIST_STORE, add_item, unblocked);
+        for (const vn_stanza *item = vn_stanza_first_element(unblocked); rc == VN_STORE_OK && item;
              item = vn_stanza_next_element(item))
             rc = vn_store_delete(store, host, user, BLOCKLIST_STORE, vn_stanza_attr(item, "jid"));
-        vn_stanza_free(all);
         return rc;
     }
     for (const vn_stanza *item = vn_stanza_first_element(command); item;
@@ -205,8 +208,28 @@ static int apply_command(const char *host, const char *user, const vn_stanza *co
                        : vn_store_delete(store, host, user, BLOCKLIST_STORE, jid);
         if (rc != VN_STORE_OK)
             return rc;
+        if (!block)
+            add_item(jid, NULL, 0, unblocked);
     }
     return VN_STORE_OK;
+}
+
+/* XEP-0191 §3.4: each unblocked user JID probes the account, so the
+ * presence module sends it the account's current presence if its
+ * subscription allows (and nothing otherwise). */
+static void probe_for_unblocked(const vn_jid *account, const vn_stanza *unblocked)
+{
+    for (const vn_stanza *item = vn_stanza_first_element(unblocked); item;
+         item = vn_stanza_next_element(item)) {
+        const char *jid = vn_stanza_attr(item, "jid");
+        if (!strchr(jid, '@'))
+            continue;
+        vn_stanza *probe = vn_stanza_new("presence", VN_NS_CLIENT);
+        vn_stanza_set_attr(probe, "type", "probe");
+        vn_stanza_set_attr(probe, "from", jid);
+        vn_stanza_set_attr(probe, "to", account->bare);
+        vn_route(probe);
+    }
 }
 
 static vn_hook_result blocklist_set(vn_event *ev, void *ud)
@@ -226,9 +249,11 @@ static vn_hook_result blocklist_set(vn_event *ev, void *ud)
         vn_route_error(ev->stanza, "modify", condition, NULL);
         return VN_HANDLED;
     }
-    if (apply_command(ev->host, ev->to->local, command) != VN_STORE_OK) {
+    vn_stanza *unblocked = vn_stanza_new("unblock", NS_BLOCKING);
+    if (apply_command(ev->host, ev->to->local, command, unblocked) != VN_STORE_OK) {
         vn_log_error("blocking: cannot update the blocklist of %s", ev->to->bare);
         vn_route_error(ev->stanza, "wait", "internal-server-error", NULL);
+        vn_stanza_free(unblocked);
         vn_stanza_free(command);
         return VN_HANDLED;
     }
@@ -238,6 +263,8 @@ static vn_hook_result blocklist_set(vn_event *ev, void *ud)
     vn_sessions_foreach(ev->to, push_to_resource, &push);
     if (strcmp(vn_stanza_name(command), "block") == 0)
         vn_sessions_foreach(ev->to, send_unavailable, command);
+    probe_for_unblocked(ev->to, unblocked);
+    vn_stanza_free(unblocked);
     vn_stanza_free(command);
     return VN_HANDLED;
 }
