@@ -186,7 +186,8 @@ static void route_to_host(vn_event *ev, const char *name, const char *type)
     run_scoped_hook(ev, name, "host");
 }
 
-void vn_route(vn_stanza *st)
+/* Deliver st; the caller keeps it (vn_route frees, fan-out reuses). */
+static void route_borrowed(vn_stanza *st)
 {
     const char *name = vn_stanza_name(st);
     const char *type = vn_stanza_attr(st, "type");
@@ -218,5 +219,28 @@ void vn_route(vn_stanza *st)
 done:
     vn_jid_free(to);
     vn_jid_free(from);
+}
+
+void vn_route(vn_stanza *st)
+{
+    route_borrowed(st);
     vn_stanza_free(st);
+}
+
+void vn_route_fanout(const vn_stanza *st, const char *const *to, size_t n)
+{
+    vn_stanza *shared = vn_stanza_copy(st);
+
+    vn_stanza_share_serialization(shared);
+    for (size_t i = 0; i < n; i++) {
+        vn_stanza_set_attr(shared, "to", to[i]);
+        route_borrowed(shared);
+        if (vn_stanza_shared_changed(shared) && i + 1 < n) {
+            /* A hook edited it for this recipient: the next gets a clean copy. */
+            vn_stanza_free(shared);
+            shared = vn_stanza_copy(st);
+            vn_stanza_share_serialization(shared);
+        }
+    }
+    vn_stanza_free(shared);
 }

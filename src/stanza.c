@@ -28,8 +28,21 @@ typedef struct vn_text_node {
     char data[]; /* len bytes and a NUL */
 } vn_text_node;
 
+/* The serialization of a fanned-out stanza without its top-level 'to'
+ * (vn_stanza_share_serialization): written once, spliced per recipient. */
+typedef struct wire_cache {
+    bool valid;
+    bool changed;          /* changed since vn_stanza_shared_changed last asked */
+    const char *stream_ns; /* the stream namespace it was written for */
+    size_t head_len;       /* "<name": where " to='...'" goes */
+    vn_buf bytes;
+} wire_cache;
+
+static size_t shared_count; /* stanzas with a wire cache: 0 skips tracking */
+
 struct vn_stanza {
-    vn_node node; /* must stay first */
+    vn_node node;     /* must stay first */
+    wire_cache *wire; /* top-level stanzas being fanned out only */
     vn_stanza *parent;
     vn_node *first_child;
     vn_node *last_child;
@@ -54,6 +67,19 @@ static vn_text_node *as_text(vn_node *n)
 static bool ns_equal(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* A change anywhere in a tree invalidates its root's wire cache. */
+static void touch(vn_stanza *st)
+{
+    if (shared_count == 0)
+        return;
+    while (st->parent)
+        st = st->parent;
+    if (st->wire) {
+        st->wire->valid = false;
+        st->wire->changed = true;
+    }
 }
 
 vn_stanza *vn_stanza_new(const char *name, const char *ns)
@@ -86,6 +112,11 @@ static void element_free(vn_stanza *st)
         free(st->attrs[i]);
     free(st->attrs);
     free(st->text_cache);
+    if (st->wire) {
+        vn_buf_free(&st->wire->bytes);
+        free(st->wire);
+        shared_count--;
+    }
     free(st);
 }
 
@@ -211,6 +242,8 @@ void vn_stanza_set_attr(vn_stanza *st, const char *name, const char *value)
 {
     int i = attr_find(st, name);
 
+    if (st->parent || strcmp(name, "to") != 0) /* a cache leaves out the top 'to' */
+        touch(st);
     if (!value) {
         if (i < 0)
             return;
@@ -275,6 +308,7 @@ vn_stanza *vn_stanza_next_element(const vn_stanza *st)
 
 void vn_stanza_replace_ns(vn_stanza *st, const char *from, const char *to_static)
 {
+    touch(st);
     if (ns_equal(st->ns, from))
         st->ns = to_static;
     for (vn_stanza *c = element_from(st->first_child); c; c = element_from(c->node.next))
@@ -299,6 +333,7 @@ vn_stanza *vn_stanza_add_child(vn_stanza *parent, const char *name, const char *
 void vn_stanza_append(vn_stanza *parent, vn_stanza *child)
 {
     vn_stanza_detach(child);
+    touch(parent);
     child->parent = parent;
     link_child(parent, &child->node);
 }
@@ -307,6 +342,7 @@ void vn_stanza_add_text(vn_stanza *st, const char *text, size_t len)
 {
     if (len == 0)
         return;
+    touch(st);
     free(st->text_cache);
     st->text_cache = NULL;
 
@@ -346,6 +382,7 @@ void vn_stanza_detach(vn_stanza *child)
     vn_stanza *parent = child->parent;
     if (!parent)
         return;
+    touch(parent);
 
     vn_node *prev = NULL;
     vn_node **link = &parent->first_child;
@@ -433,7 +470,7 @@ static void write_attr_value(vn_buf *out, const char *value)
     vn_buf_append(out, "'", 1);
 }
 
-static void write_attrs(const vn_stanza *st, vn_buf *out)
+static void write_attrs(const vn_stanza *st, const char *skip, vn_buf *out)
 {
     unsigned prefix_no = 0;
 
@@ -441,7 +478,8 @@ static void write_attrs(const vn_stanza *st, vn_buf *out)
         const char *name = st->attrs[i];
         const char *value = attr_value_of(name);
         /* Namespace declarations are the serializer's to write. */
-        if (strcmp(name, "xmlns") == 0 || strncmp(name, "xmlns:", 6) == 0)
+        if (strcmp(name, "xmlns") == 0 || strncmp(name, "xmlns:", 6) == 0 ||
+            (skip && strcmp(name, skip) == 0))
             continue;
         const char *sep = strrchr(name, '|');
         if (sep) {
@@ -464,8 +502,10 @@ static void write_name(const vn_stanza *st, bool in_streams_ns, vn_buf *out)
     vn_buf_append_str(out, st->name);
 }
 
-/* default_ns is the default namespace in scope where st is written. */
-static void write_element(const vn_stanza *st, const char *default_ns, vn_buf *out)
+/* default_ns is the default namespace in scope where st is written;
+ * skip_attr (top level only) an attribute left out. */
+static void write_element(const vn_stanza *st, const char *default_ns, const char *skip_attr,
+                          vn_buf *out)
 {
     bool in_streams_ns = st->ns && strcmp(st->ns, VN_NS_STREAMS) == 0;
     const char *children_default_ns = default_ns;
@@ -477,7 +517,7 @@ static void write_element(const vn_stanza *st, const char *default_ns, vn_buf *o
         write_attr_value(out, st->ns ? st->ns : "");
         children_default_ns = st->ns;
     }
-    write_attrs(st, out);
+    write_attrs(st, skip_attr, out);
     if (!st->first_child) {
         vn_buf_append(out, "/>", 2);
         return;
@@ -487,18 +527,62 @@ static void write_element(const vn_stanza *st, const char *default_ns, vn_buf *o
         if (n->is_text)
             append_escaped(out, as_text(n)->data, as_text(n)->len, false);
         else
-            write_element(as_element(n), children_default_ns, out);
+            write_element(as_element(n), children_default_ns, NULL, out);
     }
     vn_buf_append(out, "</", 2);
     write_name(st, in_streams_ns, out);
     vn_buf_append(out, ">", 1);
 }
 
+void vn_stanza_share_serialization(vn_stanza *st)
+{
+    if (st->wire || st->parent)
+        return;
+    st->wire = vn_alloc(sizeof *st->wire);
+    vn_buf_init(&st->wire->bytes);
+    shared_count++;
+}
+
+bool vn_stanza_shared_changed(vn_stanza *st)
+{
+    bool changed = st->wire && st->wire->changed;
+    if (st->wire)
+        st->wire->changed = false;
+    return changed;
+}
+
+/* The cached form, without 'to', rebuilt when the tree or stream changed;
+ * 'to' is spliced in after the element name. */
+static void write_shared(const vn_stanza *st, const char *default_ns, const char *stream_ns,
+                         vn_buf *out)
+{
+    wire_cache *w = st->wire;
+    const char *to = vn_stanza_attr(st, "to");
+
+    if (!w->valid || !ns_equal(w->stream_ns, stream_ns)) {
+        vn_buf_reset(&w->bytes);
+        write_element(st, default_ns, "to", &w->bytes);
+        w->head_len = 1 + strlen(st->name) + (st->ns && strcmp(st->ns, VN_NS_STREAMS) == 0 ? 7 : 0);
+        w->stream_ns = stream_ns;
+        w->valid = true;
+    }
+    vn_buf_append(out, w->bytes.data, w->head_len);
+    if (to) {
+        vn_buf_append(out, " to", 3);
+        write_attr_value(out, to);
+    }
+    vn_buf_append(out, w->bytes.data + w->head_len, w->bytes.len - w->head_len);
+}
+
 void vn_stanza_serialize_to(const vn_stanza *st, const char *stream_ns, vn_buf *out)
 {
     /* A stanza takes the stream's namespace, and so do its descendants
      * written in the stanza's own namespace. */
-    write_element(st, vn_stanza_is_stanza_ns(st->ns) ? st->ns : stream_ns, out);
+    const char *default_ns = vn_stanza_is_stanza_ns(st->ns) ? st->ns : stream_ns;
+    if (st->wire)
+        write_shared(st, default_ns, stream_ns, out);
+    else
+        write_element(st, default_ns, NULL, out);
 }
 
 char *vn_stanza_serialize(const vn_stanza *st, const char *stream_ns, size_t *len)

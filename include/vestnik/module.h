@@ -112,6 +112,11 @@ vn_hook_result vn_hook_run(const char *name, vn_event *ev);
  * (nothing if st is itself an error). */
 void vn_route(vn_stanza *st);
 void vn_route_error(const vn_stanza *st, const char *type, const char *condition, const char *text);
+/* Deliver st to each of n recipients ('to' set to each in turn; st stays
+ * the caller's). The stanza is serialized once and the bytes reused with
+ * the 'to' spliced in, unless a hook on the way changes it: the way to
+ * broadcast (MUC rooms, notifications to many contacts). */
+void vn_route_fanout(const vn_stanza *st, const char *const *to, size_t n);
 
 bool vn_is_local_host(const char *domain);
 /* The configured hosts, NULL-terminated. */

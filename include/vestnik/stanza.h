@@ -82,6 +82,14 @@ char *vn_stanza_serialize(const vn_stanza *st, const char *stream_ns, size_t *le
 struct vn_buf;
 void vn_stanza_serialize_to(const vn_stanza *st, const char *stream_ns, struct vn_buf *out);
 
+/* A top-level stanza about to be written to many streams with only its
+ * 'to' changing (fan-out, vn_route_fanout): its serialization is kept and
+ * reused, with the 'to' spliced in, until anything else in the tree changes. */
+void vn_stanza_share_serialization(vn_stanza *st);
+/* Whether anything but the top-level 'to' of such a stanza changed since
+ * the last call (a hook on the way to one recipient edited it). */
+bool vn_stanza_shared_changed(vn_stanza *st);
+
 /* Parse exactly one element serialized by vn_stanza_serialize with
  * stream_ns jabber:client (stored stanzas, documents); NULL if the text is
  * not one well-formed element. Same restrictions as the stream parser. */

@@ -373,19 +373,19 @@ void muc_send_to_occupant(const muc_occupant *occ, vn_stanza *st)
 void muc_broadcast(const muc_room *room, vn_stanza *st)
 {
     /* Routing may end up removing occupants (a delivery error bounces
-     * synchronously), so walk a snapshot of the recipients. */
+     * synchronously), so deliver to a snapshot of the recipients; the core
+     * serializes the message once for all of them. */
     size_t count = 0;
     for (const muc_occupant *occ = room->occupants; occ; occ = occ->hh.next)
         count += occ->session_count;
-    vn_jid **targets = vn_alloc((count ? count : 1) * sizeof *targets);
+    char **targets = vn_alloc((count ? count : 1) * sizeof *targets);
     size_t n = 0;
     for (const muc_occupant *occ = room->occupants; occ; occ = occ->hh.next)
         for (size_t i = 0; i < occ->session_count; i++)
-            targets[n++] = vn_jid_copy(occ->sessions[i]);
-    for (size_t i = 0; i < n; i++) {
-        route_copy_to(st, targets[i]);
-        vn_jid_free(targets[i]);
-    }
+            targets[n++] = vn_strdup(occ->sessions[i]->full);
+    vn_route_fanout(st, (const char *const *)targets, n);
+    for (size_t i = 0; i < n; i++)
+        free(targets[i]);
     free(targets);
 }
 

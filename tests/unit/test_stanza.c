@@ -396,6 +396,51 @@ static void test_serialize_to_appends(void **state)
     assert_false(vn_stanza_is_stanza_ns(NULL));
 }
 
+/* A shared stanza serializes exactly like a fresh one for every 'to', and
+ * any other change is seen (cache rebuilt, change reported). */
+static void test_shared_serialization(void **state)
+{
+    vn_stanza *msg = vn_stanza_new("message", VN_NS_CLIENT);
+    vn_stanza_set_attr(msg, "from", "room@conference.example/teacher");
+    vn_stanza_set_attr(msg, "type", "groupchat");
+    vn_stanza *body = vn_stanza_add_text_child(msg, "body", VN_NS_CLIENT, "a & b");
+    vn_stanza_share_serialization(msg);
+    assert_false(vn_stanza_shared_changed(msg));
+
+    static const char *const recipients[] = {"p1@example/phone", "p2@example/o'neil", NULL};
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; recipients[i]; i++) {
+            vn_stanza_set_attr(msg, "to", recipients[i]);
+            /* Expected: a fresh serialization with 'to' first. */
+            vn_stanza *fresh = vn_stanza_copy(msg); /* no cache */
+            vn_stanza_set_attr(fresh, "to", NULL);
+            char *rest = vn_stanza_serialize(fresh, VN_NS_CLIENT, NULL);
+            vn_buf want;
+            vn_buf_init(&want);
+            vn_buf_append_str(&want, "<message to='");
+            vn_buf_append_xml_escaped(&want, recipients[i], strlen(recipients[i]));
+            vn_buf_append_str(&want, "'");
+            vn_buf_append_str(&want, rest + strlen("<message"));
+            char *got = vn_stanza_serialize(msg, VN_NS_CLIENT, NULL);
+            assert_string_equal(got, want.data);
+            vn_buf_free(&want);
+            free(rest);
+            free(got);
+            vn_stanza_free(fresh);
+        }
+        assert_false(vn_stanza_shared_changed(msg)); /* only 'to' changed */
+        vn_stanza_add_text(body, " & c", 4);         /* a change deep inside */
+        assert_true(vn_stanza_shared_changed(msg));
+        assert_false(vn_stanza_shared_changed(msg)); /* reported once */
+    }
+    /* Written for another stream namespace: rebuilt, still right. */
+    char *server = vn_stanza_serialize(msg, VN_NS_SERVER, NULL);
+    assert_non_null(strstr(server, "a &amp; b &amp; c &amp; c"));
+    assert_null(strstr(server, "xmlns"));
+    free(server);
+    vn_stanza_free(msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_error_reply_iq),
         cmocka_unit_test(test_iq_result),
         cmocka_unit_test(test_serialize_to_appends),
+        cmocka_unit_test(test_shared_serialization),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
