@@ -33,6 +33,8 @@ static const char *type_name(vn_listener_type type)
     case VN_LISTEN_HTTP: return "http";
     case VN_LISTEN_HTTPS: return "https";
     case VN_LISTEN_COMPONENT: return "components";
+    case VN_LISTEN_S2S: return "s2s";
+    case VN_LISTEN_S2S_TLS: return "s2s direct TLS";
     }
     return "?";
 }
