@@ -278,6 +278,7 @@ static void on_rate_tick(uv_timer_t *t)
         else
             traffic.sent_total++; /* a lost sender's share is skipped */
     }
+    lg_run_flush(&run);
 }
 
 static void wait_seconds(double seconds)
@@ -312,6 +313,7 @@ static void run_traffic(const char *scenario, void (*kick_off)(void))
     traffic.sending = true;
     traffic.start_ns = uv_hrtime();
     kick_off();
+    lg_run_flush(&run);
     wait_seconds(cfg.warmup);
     lg_proc_sample before, after;
     lg_proc_sample_take(cfg.server_pid, &before);
@@ -376,7 +378,7 @@ static int scenario_muc(void)
              "<presence to='%s/n0'><x xmlns='http://jabber.org/protocol/muc'/></presence>",
              cfg.opt.room);
     lg_conn_send(&conns[0], presence, strlen(presence));
-    phase.done = false;
+    lg_run_flush(&run);
     while (phase.joined == 0 && seconds_since(start) < 30)
         uv_run(run.loop, UV_RUN_ONCE);
     for (unsigned i = 1; i < cfg.connections; i++) {
@@ -386,6 +388,7 @@ static int scenario_muc(void)
                  cfg.opt.room, i);
         lg_conn_send(&conns[i], presence, strlen(presence));
     }
+    lg_run_flush(&run);
     if (phase.joined < cfg.connections)
         run_phase(cfg.timeout);
     double join_s = seconds_since(start);
@@ -546,6 +549,7 @@ int main(int argc, char **argv)
     SSL_CTX_set_min_proto_version(run.tls, TLS1_2_VERSION);
     SSL_CTX_set_verify(run.tls, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_mode(run.tls, SSL_MODE_RELEASE_BUFFERS);
+    lg_run_flusher_init(&run);
     uv_timer_init(run.loop, &phase_timer);
     uv_timer_init(run.loop, &rate_timer);
 
@@ -562,11 +566,9 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
 
-    for (unsigned i = 0; i < phase.started; i++) {
-        if (conns[i].state == LG_CONN_ONLINE)
-            lg_conn_send(&conns[i], "</stream:stream>", 16);
+    for (unsigned i = 0; i < phase.started; i++)
         lg_conn_close(&conns[i]);
-    }
+    lg_run_flusher_close(&run);
     uv_close((uv_handle_t *)&phase_timer, NULL);
     uv_close((uv_handle_t *)&rate_timer, NULL);
     uv_run(run.loop, UV_RUN_DEFAULT);

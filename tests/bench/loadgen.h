@@ -115,6 +115,10 @@ struct lg_conn {
     bool session_pending; /* the server wants a legacy session (RFC 3921) */
     bool closing;
     lg_scram scram;
+    /* Stanzas written during this loop iteration, sent together (one TLS
+     * record, one system call) when the iteration ends. */
+    vn_buf pending_out;
+    bool flush_queued;
 
     /* 1:1 chat */
     lg_conn *partner;
@@ -155,6 +159,9 @@ struct lg_run {
     lg_salted_cache *salted; /* SaltedPassword per account */
     vn_buf scratch;          /* serialization buffer, reused */
     unsigned long bounced;   /* error stanzas received */
+    uv_check_t flusher;      /* sends every connection's pending_out */
+    lg_conn **to_flush;
+    size_t to_flush_count, to_flush_cap;
 };
 
 /* Start connecting c (zeroed by the caller but for run/index); the
@@ -164,8 +171,16 @@ void lg_conn_start(lg_conn *c, bool register_only);
 /* Send a chat message to to_jid whose body carries this connection's
  * index and the send time. type: "chat" or "groupchat". */
 void lg_conn_send_message(lg_conn *c, const char *to_jid, const char *type);
-/* Send raw stanza text (already serialized) on the stream. */
+/* Queue raw stanza text (already serialized) for the stream; it goes out
+ * at the end of the loop iteration. */
 void lg_conn_send(lg_conn *c, const char *xml, size_t len);
+/* Send what lg_conn_send queued now: for stanzas queued outside I/O
+ * callbacks (timers, between loop runs), which the end-of-iteration flush
+ * would only see after the next wake-up. */
+void lg_run_flush(lg_run *run);
+/* Set up and tear down the end-of-iteration flush of a run. */
+void lg_run_flusher_init(lg_run *run);
+void lg_run_flusher_close(lg_run *run);
 /* Close the socket; no callbacks follow. */
 void lg_conn_close(lg_conn *c);
 

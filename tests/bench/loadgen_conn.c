@@ -41,6 +41,7 @@ static void on_close(uv_handle_t *handle)
     vn_xml_parser_free(c->parser);
     c->parser = NULL;
     lg_scram_clear(&c->scram);
+    vn_buf_free(&c->pending_out);
 }
 
 void lg_conn_close(lg_conn *c)
@@ -108,9 +109,9 @@ static void flush_tls(lg_conn *c)
         write_raw(c, chunk, (size_t)n);
 }
 
-void lg_conn_send(lg_conn *c, const char *xml, size_t len)
+static void send_now(lg_conn *c, const char *xml, size_t len)
 {
-    if (c->closing)
+    if (c->closing || len == 0)
         return;
     if (!c->ssl) {
         write_raw(c, xml, len);
@@ -122,6 +123,55 @@ void lg_conn_send(lg_conn *c, const char *xml, size_t len)
         return;
     }
     flush_tls(c);
+}
+
+void lg_conn_send(lg_conn *c, const char *xml, size_t len)
+{
+    if (c->closing)
+        return;
+    vn_buf_append(&c->pending_out, xml, len);
+    if (c->flush_queued)
+        return;
+    lg_run *run = c->run;
+    if (run->to_flush_count == run->to_flush_cap) {
+        run->to_flush_cap = run->to_flush_cap ? run->to_flush_cap * 2 : 1024;
+        run->to_flush = vn_realloc(run->to_flush, run->to_flush_cap * sizeof *run->to_flush);
+    }
+    run->to_flush[run->to_flush_count++] = c;
+    c->flush_queued = true;
+}
+
+void lg_run_flush(lg_run *run)
+{
+    /* send_now may fail a connection, whose callback may queue more. */
+    for (size_t i = 0; i < run->to_flush_count; i++) {
+        lg_conn *c = run->to_flush[i];
+        c->flush_queued = false;
+        if (c->closing)
+            continue; /* on_close frees pending_out */
+        send_now(c, c->pending_out.data, c->pending_out.len);
+        vn_buf_reset(&c->pending_out);
+    }
+    run->to_flush_count = 0;
+}
+
+static void on_check(uv_check_t *check)
+{
+    lg_run_flush(check->data);
+}
+
+void lg_run_flusher_init(lg_run *run)
+{
+    uv_check_init(run->loop, &run->flusher);
+    run->flusher.data = run;
+    uv_check_start(&run->flusher, on_check);
+}
+
+void lg_run_flusher_close(lg_run *run)
+{
+    uv_close((uv_handle_t *)&run->flusher, NULL);
+    free(run->to_flush);
+    run->to_flush = NULL;
 }
 
 static void send_str(lg_conn *c, const char *xml)
@@ -270,7 +320,6 @@ static void handle_iq(lg_conn *c, const vn_stanza *st)
             return;
         }
         c->state = LG_CONN_DONE;
-        send_str(c, "</stream:stream>");
         lg_conn_close(c);
         c->run->ev->registered(c);
     } else if (strcmp(id, "bind") == 0 && c->state == LG_CONN_BINDING) {
