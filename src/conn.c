@@ -1,6 +1,6 @@
 /*
- * conn.c - an accepted TCP connection: reading, TLS, a bounded write queue
- * and an orderly close.
+ * conn.c - a TCP connection, accepted or outgoing: reading, TLS, a bounded
+ * write queue and an orderly close.
  *
  * Memory per idle connection is kept small: all connections read into one
  * process-wide buffer, and OpenSSL is attached through a tiny BIO that
@@ -77,6 +77,10 @@ struct vn_conn {
 
     char peer_ip[INET6_ADDRSTRLEN];
     int peer_port;
+
+    uv_connect_t connect_req; /* outgoing only */
+    vn_conn_connect_cb on_connect;
+    bool outgoing;
 };
 
 /* Shared by all connections: a read is fully processed before the next. */
@@ -259,7 +263,8 @@ static void tls_fail(vn_conn *c, int ssl_error)
     }
     ERR_clear_error();
     c->tls_failed = true;
-    vn_log_info("connection from %s port %d: %s", c->peer_ip, c->peer_port, reason);
+    vn_log_info("connection %s %s port %d: %s", c->outgoing ? "to" : "from", c->peer_ip,
+                c->peer_port, reason);
     conn_close(c, reason, true);
 }
 
@@ -465,6 +470,55 @@ void vn_conn_set_callbacks(vn_conn *c, const vn_conn_callbacks *cb, void *ud)
     c->ud = ud;
 }
 
+static void on_connected(uv_connect_t *req, int status)
+{
+    vn_conn *c = req->data;
+    char reason[128];
+
+    if (status == UV_ECANCELED)
+        return; /* closed while connecting: on_close follows */
+    if (status < 0) {
+        snprintf(reason, sizeof reason, "connect: %s", uv_strerror(status));
+        conn_close(c, reason, false);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->on_connect(c, c->ud);
+}
+
+vn_conn *vn_conn_connect(uv_loop_t *loop, const struct sockaddr *addr, size_t max_output,
+                         const vn_conn_callbacks *cb, vn_conn_connect_cb on_connect, void *ud)
+{
+    vn_conn *c = vn_alloc(sizeof *c);
+    struct sockaddr_storage peer = {0};
+    char reason[128];
+    int rc;
+
+    rc = uv_tcp_init(loop, &c->tcp);
+    if (rc < 0) {
+        vn_log_warn("cannot open a connection: %s", uv_strerror(rc));
+        free(c);
+        return NULL;
+    }
+    c->tcp.data = c;
+    c->open_handles = 1;
+    c->max_output = max_output < UINT_MAX / 2 ? max_output : UINT_MAX / 2;
+    c->outgoing = true;
+    c->cb = *cb;
+    c->ud = ud;
+    c->on_connect = on_connect;
+    memcpy(&peer, addr,
+           addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    set_peer_address(c, &peer);
+    c->connect_req.data = c;
+    rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connected);
+    if (rc < 0) { /* reported through on_close, from the loop */
+        snprintf(reason, sizeof reason, "connect: %s", uv_strerror(rc));
+        conn_close(c, reason, false);
+    }
+    return c;
+}
+
 int vn_conn_start(vn_conn *c)
 {
     int rc;
@@ -479,17 +533,14 @@ int vn_conn_start(vn_conn *c)
     return 0;
 }
 
-int vn_conn_start_tls(vn_conn *c, SSL_CTX *ctx)
+/* An SSL on ctx reading and writing through the connection. */
+static int attach_ssl(vn_conn *c, SSL_CTX *ctx)
 {
     BIO_METHOD *method = conn_bio_method();
     SSL *ssl;
     BIO *bio;
 
-    if (c->ssl || c->state != CONN_OPEN || !method)
-        return -1;
-    if (!ctx)
-        ctx = vn_tls_ctx_for_host(NULL);
-    if (!ctx)
+    if (c->ssl || c->state != CONN_OPEN || !method || !ctx)
         return -1;
     ssl = SSL_new(ctx);
     bio = BIO_new(method);
@@ -502,8 +553,31 @@ int vn_conn_start_tls(vn_conn *c, SSL_CTX *ctx)
     BIO_set_data(bio, c);
     BIO_set_init(bio, 1);
     SSL_set_bio(ssl, bio, bio);
-    SSL_set_accept_state(ssl);
     c->ssl = ssl;
+    return 0;
+}
+
+int vn_conn_start_tls(vn_conn *c, SSL_CTX *ctx)
+{
+    if (attach_ssl(c, ctx ? ctx : vn_tls_ctx_for_host(NULL)) != 0)
+        return -1;
+    SSL_set_accept_state(c->ssl);
+    return 0;
+}
+
+int vn_conn_start_tls_client(vn_conn *c, SSL_CTX *ctx, const char *server_name,
+                             const unsigned char *alpn, unsigned alpn_len)
+{
+    if (attach_ssl(c, ctx) != 0)
+        return -1;
+    SSL_set_connect_state(c->ssl);
+    if ((server_name && !SSL_set_tlsext_host_name(c->ssl, server_name)) ||
+        (alpn && SSL_set_alpn_protos(c->ssl, alpn, alpn_len) != 0)) {
+        ERR_clear_error();
+        return -1;
+    }
+    tls_handshake(c); /* the ClientHello */
+    flush_output(c);
     return 0;
 }
 

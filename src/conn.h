@@ -1,6 +1,7 @@
 /*
- * conn.h - one accepted TCP connection: libuv stream, optional TLS through
- * OpenSSL memory BIOs, and a bounded write queue.
+ * conn.h - one TCP connection, accepted or outgoing: libuv stream,
+ * optional TLS (server or client side) through OpenSSL, and a bounded
+ * write queue.
  *
  * The owner (a stream state machine) sees plaintext in on_data and writes
  * plaintext with vn_conn_write; TLS is transparent once started. Writes are
@@ -31,6 +32,14 @@ typedef struct vn_conn_callbacks {
 /* Accept a pending connection on a listening stream. NULL on failure. */
 vn_conn *vn_conn_accept(uv_stream_t *server, size_t max_output);
 void vn_conn_set_callbacks(vn_conn *c, const vn_conn_callbacks *cb, void *ud);
+
+/* Open an outgoing connection to addr with the callbacks set. Once it is
+ * established, on_connect runs (the owner then calls vn_conn_start); if
+ * it fails, only on_close runs, with a reason such as "connect: connection
+ * refused". vn_conn_close before that cancels the attempt. */
+typedef void (*vn_conn_connect_cb)(vn_conn *c, void *ud);
+vn_conn *vn_conn_connect(uv_loop_t *loop, const struct sockaddr *addr, size_t max_output,
+                         const vn_conn_callbacks *cb, vn_conn_connect_cb on_connect, void *ud);
 /* Start reading (after callbacks are set). */
 int vn_conn_start(vn_conn *c);
 
@@ -38,6 +47,11 @@ int vn_conn_start(vn_conn *c);
  * (direct TLS). Plaintext queued before the call is sent unencrypted
  * first (the STARTTLS <proceed/>). 0 or -1. */
 int vn_conn_start_tls(vn_conn *c, SSL_CTX *ctx);
+/* Begin client-side TLS now (STARTTLS after <proceed/>, or direct TLS):
+ * server_name goes into SNI, alpn (wire format, may be NULL) into ALPN.
+ * Checking the server's certificate is the owner's, in on_tls_ready. */
+int vn_conn_start_tls_client(vn_conn *c, SSL_CTX *ctx, const char *server_name,
+                             const unsigned char *alpn, unsigned alpn_len);
 bool vn_conn_is_tls(const vn_conn *c);         /* handshake completed */
 SSL *vn_conn_ssl(vn_conn *c);                  /* NULL before TLS */
 const char *vn_conn_tls_sni(const vn_conn *c); /* client's SNI or NULL */

@@ -69,7 +69,8 @@ static void on_connection(uv_stream_t *server, int status)
     c = vn_conn_accept(server, l->max_output);
     if (!c)
         return;
-    if (l->conf.type == VN_LISTEN_C2S_TLS && vn_conn_start_tls(c, NULL) != 0) {
+    bool direct_tls = l->conf.type == VN_LISTEN_C2S_TLS || l->conf.type == VN_LISTEN_S2S_TLS;
+    if (direct_tls && vn_conn_start_tls(c, NULL) != 0) {
         vn_log_warn("connection from %s port %d: cannot start TLS", vn_conn_peer_ip(c),
                     vn_conn_peer_port(c));
         vn_conn_close(c, false);

@@ -3,13 +3,15 @@
  *
  * Given a stanza with 'from' and 'to', deliver it to a local session, hand
  * it to the hooks registered for local hosts and accounts, or bounce it
- * with the error RFC 6120/6121 prescribe. Remote domains go to the
- * "route/remote" hook (server-to-server and components attach there).
+ * with the error RFC 6120/6121 prescribe. Other domains go to components,
+ * then to the "route/remote" hook (services such as MUC), then to
+ * federation (s2s.c).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "component.h"
+#include "s2s.h"
 #include "vestnik/module.h"
 
 static bool is_type(const char *type, const char *want)
@@ -213,7 +215,9 @@ static void route_borrowed(vn_stanza *st)
             route_to_account(&ev, name, type);
     } else if (vn_components_route(st, to)) {
         /* delivered to the component, or bounced while it is away */
-    } else if (vn_hook_run("route/remote", &ev) != VN_HANDLED) {
+    } else if (vn_hook_run("route/remote", &ev) == VN_HANDLED) {
+        /* a service of ours under its own domain (MUC) */
+    } else if (!vn_s2s_route(st, from, to)) {
         vn_route_error(st, "cancel", "remote-server-not-found", NULL);
     }
 done:

@@ -17,6 +17,7 @@
 #include "listener.h"
 #include "log_internal.h"
 #include "modload.h"
+#include "s2s.h"
 #include "server.h"
 #include "sessions.h"
 #include "store_backend.h"
@@ -56,6 +57,8 @@ static const char *listener_type_name(vn_listener_type type)
     case VN_LISTEN_HTTP: return "http";
     case VN_LISTEN_HTTPS: return "https";
     case VN_LISTEN_COMPONENT: return "component";
+    case VN_LISTEN_S2S: return "s2s";
+    case VN_LISTEN_S2S_TLS: return "s2s_tls";
     }
     return "?";
 }
@@ -76,6 +79,8 @@ static void accept_connection(vn_conn *c, const vn_listener_conf *lc, void *ud)
     case VN_LISTEN_HTTP:
     case VN_LISTEN_HTTPS: vn_http_accept(c, lc, ud); break;
     case VN_LISTEN_COMPONENT: vn_component_accept(c, lc, ud); break;
+    case VN_LISTEN_S2S:
+    case VN_LISTEN_S2S_TLS: vn_s2s_accept(c, lc, ud); break;
     case VN_LISTEN_C2S:
     case VN_LISTEN_C2S_TLS: vn_c2s_accept(c, lc, ud); break;
     }
@@ -104,6 +109,8 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     if (vn_tls_init(cfg, err) < 0 || vn_modules_load(cfg, err) < 0)
         return -1;
     vn_components_configure(cfg);
+    if (vn_s2s_start(loop, err) < 0)
+        return -1;
     vn_websocket_init();
     vn_bosh_init();
     /* The admin socket first: it tells a second vestnikd on the same
@@ -158,6 +165,7 @@ void vn_server_stop(void)
     vn_listeners_stop();
     vn_c2s_close_all("system-shutdown");
     vn_components_shutdown();
+    vn_s2s_stop();
     vn_http_close_all();
     vn_modules_unload_all();
     vn_timers_stop_all();

@@ -14,6 +14,14 @@
  *
  * Host names are IDNA U-labels in the configuration; certificates, SNI and
  * file names use the A-label (punycode) form.
+ *
+ * Federation uses the same contexts in both roles (they are built with
+ * TLS_method), so an outgoing s2s connection presents the host's own
+ * certificate for SASL EXTERNAL. Peer certificates are checked after the
+ * handshake against one trust store (the system's CAs plus s2s.ca_file)
+ * and the peer's domain (RFC 6125 DNS-ID, or the XMPP xmppAddr), so that
+ * an invalid certificate is not a failed handshake but a reason to fall
+ * back to dialback.
  */
 #include "tls.h"
 
@@ -44,6 +52,7 @@ typedef struct tls_host {
 typedef struct tls_set {
     tls_host *hosts;
     size_t n_hosts;
+    X509_STORE *trust; /* for peer certificates (s2s) */
 } tls_set;
 
 /* The contexts in use. Connections hold their own reference on the
@@ -90,11 +99,12 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-/* ALPN: select "xmpp-client" when offered (XEP-0368); otherwise none. */
+/* ALPN: select "xmpp-client" or "xmpp-server" when offered (XEP-0368);
+ * otherwise none. */
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    static const unsigned char supported[] = "\x0bxmpp-client";
+    static const unsigned char supported[] = "\x0bxmpp-client\x0bxmpp-server";
 
     if (SSL_select_next_proto((unsigned char **)out, outlen, supported, sizeof supported - 1, in,
                               inlen) != OPENSSL_NPN_NEGOTIATED)
@@ -104,7 +114,7 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 static SSL_CTX *new_server_ctx(const vn_config *cfg, vn_buf *err)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 
     if (!ctx) {
         vn_buf_append_str(err, "cannot create a TLS context: ");
@@ -385,6 +395,8 @@ static void free_set(tls_set *set)
     free(set->hosts);
     set->hosts = NULL;
     set->n_hosts = 0;
+    X509_STORE_free(set->trust);
+    set->trust = NULL;
 }
 
 static int build_host(tls_host *h, const vn_config *cfg, const vn_host_conf *hc, vn_buf *err)
@@ -411,10 +423,33 @@ static int build_host(tls_host *h, const vn_config *cfg, const vn_host_conf *hc,
     return use_generated_cert(h->ctx, cfg, h->ascii_name, err);
 }
 
+static X509_STORE *build_trust(const vn_config *cfg, vn_buf *err)
+{
+    X509_STORE *store = X509_STORE_new();
+
+    if (!store || !X509_STORE_set_default_paths(store)) {
+        vn_buf_append_str(err, "cannot load the system's CA certificates: ");
+        append_openssl_error(err);
+        X509_STORE_free(store);
+        return NULL;
+    }
+    if (cfg->s2s_ca_file && !X509_STORE_load_file(store, cfg->s2s_ca_file)) {
+        vn_buf_printf(err, "s2s.ca_file %s: ", cfg->s2s_ca_file);
+        append_openssl_error(err);
+        X509_STORE_free(store);
+        return NULL;
+    }
+    ERR_clear_error(); /* missing system paths are not an error */
+    return store;
+}
+
 static int build_set(tls_set *set, const vn_config *cfg, vn_buf *err)
 {
     set->n_hosts = 0;
     set->hosts = NULL;
+    set->trust = build_trust(cfg, err);
+    if (!set->trust)
+        return -1;
     if (cfg->n_hosts == 0) {
         vn_buf_append_str(err, "no hosts configured");
         return -1;
@@ -507,4 +542,81 @@ int vn_tls_channel_binding(SSL *ssl, const char *type, unsigned char *out, size_
         return 0;
     }
     return -1;
+}
+
+char *vn_tls_ascii_name(const char *domain)
+{
+    char *ascii = NULL;
+
+    if (idn2_to_ascii_8z(domain, &ascii, IDN2_NONTRANSITIONAL) != IDN2_OK)
+        return NULL;
+    char *copy = vn_strdup(ascii);
+    idn2_free(ascii);
+    return copy;
+}
+
+/* The handshake goes on whatever the client presents: the stream layer
+ * decides what an invalid certificate means (dialback instead). */
+static int accept_any_certificate(int preverify_ok, X509_STORE_CTX *ctx)
+{
+    return 1;
+}
+
+void vn_tls_request_peer_certificate(SSL *ssl)
+{
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any_certificate);
+}
+
+/* id-on-xmppAddr (RFC 6120 §13.7.1.4): an otherName UTF8String. */
+static bool names_xmpp_addr(X509 *cert, const char *domain)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    ASN1_OBJECT *xmpp_addr = OBJ_txt2obj("1.3.6.1.5.5.7.8.5", 1);
+    bool found = false;
+
+    for (int i = 0; names && xmpp_addr && i < sk_GENERAL_NAME_num(names) && !found; i++) {
+        const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+        if (name->type != GEN_OTHERNAME || OBJ_cmp(name->d.otherName->type_id, xmpp_addr) != 0 ||
+            name->d.otherName->value->type != V_ASN1_UTF8STRING)
+            continue;
+        const ASN1_UTF8STRING *text = name->d.otherName->value->value.utf8string;
+        found = (size_t)text->length == strlen(domain) &&
+                strncasecmp((const char *)text->data, domain, strlen(domain)) == 0;
+    }
+    ASN1_OBJECT_free(xmpp_addr);
+    GENERAL_NAMES_free(names);
+    return found;
+}
+
+bool vn_tls_peer_valid_for(SSL *ssl, const char *domain, const char **why)
+{
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    X509_STORE_CTX *verify;
+    char *ascii;
+    bool named;
+    int ok;
+
+    if (!cert) {
+        *why = "no certificate";
+        return false;
+    }
+    verify = X509_STORE_CTX_new();
+    ok = verify && active.trust && X509_STORE_CTX_init(verify, active.trust, cert, chain) == 1 &&
+         X509_verify_cert(verify) == 1;
+    if (!ok)
+        *why = verify ? X509_verify_cert_error_string(X509_STORE_CTX_get_error(verify))
+                      : "cannot verify";
+    X509_STORE_CTX_free(verify);
+    ERR_clear_error();
+    if (!ok)
+        return false;
+    ascii = vn_tls_ascii_name(domain);
+    named =
+        (ascii && X509_check_host(cert, ascii, 0, 0, NULL) == 1) || names_xmpp_addr(cert, domain);
+    free(ascii);
+    ERR_clear_error();
+    if (!named)
+        *why = "the certificate does not name the domain";
+    return named;
 }

@@ -12,6 +12,7 @@
 #define VESTNIK_TLS_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -29,5 +30,17 @@ SSL_CTX *vn_tls_ctx_for_host(const char *host);
  * type is unknown or not available on this connection (tls-exporter needs
  * TLS 1.3 or the extended master secret). */
 int vn_tls_channel_binding(SSL *ssl, const char *type, unsigned char *out, size_t *len);
+
+/* Federation. The host contexts also serve as client contexts. */
+/* A server-side connection asks the peer for its certificate (without
+ * failing the handshake when it is missing or invalid). */
+void vn_tls_request_peer_certificate(SSL *ssl);
+/* Whether the peer's certificate chains to a trusted CA (the system's plus
+ * s2s.ca_file) and names domain (DNS-ID or xmppAddr). On false, *why
+ * says what is wrong, for the log. */
+bool vn_tls_peer_valid_for(SSL *ssl, const char *domain, const char **why);
+/* A domain's IDNA A-label (for SNI and certificate names); NULL if it
+ * has none. The caller frees it. */
+char *vn_tls_ascii_name(const char *domain);
 
 #endif
