@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abuse_limits.h"
 #include "c2s_internal.h"
 #include "sasl.h"
 #include "server.h"
@@ -157,6 +158,7 @@ static vn_sasl_context sasl_context(vn_c2s *s)
         .ssl = s->tx ? s->ops->ssl(s->tx) : NULL,
         .allow_plain = vn_srv.cfg->allow_plain,
         .client_tried_plus = s->tried_plus,
+        .account_held = vn_limits_login_held_account,
     };
     return ctx;
 }
@@ -263,6 +265,7 @@ static void sasl_step(vn_c2s *s, const char *input)
         sasl_reply(s, "success", out.data);
         s->authenticated = true;
         s->user = vn_strdup(vn_sasl_username(s->sasl));
+        vn_limits_login_succeeded(s->host, s->user);
         vn_log_info("c2s %s: authenticated %s@%s with %s", peer_ip(s), s->user, s->host,
                     vn_sasl_mechanism(s->sasl));
         vn_sasl_free(s->sasl);
@@ -272,6 +275,9 @@ static void sasl_step(vn_c2s *s, const char *input)
     } else {
         vn_log_info("c2s %s: authentication failed (%s, %s)", peer_ip(s),
                     vn_sasl_mechanism(s->sasl), condition);
+        /* Wrong passwords count toward the login back-off (abuse_limits.c). */
+        if (vn_sasl_wrong_credentials(s->sasl))
+            vn_limits_login_failed(peer_ip(s), s->host, vn_sasl_attempted_username(s->sasl));
         vn_sasl_free(s->sasl);
         s->sasl = NULL;
         sasl_failure(s, condition);
@@ -292,6 +298,16 @@ static void handle_sasl(vn_c2s *s, vn_stanza *st)
     if (strcmp(name, "auth") == 0) {
         if (!secure(s) && vn_srv.cfg->require_encryption) {
             sasl_failure(s, "encryption-required");
+            return;
+        }
+        /* This address is in login back-off: refuse before any work. The
+         * refusals count toward closing the stream, so that a client
+         * cannot spin on them. */
+        if (vn_limits_login_held_ip(peer_ip(s))) {
+            vn_log_info("c2s %s: login refused: address in back-off", peer_ip(s));
+            sasl_failure(s, "temporary-auth-failure");
+            if (++s->auth_failures >= MAX_AUTH_FAILURES)
+                vn_c2s_close(s, "policy-violation", "Too many failed authentication attempts");
             return;
         }
         vn_sasl_free(s->sasl);
@@ -361,6 +377,11 @@ static void handle_bind(vn_c2s *s, vn_stanza *iq, const vn_stanza *bind)
     const char *condition = "bad-request";
     const char *resource = vn_stanza_child_text(bind, "resource", VN_NS_BIND);
     s->session = vn_sessions_bind(s, s->host, s->user, resource, &condition);
+    if (!s->session && strcmp(condition, "resource-constraint") == 0) {
+        /* RFC 6120 §7.6.2.2: limits.max_resources_per_account reached. */
+        reply_error(s, iq, "wait", condition, "Too many resources bound for this account");
+        return;
+    }
     if (!s->session) {
         reply_error(s, iq, "modify", condition, "Invalid resource");
         return;
@@ -502,6 +523,14 @@ void vn_c2s_input_element(vn_c2s *s, vn_stanza *st)
                  s->session ? vn_session_jid(s->session)->full : peer_ip(s), vn_stanza_name(st),
                  ns);
     if (s->closing) {
+        vn_stanza_free(st);
+        return;
+    }
+    /* limits.stanza_rate: stanzas only, whatever the stream's stage. */
+    if (is_client_stanza(st) &&
+        !vn_token_bucket_take(&s->stanza_budget, vn_srv.cfg->stanza_rate, vn_srv.cfg->stanza_burst,
+                              uv_now(vn_srv.loop))) {
+        vn_c2s_close(s, "policy-violation", "Stanza rate limit exceeded: slow down");
         vn_stanza_free(st);
         return;
     }

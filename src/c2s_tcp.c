@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abuse_limits.h"
 #include "c2s.h"
 #include "server.h"
 #include "xml_parser.h"
@@ -18,6 +19,7 @@ typedef struct tcp_stream {
     bool in_feed;
     bool restart; /* reset the parser once the current chunk is done */
     bool closing;
+    bool counted; /* in limits.max_connections_per_ip (abuse_limits.c) */
 } tcp_stream;
 
 /* ---- output ---- */
@@ -196,6 +198,8 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
 {
     tcp_stream *t = ud;
 
+    if (t->counted)
+        vn_limits_connection_closed(vn_conn_peer_ip(c));
     if (t->c2s)
         vn_c2s_gone(t->c2s, reason);
     vn_xml_parser_free(t->parser);
@@ -213,9 +217,19 @@ void vn_c2s_accept(vn_conn *c, const vn_listener_conf *lc, void *ud)
     tcp_stream *t = vn_alloc(sizeof *t);
 
     t->conn = c;
+    t->counted = vn_limits_connection_open(vn_conn_peer_ip(c));
     t->parser = vn_xml_parser_new(&xml_callbacks, t, cfg->max_stanza_size, cfg->max_xml_depth);
     t->c2s = vn_c2s_new(&tcp_transport, t);
     vn_conn_set_callbacks(c, &conn_callbacks, t);
-    if (vn_conn_start(c) < 0)
+    if (vn_conn_start(c) < 0) {
         vn_conn_close(c, false);
+    } else if (!t->counted) {
+        /* Over limits.max_connections_per_ip. On a plaintext connection our
+         * header and a stream error cost nothing; direct TLS would need a
+         * handshake first, so that connection just closes. */
+        if (lc->type == VN_LISTEN_C2S)
+            vn_c2s_close(t->c2s, "policy-violation", "Too many connections from your address");
+        else
+            tcp_close(t, false);
+    }
 }

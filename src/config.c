@@ -132,6 +132,16 @@ static const field_spec limits_fields[] = {
     {CFG("max_stanza_size", FIELD_SIZE, max_stanza_size), .min = 1024, .max = 67108864},
     {CFG("max_xml_depth", FIELD_UNSIGNED, max_xml_depth), .min = 4, .max = 256},
     {CFG("max_output_buffer", FIELD_SIZE, max_output_buffer), .min = 4096, .max = 1073741824},
+    {CFG("max_connections_per_ip", FIELD_UNSIGNED, max_connections_per_ip), .min = 0,
+     .max = 1000000},
+    {CFG("login_max_failures", FIELD_UNSIGNED, login_max_failures), .min = 0, .max = 1000},
+    {CFG("login_failure_window", FIELD_UNSIGNED, login_failure_window), .min = 1, .max = 86400},
+    {CFG("login_backoff", FIELD_UNSIGNED, login_backoff), .min = 1, .max = 86400},
+    {CFG("login_backoff_max", FIELD_UNSIGNED, login_backoff_max), .min = 1, .max = 604800},
+    {CFG("stanza_rate", FIELD_UNSIGNED, stanza_rate), .min = 0, .max = 1000000},
+    {CFG("stanza_burst", FIELD_UNSIGNED, stanza_burst), .min = 1, .max = 1000000},
+    {CFG("max_resources_per_account", FIELD_UNSIGNED, max_resources_per_account), .min = 0,
+     .max = 100000},
     {.name = NULL},
 };
 
@@ -584,6 +594,14 @@ static vn_config *config_new(const char *path)
     cfg->idle_timeout = 0;
     cfg->resume_timeout = 300;
     cfg->max_unacked = 1000;
+    cfg->max_connections_per_ip = 50;
+    cfg->login_max_failures = 5;
+    cfg->login_failure_window = 300;
+    cfg->login_backoff = 60;
+    cfg->login_backoff_max = 3600;
+    cfg->stanza_rate = 50;
+    cfg->stanza_burst = 200;
+    cfg->max_resources_per_account = 10;
     cfg->http_max_header_size = 16384;
     cfg->http_max_body_size = 1048576;
     cfg->http_request_timeout = 30;
@@ -816,6 +834,10 @@ static void finish(loader *ld, const vn_conf_node *root)
         fail(ld, key_line(http, "websocket_path"), "http: 'websocket_path' must start with '/'");
     if (cfg->bosh_path[0] != '/')
         fail(ld, key_line(http, "bosh_path"), "http: 'bosh_path' must start with '/'");
+    const vn_conf_node *limits = vn_conf_map_get(root, "limits");
+    if (cfg->login_backoff_max < cfg->login_backoff)
+        fail(ld, key_line(limits, "login_backoff_max"),
+             "limits: 'login_backoff_max' must not be less than 'login_backoff'");
     if (!cfg->admin_socket)
         cfg->admin_socket = vn_asprintf("%s/admin.sock", cfg->data_dir);
     finish_components(ld, root);

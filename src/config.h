@@ -98,6 +98,16 @@ typedef struct vn_config {
     unsigned resume_timeout;     /* seconds a dropped SM session waits for resumption */
     size_t max_unacked;          /* unacknowledged stanzas kept per SM session */
 
+    /* limits: abuse handling (abuse_limits.c); 0 turns a count limit off */
+    unsigned max_connections_per_ip;    /* open client connections per address */
+    unsigned login_max_failures;        /* wrong credentials before a back-off */
+    unsigned login_failure_window;      /* seconds over which failures count */
+    unsigned login_backoff;             /* seconds of the first back-off; doubles */
+    unsigned login_backoff_max;         /* seconds, the longest back-off */
+    unsigned stanza_rate;               /* stanzas per second per stream */
+    unsigned stanza_burst;              /* stanzas a stream may send at once */
+    unsigned max_resources_per_account; /* bound resources per account */
+
     size_t http_max_header_size;     /* request line and headers, bytes */
     size_t http_max_body_size;       /* bodies the server buffers for a route */
     unsigned http_request_timeout;   /* seconds for the headers, and between body reads */

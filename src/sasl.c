@@ -46,6 +46,8 @@ struct vn_sasl {
     const mechanism *mech;
     vn_scram_server *scram; /* SCRAM mechanisms only */
     char *username;         /* normalised localpart, after SUCCESS */
+    char *attempted;        /* normalised localpart the client named */
+    bool wrong_credentials; /* failed on the password itself */
     bool started;           /* the first step (the <auth/> text) was seen */
     bool finished;
 };
@@ -109,16 +111,23 @@ static int scram_cb_data(void *ud, const char *cb_type, unsigned char *out, size
     return -1;
 }
 
+static bool account_held(const vn_sasl *s, const char *local)
+{
+    return s->ctx.account_held && s->ctx.account_held(s->ctx.host, local);
+}
+
 static int scram_lookup(void *ud, const char *username, vn_scram_creds *out)
 {
-    const vn_sasl *s = ud;
+    vn_sasl *s = ud;
     char *local = vn_jid_prep_local(username);
 
     if (!local)
         return 1;
-    int rc = vn_accounts_get_creds(s->ctx.store, s->ctx.host, local, s->mech->hash, out);
-    free(local);
-    return rc;
+    free(s->attempted);
+    s->attempted = local;
+    if (account_held(s, local))
+        return -1; /* temporary-auth-failure */
+    return vn_accounts_get_creds(s->ctx.store, s->ctx.host, local, s->mech->hash, out);
 }
 
 /* ---- the exchange ---- */
@@ -165,12 +174,23 @@ void vn_sasl_free(vn_sasl *s)
         return;
     vn_scram_server_free(s->scram);
     free(s->username);
+    free(s->attempted);
     free(s);
 }
 
 const char *vn_sasl_username(const vn_sasl *s)
 {
     return s->username;
+}
+
+const char *vn_sasl_attempted_username(const vn_sasl *s)
+{
+    return s->attempted;
+}
+
+bool vn_sasl_wrong_credentials(const vn_sasl *s)
+{
+    return s->wrong_credentials;
 }
 
 const char *vn_sasl_mechanism(const vn_sasl *s)
@@ -207,16 +227,22 @@ static vn_sasl_status plain_step(vn_sasl *s, const vn_buf *data, const char **co
     char *authcid = vn_strndup(nul1 + 1, (size_t)(nul2 - nul1 - 1));
     char *password = vn_strndup(nul2 + 1, data->len - (size_t)(nul2 + 1 - msg));
     char *local = vn_jid_prep_local(authcid);
-    int rc = local ? vn_accounts_check_password(s->ctx.store, s->ctx.host, local, password) : 1;
+    bool refused = local && account_held(s, local);
+    int rc = local && !refused
+                 ? vn_accounts_check_password(s->ctx.store, s->ctx.host, local, password)
+                 : 1;
     OPENSSL_cleanse(password, strlen(password));
     free(password);
     free(authcid);
+    if (local)
+        s->attempted = vn_strdup(local);
 
     vn_sasl_status status = VN_SASL_FAILURE;
-    if (rc < 0) {
+    if (rc < 0 || refused) {
         *condition = "temporary-auth-failure";
     } else if (rc > 0) {
         *condition = "not-authorized";
+        s->wrong_credentials = true;
     } else if (!authzid_acceptable(s, msg, local)) {
         *condition = "invalid-authzid";
     } else {
@@ -237,6 +263,10 @@ static vn_sasl_status scram_step(vn_sasl *s, const vn_buf *data, vn_buf *out,
     vn_scram_status status = vn_scram_server_step(s->scram, data->data ? data->data : "", data->len,
                                                   &message, condition);
     if (status == VN_SCRAM_FAILURE) {
+        /* RFC 5802's "invalid-proof" is the one failure that tested the
+         * password (a channel binding mismatch, say, did not). */
+        s->wrong_credentials = message.data && strcmp(message.data, "e=invalid-proof") == 0 &&
+                               strcmp(*condition, "not-authorized") == 0;
         vn_buf_free(&message);
         return VN_SASL_FAILURE;
     }

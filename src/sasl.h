@@ -27,6 +27,10 @@ typedef struct vn_sasl_context {
      * binding types" (e.g. a tls-unique-only client on TLS 1.3), not a
      * stripped mechanism list, and is accepted. */
     bool client_tried_plus;
+    /* An account whose logins are held back (abuse_limits.c): its attempts fail
+     * with temporary-auth-failure before any credential is checked. NULL:
+     * none is. */
+    bool (*account_held)(const char *host, const char *user);
 } vn_sasl_context;
 
 typedef enum { VN_SASL_CONTINUE, VN_SASL_SUCCESS, VN_SASL_FAILURE } vn_sasl_status;
@@ -51,6 +55,13 @@ vn_sasl_status vn_sasl_step(vn_sasl *s, const char *in, vn_buf *out, const char 
 
 /* The authenticated account's normalised localpart (after SUCCESS). */
 const char *vn_sasl_username(const vn_sasl *s);
+/* The normalised localpart the client tried to log in as, once the
+ * exchange named one (also after FAILURE); NULL before or if invalid. */
+const char *vn_sasl_attempted_username(const vn_sasl *s);
+/* After FAILURE: true if the password (or SCRAM proof) was checked and
+ * wrong, or the account does not exist; false for a malformed exchange, a
+ * channel binding mismatch or a refusal before any check. */
+bool vn_sasl_wrong_credentials(const vn_sasl *s);
 const char *vn_sasl_mechanism(const vn_sasl *s);
 
 #endif

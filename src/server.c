@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 
+#include "abuse_limits.h"
 #include "accounts.h"
 #include "admin.h"
 #include "c2s.h"
@@ -177,6 +178,7 @@ void vn_server_cleanup(void)
     vn_hooks_clear();
     vn_disco_clear();
     vn_tls_shutdown();
+    vn_limits_clear();
     if (vn_srv.store)
         vn_store_close(vn_srv.store);
     vn_config_free(vn_srv.cfg);

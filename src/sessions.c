@@ -11,6 +11,7 @@
 #include <uthash.h>
 
 #include "c2s.h"
+#include "server.h"
 #include "sessions.h"
 #include "vestnik/module.h"
 
@@ -55,6 +56,22 @@ static char *generate_resource(void)
     return res;
 }
 
+/* limits.max_resources_per_account: does the account have all it may? */
+static bool resources_exhausted(const char *bare)
+{
+    unsigned limit = vn_srv.cfg->max_resources_per_account;
+    account_sessions *acct = NULL;
+    unsigned bound = 0;
+
+    if (!limit)
+        return false;
+    HASH_FIND_STR(by_bare, bare, acct);
+    for (const vn_session *s = acct ? acct->first : NULL; s && bound < limit;
+         s = s->next_of_account)
+        bound++;
+    return bound >= limit;
+}
+
 static void run_session_hook(const char *name, vn_session *s, void *data)
 {
     vn_event ev = {.session = s, .from = s->jid, .host = s->jid->domain, .data = data};
@@ -78,6 +95,14 @@ vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char
 
     vn_session *old = NULL;
     HASH_FIND_STR(by_full, jid->full, old);
+    if (!old && resources_exhausted(jid->bare)) {
+        /* A conflict replaces a resource; a new one must fit the limit. */
+        vn_log_info("%s has %u resources bound: refusing another", jid->bare,
+                    vn_srv.cfg->max_resources_per_account);
+        vn_jid_free(jid);
+        *condition = "resource-constraint";
+        return NULL;
+    }
     if (old) {
         /* RFC 6120 §7.7.2.2: the newer connection wins. Closing the old
          * stream unbinds its session synchronously. */

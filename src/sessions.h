@@ -15,7 +15,9 @@ struct vn_c2s;
 /* Bind a resource for an authenticated stream. resource NULL or "" asks the
  * server to generate one. If the full JID is taken, the older session is
  * closed with a <conflict/> stream error and the new one wins. Returns NULL
- * with *condition ("bad-request" for an invalid resource) on failure. */
+ * with *condition ("bad-request" for an invalid resource,
+ * "resource-constraint" when the account already has
+ * limits.max_resources_per_account resources) on failure. */
 vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char *user,
                              const char *resource, const char **condition);
 /* Remove a session (its stream is ending); runs "session/closed". */
