@@ -297,8 +297,15 @@ static void announce(bool add)
         vn_disco_remove_identity("pubsub", "pep", NULL);
 }
 
+static void add_account_feature(vn_stanza *query, const char *var)
+{
+    vn_stanza_set_attr(vn_stanza_add_child(query, "feature", vn_stanza_ns(query)), "var", var);
+}
+
 /* The account is the pubsub service (XEP-0163 §4): identity and features
- * on its bare JID, where clients such as Conversations look. */
+ * on its bare JID, where clients such as Conversations look. That is also
+ * where XEP-0402 clients look for the bookmarks compatibility features
+ * before they trust urn:xmpp:bookmarks:1 to reach XEP-0048 clients. */
 static vn_hook_result account_features(vn_event *ev, void *ud)
 {
     vn_stanza *id = vn_stanza_add_child(ev->data, "identity", vn_stanza_ns(ev->data));
@@ -306,10 +313,11 @@ static vn_hook_result account_features(vn_event *ev, void *ud)
     vn_stanza_set_attr(id, "type", "pep");
     for (size_t i = 0; i < N_PUBSUB_FEATURES; i++) {
         char *var = vn_asprintf(NS_PUBSUB "#%s", pubsub_features[i]);
-        vn_stanza *f = vn_stanza_add_child(ev->data, "feature", vn_stanza_ns(ev->data));
-        vn_stanza_set_attr(f, "var", var);
+        add_account_feature(ev->data, var);
         free(var);
     }
+    add_account_feature(ev->data, NS_BOOKMARKS2 "#compat");
+    add_account_feature(ev->data, NS_BOOKMARKS2 "#compat-pep");
     return VN_PASS;
 }
 
