@@ -184,6 +184,14 @@ async def test_mobile_flow_resume_carbons_csi_mam_avatar_upload():
     await asyncio.wait_for(csi_offered, 5)
     assert phone['xep_0198'].sm_id, 'no resumption id'
     assert phone['xep_0352'].enabled
+    # what Conversations reads from the account's own bare JID before using
+    # MAM, OMEMO (publish-options, open access) and bookmarks 2
+    account = await phone['xep_0030'].get_info(jid=ALICE, local=False, cached=False)
+    assert ('pubsub', 'pep') in [i[:2] for i in account['disco_info']['identities']], account
+    for feature in (NS_MAM, 'http://jabber.org/protocol/pubsub#publish-options',
+                    'http://jabber.org/protocol/pubsub#access-open',
+                    'urn:xmpp:bookmarks:1#compat'):
+        assert feature in account['disco_info']['features'], (feature, account)
     bob = await Device(BOB + '/desk', ('xep_0084',)).online()
     await befriend(phone, bob)
     tablet = await Device(ALICE + '/tablet', ('xep_0363', 'xep_0066')).online()
