@@ -168,6 +168,8 @@ void vn_server_stop(void)
     vn_components_shutdown();
     vn_s2s_stop();
     vn_http_close_all();
+    /* Sessions' data may hold module functions: release them first. */
+    vn_sessions_reap();
     vn_modules_unload_all();
     vn_timers_stop_all();
 }

@@ -28,7 +28,8 @@ struct vn_session {
     bool available;
     session_slot *slots;
     size_t n_slots;
-    struct vn_session *next_of_account; /* same bare JID */
+    struct vn_session *next_of_account; /* same bare JID; the graveyard's link once dead */
+    bool dead;                          /* unbound, freed on the next loop turn */
     UT_hash_handle hh;                  /* keyed by jid->full */
 };
 
@@ -39,6 +40,10 @@ typedef struct account_sessions {
 } account_sessions;
 
 static vn_session *by_full;
+/* Unbound sessions wait here for the next loop turn: code up the stack
+ * (a broadcast walking an account's sessions) may still hold them. */
+static vn_session *graveyard;
+static vn_timer *reaper;
 static account_sessions *by_bare;
 static size_t session_count;
 
@@ -131,6 +136,35 @@ vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char
     return s;
 }
 
+static void session_free(vn_session *s)
+{
+    for (size_t i = 0; i < s->n_slots; i++)
+        if (s->slots[i].free_fn)
+            s->slots[i].free_fn(s->slots[i].data);
+    free(s->slots);
+    vn_jid_free(s->jid);
+    free(s);
+}
+
+void vn_sessions_reap(void)
+{
+    if (reaper) {
+        vn_timer_stop(reaper);
+        reaper = NULL;
+    }
+    while (graveyard) {
+        vn_session *s = graveyard;
+        graveyard = s->next_of_account;
+        session_free(s);
+    }
+}
+
+static void reap(vn_timer *t, void *ud)
+{
+    reaper = NULL; /* a one-shot timer frees itself */
+    vn_sessions_reap();
+}
+
 void vn_sessions_unbind(vn_session *s, const char *reason)
 {
     run_session_hook("session/closed", s, (void *)reason);
@@ -153,12 +187,11 @@ void vn_sessions_unbind(vn_session *s, const char *reason)
     session_count--;
     vn_log_info("session closed: %s%s%s", s->jid->full, reason ? ": " : "", reason ? reason : "");
 
-    for (size_t i = 0; i < s->n_slots; i++)
-        if (s->slots[i].free_fn)
-            s->slots[i].free_fn(s->slots[i].data);
-    free(s->slots);
-    vn_jid_free(s->jid);
-    free(s);
+    s->dead = true;
+    s->next_of_account = graveyard;
+    graveyard = s;
+    if (!reaper)
+        reaper = vn_timer_start(0, 0, reap, NULL);
 }
 
 struct vn_c2s *vn_session_stream(const vn_session *s)
@@ -201,6 +234,8 @@ const char *vn_session_host(const vn_session *s)
 
 void vn_session_send(vn_session *s, const vn_stanza *st)
 {
+    if (s->dead)
+        return;
     vn_event ev = {.stanza = (vn_stanza *)st, .session = s, .host = s->jid->domain};
     if (vn_hook_run("stanza/out", &ev) == VN_HANDLED)
         return;
@@ -266,14 +301,25 @@ vn_session *vn_session_find(const vn_jid *full)
 void vn_sessions_foreach(const vn_jid *bare, vn_session_cb cb, void *ud)
 {
     account_sessions *acct = NULL;
+    vn_session *inline_list[16], **list = inline_list;
+    size_t n = 0;
+
     HASH_FIND_STR(by_bare, bare->bare, acct);
     if (!acct)
         return;
-    for (vn_session *s = acct->first, *next; s; s = next) {
-        next = s->next_of_account;
-        if (!cb(s, ud))
-            return;
-    }
+    /* A snapshot: callbacks may bind or close sessions of this account. */
+    for (vn_session *s = acct->first; s; s = s->next_of_account)
+        n++;
+    if (n > sizeof inline_list / sizeof inline_list[0])
+        list = vn_alloc(n * sizeof *list);
+    n = 0;
+    for (vn_session *s = acct->first; s; s = s->next_of_account)
+        list[n++] = s;
+    for (size_t i = 0; i < n; i++)
+        if (!list[i]->dead && !cb(list[i], ud))
+            break;
+    if (list != inline_list)
+        free(list);
 }
 
 size_t vn_sessions_count(void)

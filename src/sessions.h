@@ -20,8 +20,13 @@ struct vn_c2s;
  * limits.max_resources_per_account resources) on failure. */
 vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char *user,
                              const char *resource, const char **condition);
-/* Remove a session (its stream is ending); runs "session/closed". */
+/* Remove a session (its stream is ending); runs "session/closed". The
+ * memory is released on the next loop turn (or by vn_sessions_reap), so
+ * callers up the stack may still look at it: it is marked dead and
+ * vn_session_send ignores it. */
 void vn_sessions_unbind(vn_session *s, const char *reason);
+/* Release unbound sessions now (at shutdown). */
+void vn_sessions_reap(void);
 struct vn_c2s *vn_session_stream(const vn_session *s);
 /* The session moved to another stream (stream management resumption). */
 void vn_session_set_stream(vn_session *s, struct vn_c2s *stream);
