@@ -725,11 +725,12 @@ static void test_error_cert_without_key(void **state)
 
 static void test_error_bad_listeners(void **state)
 {
-    assert_load_error("hosts: [a.example]\nlisteners:\n  - type: s2s\n    port: 5269\n", 3,
-                      "listeners: key 'type' must be one of: c2s, c2s_tls, http, https, component");
-    assert_load_error(
-        "hosts: [a.example]\nlisteners:\n  - {port: 5222}\n", 3,
-        "listeners: a listener needs a 'type' (c2s, c2s_tls, http, https or component)");
+    assert_load_error("hosts: [a.example]\nlisteners:\n  - type: xmpp\n    port: 5269\n", 3,
+                      "listeners: key 'type' must be one of: c2s, c2s_tls, http, https, "
+                      "component, s2s, s2s_tls");
+    assert_load_error("hosts: [a.example]\nlisteners:\n  - {port: 5222}\n", 3,
+                      "listeners: a listener needs a 'type' (c2s, c2s_tls, http, https, "
+                      "component, s2s or s2s_tls)");
     assert_load_error("hosts: [a.example]\nlisteners:\n  - {type: c2s}\n", 3,
                       "listeners: a listener needs a 'port'");
     assert_load_error("hosts: [a.example]\nlisteners:\n  - {type: c2s, port: 1, address: "
