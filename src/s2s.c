@@ -172,11 +172,11 @@ static void bounce_entry(queued *q, const char *condition)
 /* Bounce what waits for local (NULL: everything). */
 static size_t bounce_queue(s2s_route *r, const char *local, const char *condition)
 {
-    queued *q, *tmp;
+    queued *q, *next;
     size_t n = 0;
 
-    LL_FOREACH_SAFE(r->queue, q, tmp)
-    {
+    for (q = r->queue; q; q = next) {
+        next = q->next;
         if (local && strcmp(q->local, local) != 0)
             continue;
         LL_DELETE(r->queue, q);
@@ -190,14 +190,12 @@ static size_t bounce_queue(s2s_route *r, const char *local, const char *conditio
 /* Set-up failed for good: bounce, fail verifications, close, forget. */
 static void route_fail(s2s_route *r, const char *condition, const char *why)
 {
-    verify_request *v, *tmp;
-
     vn_log_info("s2s out %s: failed: %s (bouncing %zu stanza(s) with %s)", r->domain, why,
                 r->queued, condition);
     bounce_queue(r, NULL, condition);
-    LL_FOREACH_SAFE(r->verifies, v, tmp)
-    {
-        LL_DELETE(r->verifies, v);
+    while (r->verifies) {
+        verify_request *v = r->verifies;
+        r->verifies = v->next;
         s2s_dialback_verify_failed(v->stream_id, v->local, v->remote);
         verify_free(v);
     }
@@ -372,8 +370,7 @@ static void start_resolve(s2s_route *r)
 static void route_pump(s2s_route *r)
 {
     s2s_stream *s = r->stream;
-    verify_request *v, *vtmp;
-    queued *q, *qtmp;
+    queued *q, *next;
 
     if (!s) {
         if (!r->lookup && (r->queue || r->verifies))
@@ -382,14 +379,14 @@ static void route_pump(s2s_route *r)
     }
     if (!s->ready)
         return;
-    LL_FOREACH_SAFE(r->verifies, v, vtmp)
-    {
-        LL_DELETE(r->verifies, v);
+    while (r->verifies) {
+        verify_request *v = r->verifies;
+        r->verifies = v->next;
         s2s_stream_write_dialback(s, "verify", v->local, v->remote, v->stream_id, NULL, v->key);
         verify_free(v);
     }
-    LL_FOREACH_SAFE(r->queue, q, qtmp)
-    {
+    for (q = r->queue; q; q = next) {
+        next = q->next;
         if (!s2s_pair_has(s->pairs, q->local, r->domain)) {
             if (!s2s_pair_has(s->pending, q->local, r->domain)) {
                 if (!s2s_dialback_enabled()) {
@@ -525,22 +522,19 @@ int vn_s2s_start(uv_loop_t *loop, vn_buf *err)
 
 static void route_drop(s2s_route *r)
 {
-    queued *q, *qtmp;
-    verify_request *v, *vtmp;
-
-    LL_FOREACH_SAFE(r->queue, q, qtmp)
-    {
+    while (r->queue) {
+        queued *q = r->queue;
+        r->queue = q->next;
         vn_stanza_free(q->st);
         free(q->local);
         free(q);
     }
-    r->queue = NULL;
     r->queued = 0;
-    LL_FOREACH_SAFE(r->verifies, v, vtmp)
-    {
+    while (r->verifies) {
+        verify_request *v = r->verifies;
+        r->verifies = v->next;
         verify_free(v);
     }
-    r->verifies = NULL;
     if (r->stream) {
         r->stream->route = NULL;
         r->stream = NULL;
@@ -550,15 +544,11 @@ static void route_drop(s2s_route *r)
 
 void vn_s2s_stop(void)
 {
-    s2s_route *r, *tmp;
-
     if (!started)
         return;
     started = false;
-    HASH_ITER(hh, routes, r, tmp)
-    {
-        route_drop(r);
-    }
+    while (routes)
+        route_drop(routes); /* empty, so released */
     s2s_stream_close_all("system-shutdown");
     vn_resolver_shutdown();
 }

@@ -59,21 +59,22 @@ static void pair_free(s2s_pair *p)
 
 bool s2s_pair_remove(s2s_pair **list, const char *local, const char *remote)
 {
-    for (s2s_pair *p = *list; p; p = p->next)
+    for (s2s_pair **link = list; *link; link = &(*link)->next) {
+        s2s_pair *p = *link;
         if (strcmp(p->local, local) == 0 && strcmp(p->remote, remote) == 0) {
-            LL_DELETE(*list, p);
+            *link = p->next;
             pair_free(p);
             return true;
         }
+    }
     return false;
 }
 
 static void pairs_free(s2s_pair **list)
 {
-    s2s_pair *p, *tmp;
-    LL_FOREACH_SAFE(*list, p, tmp)
-    {
-        LL_DELETE(*list, p);
+    while (*list) {
+        s2s_pair *p = *list;
+        *list = p->next;
         pair_free(p);
     }
 }
