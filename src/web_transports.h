@@ -14,6 +14,8 @@
  * HTTP server; at start-up, once the config is loaded. */
 void vn_websocket_init(void);
 void vn_bosh_init(void);
+/* XEP-0156 discovery of both at /.well-known/host-meta (http_host_meta.c). */
+void vn_host_meta_init(void);
 
 /* A stream header for vn_c2s_input_open, as the TCP parser would have
  * built it from <stream:stream xmlns='jabber:client' ...>: the web

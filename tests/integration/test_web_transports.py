@@ -533,8 +533,40 @@ async def test_xmpp_js_client_over_websocket():
         await bob.close()
 
 
+def test_host_meta_names_both_endpoints():
+    """XEP-0156: a web client finds the endpoints from the domain alone."""
+    def get(path, host):
+        conn = http.client.HTTPSConnection('127.0.0.1', server.https_port, timeout=10,
+                                           context=harness.insecure_tls_context())
+        try:
+            conn.request('GET', path, headers={'Host': host})
+            response = conn.getresponse()
+            return response, response.read().decode()
+        finally:
+            conn.close()
+
+    authority = 'localhost:%d' % server.https_port
+    response, xrd = get('/.well-known/host-meta', authority)
+    assert response.status == 200, (response.status, xrd)
+    assert response.getheader('Content-Type') == 'application/xrd+xml'
+    assert response.getheader('Access-Control-Allow-Origin') == '*'
+    root = ET.fromstring(xrd)
+    links = {l.get('rel'): l.get('href')
+             for l in root.findall('{http://docs.oasis-open.org/ns/xri/xrd-1.0}Link')}
+    assert links == {
+        'urn:xmpp:alt-connections:websocket': 'wss://%s%s' % (authority, WS_PATH),
+        'urn:xmpp:alt-connections:xbosh': 'https://%s%s' % (authority, BOSH_PATH),
+    }, links
+    response, text = get('/.well-known/host-meta.json', 'evil.example')
+    assert response.status == 200 and response.getheader('Content-Type') == 'application/json'
+    hrefs = {l['rel']: l['href'] for l in json.loads(text)['links']}
+    # A Host that is not ours is not reflected: the first host is named.
+    assert hrefs['urn:xmpp:alt-connections:websocket'].startswith('wss://localhost:'), hrefs
+
+
 if __name__ == '__main__':
-    tests = [test_websocket_login_and_ping,
+    tests = [test_host_meta_names_both_endpoints,
+             test_websocket_login_and_ping,
              test_websocket_messages_with_tcp_client,
              test_websocket_needs_xmpp_subprotocol,
              test_websocket_malformed_message,
