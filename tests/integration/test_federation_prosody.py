@@ -1,0 +1,23 @@
+#!/usr/bin/env python3
+"""test_federation_prosody.py - vestnik federating with a real Prosody.
+
+Prosody 0.12 (the Debian package) serves prosody.test with a chat room
+service, conference.prosody.test; vestnik serves vestnik.test; each on a
+loopback address of its own. Both authenticate each other's streams with
+dialback, since the certificates are self-signed. A user on each side adds
+the other, sees the other's presence, chats both ways and pings across,
+and the vestnik user joins a room on Prosody and talks in it. Skipped when
+prosody is not installed; see peers.py for how the peer is run.
+"""
+
+import federation
+import peers
+
+if __name__ == '__main__':
+    fed = federation.Federation(peers.Prosody)
+    fed.run([fed.test_peer_serves_its_own_clients,
+             fed.test_subscription_both_ways,
+             fed.test_presence_both_ways,
+             fed.test_chat_both_ways,
+             fed.test_ping_across,
+             fed.test_muc_on_the_peer_joined_from_vestnik])
