@@ -85,6 +85,8 @@ def _wait_listening(address, port, deadline, alive, describe):
 
 
 def _tail(path, lines=40):
+    if path is None:
+        return '(not started)'
     try:
         with open(path, errors='replace') as f:
             return ''.join(f.readlines()[-lines:])
@@ -157,8 +159,8 @@ class Peer:
         self.address = address
         self.s2s_port = S2S_PORT
         self.c2s_port = self._free_port()
-        self.dir = _peer_tempdir('vestnik-%s-' % self.user, self.user)
-        self.cert, self.key = self_signed_certificate(self.dir, domain, self.user)
+        self.dir = None
+        self.log_path = None
         self.service_was_running = False
         self.running = False
         self.keep_files = False
@@ -186,11 +188,15 @@ class Peer:
         self.stop()
 
     def start(self, timeout=60):
-        self.service_was_running = self._system_service_running()
-        if self.service_was_running:
-            self._stop_system_service()
+        """Files, certificate and config written, then the server started."""
         deadline = time.monotonic() + timeout
         try:
+            self.dir = _peer_tempdir('vestnik-%s-' % self.user, self.user)
+            self.cert, self.key = self_signed_certificate(self.dir, self.domain, self.user)
+            self._write_files()
+            self.service_was_running = self._system_service_running()
+            if self.service_was_running:
+                self._stop_system_service()
             self.running = True
             self._launch()
             for port, address in ((self.c2s_port, '127.0.0.1'), (self.s2s_port, self.address)):
@@ -214,7 +220,7 @@ class Peer:
                     self.service_was_running = False
                     self._start_system_service()
             finally:
-                if not self.keep_files:
+                if self.dir and not self.keep_files:
                     shutil.rmtree(self.dir, ignore_errors=True)
 
     def _system_service_running(self):
@@ -241,15 +247,14 @@ class Prosody(Peer):
 
     def __init__(self, domain=PROSODY_DOMAIN, address=PROSODY_ADDRESS):
         super().__init__(domain, address)
+        self.proc = None
+
+    def _write_files(self):
         self.config_path = os.path.join(self.dir, 'prosody.cfg.lua')
         self.log_path = os.path.join(self.dir, 'prosody.log')
         self.data_dir = os.path.join(self.dir, 'data')
         os.mkdir(self.data_dir, 0o750)
         shutil.chown(self.data_dir, self.user, self.user)
-        self.proc = None
-        self.write_config()
-
-    def write_config(self):
         text = f"""-- written by tests/integration/peers.py
 pidfile = "{self.dir}/prosody.pid"
 data_path = "{self.data_dir}"
@@ -339,9 +344,11 @@ class Ejabberd(Peer):
     def __init__(self, domain=EJABBERD_DOMAIN, address=EJABBERD_ADDRESS):
         super().__init__(domain, address)
         self.node = 'vestnik-test-%d@localhost' % os.getpid()
+
+    def _write_files(self):
         self.config_path = os.path.join(self.dir, 'ejabberd.yml')
         self.ctl_config_path = os.path.join(self.dir, 'ejabberdctl.cfg')
-        self.pem = os.path.join(self.dir, domain + '.pem')
+        self.pem = os.path.join(self.dir, self.domain + '.pem')
         self.spool_dir = os.path.join(self.dir, 'spool')
         self.logs_dir = os.path.join(self.dir, 'logs')
         self.log_path = os.path.join(self.logs_dir, 'ejabberd.log')
@@ -354,9 +361,6 @@ class Ejabberd(Peer):
                     out.write(f.read())
         shutil.chown(self.pem, self.user, self.user)
         os.chmod(self.pem, 0o640)
-        self.write_config()
-
-    def write_config(self):
         text = f"""# written by tests/integration/peers.py
 hosts:
   - {self.domain}
@@ -411,6 +415,8 @@ modules:
                     timeout=timeout)
 
     def log_tail(self, lines=40):
+        if self.dir is None:
+            return '(not started)'
         return _tail(self.log_path, lines) + _tail(os.path.join(self.logs_dir, 'error.log'))
 
     def _alive(self):
