@@ -8,8 +8,9 @@
  * claimed domain's authoritative server, over our outgoing stream to it,
  * with <db:verify/>; its answer decides. Authoritative side: we answer
  * <db:verify/> for keys we issued by recomputing them, so no key is ever
- * stored: key = HMAC-SHA256(SHA256(secret), receiving ' ' originating ' '
- * stream id), with a secret drawn at start-up.
+ * stored: key = HMAC-SHA256(hex SHA256(secret), receiving ' ' originating
+ * ' ' stream id), in hex, with a secret drawn at start-up (the key form of
+ * XEP-0185's example, which the unit test checks).
  */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -24,32 +25,46 @@
 #include "vestnik/log.h"
 #include "vestnik/util.h"
 
-static unsigned char secret_hash[32]; /* SHA256(secret) */
+static char process_secret[65]; /* random, hex */
+
+static void to_hex(const unsigned char *bytes, unsigned len, char *out)
+{
+    for (unsigned i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+}
 
 void s2s_dialback_init(void)
 {
     unsigned char secret[32];
-    unsigned int len = 0;
 
     if (RAND_bytes(secret, sizeof secret) != 1)
         abort();
-    EVP_Digest(secret, sizeof secret, secret_hash, &len, EVP_sha256(), NULL);
+    to_hex(secret, sizeof secret, process_secret);
     OPENSSL_cleanse(secret, sizeof secret);
+}
+
+char *s2s_dialback_key_with_secret(const char *secret, const char *receiving,
+                                   const char *originating, const char *stream_id)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0, mac_len = 0;
+    char hmac_key[2 * EVP_MAX_MD_SIZE + 1];
+    char *text = vn_asprintf("%s %s %s", receiving, originating, stream_id);
+    char *hex = vn_alloc(2 * EVP_MAX_MD_SIZE + 1);
+
+    EVP_Digest(secret, strlen(secret), digest, &digest_len, EVP_sha256(), NULL);
+    to_hex(digest, digest_len, hmac_key);
+    HMAC(EVP_sha256(), hmac_key, (int)strlen(hmac_key), (const unsigned char *)text, strlen(text),
+         mac, &mac_len);
+    to_hex(mac, mac_len, hex);
+    OPENSSL_cleanse(hmac_key, sizeof hmac_key);
+    free(text);
+    return hex;
 }
 
 char *s2s_dialback_key(const char *receiving, const char *originating, const char *stream_id)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    char *text = vn_asprintf("%s %s %s", receiving, originating, stream_id);
-    char *hex = vn_alloc(2 * EVP_MAX_MD_SIZE + 1);
-
-    HMAC(EVP_sha256(), secret_hash, sizeof secret_hash, (const unsigned char *)text, strlen(text),
-         mac, &mac_len);
-    for (unsigned i = 0; i < mac_len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    free(text);
-    return hex;
+    return s2s_dialback_key_with_secret(process_secret, receiving, originating, stream_id);
 }
 
 static bool keys_equal(const char *a, const char *b)

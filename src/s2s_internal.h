@@ -94,8 +94,11 @@ void s2s_route_request_verify(const char *local, const char *remote, const char 
 
 /* ---- s2s_dialback.c ---- */
 void s2s_dialback_init(void);
-/* XEP-0185: hex HMAC-SHA256(SHA256(secret), receiving ' ' originating ' ' id). */
+/* XEP-0185: hex HMAC-SHA256(hex SHA256(secret), receiving ' ' originating
+ * ' ' id), with the process's secret or a given one. The caller frees it. */
 char *s2s_dialback_key(const char *receiving, const char *originating, const char *stream_id);
+char *s2s_dialback_key_with_secret(const char *secret, const char *receiving,
+                                   const char *originating, const char *stream_id);
 /* Outgoing: claim local towards the stream's remote with <db:result/>. */
 void s2s_dialback_start(s2s_stream *s, const char *local);
 /* A jabber:server:dialback element arrived on s. */
