@@ -272,7 +272,7 @@ static X509 *make_self_signed(const char *host, EVP_PKEY *key)
         X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
         ok = add_extension(cert, &v3, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
              add_extension(cert, &v3, NID_key_usage, "critical,digitalSignature") == 0 &&
-             add_extension(cert, &v3, NID_ext_key_usage, "serverAuth") == 0 &&
+             add_extension(cert, &v3, NID_ext_key_usage, "serverAuth,clientAuth") == 0 &&
              add_extension(cert, &v3, NID_subject_key_identifier, "hash") == 0 &&
              add_extension(cert, &v3, NID_subject_alt_name, san) == 0 &&
              X509_sign(cert, key, EVP_sha256()) > 0;

@@ -8,7 +8,8 @@ that authenticates as one domain by dialback and then sends from another.
 
 The servers use generated self-signed certificates, so each side finds the
 other's certificate invalid and authenticates with Server Dialback: the
-expected path here (SASL EXTERNAL needs certificates from a trusted CA).
+expected path here. One more pair of servers gets certificates from a test
+CA that both trust (s2s.ca_file) and authenticates with SASL EXTERNAL.
 """
 
 import asyncio
@@ -16,6 +17,7 @@ import os
 import re
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
@@ -37,8 +39,11 @@ CONNECT_TIMEOUT = 3
 class FederatedServer(harness.Server):
     """A vestnikd serving one domain, with an s2s listener and peers."""
 
-    def __init__(self, domain, parent):
+    def __init__(self, domain, parent, certificate=None, ca_file=None):
+        """certificate: (cert, key) files for the host; ca_file: trusted CAs."""
         self.domain = domain
+        self.certificate = certificate
+        self.ca_file = ca_file
         self.s2s_port = harness.free_ports(1)[0]
         self.peers = []
         super().__init__()
@@ -55,9 +60,13 @@ class FederatedServer(harness.Server):
     def write_config(self):
         peers = ''.join('  - domain: %s\n    address: 127.0.0.1\n    port: %d\n' % peer
                         for peer in self.peers)
+        host = self.domain
+        if self.certificate:
+            host = '{name: %s, certificate: %s, key: %s}' % (self.domain, *self.certificate)
+        ca_file = '  ca_file: %s\n' % self.ca_file if self.ca_file else ''
         text = f"""# written by tests/integration/test_s2s.py
 hosts:
-  - {self.domain}
+  - {host}
 data_dir: {self.data_dir}
 log:
   level: debug
@@ -76,7 +85,7 @@ c2s:
 s2s:
   connect_timeout: {CONNECT_TIMEOUT}
   idle_timeout: 60
-s2s_peers:
+{ca_file}s2s_peers:
 {peers if peers else '  []'}
 admin:
   socket: {self.admin_socket}
@@ -381,6 +390,67 @@ def test_spoofed_from_is_invalid_from():
     assert 'stanza from beta.test, which is not authenticated' in fed.alpha.log_text()
 
 
+def make_test_ca(where, domains):
+    """A CA and a certificate per domain (serverAuth and clientAuth)."""
+    def openssl(*args):
+        subprocess.run(['openssl'] + list(args), cwd=where, check=True, capture_output=True)
+    ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+    openssl('req', '-x509', *ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2',
+            '-subj', '/CN=vestnik test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+            '-addext', 'keyUsage=critical,keyCertSign')
+    files = {}
+    for domain in domains:
+        with open(os.path.join(where, domain + '.ext'), 'w') as f:
+            f.write('subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' % domain)
+        openssl('req', *ec, '-keyout', domain + '.key', '-out', domain + '.csr',
+                '-subj', '/CN=' + domain)
+        openssl('x509', '-req', '-in', domain + '.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key',
+                '-CAcreateserial', '-days', '2', '-extfile', domain + '.ext',
+                '-out', domain + '.crt')
+        files[domain] = (os.path.join(where, domain + '.crt'),
+                         os.path.join(where, domain + '.key'))
+    return os.path.join(where, 'ca.crt'), files
+
+
+def test_trusted_certificates_authenticate_with_external():
+    gamma, delta = 'gamma.test', 'delta.test'
+    where = os.path.join(fed.dir, 'ca')
+    os.mkdir(where)
+    ca, certs = make_test_ca(where, [gamma, delta])
+    g = FederatedServer(gamma, fed.dir, certs[gamma], ca)
+    d = FederatedServer(delta, fed.dir, certs[delta], ca)
+    g.peers, d.peers = [(delta, d.s2s_port)], [(gamma, g.s2s_port)]
+    g.write_config()
+    d.write_config()
+    g.start()
+    try:
+        d.start()
+        g.adduser('carol@' + gamma, PASSWORD)
+        d.adduser('dave@' + delta, PASSWORD)
+
+        async def scenario():
+            carol = await harness.login(g, 'carol@%s/desk' % gamma, PASSWORD)
+            dave = await harness.login(d, 'dave@%s/desk' % delta, PASSWORD)
+            carol.send_message(mto='dave@%s/desk' % delta, mbody='over EXTERNAL')
+            assert (await next_message(dave))['body'] == 'over EXTERNAL'
+            dave.send_message(mto='carol@%s/desk' % gamma, mbody='and back')
+            assert (await next_message(carol))['body'] == 'and back'
+            await carol.close()
+            await dave.close()
+        asyncio.run(scenario())
+        for server, local, remote in ((g, gamma, delta), (d, delta, gamma)):
+            log = server.log_text()
+            assert 's2s out %s: authenticated as %s with EXTERNAL' % (remote, local) in log, (
+                server.log_tail())
+            assert 's2s in 127.0.0.1 %s: authenticated with EXTERNAL' % remote in log, (
+                server.log_tail())
+            assert 'with dialback' not in log, server.log_tail()
+        d.stop()
+    finally:
+        d.kill9()
+        g.stop()
+
+
 def test_unknown_host_in_header_is_host_unknown():
     stream = harness.RawStream(fed.alpha.s2s_port, timeout=5)
     stream._restart_parser()
@@ -398,5 +468,6 @@ if __name__ == '__main__':
                  test_silent_peer_is_remote_server_timeout,
                  test_stanzas_before_authentication_are_refused,
                  test_spoofed_from_is_invalid_from,
-                 test_unknown_host_in_header_is_host_unknown],
+                 test_unknown_host_in_header_is_host_unknown,
+                 test_trusted_certificates_authenticate_with_external],
                 server=fed, setup=setup, timeout=30)
