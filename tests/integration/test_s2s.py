@@ -44,8 +44,8 @@ class FederatedServer(harness.Server):
         self.domain = domain
         self.certificate = certificate
         self.ca_file = ca_file
-        self.s2s_port = harness.free_ports(1)[0]
-        self.peers = []
+        self.s2s_port, self.s2s_tls_port = harness.free_ports(2)
+        self.peers = []  # (domain, port) or (domain, port, 'direct')
         super().__init__()
         self.hosts = [domain]
         # under the federation's directory, which goes away after success
@@ -58,8 +58,8 @@ class FederatedServer(harness.Server):
         self.admin_socket = os.path.join(where, 'admin.sock')
 
     def write_config(self):
-        peers = ''.join('  - domain: %s\n    address: 127.0.0.1\n    port: %d\n' % peer
-                        for peer in self.peers)
+        peers = ''.join('  - domain: %s\n    address: 127.0.0.1\n    port: %d\n'
+                        '    tls: %s\n' % (peer + ('starttls',))[:3] for peer in self.peers)
         host = self.domain
         if self.certificate:
             host = '{name: %s, certificate: %s, key: %s}' % (self.domain, *self.certificate)
@@ -80,6 +80,9 @@ listeners:
   - type: s2s
     address: 127.0.0.1
     port: {self.s2s_port}
+  - type: s2s_tls
+    address: 127.0.0.1
+    port: {self.s2s_tls_port}
 c2s:
   handshake_timeout: {self.handshake_timeout}
 s2s:
@@ -412,14 +415,15 @@ def make_test_ca(where, domains):
     return os.path.join(where, 'ca.crt'), files
 
 
-def test_trusted_certificates_authenticate_with_external():
+def test_trusted_certificates_authenticate_with_external_starttls_and_direct_tls():
     gamma, delta = 'gamma.test', 'delta.test'
     where = os.path.join(fed.dir, 'ca')
     os.mkdir(where)
     ca, certs = make_test_ca(where, [gamma, delta])
     g = FederatedServer(gamma, fed.dir, certs[gamma], ca)
     d = FederatedServer(delta, fed.dir, certs[delta], ca)
-    g.peers, d.peers = [(delta, d.s2s_port)], [(gamma, g.s2s_port)]
+    # gamma reaches delta with STARTTLS, delta reaches gamma in direct TLS
+    g.peers, d.peers = [(delta, d.s2s_port)], [(gamma, g.s2s_tls_port, 'direct')]
     g.write_config()
     d.write_config()
     g.start()
@@ -445,6 +449,9 @@ def test_trusted_certificates_authenticate_with_external():
             assert 's2s in 127.0.0.1 %s: authenticated with EXTERNAL' % remote in log, (
                 server.log_tail())
             assert 'with dialback' not in log, server.log_tail()
+        assert re.search(r's2s out gamma\.test: connecting to 127\.0\.0\.1 port %d '
+                         r'\(direct TLS\)' % g.s2s_tls_port, d.log_text()), d.log_tail()
+        assert 's2s in 127.0.0.1: incoming connection (direct TLS)' in g.log_text()
         d.stop()
     finally:
         d.kill9()
@@ -469,5 +476,5 @@ if __name__ == '__main__':
                  test_stanzas_before_authentication_are_refused,
                  test_spoofed_from_is_invalid_from,
                  test_unknown_host_in_header_is_host_unknown,
-                 test_trusted_certificates_authenticate_with_external],
+                 test_trusted_certificates_authenticate_with_external_starttls_and_direct_tls],
                 server=fed, setup=setup, timeout=30)
