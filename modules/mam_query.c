@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define NS_DATA "jabber:x:data"
 #define NS_RSM "http://jabber.org/protocol/rsm"
@@ -39,54 +38,6 @@ static uint64_t parse_id(const char *text)
     if (errno || *end || id == 0)
         return UNKNOWN_ID;
     return (uint64_t)id;
-}
-
-bool mam_parse_datetime(const char *text, int64_t *us)
-{
-    struct tm tm;
-    int64_t fraction_us = 0, offset_s = 0;
-
-    memset(&tm, 0, sizeof tm);
-    const char *p = text ? strptime(text, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!p)
-        return false;
-    if (*p == '.') {
-        int64_t scale = 100000;
-        if (*++p < '0' || *p > '9')
-            return false;
-        for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
-            fraction_us += (*p - '0') * scale;
-    }
-    if (*p == 'Z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int hours, minutes, used = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hours, &minutes, &used) != 2 || used != 5 || hours > 23 ||
-            minutes > 59)
-            return false;
-        offset_s = (hours * 3600 + minutes * 60) * (*p == '+' ? 1 : -1);
-        p += 6;
-    } else {
-        return false;
-    }
-    if (*p)
-        return false;
-    time_t secs = timegm(&tm);
-    if (secs < 0)
-        return false;
-    *us = ((int64_t)secs - offset_s) * 1000000 + fraction_us;
-    return true;
-}
-
-void mam_format_datetime(int64_t us, char *out, size_t size)
-{
-    time_t secs = (time_t)(us / 1000000);
-    struct tm tm;
-    char date[32];
-
-    gmtime_r(&secs, &tm);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, size, "%s.%06dZ", date, (int)(us % 1000000));
 }
 
 static int compare_ids(const void *a, const void *b)
@@ -148,11 +99,11 @@ static const char *parse_field(const vn_stanza *field, mam_query *q, const char 
             return NULL;
         *text = "The with field is not a JID";
     } else if (strcmp(var, "start") == 0) {
-        if (mam_parse_datetime(value, &q->start_us) && q->start_us > 0)
+        if (vn_datetime_parse(value, &q->start_us) && q->start_us > 0)
             return NULL;
         *text = "The start field is not a DateTime";
     } else if (strcmp(var, "end") == 0) {
-        if (mam_parse_datetime(value, &q->end_us) && q->end_us > 0)
+        if (vn_datetime_parse(value, &q->end_us) && q->end_us > 0)
             return NULL;
         *text = "The end field is not a DateTime";
     } else if (strcmp(var, "after-id") == 0) {
@@ -404,12 +355,12 @@ void mam_page_free(mam_page *page)
 vn_stanza *mam_result_message(const mam_query *q, const mam_result *r, const char *archive_jid,
                               const char *to)
 {
-    char id[24], stamp[64];
+    char id[24], stamp[VN_DATETIME_SIZE];
 
     if (!r->message)
         return NULL;
     snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
-    mam_format_datetime(r->ts_us, stamp, sizeof stamp);
+    vn_datetime_format(r->ts_us, stamp);
 
     vn_stanza *msg = vn_stanza_new("message", VN_NS_CLIENT);
     vn_stanza_set_attr(msg, "from", archive_jid);

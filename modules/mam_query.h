@@ -78,8 +78,4 @@ vn_stanza *mam_result_message(const mam_query *q, const mam_result *r, const cha
 /* The iq result to the query iq: <fin complete><set>first last count</set></fin>. */
 vn_stanza *mam_fin(const vn_stanza *iq, const mam_page *page);
 
-/* XEP-0082 DateTime: parse (false if malformed) and format in UTC. */
-bool mam_parse_datetime(const char *text, int64_t *us);
-void mam_format_datetime(int64_t us, char *out, size_t size);
-
 #endif

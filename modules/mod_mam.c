@@ -325,7 +325,7 @@ static bool add_bound(vn_stanza *metadata, const vn_jid *owner, bool newest)
 {
     vn_archive_query one = {.limit = 1, .reverse = newest};
     vn_archive_item item = {0};
-    char id[24], stamp[64];
+    char id[24], stamp[VN_DATETIME_SIZE];
 
     if (vn_archive_query_items(vn_server_store(), owner->domain, owner->local, MAM_ARCHIVE, &one,
                                keep_item, &item, NULL) != VN_STORE_OK)
@@ -333,7 +333,7 @@ static bool add_bound(vn_stanza *metadata, const vn_jid *owner, bool newest)
     if (!item.id)
         return true;
     snprintf(id, sizeof id, "%llu", (unsigned long long)item.id);
-    mam_format_datetime(item.ts_us, stamp, sizeof stamp);
+    vn_datetime_format(item.ts_us, stamp);
     vn_stanza *bound = vn_stanza_add_child(metadata, newest ? "end" : "start", MAM_NS);
     vn_stanza_set_attr(bound, "id", id);
     vn_stanza_set_attr(bound, "timestamp", stamp);

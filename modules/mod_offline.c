@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <vestnik/module.h>
 
@@ -129,26 +128,14 @@ typedef struct pending_list {
     size_t count;
 } pending_list;
 
-/* XEP-0082 DateTime in UTC with microseconds. */
-static void format_stamp(int64_t ts_us, char *out, size_t size)
-{
-    time_t secs = (time_t)(ts_us / 1000000);
-    struct tm tm;
-    char date[32];
-
-    gmtime_r(&secs, &tm);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, size, "%s.%06dZ", date, (int)(ts_us % 1000000));
-}
-
 static bool collect_item(const vn_archive_item *item, void *ud)
 {
     pending_list *list = ud;
     vn_stanza *msg = parse_stored(item->data, item->len);
 
     if (msg) {
-        char stamp[64];
-        format_stamp(item->ts_us, stamp, sizeof stamp);
+        char stamp[VN_DATETIME_SIZE];
+        vn_datetime_format(item->ts_us, stamp);
         vn_stanza *delay = vn_stanza_add_child(msg, "delay", NS_DELAY);
         vn_stanza_set_attr(delay, "from", list->host);
         vn_stanza_set_attr(delay, "stamp", stamp);

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "muc.h"
 
@@ -24,48 +23,10 @@
 #define MAM_DEFAULT_PAGE 50
 #define MAM_MAX_PAGE 250
 
-/* ---- timestamps (XEP-0082) ---- */
-
-static void format_stamp(int64_t ts_us, char *out, size_t size)
-{
-    time_t secs = (time_t)(ts_us / 1000000);
-    struct tm tm;
-    char date[32];
-    gmtime_r(&secs, &tm);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, size, "%s.%06dZ", date, (int)(ts_us % 1000000));
-}
-
-/* A DateTime to microseconds since the epoch; false if it is not one. */
-static bool parse_stamp(const char *text, int64_t *out)
-{
-    struct tm tm = {0};
-    const char *rest = text ? strptime(text, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!rest)
-        return false;
-    int64_t micros = 0;
-    if (*rest == '.') {
-        int64_t scale = 100000;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++, scale /= 10)
-            micros += (*rest - '0') * scale;
-    }
-    int64_t offset = 0;
-    if (*rest == '+' || *rest == '-') {
-        int hours, minutes;
-        if (sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2)
-            return false;
-        offset = (hours * 3600 + minutes * 60) * (*rest == '+' ? 1 : -1);
-    } else if (strcmp(rest, "Z") != 0) {
-        return false;
-    }
-    *out = ((int64_t)timegm(&tm) - offset) * 1000000 + micros;
-    return true;
-}
-
 void muc_add_delay(vn_stanza *st, const char *from, int64_t ts_us)
 {
-    char stamp[64];
-    format_stamp(ts_us, stamp, sizeof stamp);
+    char stamp[VN_DATETIME_SIZE];
+    vn_datetime_format(ts_us, stamp);
     vn_stanza *delay = vn_stanza_add_child(st, "delay", NS_DELAY);
     vn_stanza_set_attr(delay, "from", from);
     vn_stanza_set_attr(delay, "stamp", stamp);
@@ -219,7 +180,7 @@ void muc_send_history(muc_room *room, const vn_jid *to, const vn_stanza *history
     int64_t since = 0;
     if (seconds >= 0)
         q.start_us = vn_now_us() - seconds * 1000000;
-    else if (history && parse_stamp(vn_stanza_attr(history, "since"), &since))
+    else if (history && vn_datetime_parse(vn_stanza_attr(history, "since"), &since))
         q.start_us = since > 0 ? since : 1;
 
     item_list list = {.room = room, .max_chars = max_chars > 0 ? (size_t)max_chars : 0};
@@ -279,7 +240,7 @@ static bool mam_filters(vn_event *ev, const vn_stanza *query, vn_archive_query *
             continue;
         if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
             int64_t when;
-            if (!parse_stamp(value, &when) || when <= 0) {
+            if (!vn_datetime_parse(value, &when) || when <= 0) {
                 muc_iq_error(ev, "modify", "bad-request", "start and end are DateTimes");
                 return false;
             }
@@ -422,8 +383,8 @@ static vn_stanza *tombstone(const vn_stanza *original, vn_stanza *marker)
 
 static void stamp_now(vn_stanza *st)
 {
-    char stamp[64];
-    format_stamp(vn_now_us(), stamp, sizeof stamp);
+    char stamp[VN_DATETIME_SIZE];
+    vn_datetime_format(vn_now_us(), stamp);
     vn_stanza_set_attr(st, "stamp", stamp);
 }
 
