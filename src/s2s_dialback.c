@@ -107,6 +107,8 @@ static void receive_result_request(s2s_stream *s, const char *remote, const char
 
     if (!s2s_is_our_domain(local)) {
         s2s_stream_close(s, "host-unknown", "This server does not serve that domain");
+    } else if (s2s_is_our_domain(remote)) {
+        s2s_stream_close(s, "invalid-from", "That domain is served here");
     } else if (!s2s_remote_allowed(remote)) {
         vn_log_info("s2s in %s: %s refused by the allow/deny lists", s2s_stream_peer_ip(s), remote);
         s2s_stream_write_dialback(s, "result", local, remote, NULL, "invalid", NULL);

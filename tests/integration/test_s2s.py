@@ -354,6 +354,12 @@ def test_stanzas_before_authentication_are_refused():
     stream.expect_stream_error('invalid-from')
 
 
+def test_claiming_the_receiving_servers_own_domain_is_invalid_from():
+    stream, _ = s2s_secure(BETA)
+    stream.send("<db:result from='%s' to='%s'>any-key</db:result>" % (ALPHA, ALPHA))
+    stream.expect_stream_error('invalid-from')
+
+
 def test_spoofed_from_is_invalid_from():
     certs = os.path.join(fed.alpha.data_dir, 'certs')
     fake = FakeAuthoritative(fed.spoof_port, os.path.join(certs, ALPHA + '.crt'),
@@ -474,6 +480,7 @@ if __name__ == '__main__':
                  test_unknown_domain_is_remote_server_not_found,
                  test_silent_peer_is_remote_server_timeout,
                  test_stanzas_before_authentication_are_refused,
+                 test_claiming_the_receiving_servers_own_domain_is_invalid_from,
                  test_spoofed_from_is_invalid_from,
                  test_unknown_host_in_header_is_host_unknown,
                  test_trusted_certificates_authenticate_with_external_starttls_and_direct_tls],
