@@ -153,7 +153,8 @@ class Federation:
         self.server = FederatedServer(
             (domain, self.peer.address) for domain in self.peer.domains())
         try:
-            harness.run(tests, server=self.server, setup=self._setup, timeout=60)
+            with peers.system_service_paused(self.peer_class):
+                harness.run(tests, server=self.server, setup=self._setup, timeout=60)
         except SystemExit as end:
             if end.code:
                 self.peer.keep_files = True

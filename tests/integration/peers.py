@@ -4,9 +4,9 @@ Federation can only be shown against other servers, so a test starts the
 Debian packages' binaries on loopback, each with a generated config, its own
 domain, loopback address, self-signed certificate, data directory and
 accounts, and stops them cleanly at the end. Nothing is installed here and
-the packages' own services are left as they were: if one is running it is
-stopped for the test (it would hold port 5269 on every address) and started
-again afterwards.
+the packages' own services are left as they were: system_service_paused()
+stops a running one for the whole test (it would hold port 5269 on every
+address, vestnik's included) and starts it again afterwards.
 
 Servers find each other the way they would on the Internet minus SRV
 records: every server's s2s listener is on port 5269 of its own loopback
@@ -149,9 +149,10 @@ def _hosts_entries(entries):
 class Peer:
     """What Prosody and ejabberd have in common: a domain, an address, accounts."""
 
-    binary = None
-    user = None
-    service = None
+    binary = None        # what missing() looks for
+    ctl_program = None   # status/stop of the system instance
+    user = None          # the system user the peer runs as
+    service = None       # the init system's name for it
 
     def __init__(self, domain, address):
         self.domain = domain
@@ -161,7 +162,6 @@ class Peer:
         self.c2s_port = self._free_port()
         self.dir = None
         self.log_path = None
-        self.service_was_running = False
         self.running = False
         self.keep_files = False
 
@@ -194,9 +194,6 @@ class Peer:
             self.dir = _peer_tempdir('vestnik-%s-' % self.user, self.user)
             self.cert, self.key = self_signed_certificate(self.dir, self.domain, self.user)
             self._write_files()
-            self.service_was_running = self._system_service_running()
-            if self.service_was_running:
-                self._stop_system_service()
             self.running = True
             self._launch()
             for port, address in ((self.c2s_port, '127.0.0.1'), (self.s2s_port, self.address)):
@@ -208,32 +205,32 @@ class Peer:
             raise
 
     def stop(self):
-        """Shut down, start the system service again if it ran, remove the
-        files unless keep_files says a failure is to be looked into."""
+        """Shut down and remove the files, unless keep_files says a failure
+        is to be looked into."""
         try:
             if self.running:
                 self.running = False
                 self._shut_down()
         finally:
-            try:
-                if self.service_was_running:
-                    self.service_was_running = False
-                    self._start_system_service()
-            finally:
-                if self.dir and not self.keep_files:
-                    shutil.rmtree(self.dir, ignore_errors=True)
+            if self.dir and not self.keep_files:
+                shutil.rmtree(self.dir, ignore_errors=True)
 
-    def _system_service_running(self):
-        if not shutil.which('service'):
-            return False
-        return subprocess.run(['service', self.service, 'status'], stdin=subprocess.DEVNULL,
+    # The packages' control programs see the system instance whatever the
+    # init system (Debian 12's sysvinit script for prosody cannot stop it:
+    # it looks for a process named lua5.2); starting it again is the init
+    # system's job.
+    @classmethod
+    def system_service_running(cls):
+        return subprocess.run([cls.ctl_program, 'status'], stdin=subprocess.DEVNULL,
                               capture_output=True).returncode == 0
 
-    def _stop_system_service(self):
-        _run(['service', self.service, 'stop'])
+    @classmethod
+    def stop_system_service(cls):
+        _run([cls.ctl_program, 'stop'])
 
-    def _start_system_service(self):
-        _run(['service', self.service, 'start'])
+    @classmethod
+    def start_system_service(cls):
+        _run(['service', cls.service, 'start'])
 
 
 # ------------------------------------------------------------------- Prosody
@@ -242,6 +239,7 @@ class Prosody(Peer):
     """Prosody 0.12 in the foreground as user prosody, with a MUC service."""
 
     binary = 'prosody'
+    ctl_program = 'prosodyctl'
     user = 'prosody'
     service = 'prosody'
 
@@ -338,6 +336,7 @@ class Ejabberd(Peer):
     """ejabberd 23.01 as a node of its own (config, spool, logs, node name)."""
 
     binary = 'ejabberdctl'
+    ctl_program = 'ejabberdctl'
     user = 'ejabberd'
     service = 'ejabberd'
 
@@ -430,17 +429,26 @@ modules:
         self.ctl('stop')
         self.ctl('stopped', timeout=60)
 
-    def _system_service_running(self):
-        result = subprocess.run(['ejabberdctl', 'status'], stdin=subprocess.DEVNULL,
-                                capture_output=True)
-        return result.returncode == 0
-
-    def _stop_system_service(self):
+    @classmethod
+    def stop_system_service(cls):
         _run(['ejabberdctl', 'stop'])
         _run(['ejabberdctl', 'stopped'])
 
     def register(self, user, password):
         self.ctl('register', user, self.domain, password)
+
+
+@contextlib.contextmanager
+def system_service_paused(peer_class):
+    """The peer's Debian service stopped while the block runs, if it ran."""
+    was_running = peer_class.system_service_running()
+    if was_running:
+        peer_class.stop_system_service()
+    try:
+        yield
+    finally:
+        if was_running:
+            peer_class.start_system_service()
 
 
 @contextlib.contextmanager
