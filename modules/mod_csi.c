@@ -48,7 +48,13 @@ typedef struct csi_state {
     held_stanza *queue;         /* in arrival order */
     held_stanza *held_presence; /* the presence stanzas of queue, by sender */
     size_t queued;
+    vn_session *session; /* whose slot holds it */
+    struct csi_state *prev, *next;
 } csi_state;
+
+/* Every state in a session slot: unload empties the slots, whose
+ * destructor lives in this module. */
+static csi_state *all_states;
 
 /* The session whose queue is being written out: its stanzas pass. */
 static vn_session *flushing;
@@ -128,6 +134,7 @@ static void free_state(void *data)
 
     HASH_CLEAR(hh, state->held_presence);
     free_queue(state->queue);
+    DL_DELETE(all_states, state);
     free(state);
 }
 
@@ -211,6 +218,8 @@ static vn_hook_result csi_element(vn_event *ev, void *ud)
     csi_state *state = vn_session_get_data(ev->session, m);
     if (!state) {
         state = vn_alloc(sizeof *state);
+        state->session = ev->session;
+        DL_APPEND(all_states, state);
         vn_session_set_data(ev->session, m, state, free_state);
     }
     state->inactive = vn_stanza_is(el, "inactive", NULL);
@@ -255,6 +264,12 @@ static void csi_unload(vn_module *m)
     vn_hook_remove("stream/element", csi_element, m);
     vn_hook_remove("stanza/out", csi_filter, m);
     vn_hook_remove("session/hibernated", csi_hibernated, m);
+    /* What is held goes out now: nothing would send it later. */
+    while (all_states) {
+        vn_session *s = all_states->session;
+        flush(s, all_states);
+        vn_session_set_data(s, m, NULL, NULL);
+    }
 }
 
 VN_MODULE("csi", "Client State Indication (XEP-0352)", csi_keys, csi_load, csi_unload, NULL);
