@@ -18,10 +18,10 @@
  * dropped.
  *
  * Blocking sends the blocked entity unavailable presence from each of the
- * account's available resources. XEP-0191 limits that to contacts allowed
- * to see the presence, which needs the roster's subscription state; until
- * a module can ask for it, the presence goes to every blocked user JID
- * (never to a bare domain). Unblocking a user JID must give the contact
+ * account's available resources, if it is a contact allowed to see the
+ * presence (XEP-0191 §3.3: a subscription 'from' the account in the
+ * roster); anyone else would learn the account's resources from it.
+ * Unblocking a user JID must give the contact
  * the account's current presence again if the contact may see it (§3.4):
  * the module routes a probe from that JID to the account, which the
  * presence module answers by exactly those rules.
@@ -137,7 +137,22 @@ static bool push_to_resource(vn_session *s, void *ud)
     return true;
 }
 
-/* Unavailable presence from this resource to every blocked user JID. */
+/* Whether contact (a JID text) has a subscription 'from' the account. */
+static bool sees_presence(const vn_jid *account, const char *contact)
+{
+    vn_jid *jid = vn_jid_parse(contact);
+    vn_roster_item *item = NULL;
+    bool sees = jid && jid->local &&
+                vn_roster_get(vn_server_store(), account->domain, account->local, jid->bare,
+                              &item) == VN_STORE_OK &&
+                vn_subscription_has_from(item->subscription);
+    vn_roster_item_free(item);
+    vn_jid_free(jid);
+    return sees;
+}
+
+/* Unavailable presence from this resource to every blocked contact that
+ * sees the account's presence. */
 static bool send_unavailable(vn_session *s, void *ud)
 {
     const vn_stanza *command = ud;
@@ -147,7 +162,7 @@ static bool send_unavailable(vn_session *s, void *ud)
     for (const vn_stanza *item = vn_stanza_first_element(command); item;
          item = vn_stanza_next_element(item)) {
         const char *jid = vn_stanza_attr(item, "jid");
-        if (!strchr(jid, '@'))
+        if (!sees_presence(vn_session_jid(s), jid))
             continue;
         vn_stanza *presence = vn_stanza_new("presence", VN_NS_CLIENT);
         vn_stanza_set_attr(presence, "type", "unavailable");

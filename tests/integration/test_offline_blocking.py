@@ -207,9 +207,10 @@ async def test_block_filters_both_ways_and_pushes_to_resources():
     await bob['xep_0191'].block([ALICE])
     push = await asyncio.wait_for(pushes.get(), 5)
     assert push_items(push, 'block') == [ALICE]
-    # the blocked contact saw bob go offline
-    gone = await asyncio.wait_for(alice_presence.get(), 5)
-    assert gone['from'] == BOB + '/one', gone
+    # alice has no subscription to bob's presence: no unavailable presence
+    # tells her bob's resources (XEP-0191 §3.3)
+    await alice.ping()
+    assert alice_presence.empty(), alice_presence.get_nowait()
     blocklist = await bob_two['xep_0191'].get_blocked()
     assert [str(j) for j in blocklist['blocklist']['items']] == [ALICE], blocklist
 
