@@ -181,8 +181,14 @@ static void handle_resume(vn_c2s *s, const vn_stanza *el)
     vn_log_info("session resumed: %s (%zu stanza(s) to resend)", vn_session_jid(s->session)->full,
                 s->sm.unacked);
     send_h(s, "resumed", s->sm.h_in);
-    for (sm_item *item = s->sm.head; item; item = item->next)
+    /* A backlog over the output cap aborts the stream from inside a write,
+     * which ends the session and frees the queue being walked. */
+    for (sm_item *item = s->sm.head; item && !s->closing;) {
         vn_c2s_write_element(s, item->stanza);
+        item = s->closing ? NULL : item->next;
+    }
+    if (s->closing)
+        return;
     request_ack(s);
     vn_c2s_start_session_timer(s);
     run_session_hook("session/resumed", s);

@@ -16,6 +16,7 @@ import base64
 import os
 import socket
 import ssl
+import struct
 import time
 
 import harness
@@ -49,7 +50,8 @@ server = harness.Server(handshake_timeout=HANDSHAKE_TIMEOUT, limits_options={
     'max_output_buffer': MAX_OUTPUT,
 })
 
-USERS = ('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan')
+USERS = ('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy',
+         'mallory')
 
 
 def setup():
@@ -374,6 +376,62 @@ def test_slow_reader_is_closed():
     server.assert_running()
 
 
+def test_resumed_backlog_over_the_output_cap():
+    # judy's session hibernates with more unacknowledged messages than the
+    # output cap holds: resending them on <resume/> overflows it, so the
+    # new connection is dropped, and every message she never acknowledged
+    # goes back to its sender as an error (no offline storage here).
+    ns_sm = 'urn:xmpp:sm:3'
+    judy = stream('127.0.0.70')
+    judy_jid = judy.login('judy', PASSWORD, 'phone')
+    judy.send("<enable xmlns='%s' resume='true'/>" % ns_sm)
+    previd = judy.expect(qname(ns_sm, 'enabled')).get('id')
+    judy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    judy.close()
+    wait_for_log('session %s hibernates' % judy_jid)
+
+    # Three senders, so that the bounces each gets stay within the cap.
+    senders = [logged_in('127.0.0.%d' % (71 + i), user, 'desk')
+               for i, user in enumerate(('mallory', 'heidi', 'ivan'))]
+    body = 'y' * 3000
+    per_sender = 10
+    assert len(senders) * per_sender * len(body) > MAX_OUTPUT
+    for i, sender in enumerate(senders):
+        sender.send(''.join("<message to='%s' type='chat' id='b%d-%d'><body>%s</body></message>"
+                            % (judy_jid, i, n, body) for n in range(per_sender)))
+        ping(sender, 'queued')
+        expect_pong(sender, 'queued')
+
+    judy = stream('127.0.0.70')
+    judy.starttls()
+    judy.auth_plain('judy', PASSWORD)
+    judy.send("<resume xmlns='%s' previd='%s' h='0'/>" % (ns_sm, previd))
+    judy.expect(qname(ns_sm, 'resumed'))
+    resent = 0
+    try:
+        while True:
+            elem = judy.next_element(timeout=10)
+            if elem.tag == qname(NS_CLIENT, 'message'):
+                resent += 1
+    except harness.StreamClosed:
+        pass
+    judy.close()
+    assert resent < len(senders) * per_sender, 'all resent within a %d byte cap' % MAX_OUTPUT
+    wait_for_log('c2s 127.0.0.70: output buffer full (client not reading)')
+    server.assert_running()
+
+    for i, sender in enumerate(senders):
+        bounced = []
+        while len(bounced) < per_sender:
+            elem = sender.next_element(timeout=10)
+            assert elem.tag == qname(NS_CLIENT, 'message') and elem.get('type') == 'error', (
+                tostring(elem))
+            bounced.append(elem.get('id'))
+        assert bounced == ['b%d-%d' % (i, n) for n in range(per_sender)], bounced
+        sender.close()
+    server.assert_running()
+
+
 # ------------------------------------------------------------ slowloris
 
 def test_trickled_header_times_out():
@@ -448,6 +506,7 @@ if __name__ == '__main__':
         test_stanza_rate,
         test_max_resources_per_account,
         test_slow_reader_is_closed,
+        test_resumed_backlog_over_the_output_cap,
         test_trickled_header_times_out,
         test_tls_handshake_never_starts,
     ], server=server, setup=setup, timeout=60)
