@@ -370,10 +370,11 @@ void vn_components_configure(const vn_config *cfg)
 void vn_components_shutdown(void)
 {
     component *comp, *tmp;
+    /* Streams first: component_free would tell them <host-gone/>. */
+    for (comp_stream *cs = all_streams; cs; cs = cs->next)
+        stream_close(cs, "system-shutdown", NULL);
     HASH_ITER(hh, components, comp, tmp)
     {
         component_free(comp);
     }
-    for (comp_stream *cs = all_streams; cs; cs = cs->next)
-        stream_close(cs, "system-shutdown", NULL);
 }

@@ -144,6 +144,15 @@ def test_second_connection_replaces_the_first():
     second.close()
 
 
+def test_server_shutdown_is_system_shutdown():
+    # RFC 6120 4.9.3.17: a connected component hears <system-shutdown/>
+    # when the server stops, like every other stream.
+    stream = component()
+    server.stop()
+    stream.expect_stream_error('system-shutdown')
+    server.start()
+
+
 if __name__ == '__main__':
     harness.run([test_handshake_and_disco_listing,
                  test_messages_both_ways,
@@ -151,5 +160,6 @@ if __name__ == '__main__':
                  test_wrong_secret_is_not_authorized_and_logged,
                  test_unknown_domain_is_host_unknown,
                  test_foreign_from_is_invalid_from,
-                 test_second_connection_replaces_the_first],
+                 test_second_connection_replaces_the_first,
+                 test_server_shutdown_is_system_shutdown],
                 server=server, setup=setup)
