@@ -60,11 +60,11 @@ static bool check_role_change(const muc_room *room, const actor *by, const vn_st
     muc_affiliation target_aff = muc_room_affiliation(room, target->real_bare->bare);
     if (role == MUC_ROLE_MODERATOR && by->affiliation < MUC_AFF_ADMIN)
         return refuse(err, "auth", "forbidden", "Only admins grant moderation");
-    if (role != MUC_ROLE_MODERATOR && target_aff >= MUC_AFF_ADMIN && target_aff >= by->affiliation)
-        return refuse(err, "cancel", "not-allowed",
-                      "An admin or owner keeps their role against you");
-    if (role == MUC_ROLE_VISITOR && target_aff >= MUC_AFF_ADMIN)
-        return refuse(err, "cancel", "not-allowed", "Admins and owners keep their voice");
+    /* An admin's or owner's moderation comes with the affiliation: nobody
+     * kicks, mutes or demotes them (§8.2, §8.4, §9.7); change the
+     * affiliation instead. */
+    if (role != MUC_ROLE_MODERATOR && target_aff >= MUC_AFF_ADMIN)
+        return refuse(err, "cancel", "not-allowed", "Admins and owners keep their role");
     return true;
 }
 

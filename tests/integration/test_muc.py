@@ -473,6 +473,10 @@ async def test_kick_and_non_moderator_kick():
     await set_role(alice, room, 'Bob', 'moderator')
     assert await iq_error(bob, room, 'set', "<query xmlns='%s'><item role='none' nick='Alice'/>"
                           "</query>" % NS_ADMIN) == ('cancel', 'not-allowed')
+    # not even the owner takes an admin's moderation away (XEP-0045 §9.7)
+    await set_affiliation(alice, room, jid('bob'), 'admin')
+    assert await iq_error(alice, room, 'set', "<query xmlns='%s'><item role='participant' "
+                          "nick='Bob'/></query>" % NS_ADMIN) == ('cancel', 'not-allowed')
     await close_all(alice, bob, carol)
 
 
