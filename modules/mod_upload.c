@@ -15,7 +15,7 @@
  * token alone):
  *   (TOKEN_HOST, "", "upload", token)       slot record, see slot_record
  *   (TOKEN_HOST, "", "upload_secret", "hmac") the generated secret
- *   (host, user, "upload", token)           size of a finished upload (quota)
+ *   (host, user, "upload", token)           size of a slot handed out (quota)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -318,7 +318,13 @@ static vn_hook_result request_slot(vn_event *ev, void *ud)
             (char *)(content_type && content_type[0] ? content_type : "application/octet-stream"),
         .filename = strrchr(path.data, '/') + 1,
     };
-    if (!base || !token || slot_save(token, &r) != VN_STORE_OK) {
+    char size_text_stored[32];
+    snprintf(size_text_stored, sizeof size_text_stored, "%llu", size);
+    /* The slot counts against the quota from now on, uploaded or not (until
+     * it expires), so many slots cannot outrun it. */
+    if (!base || !token || slot_save(token, &r) != VN_STORE_OK ||
+        vn_store_put(vn_server_store(), r.host, r.user, SLOTS_STORE, token, size_text_stored,
+                     strlen(size_text_stored)) != VN_STORE_OK) {
         vn_route_error(ev->stanza, "wait", "internal-server-error", NULL);
     } else {
         char sig[65];
@@ -776,7 +782,7 @@ static void remove_upload(const char *token)
     slot_record r = {0};
     char *path = file_path(token);
 
-    if (slot_load(token, &r) && r.done)
+    if (slot_load(token, &r)) /* the quota record, finished or not */
         vn_store_delete(vn_server_store(), r.host, r.user, SLOTS_STORE, token);
     unlink(path);
     vn_store_delete(vn_server_store(), TOKEN_HOST, "", SLOTS_STORE, token);

@@ -23,6 +23,7 @@ import harness
 D = harness.DOMAIN
 ALICE = 'alice@' + D
 PASSWORD = 'secret-password'
+HOARDER = 'hoarder@' + D
 NS_UPLOAD = 'urn:xmpp:http:upload:0'
 NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
 NS_DATA = 'jabber:x:data'
@@ -62,6 +63,7 @@ server = Server()
 
 def setup():
     server.adduser(ALICE, PASSWORD)
+    server.adduser(HOARDER, PASSWORD)
 
 
 def https(timeout=10):
@@ -201,6 +203,18 @@ async def test_too_large_and_over_quota():
     await client.close()
 
 
+async def test_slots_count_against_the_quota_before_upload():
+    # Slots handed out but not uploaded to yet use the quota too, so asking
+    # for many slots cannot outrun it.
+    client = await harness.login(server, HOARDER, PASSWORD)
+    for name in ('a.bin', 'b.bin'):
+        _, error = await request_slot(client, name, MAX_FILE_SIZE, 'application/octet-stream')
+        assert error is None, str(error)
+    _, error = await request_slot(client, 'c.bin', 1, 'application/octet-stream')
+    assert error is not None and error['error']['condition'] == 'resource-constraint', str(error)
+    await client.close()
+
+
 async def test_disco_info_advertises_upload():
     client = await harness.login(server, ALICE, PASSWORD)
     info = await client['xep_0030'].get_info(jid=D)
@@ -278,6 +292,7 @@ if __name__ == '__main__':
                  test_non_image_is_an_attachment,
                  test_tampered_signature_and_wrong_size_are_refused,
                  test_too_large_and_over_quota,
+                 test_slots_count_against_the_quota_before_upload,
                  test_disco_info_advertises_upload,
                  test_health_over_http_and_https,
                  test_slow_client_gets_408,
