@@ -20,6 +20,7 @@ subscription both ways, then presence, chat, pings and a chat room.
 
 import asyncio
 import contextlib
+import signal
 import sys
 import xml.etree.ElementTree as ET
 
@@ -148,6 +149,8 @@ class Federation:
             print('1..1')
             print('ok 1 # SKIP %s is not installed (.ci/run installs it)' % missing)
             sys.exit(0)
+        # run-tests' timeout sends SIGTERM: unwind, so the peers stop too
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
         self.peer = self.peer_class()
         self.peer_user = 'bob@' + self.peer.domain
         self.server = FederatedServer(
@@ -164,6 +167,7 @@ class Federation:
                                      self.peer.log_path, self.peer.log_tail(80)))
             raise
         finally:
+            self.server.kill9()  # still running only if a signal cut the run short
             self._stack.close()
 
     def _setup(self):
