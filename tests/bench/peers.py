@@ -148,6 +148,13 @@ listeners:
     port: {self.port}
 auth:
   scram_iterations: {SCRAM_ITERATIONS}
+# Off like the peers' (Prosody's mod_limits, ejabberd's shapers): the load
+# generator opens thousands of sessions from one address and sends as fast
+# as the server delivers.
+limits:
+  max_connections_per_ip: 0
+  stanza_rate: 0
+  max_resources_per_account: 0
 admin:
   socket: {self.dir}/admin.sock
 module_path: {module_path}
@@ -159,7 +166,8 @@ modules:
   register:
     allow_registration: true
     registrations_per_ip_per_hour: 0
-""" + ('  muc:\n' if has_muc else ''))
+""" + ('  muc:\n    max_occupants: 5000\n    max_messages_per_minute: 1000000\n'
+       '    max_history_messages: 0\n' if has_muc else ''))
         os.mkdir(os.path.join(self.dir, 'data'))
         self.proc = None
 
@@ -280,6 +288,7 @@ listen:
     module: ejabberd_c2s
     starttls_required: true
     max_stanza_size: 262144
+    backlog: 1024
 acl:
   loopback:
     ip:
@@ -306,12 +315,19 @@ modules:
     default_room_options:
       max_users: 5000
 """)
-        for path in (self.dir, self.spool, self.logs, self.pem, self.config):
+        # Our own ejabberdctl.cfg: Debian's (/etc/default/ejabberd) would set
+        # EJABBERD_CONFIG_PATH back to the system's config.
+        self.ctl_config = os.path.join(self.dir, 'ejabberdctl.cfg')
+        with open(self.ctl_config, 'w') as f:
+            f.write('POLL=true\nERL_MAX_PORTS=1000000\nERL_PROCESSES=2000000\n'
+                    'EJABBERD_PID_PATH=%s\n' % os.path.join(self.dir, 'ejabberd.pid'))
+        for path in (self.dir, self.spool, self.logs, self.pem, self.config, self.ctl_config):
             shutil.chown(path, 'ejabberd', 'ejabberd')
 
     def ctl(self, *args, check=True, timeout=60):
-        return subprocess.run(['ejabberdctl', '--config', self.config, '--spool', self.spool,
-                               '--logs', self.logs, '--node', self.node] + list(args),
+        return subprocess.run(['ejabberdctl', '--config', self.config, '--ctl-config',
+                               self.ctl_config, '--spool', self.spool, '--logs', self.logs,
+                               '--node', self.node] + list(args),
                               capture_output=True, text=True, check=check, timeout=timeout)
 
     def start(self):
