@@ -16,7 +16,7 @@ void vn_datetime_format(int64_t us, char out[VN_DATETIME_SIZE])
 
     gmtime_r(&secs, &tm);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, VN_DATETIME_SIZE, "%s.%06dZ", date, (int)(us % 1000000));
+    snprintf(out, VN_DATETIME_SIZE, "%.19s.%06uZ", date, (unsigned)(us % 1000000));
 }
 
 bool vn_datetime_parse(const char *text, int64_t *us)

@@ -212,7 +212,7 @@ const char *vn_server_version(void);
 int64_t vn_now_us(void); /* wall clock, microseconds since the epoch */
 
 /* XEP-0082 DateTime in UTC with microseconds: "2026-11-25T01:02:03.000004Z". */
-#define VN_DATETIME_SIZE 32
+#define VN_DATETIME_SIZE 40
 void vn_datetime_format(int64_t us, char out[VN_DATETIME_SIZE]);
 /* Any XEP-0082 DateTime (fraction optional, Z or +hh:mm); false if not one. */
 bool vn_datetime_parse(const char *text, int64_t *us);
