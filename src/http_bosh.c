@@ -171,6 +171,9 @@ static void free_session(uv_handle_t *h)
 /* The stream is gone; answer whatever still waits and forget the session. */
 static void destroy(bosh_session *s)
 {
+    /* Out of the table first: answering the held requests may dispatch a
+     * pipelined request, which must not find this session any more. */
+    HASH_DEL(sessions, s);
     s->stream_closed = true;
     if (!s->condition)
         s->condition = "remote-connection-failed";
@@ -182,7 +185,6 @@ static void destroy(bosh_session *s)
     }
     for (unsigned i = 0; i < s->requests; i++)
         free(s->sent[i].body);
-    HASH_DEL(sessions, s);
     vn_buf_free(&s->out);
     free(s->peer_ip);
     free(s->to);

@@ -353,8 +353,10 @@ void vn_http_respond(vn_http_request *req, int status, const char *content_type,
                      size_t len)
 {
     write_head(req, status, content_type, len);
-    if (len && !is_head(req))
-        vn_conn_write(req->hc->conn, body, len);
+    /* A response that did not fit the output cap is cut short: the client
+     * must not read the next response as the rest of this one. */
+    if (len && !is_head(req) && vn_conn_write(req->hc->conn, body, len) < 0)
+        req->hc->closing = true;
     finish_response(req);
 }
 
