@@ -79,6 +79,8 @@ static lg_conn *conns;
 static struct {
     unsigned started, online, registered, failed, joined;
     bool connecting; /* the login (or registration) phase is on */
+    bool starting;   /* inside check_phase_end's loop */
+    unsigned starts_owed;
     bool done;
     failure_kind failures[MAX_FAILURE_KINDS];
 } phase;
@@ -127,13 +129,25 @@ static void start_next(bool register_only)
     }
 }
 
+/* One connection finished: start the next. A connection that fails at
+ * once inside start_next comes back here; the loop, not recursion, starts
+ * its successor. */
 static void check_phase_end(void)
 {
     unsigned finished = phase.online + phase.registered + phase.failed;
-    if (finished >= cfg.connections)
+    if (finished >= cfg.connections) {
         stop_loop();
-    else
+        return;
+    }
+    phase.starts_owed++;
+    if (phase.starting)
+        return;
+    phase.starting = true;
+    while (phase.starts_owed > 0) {
+        phase.starts_owed--;
         start_next(cfg.scenario == SC_REGISTER);
+    }
+    phase.starting = false;
 }
 
 static void ev_online(lg_conn *c)

@@ -9,9 +9,10 @@ iterations, have no rate limits or traffic shapers, log warnings only, and
 let 127.0.0.1 register accounts in band (XEP-0077) without throttling,
 which is how the load generator pre-creates accounts on all three alike.
 
-Prosody runs as the user prosody (it refuses root); ejabberd through
-ejabberdctl, which runs it as the user ejabberd under its own Erlang node
-name. Prosody and ejabberd are the Debian packages (PEERS.md): if they are
+Prosody runs as the user prosody (it refuses root), ejabberd through
+ejabberdctl as the user ejabberd under its own Erlang node name; both are
+started with setuid rather than su/runuser, so they keep our file limit.
+Prosody and ejabberd are the Debian packages (PEERS.md): if they are
 missing, install() adds them with apt-get, and since their packages would
 start system services, those are stopped again right away.
 
@@ -77,6 +78,14 @@ def install():
                    check=True, env=env, stdout=subprocess.DEVNULL)
     subprocess.run(['service', 'prosody', 'stop'], capture_output=True)
     subprocess.run(['ejabberdctl', 'stop'], capture_output=True)
+
+
+def as_user(user):
+    """Popen arguments that run a program as `user` without su or runuser,
+    whose PAM session would drop RLIMIT_NOFILE back to 1024."""
+    entry = pwd.getpwnam(user)
+    return dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[],
+                env=dict(os.environ, HOME=entry.pw_dir, USER=user, LOGNAME=user))
 
 
 def pids_of(user):
@@ -235,11 +244,12 @@ Component "{MUC_SERVICE}" "muc"
     def start(self):
         with open(os.path.join(self.dir, 'stdout.log'), 'ab') as out:
             self.runner = subprocess.Popen(
-                ['runuser', '-u', 'prosody', '--', 'prosody', '--config', self.config, '-F'],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                ['prosody', '--config', self.config, '-F'], stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, cwd=self.dir, **as_user('prosody'))
         wait_for_port(self.port, lambda: self.runner.poll() is None, 30, 'prosody')
         with open(self.pidfile) as f:
             self.pid = int(f.read().strip())
+
 
     def stop(self):
         if self.runner:
@@ -328,7 +338,8 @@ modules:
         return subprocess.run(['ejabberdctl', '--config', self.config, '--ctl-config',
                                self.ctl_config, '--spool', self.spool, '--logs', self.logs,
                                '--node', self.node] + list(args),
-                              capture_output=True, text=True, check=check, timeout=timeout)
+                              capture_output=True, text=True, check=check, timeout=timeout,
+                              cwd=self.dir, **as_user('ejabberd'))
 
     def start(self):
         self.ctl('start')
@@ -341,6 +352,7 @@ modules:
         node_arg = self.node.split('@')[0]
         self.pid = next(pid for pid in pids_of('ejabberd')
                         if 'beam' in cmdline(pid) and node_arg in cmdline(pid))
+
 
     def stop(self):
         if self.pid:
