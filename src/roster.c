@@ -209,10 +209,23 @@ int vn_roster_get(vn_store *s, const char *host, const char *user, const char *j
     return rc;
 }
 
+/* Listed items and unanswered requests from strangers are bounded apart,
+ * so a flood of requests cannot stop the account adding its own contacts. */
+typedef struct item_counts {
+    size_t listed, unlisted;
+} item_counts;
+
 static bool count_item(const char *key, const void *value, size_t len, void *ud)
 {
-    if (strcmp(key, VERSION_KEY) != 0)
-        (*(size_t *)ud)++;
+    item_counts *counts = ud;
+    if (strcmp(key, VERSION_KEY) == 0)
+        return true;
+    vn_roster_item *item = parse_item(value, len);
+    if (item && item->listed)
+        counts->listed++;
+    else
+        counts->unlisted++;
+    vn_roster_item_free(item);
     return true;
 }
 
@@ -243,12 +256,19 @@ int vn_roster_put(vn_store *s, const char *host, const char *user, const vn_rost
     int rc = vn_roster_get(s, host, user, item->jid, &old);
     if (rc == VN_STORE_ERROR)
         return rc;
-    if (rc == VN_STORE_NOT_FOUND) {
-        size_t count = 0;
-        if (vn_store_foreach(s, host, user, ROSTER_STORE, count_item, &count) != VN_STORE_OK)
+    bool becomes_listed = item->listed && (!old || !old->listed);
+    bool new_request = !item->listed && !old;
+    if (becomes_listed || new_request) {
+        item_counts counts = {0, 0};
+        if (vn_store_foreach(s, host, user, ROSTER_STORE, count_item, &counts) != VN_STORE_OK) {
+            vn_roster_item_free(old);
             return VN_STORE_ERROR;
-        if (count >= max_items)
+        }
+        if ((becomes_listed && counts.listed >= max_items) ||
+            (new_request && counts.unlisted >= max_items)) {
+            vn_roster_item_free(old);
             return VN_ROSTER_FULL;
+        }
     }
     char *before = client_view(old), *after = client_view(item);
     bool visible_change = strcmp(before, after) != 0;

@@ -61,7 +61,8 @@ void vn_roster_item_clear_groups(vn_roster_item *item);
 vn_stanza *vn_roster_item_to_stanza(const vn_roster_item *item, vn_stanza *parent);
 const char *vn_subscription_name(vn_subscription sub);
 
-/* The per-account item limit (mod_roster's max_items; default 1000). */
+/* The per-account item limit (mod_roster's max_items; default 1000): for
+ * listed items, and separately for unanswered requests from strangers. */
 void vn_roster_set_max_items(size_t max_items);
 size_t vn_roster_max_items(void);
 

@@ -174,6 +174,38 @@ static void test_item_limit(void **state)
     vn_roster_item_free(c);
 }
 
+/* Requests from strangers (unlisted items) have their own bound: a flood
+ * of them neither fills the roster nor grows without limit. */
+static void test_requests_bounded_apart(void **state)
+{
+    fixture *f = *state;
+    vn_roster_set_max_items(2);
+    static const char *const strangers[] = {"x@evil.example", "y@evil.example", "z@evil.example"};
+    for (int i = 0; i < 3; i++) {
+        vn_roster_item *req = vn_roster_item_new(strangers[i]);
+        req->listed = false;
+        req->pending_in = true;
+        assert_int_equal(vn_roster_put(f->s, HOST, "juliet", req, NULL),
+                         i < 2 ? VN_STORE_OK : VN_ROSTER_FULL);
+        vn_roster_item_free(req);
+    }
+    vn_roster_item *a = vn_roster_item_new("a@example.com");
+    vn_roster_item *b = vn_roster_item_new("b@example.com");
+    vn_roster_item *c = vn_roster_item_new("c@example.com");
+    a->listed = b->listed = c->listed = true;
+    assert_int_equal(vn_roster_put(f->s, HOST, "juliet", a, NULL), VN_STORE_OK);
+    assert_int_equal(vn_roster_put(f->s, HOST, "juliet", b, NULL), VN_STORE_OK);
+    assert_int_equal(vn_roster_put(f->s, HOST, "juliet", c, NULL), VN_ROSTER_FULL);
+    /* accepting a request lists it: that counts against the roster */
+    vn_roster_item *x = vn_roster_item_new("x@evil.example");
+    x->listed = true;
+    assert_int_equal(vn_roster_put(f->s, HOST, "juliet", x, NULL), VN_ROSTER_FULL);
+    vn_roster_item_free(a);
+    vn_roster_item_free(b);
+    vn_roster_item_free(c);
+    vn_roster_item_free(x);
+}
+
 static char announced[256];
 
 static vn_hook_result on_changed(vn_event *ev, void *ud)
@@ -435,6 +467,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_grows_and_foreach_skips_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requests_bounded_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_item_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_of_listed_items_are_announced, setup,
                                         teardown),
