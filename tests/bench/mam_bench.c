@@ -121,7 +121,7 @@ static int fill(vn_store *store, size_t count)
 /* The <query/> a client sends for the newest page; with/start/end optional. */
 static vn_stanza *newest_page_query(const char *with, int64_t start_us, int64_t end_us)
 {
-    char stamp[64];
+    char stamp[VN_DATETIME_SIZE];
     vn_stanza *query = vn_stanza_new("query", MAM_NS);
     vn_stanza_set_attr(query, "queryid", "bench");
     vn_stanza *form = vn_stanza_add_child(query, "x", "jabber:x:data");
@@ -137,7 +137,7 @@ static vn_stanza *newest_page_query(const char *with, int64_t start_us, int64_t 
         if (i == 0 && !with)
             continue;
         if (i > 0)
-            mam_format_datetime(i == 1 ? start_us : end_us, stamp, sizeof stamp);
+            vn_datetime_format(i == 1 ? start_us : end_us, stamp);
         vn_stanza *field = vn_stanza_add_child(form, "field", "jabber:x:data");
         vn_stanza_set_attr(field, "var", names[i]);
         vn_stanza_add_text_child(field, "value", "jabber:x:data", value);
