@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
-#include <utlist.h>
 
 #include <vestnik/module.h>
 
@@ -33,13 +32,7 @@ typedef struct directed_entry {
 typedef struct presence_state {
     vn_stanza *last;          /* last available broadcast, without from/to */
     directed_entry *directed; /* must get our unavailable presence */
-    vn_session *session;      /* whose slot holds it */
-    struct presence_state *prev, *next;
 } presence_state;
-
-/* Every state in a session slot: unload empties the slots, whose
- * destructor lives in this module. */
-static presence_state *all_states;
 
 static void forget_directed(presence_state *state, directed_entry *e)
 {
@@ -54,7 +47,6 @@ static void state_free(void *p)
     while (state->directed)
         forget_directed(state, state->directed);
     vn_stanza_free(state->last);
-    DL_DELETE(all_states, state);
     free(state);
 }
 
@@ -63,8 +55,6 @@ static presence_state *session_state(vn_module *m, vn_session *s)
     presence_state *state = vn_session_get_data(s, m);
     if (!state) {
         state = vn_alloc(sizeof *state);
-        state->session = s;
-        DL_APPEND(all_states, state);
         vn_session_set_data(s, m, state, state_free);
     }
     return state;
@@ -543,8 +533,6 @@ static void presence_unload(vn_module *m)
     vn_hook_remove("stanza/in", client_presence, m);
     vn_hook_remove("session/closed", session_closed, m);
     vn_hook_remove("stream/features", add_stream_feature, m);
-    while (all_states)
-        vn_session_set_data(all_states->session, m, NULL, NULL);
 }
 
 VN_MODULE("presence", "Presence and subscriptions (RFC 6121 §3, §4)", NULL, presence_load,

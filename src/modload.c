@@ -10,6 +10,7 @@
  * unloaded and the kept ones pointed at their new options.
  */
 #include "modload.h"
+#include "sessions.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -90,6 +91,11 @@ static bool defaults_valid(const vn_module_def *def, const char *so_path, vn_buf
 
 static void module_close(vn_module *m)
 {
+    Dl_info info;
+
+    /* Session data the module left behind would call into unmapped code. */
+    if (dladdr(m->def, &info))
+        vn_sessions_drop_module_data(info.dli_fbase);
     dlclose(m->handle);
     free(m);
 }

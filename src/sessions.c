@@ -5,6 +5,7 @@
  * account's sessions. Routing looks up the first for full-JID stanzas and
  * walks the second for bare-JID delivery (RFC 6121 §8.5).
  */
+#include <dlfcn.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,32 @@ static void session_free(vn_session *s)
     free(s->slots);
     vn_jid_free(s->jid);
     free(s);
+}
+
+/* Free and forget the slots of s whose free function lives in the shared
+ * object loaded at base. */
+static void drop_slots_from(vn_session *s, const void *base)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < s->n_slots; i++) {
+        Dl_info info;
+        if (s->slots[i].free_fn && dladdr((void *)s->slots[i].free_fn, &info) &&
+            info.dli_fbase == base) {
+            s->slots[i].free_fn(s->slots[i].data);
+            continue;
+        }
+        s->slots[kept++] = s->slots[i];
+    }
+    s->n_slots = kept;
+}
+
+void vn_sessions_drop_module_data(const void *module_base)
+{
+    for (vn_session *s = by_full; s; s = s->hh.next)
+        drop_slots_from(s, module_base);
+    for (vn_session *s = graveyard; s; s = s->next_of_account)
+        drop_slots_from(s, module_base);
 }
 
 void vn_sessions_reap(void)

@@ -27,6 +27,10 @@ vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char
 void vn_sessions_unbind(vn_session *s, const char *reason);
 /* Release unbound sessions now (at shutdown). */
 void vn_sessions_reap(void);
+/* A module is about to be unmapped: free every session slot whose free
+ * function is its code (module_base: where it is loaded, from dladdr), so
+ * that no session calls into it later. */
+void vn_sessions_drop_module_data(const void *module_base);
 struct vn_c2s *vn_session_stream(const vn_session *s);
 /* The session moved to another stream (stream management resumption). */
 void vn_session_set_stream(vn_session *s, struct vn_c2s *stream);

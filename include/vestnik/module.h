@@ -135,7 +135,9 @@ bool vn_session_available(const vn_session *s); /* has sent available presence *
 bool vn_session_hibernating(const vn_session *s);
 void vn_session_set_available(vn_session *s, bool available);
 /* Per-session data slots keyed by any pointer (use your module handle).
- * free_fn (may be NULL) runs when the slot is replaced or the session ends. */
+ * free_fn (may be NULL) runs when the slot is replaced or the session ends,
+ * or, for slots whose free_fn is the module's own code, when the module is
+ * unloaded (the core frees them just before unmapping it). */
 void *vn_session_get_data(const vn_session *s, const void *key);
 void vn_session_set_data(vn_session *s, const void *key, void *data, void (*free_fn)(void *));
 

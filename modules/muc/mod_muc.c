@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <utlist.h>
-
 #include "muc.h"
 
 #define ROUTE_PRIORITY 100
@@ -98,13 +96,7 @@ static muc_service *service_for(const char *domain)
 typedef struct joined_rooms {
     char **rooms; /* room bare JIDs */
     size_t count;
-    vn_session *session; /* whose slot holds it */
-    struct joined_rooms *prev, *next;
 } joined_rooms;
-
-/* Every list in a session slot: unload empties the slots, whose
- * destructor lives in this module. */
-static joined_rooms *all_joined;
 
 static void joined_rooms_free(void *data)
 {
@@ -112,7 +104,6 @@ static void joined_rooms_free(void *data)
     for (size_t i = 0; i < joined->count; i++)
         free(joined->rooms[i]);
     free(joined->rooms);
-    DL_DELETE(all_joined, joined);
     free(joined);
 }
 
@@ -126,8 +117,6 @@ void muc_track_session(const muc_room *room, const vn_jid *full, bool joined)
         if (!joined)
             return;
         list = vn_alloc(sizeof *list);
-        list->session = session;
-        DL_APPEND(all_joined, list);
         vn_session_set_data(session, muc.module, list, joined_rooms_free);
     }
     for (size_t i = 0; i < list->count; i++)
@@ -596,8 +585,6 @@ static void muc_unload(vn_module *m)
     free(muc.services);
     muc.services = NULL;
     muc.service_count = 0;
-    while (all_joined)
-        vn_session_set_data(all_joined->session, m, NULL, NULL);
 }
 
 VN_MODULE("muc", "Multi-User Chat (XEP-0045) with MAM, moderation and occupant ids", muc_keys,
