@@ -134,6 +134,12 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         fail(p, "policy-violation", "elements nested too deeply");
         return;
     }
+    /* <xml:name/> parses, but nothing can write it back: the xml prefix
+     * may not be declared, nor its namespace made the default one. */
+    if (strncmp(name, XML_NS_PREFIX, strlen(XML_NS_PREFIX)) == 0) {
+        fail(p, "bad-format", "elements in the reserved xml namespace are not allowed");
+        return;
+    }
     p->open_elements++;
     if (depth == 0) {
         open_stream(p, name, atts);

@@ -516,6 +516,22 @@ static void test_stanza_parse_round_trip(void **state)
     free(xml);
 }
 
+/* Found by fuzz_xml_parser: an element in the xml namespace cannot be
+ * serialized back, so the parser refuses it. */
+static void test_xml_namespace_element_refused(void **state)
+{
+    events ev;
+    vn_xml_parser *p = parser_for(&ev, 65536, 32);
+    assert_int_equal(feed_str(p, "<stream:stream xmlns='jabber:client' "
+                                 "xmlns:stream='http://etherx.jabber.org/streams'>"
+                                 "<xml:starttls xmlns='urn:x'/>"),
+                     -1);
+    assert_int_equal(ev.errors, 1);
+    assert_string_equal(ev.condition, "bad-format");
+    assert_int_equal(ev.stanza_count, 0);
+    done(&ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -537,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_stop_inside_callback),
         cmocka_unit_test(test_reset_then_new_stream),
         cmocka_unit_test(test_stanza_parse_round_trip),
+        cmocka_unit_test(test_xml_namespace_element_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
