@@ -67,6 +67,10 @@ static vn_hook_result roster_get(vn_event *ev, void *ud)
         return VN_HANDLED;
     }
     const vn_stanza *query = vn_stanza_child(ev->stanza, "query", VN_NS_ROSTER);
+    if (!query) { /* the payload is in the roster namespace but no <query/> */
+        reply_error(ev, "modify", "bad-request", "Expected <query xmlns='jabber:iq:roster'/>");
+        return VN_HANDLED;
+    }
     const char *client_ver = vn_stanza_attr(query, "ver");
     vn_store *store = vn_server_store();
     const char *host = ev->to->domain, *user = ev->to->local;
@@ -230,8 +234,8 @@ static vn_hook_result roster_set(vn_event *ev, void *ud)
         return VN_HANDLED;
     }
     const vn_stanza *query = vn_stanza_child(ev->stanza, "query", VN_NS_ROSTER);
-    const vn_stanza *el = vn_stanza_first_element(query);
-    if (vn_stanza_element_count(query) != 1 || !vn_stanza_is(el, "item", VN_NS_ROSTER)) {
+    const vn_stanza *el = query ? vn_stanza_first_element(query) : NULL;
+    if (!el || vn_stanza_element_count(query) != 1 || !vn_stanza_is(el, "item", VN_NS_ROSTER)) {
         reply_error(ev, "modify", "bad-request", "A roster set carries exactly one item");
         return VN_HANDLED;
     }

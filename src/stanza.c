@@ -214,6 +214,8 @@ const char *vn_stanza_ns(const vn_stanza *st)
 
 bool vn_stanza_is(const vn_stanza *st, const char *name, const char *ns)
 {
+    if (!st)
+        return false;
     if (name && strcmp(name, st->name) != 0)
         return false;
     return !ns || (st->ns && strcmp(ns, st->ns) == 0);
@@ -234,6 +236,8 @@ static int attr_find(const vn_stanza *st, const char *name)
 
 const char *vn_stanza_attr(const vn_stanza *st, const char *name)
 {
+    if (!st)
+        return NULL;
     int i = attr_find(st, name);
     return i < 0 ? NULL : attr_value_of(st->attrs[i]);
 }
@@ -290,6 +294,8 @@ static vn_stanza *element_from(vn_node *n)
 
 vn_stanza *vn_stanza_child(const vn_stanza *st, const char *name, const char *ns)
 {
+    if (!st)
+        return NULL;
     for (vn_stanza *c = element_from(st->first_child); c; c = element_from(c->node.next))
         if (vn_stanza_is(c, name, ns))
             return c;
@@ -298,7 +304,7 @@ vn_stanza *vn_stanza_child(const vn_stanza *st, const char *name, const char *ns
 
 vn_stanza *vn_stanza_first_element(const vn_stanza *st)
 {
-    return element_from(st->first_child);
+    return st ? element_from(st->first_child) : NULL;
 }
 
 vn_stanza *vn_stanza_next_element(const vn_stanza *st)
@@ -318,6 +324,8 @@ void vn_stanza_replace_ns(vn_stanza *st, const char *from, const char *to_static
 size_t vn_stanza_element_count(const vn_stanza *st)
 {
     size_t count = 0;
+    if (!st)
+        return 0;
     for (vn_stanza *c = element_from(st->first_child); c; c = element_from(c->node.next))
         count++;
     return count;

@@ -35,6 +35,11 @@ vn_stanza *vn_stanza_new(const char *name, const char *ns);
 void vn_stanza_free(vn_stanza *st);             /* frees the whole subtree; NULL ok */
 vn_stanza *vn_stanza_copy(const vn_stanza *st); /* deep copy, detached */
 
+/* Lookups (vn_stanza_is, _attr, _child, _child_text, _first_element,
+ * _element_count) accept NULL and answer false/NULL/0, so a chain such as
+ * vn_stanza_attr(vn_stanza_child(iq, "query", ns), "ver") is safe on a
+ * payload that lacks the element: hostile input must not crash a handler. */
+
 /* Identity. */
 const char *vn_stanza_name(const vn_stanza *st);
 const char *vn_stanza_ns(const vn_stanza *st);

@@ -441,6 +441,22 @@ static void test_shared_serialization(void **state)
     vn_stanza_free(msg);
 }
 
+/* Lookups on a missing element answer "nothing" instead of crashing. */
+static void test_lookups_accept_null(void **state)
+{
+    vn_stanza *iq = vn_stanza_new("iq", VN_NS_CLIENT);
+    vn_stanza_add_child(iq, "quer", "jabber:iq:roster");
+    const vn_stanza *query = vn_stanza_child(iq, "query", "jabber:iq:roster");
+    assert_null(query);
+    assert_null(vn_stanza_attr(query, "ver"));
+    assert_null(vn_stanza_child(query, "item", NULL));
+    assert_null(vn_stanza_child_text(query, "item", NULL));
+    assert_null(vn_stanza_first_element(query));
+    assert_int_equal(vn_stanza_element_count(query), 0);
+    assert_false(vn_stanza_is(query, NULL, NULL));
+    vn_stanza_free(iq);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_iq_result),
         cmocka_unit_test(test_serialize_to_appends),
         cmocka_unit_test(test_shared_serialization),
+        cmocka_unit_test(test_lookups_accept_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
