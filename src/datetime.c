@@ -2,6 +2,7 @@
  * datetime.c - XEP-0082 DateTime profile: the timestamps of <delay/>,
  * MAM queries, MUC history and entity time, written and read in one place.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,13 +11,16 @@
 
 void vn_datetime_format(int64_t us, char out[VN_DATETIME_SIZE])
 {
-    time_t secs = (time_t)(us / 1000000);
+    int64_t fraction = us % 1000000;
+    if (fraction < 0) /* before 1970: whole seconds round down */
+        fraction += 1000000;
+    time_t secs = (time_t)((us - fraction) / 1000000);
     struct tm tm;
     char date[24];
 
     gmtime_r(&secs, &tm);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, VN_DATETIME_SIZE, "%.19s.%06uZ", date, (unsigned)(us % 1000000));
+    snprintf(out, VN_DATETIME_SIZE, "%.19s.%06uZ", date, (unsigned)fraction);
 }
 
 bool vn_datetime_parse(const char *text, int64_t *us)
@@ -49,8 +53,10 @@ bool vn_datetime_parse(const char *text, int64_t *us)
     }
     if (*p)
         return false;
+    /* -1 is also 1969-12-31T23:59:59Z: only errno tells an overflow apart. */
+    errno = 0;
     time_t secs = timegm(&tm);
-    if (secs < 0)
+    if (secs == (time_t)-1 && errno)
         return false;
     *us = ((int64_t)secs - offset_s) * 1000000 + fraction_us;
     return true;

@@ -77,6 +77,7 @@ static const char *parse_field(const vn_stanza *field, mam_query *q, const char 
 {
     const char *var = vn_stanza_attr(field, "var");
     const char *value = vn_stanza_child_text(field, "value", NS_DATA);
+    int64_t when;
 
     if (!var) {
         *text = "A form field has no var";
@@ -99,12 +100,20 @@ static const char *parse_field(const vn_stanza *field, mam_query *q, const char 
             return NULL;
         *text = "The with field is not a JID";
     } else if (strcmp(var, "start") == 0) {
-        if (vn_datetime_parse(value, &q->start_us) && q->start_us > 0)
+        /* Every archived stamp is after the epoch: a start at or before it
+         * (Dino asks for 1970-01-01T00:00:00Z) bounds nothing. */
+        if (vn_datetime_parse(value, &when)) {
+            q->start_us = when > 0 ? when : 0;
             return NULL;
+        }
         *text = "The start field is not a DateTime";
     } else if (strcmp(var, "end") == 0) {
-        if (vn_datetime_parse(value, &q->end_us) && q->end_us > 0)
+        /* ...and an end at or before it leaves nothing. */
+        if (vn_datetime_parse(value, &when)) {
+            q->end_us = when > 0 ? when : 0;
+            q->before_epoch = when <= 0;
             return NULL;
+        }
         *text = "The end field is not a DateTime";
     } else if (strcmp(var, "after-id") == 0) {
         q->form_after = parse_id(value);
@@ -303,6 +312,10 @@ int mam_query_run(vn_store *s, const char *host, const char *user, const mam_que
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
         if (named[i] && !id_exists(s, host, user, named[i], &rc))
             return rc == VN_STORE_OK ? VN_STORE_NOT_FOUND : rc;
+    if (q->before_epoch) { /* the store has no way to say "ends before 1970" */
+        page->has_total = page->complete = true;
+        return VN_STORE_OK;
+    }
 
     vn_archive_query filter = {.with = q->with,
                                .start_us = q->start_us,

@@ -27,6 +27,7 @@ typedef struct mam_query {
     char *with;           /* canonical JID, or NULL */
     int64_t start_us;     /* 0: unbounded; inclusive */
     int64_t end_us;       /* 0: unbounded; inclusive */
+    bool before_epoch;    /* 'end' at or before 1970: nothing matches */
     uint64_t form_after;  /* 'after-id' field; 0: none */
     uint64_t form_before; /* 'before-id' field; 0: none */
     uint64_t *ids;        /* 'ids' field, ascending and unique */

@@ -330,6 +330,18 @@ async def test_filters_with_start_end_and_ids():
     page = await mam_query(dave, fields=(('end', end),), rsm=[('max', '100')])
     assert page.ids == ids[:60] and page.complete == 'true', page.ids
 
+    # any XEP-0082 DateTime is a bound, the epoch and earlier too: Dino asks
+    # for everything since 1970-01-01T00:00:00Z on every login
+    for since in ('1970-01-01T00:00:00Z', '1969-12-31T23:59:59Z', '1969-07-20T20:17:40Z',
+                  '0001-01-01T00:00:00.000Z', '1970-01-01T01:00:00+01:00'):
+        page = await mam_query(dave, fields=(('start', since),), rsm=[('max', '100')])
+        assert page.ids == ids[:100] and page.count == str(len(ids)), (since, page.count)
+        page = await mam_query(dave, fields=(('start', since), ('end', end)),
+                               rsm=[('max', '100')])
+        assert page.ids == ids[:60] and page.complete == 'true', (since, page.ids)
+        page = await mam_query(dave, fields=(('end', since),))
+        assert page.ids == [] and page.complete == 'true' and page.count == '0', since
+
     # after-id and before-id are exclusive, and combine with RSM
     page = await mam_query(dave, fields=(('after-id', ids[9]), ('before-id', ids[20])))
     assert page.ids == ids[10:20] and page.complete == 'true', page.ids
