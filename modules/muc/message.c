@@ -37,15 +37,28 @@ static bool within_rate(const muc_room *room, muc_occupant *occ, vn_event *ev)
     return false;
 }
 
+/* A stanza-id a client would take for the room's own (XEP-0359 §3.3):
+ * 'by' names the room in any spelling that normalises to its JID. One
+ * that is not a JID at all names nobody, but is dropped as well. */
+static bool claims_room_stamp(const muc_room *room, const vn_stanza *sid)
+{
+    const char *by = vn_stanza_attr(sid, "by");
+    if (!by)
+        return false;
+    vn_jid *jid = vn_jid_parse(by);
+    bool claimed = !jid || vn_jid_equal(jid, room->jid);
+    vn_jid_free(jid);
+    return claimed;
+}
+
 /* Elements a sender must not forge: the room's ids. */
 static void strip_room_stamps(const muc_room *room, vn_stanza *msg)
 {
     vn_stanza *child = vn_stanza_first_element(msg);
     while (child) {
         vn_stanza *next = vn_stanza_next_element(child);
-        const char *by = vn_stanza_attr(child, "by");
         if (vn_stanza_is(child, "occupant-id", NS_OCCUPANT_ID) ||
-            (vn_stanza_is(child, "stanza-id", NS_SID) && by && strcmp(by, room->jid->bare) == 0) ||
+            (vn_stanza_is(child, "stanza-id", NS_SID) && claims_room_stamp(room, child)) ||
             vn_stanza_is(child, "x", NS_MUC_USER))
             vn_stanza_remove(child);
         child = next;

