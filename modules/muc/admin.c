@@ -9,7 +9,11 @@
  * a members-only room, 322 room became members-only); the lists by role
  * or affiliation. muc#owner: the configuration form (which unlocks a new
  * room) and destruction with an alternate venue. jabber:iq:register:
- * reserving a nick, which makes its holder a member.
+ * reserving a nick. A reservation is only that: membership (voice in a
+ * moderated room, the member list of a non-anonymous one, entry to a
+ * members-only one) is the admins' to give, so in a members-only room only
+ * those they made members reserve nicks, and in an open room a reservation
+ * leaves the affiliation as it is.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,8 +188,12 @@ static void admin_get(muc_room *room, vn_event *ev, const vn_stanza *query)
     vn_stanza *list = vn_stanza_add_child(reply, "query", NS_MUC_ADMIN);
     if (want && muc_affiliation_parse(vn_stanza_attr(want, "affiliation"), &affiliation) &&
         affiliation != MUC_AFF_NONE) {
-        if (by.affiliation < MUC_AFF_ADMIN &&
-            !(affiliation == MUC_AFF_MEMBER && by.affiliation == MUC_AFF_MEMBER)) {
+        /* XEP-0045 §5.1: the lists hold real JIDs, so they are for admins
+         * and owners; members see theirs only where every occupant sees
+         * real JIDs anyway (non-anonymous rooms). */
+        bool member_may = affiliation == MUC_AFF_MEMBER && by.affiliation == MUC_AFF_MEMBER &&
+                          room->config.whois_anyone;
+        if (by.affiliation < MUC_AFF_ADMIN && !member_may) {
             vn_stanza_free(reply);
             muc_iq_error(ev, "auth", "forbidden", "Only admins and owners see this list");
             return;
@@ -413,12 +421,7 @@ void muc_handle_register(muc_room *room, vn_event *ev)
         return;
     }
     if (vn_stanza_child(query, "remove", NS_REGISTER)) {
-        if (member) {
-            free(member->nick);
-            member->nick = NULL;
-            muc_room_set_affiliation(room, ev->from->bare,
-                                     aff == MUC_AFF_MEMBER ? MUC_AFF_NONE : aff, NULL);
-        }
+        muc_room_set_nick(room, ev->from->bare, NULL);
         muc_store_save(room);
         vn_route(vn_stanza_iq_result(ev->stanza));
         return;
@@ -438,11 +441,7 @@ void muc_handle_register(muc_room *room, vn_event *ev)
         muc_iq_error(ev, "cancel", "conflict", "That nickname is taken");
         return;
     }
-    if (aff < MUC_AFF_MEMBER)
-        muc_room_set_affiliation(room, ev->from->bare, MUC_AFF_MEMBER, NULL);
-    member = muc_room_member(room, ev->from->bare);
-    free(member->nick);
-    member->nick = nick;
+    muc_room_set_nick(room, ev->from->bare, nick);
     muc_store_save(room);
     vn_route(vn_stanza_iq_result(ev->stanza));
 }

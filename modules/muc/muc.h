@@ -166,6 +166,9 @@ muc_member *muc_room_member(const muc_room *room, const char *bare);
  * is registered); no side effects on occupants. */
 void muc_room_set_affiliation(muc_room *room, const char *bare, muc_affiliation a,
                               const char *reason);
+/* Reserves nick (taken over; NULL releases it) for bare, whose
+ * affiliation stays what it is. */
+void muc_room_set_nick(muc_room *room, const char *bare, char *nick);
 size_t muc_room_owner_count(const muc_room *room);
 const char *muc_room_nick_owner(const muc_room *room, const char *nick);
 

@@ -182,6 +182,29 @@ void muc_room_set_affiliation(muc_room *room, const char *bare, muc_affiliation 
     }
 }
 
+void muc_room_set_nick(muc_room *room, const char *bare, char *nick)
+{
+    muc_member *member = muc_room_member(room, bare);
+    if (!member && nick) {
+        member = vn_alloc(sizeof *member);
+        member->jid = vn_strdup(bare);
+        member->affiliation = MUC_AFF_NONE;
+        HASH_ADD_KEYPTR(hh, room->members, member->jid, strlen(member->jid), member);
+    }
+    if (!member) {
+        free(nick);
+        return;
+    }
+    free(member->nick);
+    member->nick = nick;
+    if (!nick && member->affiliation == MUC_AFF_NONE) {
+        HASH_DEL(room->members, member);
+        free(member->jid);
+        free(member->reason);
+        free(member);
+    }
+}
+
 size_t muc_room_owner_count(const muc_room *room)
 {
     size_t owners = 0;

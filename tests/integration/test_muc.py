@@ -667,7 +667,7 @@ async def test_nick_registration():
     assert await iq_error(carol, room, 'set', "<query xmlns='%s'><username>Bobby</username>"
                           "</query>" % NS_REGISTER) == ('cancel', 'conflict')
     pres = await join(bob, room, 'Bobby')
-    assert item(pres).get('affiliation') == 'member', pres
+    assert item(pres).get('affiliation') == 'none', pres  # a reservation, not membership
     reply = await iq_result(bob, room, 'get', "<query xmlns='%s' node='x-roomuser-item'/>"
                             % NS_DISCO_INFO)
     assert reply.xml.find('.//%s' % q(NS_DISCO_INFO, 'identity')).get('name') == 'Bobby'

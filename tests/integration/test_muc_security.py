@@ -34,6 +34,39 @@ def register(client, room, nick):
 MEMBER_LIST = "<query xmlns='%s'><item affiliation='member'/></query>" % NS_ADMIN
 
 
+async def test_registration_and_member_list_keep_real_jids_hidden():
+    alice, bob, carol = await login('alice'), await login('bob'), await login('carol')
+    room = room_jid('masks')
+    await create(alice, room, 'Alice', {'muc#roomconfig_moderatedroom': '1'})
+    await set_affiliation(alice, room, jid('bob'), 'member')
+    # a stranger reserves a nick in the open room: a reservation, not membership
+    await register(carol, room, 'Carla')
+    pres = await join(carol, room, 'Carla')
+    assert item(pres).get('affiliation') == 'none', pres
+    assert item(pres).get('role') == 'visitor', 'registering gave a voice: %s' % pres
+    # neither he nor a real member reads the member list of a semi-anonymous room
+    for who in (carol, bob):
+        assert await iq_error(who, room, 'get', MEMBER_LIST) == ('auth', 'forbidden')
+    members = await alice['xep_0045'].get_affiliation_list(room, 'member')
+    assert [str(j) for j in members] == [jid('bob')], members
+    # in a non-anonymous room everyone sees real JIDs anyway: members get the list
+    await configure(alice, room, {'muc#roomconfig_whois': 'anyone'})
+    reply = await iq_result(bob, room, 'get', MEMBER_LIST)
+    listed = [i.get('jid') for i in reply.xml.iter(q(NS_ADMIN, 'item'))]
+    assert listed == [jid('bob')], listed
+    # a member who drops his nick reservation stays a member
+    await register(bob, room, 'Bobby')
+    await iq_result(bob, room, 'set', "<query xmlns='%s'><remove/></query>" % NS_REGISTER)
+    members = await alice['xep_0045'].get_affiliation_list(room, 'member')
+    assert [str(j) for j in members] == [jid('bob')], members
+    # members-only: only those the admins made members reserve nicks
+    club = room_jid('masks-club')
+    await create(alice, club, 'Alice', {'muc#roomconfig_membersonly': '1'})
+    assert await iq_error(carol, club, 'set', "<query xmlns='%s'><username>Carla</username>"
+                          "</query>" % NS_REGISTER) == ('auth', 'registration-required')
+    await muc.close_all(alice, bob, carol)
+
+
 async def still_in_room(victim, room, nick, witness, witness_nick):
     """victim is still an occupant: it gets groupchat, its self-ping
     (XEP-0410) is answered, and witness saw no unavailable presence of it."""
@@ -75,5 +108,6 @@ def invite(client, room, who):
 
 
 if __name__ == '__main__':
-    harness.run([test_stanza_id_by_room_in_any_spelling_is_dropped],
+    harness.run([test_registration_and_member_list_keep_real_jids_hidden,
+                 test_stanza_id_by_room_in_any_spelling_is_dropped],
                 server=muc.server, setup=muc.setup)
