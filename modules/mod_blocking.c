@@ -25,6 +25,10 @@
  * the account's current presence again if the contact may see it (§3.4):
  * the module routes a probe from that JID to the account, which the
  * presence module answers by exactly those rules.
+ *
+ * A blocklist holds at most max_items entries: a block that would grow it
+ * beyond that is refused whole with <policy-violation/> (XEP-0191 leaves
+ * limits to the server; the entries already there keep working).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +72,35 @@ static bool is_blocked(const char *host, const char *user, const vn_jid *contact
             return true;
     }
     return false;
+}
+
+static bool count_entry(const char *key, const void *value, size_t len, void *ud)
+{
+    ++*(size_t *)ud;
+    return true;
+}
+
+/* How many of the command's items user@host's blocklist lacks. */
+static size_t new_entries(const char *host, const char *user, const vn_stanza *command)
+{
+    size_t added = 0;
+    for (const vn_stanza *item = vn_stanza_first_element(command); item;
+         item = vn_stanza_next_element(item))
+        added += !has_entry(host, user, vn_stanza_attr(item, "jid"));
+    return added;
+}
+
+/* Would the block command grow user@host's blocklist beyond max_items?
+ * VN_STORE_OK and *full set, or a store error. */
+static int check_room(const vn_module *m, const char *host, const char *user,
+                      const vn_stanza *command, bool *full)
+{
+    size_t entries = 0;
+    int rc =
+        vn_store_foreach(vn_server_store(), host, user, BLOCKLIST_STORE, count_entry, &entries);
+    *full = rc == VN_STORE_OK && (long long)(entries + new_entries(host, user, command)) >
+                                     vn_module_config_int(m, "max_items");
+    return rc;
 }
 
 static bool add_item(const char *key, const void *value, size_t len, void *ud)
@@ -264,6 +297,20 @@ static vn_hook_result blocklist_set(vn_event *ev, void *ud)
         vn_route_error(ev->stanza, "modify", condition, NULL);
         return VN_HANDLED;
     }
+    bool full = false;
+    if (strcmp(vn_stanza_name(command), "block") == 0 &&
+        check_room(ud, ev->host, ev->to->local, command, &full) != VN_STORE_OK) {
+        vn_route_error(ev->stanza, "wait", "internal-server-error", NULL);
+        vn_stanza_free(command);
+        return VN_HANDLED;
+    }
+    if (full) {
+        vn_log_info("blocking: the blocklist of %s is full", ev->to->bare);
+        vn_route_error(ev->stanza, "modify", "policy-violation",
+                       "The blocklist is full: unblock something first");
+        vn_stanza_free(command);
+        return VN_HANDLED;
+    }
     vn_stanza *unblocked = vn_stanza_new("unblock", NS_BLOCKING);
     if (apply_command(ev->host, ev->to->local, command, unblocked) != VN_STORE_OK) {
         vn_log_error("blocking: cannot update the blocklist of %s", ev->to->bare);
@@ -331,6 +378,11 @@ static vn_hook_result filter_outbound(vn_event *ev, void *ud)
 
 /* ---- module ---- */
 
+static const vn_config_key blocking_keys[] = {
+    {.name = "max_items", .type = VN_CONF_INT, .default_value = "1000", .min = 1, .max = 1000000},
+    {.name = NULL},
+};
+
 /* Filters run before anything else looks at the stanza. */
 #define FILTER_PRIORITY 1000
 
@@ -353,4 +405,5 @@ static void blocking_unload(vn_module *m)
     vn_disco_remove_feature(NS_BLOCKING);
 }
 
-VN_MODULE("blocking", "Blocking Command (XEP-0191)", NULL, blocking_load, blocking_unload, NULL);
+VN_MODULE("blocking", "Blocking Command (XEP-0191)", blocking_keys, blocking_load, blocking_unload,
+          NULL);

@@ -459,32 +459,46 @@ static vn_hook_result inbound_presence(vn_event *ev, void *ud)
 
 /* ---- presence a client sends to an address ---- */
 
-static void track_directed(vn_module *m, vn_event *ev, const char *type)
+/* Does contact have a subscription 'from' the account me (so that it gets
+ * the unavailable broadcast anyway)? */
+static bool is_subscriber(const vn_jid *me, const vn_jid *contact)
+{
+    vn_roster_item *item = NULL;
+    bool subscriber = vn_roster_get(vn_server_store(), me->domain, me->local, contact->bare,
+                                    &item) == VN_STORE_OK &&
+                      vn_subscription_has_from(item->subscription);
+    vn_roster_item_free(item);
+    return subscriber;
+}
+
+/* Remembers who got directed available presence, so that they get our
+ * unavailable presence later. False when the session already has
+ * max_directed of them: that presence must not go out, since nobody would
+ * tell its recipient when we leave. */
+static bool track_directed(vn_module *m, vn_event *ev, const char *type)
 {
     const vn_jid *me = ev->from;
     vn_jid *to = vn_jid_parse(vn_stanza_attr(ev->stanza, "to"));
+    bool tracked = true;
     if (!to || vn_jid_bare_equal(to, me)) {
         vn_jid_free(to);
-        return;
+        return true;
     }
     presence_state *state = session_state(m, ev->session);
     directed_entry *e = NULL;
     HASH_FIND_STR(state->directed, to->full, e);
     if (type && e) {
         forget_directed(state, e);
-    } else if (!type && !e) {
-        /* A subscriber gets the unavailable broadcast anyway. */
-        vn_roster_item *item = NULL;
-        if (vn_roster_get(vn_server_store(), me->domain, me->local, to->bare, &item) !=
-                VN_STORE_OK ||
-            !vn_subscription_has_from(item->subscription)) {
+    } else if (!type && !e && !is_subscriber(me, to)) {
+        tracked = HASH_COUNT(state->directed) < (size_t)vn_module_config_int(m, "max_directed");
+        if (tracked) {
             e = vn_alloc(sizeof *e);
             e->jid = vn_strdup(to->full);
             HASH_ADD_KEYPTR(hh, state->directed, e->jid, strlen(e->jid), e);
         }
-        vn_roster_item_free(item);
     }
     vn_jid_free(to);
+    return tracked;
 }
 
 /* "stanza/in": subscription stanzas go through the state machine; directed
@@ -501,8 +515,18 @@ static vn_hook_result client_presence(vn_event *ev, void *ud)
     }
     if (is_type(type, "probe"))
         vn_stanza_set_attr(ev->stanza, "from", ev->from->bare);
-    else if (!type || is_type(type, "unavailable"))
-        track_directed(ud, ev, type);
+    else if ((!type || is_type(type, "unavailable")) && !track_directed(ud, ev, type)) {
+        vn_log_info("presence: %s has sent directed presence to too many addresses",
+                    ev->from->full);
+        vn_stanza *reply =
+            vn_stanza_error_reply(ev->stanza, "modify", "policy-violation",
+                                  "Directed presence to too many addresses: send unavailable "
+                                  "to some first");
+        if (reply)
+            vn_session_send(ev->session, reply);
+        vn_stanza_free(reply);
+        return VN_HANDLED;
+    }
     return VN_PASS;
 }
 
@@ -513,6 +537,11 @@ static vn_hook_result add_stream_feature(vn_event *ev, void *ud)
 }
 
 /* ---- module ---- */
+
+static const vn_config_key presence_keys[] = {
+    {.name = "max_directed", .type = VN_CONF_INT, .default_value = "1000", .min = 1, .max = 100000},
+    {.name = NULL},
+};
 
 static int presence_load(vn_module *m)
 {
@@ -535,5 +564,5 @@ static void presence_unload(vn_module *m)
     vn_hook_remove("stream/features", add_stream_feature, m);
 }
 
-VN_MODULE("presence", "Presence and subscriptions (RFC 6121 §3, §4)", NULL, presence_load,
+VN_MODULE("presence", "Presence and subscriptions (RFC 6121 §3, §4)", presence_keys, presence_load,
           presence_unload, NULL);

@@ -20,6 +20,7 @@ CAROL = 'carol@' + harness.DOMAIN
 DAVE = 'dave@' + harness.DOMAIN
 PASSWORD = 'secret-password'
 OFFLINE_QUOTA = 4
+BLOCKLIST_MAX = 3
 NS_DELAY = 'urn:xmpp:delay'
 NS_BLOCKING = 'urn:xmpp:blocking'
 NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors'
@@ -34,8 +35,9 @@ class Server(harness.Server):
             f.write('  offline:\n'
                     '    max_messages: %d\n'
                     '  blocking:\n'
+                    '    max_items: %d\n'
                     '  last:\n'
-                    '  time:\n' % OFFLINE_QUOTA)
+                    '  time:\n' % (OFFLINE_QUOTA, BLOCKLIST_MAX))
 
 
 server = Server()
@@ -287,6 +289,31 @@ async def test_block_with_invalid_jid_is_jid_malformed():
     await bob.close()
 
 
+async def test_blocklist_is_capped_at_max_items():
+    dave = await login(DAVE + '/cap')
+    await dave['xep_0191'].block(['one@example.org', 'two@example.org'])
+    # past max_items the whole command is refused, nothing of it applied
+    iq = dave.make_iq_set()
+    iq.xml.append(slixmpp.xmlstream.ET.fromstring(
+        "<block xmlns='%s'><item jid='three@example.org'/><item jid='four@example.org'/>"
+        "</block>" % NS_BLOCKING))
+    error = (await dave.iq_error(iq)).xml.find('{jabber:client}error')
+    # slixmpp does not know RFC 6120's policy-violation: read the XML
+    assert error.get('type') == 'modify' and error.find(
+        '{urn:ietf:params:xml:ns:xmpp-stanzas}policy-violation') is not None, error
+    blocklist = await dave['xep_0191'].get_blocked()
+    assert sorted(str(jid) for jid in blocklist['blocklist']['items']) == [
+        'one@example.org', 'two@example.org'], blocklist
+    # what is already listed does not count twice; up to the cap is fine
+    await dave['xep_0191'].block(['Two@example.org', 'three@example.org'])
+    blocklist = await dave['xep_0191'].get_blocked()
+    assert len(blocklist['blocklist']['items']) == BLOCKLIST_MAX, blocklist
+    await dave['xep_0191'].unblock(['one@example.org'])
+    await dave['xep_0191'].block(['four@example.org'])
+    await dave['xep_0191'].unblock([])
+    await dave.close()
+
+
 # ------------------------------------------------------ last activity, time
 
 async def test_last_activity_of_own_account_and_server():
@@ -336,6 +363,7 @@ if __name__ == '__main__':
                  test_block_filters_both_ways_and_pushes_to_resources,
                  test_domain_block_matches_its_users_and_unblock_all_empties_the_list,
                  test_block_with_invalid_jid_is_jid_malformed,
+                 test_blocklist_is_capped_at_max_items,
                  test_last_activity_of_own_account_and_server,
                  test_entity_time_of_the_server],
                 server=server, setup=setup)

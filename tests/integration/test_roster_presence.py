@@ -17,6 +17,7 @@ import harness
 D = harness.DOMAIN
 PASSWORD = 'secret-password'
 MAX_ITEMS = 5
+MAX_DIRECTED = 2
 NS_ROSTER = 'jabber:iq:roster'
 IQ = harness.qname(harness.NS_CLIENT, 'iq')
 PRESENCE = harness.qname(harness.NS_CLIENT, 'presence')
@@ -25,7 +26,7 @@ QUERY = harness.qname(NS_ROSTER, 'query')
 ITEM = harness.qname(NS_ROSTER, 'item')
 GROUP = harness.qname(NS_ROSTER, 'group')
 ACCOUNTS = ['ra', 'rerr', 'sa', 'sb', 'pa', 'pb', 'qa', 'qb', 'fa', 'fb', 'fc', 'ua', 'ub',
-            'da', 'db', 'na', 'nb', 'xa', 'xb']
+            'da', 'db', 'na', 'nb', 'xa', 'xb', 'ma', 'mb']
 
 
 class Server(harness.Server):
@@ -34,7 +35,8 @@ class Server(harness.Server):
     def write_config(self):
         super().write_config()
         with open(self.config_path, 'a') as f:
-            f.write('  roster:\n    max_items: %d\n  presence:\n' % MAX_ITEMS)
+            f.write('  roster:\n    max_items: %d\n  presence:\n    max_directed: %d\n' %
+                    (MAX_ITEMS, MAX_DIRECTED))
 
 
 server = Server()
@@ -539,6 +541,30 @@ def test_directed_presence():
     b.close()
 
 
+def test_directed_presence_list_is_capped():
+    a, b = Conn('ma', '1'), Conn('mb', '1')
+    go_online([a, b])
+    for resource in ('1', '2'):
+        a.send("<presence to='mb@localhost/%s'/>" % resource)
+    b.presence('ma@localhost/1')
+    # one more address than max_directed: refused, and never delivered
+    a.send("<presence id='p3' to='mb@localhost/3'/>")
+    error = a.take(lambda e: e.tag == PRESENCE and e.get('type') == 'error', 'presence error')
+    assert error.get('id') == 'p3' and error_of(error) == ('modify', ['policy-violation']), (
+        harness.tostring(error))
+    # presence to an address already told costs nothing; unavailable frees a place
+    a.send("<presence to='mb@localhost/1'><show>away</show></presence>")
+    b.presence('ma@localhost/1')
+    a.send("<presence to='mb@localhost/2' type='unavailable'/>")
+    a.send("<presence to='mb@localhost/3'/>")
+    a.quiet()
+    # and the unavailable presence at the end reaches every remembered address
+    a.kill()
+    b.presence('ma@localhost/1', 'unavailable')
+    b.quiet()
+    b.close()
+
+
 def test_negative_priority_gets_no_bare_jid_messages():
     low, high, sender = Conn('na', 'low'), Conn('na', 'high'), Conn('nb', '1')
     go_online([low, high, sender], {low.jid: '<priority>-1</priority>',
@@ -595,6 +621,7 @@ if __name__ == '__main__':
                  test_presence_fan_out_over_three_accounts,
                  test_unavailable_on_ungraceful_disconnect,
                  test_directed_presence,
+                 test_directed_presence_list_is_capped,
                  test_negative_priority_gets_no_bare_jid_messages,
                  test_slixmpp_clients_subscribe_and_see_each_other],
                 server=server, setup=setup)
