@@ -26,7 +26,7 @@ void muc_config_defaults(muc_config *cfg, const muc_limits *limits)
 {
     *cfg = (muc_config){
         .public_room = true,
-        .allow_invites = true,
+        .allow_invites = false, /* XEP-0045 §7.8.2: in members-only rooms, admins invite */
         .change_subject = false,
         .allow_pm = MUC_PM_ANYONE,
         .max_occupants = limits->max_occupants,

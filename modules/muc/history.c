@@ -199,15 +199,21 @@ void muc_send_history(muc_room *room, const vn_jid *to, const vn_stanza *history
 
 /* ---- MAM (XEP-0313) on the room JID ---- */
 
+/* XEP-0313 §5.1.2: the archive is for those who may enter the room. */
 static bool may_read_archive(const muc_room *room, const vn_jid *who)
 {
     muc_affiliation aff = muc_room_affiliation(room, who->bare);
+    bool occupant = muc_occupant_by_session(room, who) != NULL;
     if (aff == MUC_AFF_OUTCAST)
         return false;
-    if (room->config.members_only)
-        return aff >= MUC_AFF_MEMBER;
-    return room->config.public_room || aff >= MUC_AFF_MEMBER ||
-           muc_occupant_by_session(room, who) != NULL;
+    if (room->config.members_only && aff < MUC_AFF_MEMBER)
+        return false;
+    /* Everyone but an owner enters a password-protected room with the
+     * password: being in the room is what proves having it. */
+    if (room->config.password_protected && aff < MUC_AFF_OWNER && !occupant)
+        return false;
+    return room->config.members_only || room->config.public_room || aff >= MUC_AFF_MEMBER ||
+           occupant;
 }
 
 static void mam_form(vn_event *ev)

@@ -186,10 +186,13 @@ static void relay_invite(muc_room *room, vn_event *ev, const vn_stanza *invite)
         vn_route_error(ev->stanza, "modify", "not-acceptable", "You are not in the room");
         return;
     }
+    /* XEP-0045 §7.8.2: an invitation to a members-only room makes the
+     * invitee a member, which is the admins' to decide unless the room
+     * lets occupants invite (muc#roomconfig_allowinvites, off by default).
+     * Into an open room, which anyone may enter, any occupant invites. */
     muc_affiliation aff = muc_room_affiliation(room, ev->from->bare);
-    bool may_invite = room->config.allow_invites || sender->role == MUC_ROLE_MODERATOR;
-    if (room->config.members_only && !room->config.allow_invites && aff < MUC_AFF_ADMIN)
-        may_invite = false;
+    bool may_invite =
+        !room->config.members_only || room->config.allow_invites || aff >= MUC_AFF_ADMIN;
     if (!may_invite) {
         vn_route_error(ev->stanza, "auth", "forbidden", "You may not invite to this room");
         return;

@@ -107,7 +107,57 @@ def invite(client, room, who):
                     % (room, NS_USER, who))
 
 
+async def test_members_do_not_invite_into_members_only_room_by_default():
+    alice, bob, carol = await login('alice'), await login('bob'), await login('carol')
+    room = room_jid('gated')
+    await create(alice, room, 'Alice', {'muc#roomconfig_membersonly': '1'})
+    reply = await iq_result(alice, room, 'get', "<query xmlns='%s#owner'/>" % muc.NS_MUC)
+    field = reply.xml.find(".//%s[@var='muc#roomconfig_allowinvites']" % q(muc.NS_DATA, 'field'))
+    assert field.findtext(q(muc.NS_DATA, 'value')) == '0', harness.tostring(field)
+    await set_affiliation(alice, room, jid('bob'), 'member')
+    await join(bob, room, 'Bob')
+    invite(bob, room, jid('carol'))
+    err = await message_from(bob, room, lambda m: m['type'] == 'error')
+    assert error_of(err) == ('auth', 'forbidden'), err
+    assert await muc.join_error(carol, room, 'Carol') == ('auth', 'registration-required')
+    # the owner may let members invite
+    await configure(alice, room, {'muc#roomconfig_allowinvites': '1'})
+    invite(bob, room, jid('carol'))
+    pres = await join(carol, room, 'Carol')
+    assert item(pres).get('affiliation') == 'member', pres
+    # an open room: an invitation grants nothing, so any occupant may send one
+    hall = room_jid('hall')
+    await create(alice, hall, 'Alice')
+    await join(bob, hall, 'Bob')
+    carol.send_presence()
+    await carol.ping()
+    invite(bob, hall, jid('carol'))
+    await message_from(carol, hall, lambda m: m.xml.find(q(NS_USER, 'x')) is not None)
+    await muc.close_all(alice, bob, carol)
+
+
+async def test_password_protected_archive():
+    alice, bob = await login('alice'), await login('bob')
+    room = room_jid('vault')
+    await create(alice, room, 'Alice', {'muc#roomconfig_passwordprotectedroom': '1',
+                                        'muc#roomconfig_roomsecret': 'sesame'})
+    muc.groupchat(alice, room, 'the combination')
+    await reflected(alice, room, 'Alice', 'the combination')
+    query = "<query xmlns='%s'/>" % NS_MAM
+    assert await iq_error(bob, room, 'set', query) == ('auth', 'forbidden')
+    # a member still needs the password to enter, so to read
+    await set_affiliation(alice, room, jid('bob'), 'member')
+    assert await iq_error(bob, room, 'set', query) == ('auth', 'forbidden')
+    await join(bob, room, 'Bob', '<password>sesame</password>')
+    results, _ = await muc.mam(bob, room)
+    bodies = [muc.archived(r).findtext(q(harness.NS_CLIENT, 'body')) for r in results]
+    assert bodies == ['the combination'], bodies
+    await muc.close_all(alice, bob)
+
+
 if __name__ == '__main__':
     harness.run([test_registration_and_member_list_keep_real_jids_hidden,
-                 test_stanza_id_by_room_in_any_spelling_is_dropped],
+                 test_stanza_id_by_room_in_any_spelling_is_dropped,
+                 test_members_do_not_invite_into_members_only_room_by_default,
+                 test_password_protected_archive],
                 server=muc.server, setup=muc.setup)
