@@ -10,6 +10,10 @@
  * Files live in <data_dir>/upload/<token>. Bodies are written and files
  * read on worker threads, one job at a time per request, so the loop never
  * waits on the disk. A daily timer removes files older than expire_days.
+ * A slot has at most one PUT in progress (a second one gets 409 Conflict)
+ * and none once it is done, so a file never changes after its 201. Web
+ * pages on other origins may PUT and GET (CORS is answered by the HTTP
+ * server, limited by http.allowed_origins).
  *
  * Store layout (TOKEN_HOST, never a domain name, holds what is found by
  * token alone):
@@ -29,6 +33,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uthash.h>
 #include <vestnik/http.h>
 #include <vestnik/module.h>
 
@@ -374,10 +379,16 @@ typedef struct transfer {
     char *read_buf;     /* GET: IO_CHUNK bytes */
     size_t read_len;
     uint64_t offset; /* GET: bytes read so far */
+    bool writer;     /* PUT: in `writers` */
+    UT_hash_handle hh;
 } transfer;
+
+static transfer *writers; /* PUTs in progress, by token: one per slot */
 
 static void transfer_free(transfer *t)
 {
+    if (t->writer)
+        HASH_DEL(writers, t);
     if (t->fd >= 0)
         close(t->fd);
     slot_record_free(&t->record);
@@ -690,7 +701,16 @@ static void on_upload_headers(vn_http_request *req, void *ud)
         respond_text(req, status, status == 403 ? "bad or expired signature\n" : "slot mismatch\n");
         return;
     }
-    transfer_new(req, token, &r);
+    transfer *t;
+    HASH_FIND_STR(writers, token, t);
+    if (t) {
+        slot_record_free(&r);
+        respond_text(req, 409, "another upload to this slot is in progress\n");
+        return;
+    }
+    t = transfer_new(req, token, &r);
+    t->writer = true;
+    HASH_ADD_KEYPTR(hh, writers, t->token, strlen(t->token), t);
 }
 
 static void on_upload_body(vn_http_request *req, const char *data, size_t len, void *ud)
@@ -749,7 +769,10 @@ static void on_upload_abort(vn_http_request *req, void *ud)
         transfer_drop(t);
 }
 
+static const vn_http_cors upload_cors = {.methods = "GET, HEAD, PUT", .headers = "Content-Type"};
+
 static const vn_http_handler upload_handler = {
+    .cors = &upload_cors,
     .on_headers = on_upload_headers,
     .on_body = on_upload_body,
     .on_request = on_upload_request,

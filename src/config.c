@@ -11,10 +11,12 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "vestnik/jid.h"
@@ -79,6 +81,7 @@ static void load_modules(loader *ld, const vn_conf_node *map, int line);
 static void load_components(loader *ld, const vn_conf_node *list, int line);
 static void load_s2s_allow(loader *ld, const vn_conf_node *list, int line);
 static void load_s2s_deny(loader *ld, const vn_conf_node *list, int line);
+static void load_allowed_origins(loader *ld, const vn_conf_node *value, int line);
 static void load_s2s_peers(loader *ld, const vn_conf_node *list, int line);
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
@@ -155,6 +158,7 @@ static const field_spec http_fields[] = {
     {CFG("bosh_max_wait", FIELD_UNSIGNED, bosh_max_wait), .min = 1, .max = 3600},
     {CFG("bosh_max_hold", FIELD_UNSIGNED, bosh_max_hold), .min = 1, .max = 8},
     {CFG("bosh_inactivity", FIELD_UNSIGNED, bosh_inactivity), .min = 10, .max = 86400},
+    {.name = "allowed_origins", .kind = FIELD_CUSTOM, .load = load_allowed_origins},
     {.name = NULL},
 };
 
@@ -705,6 +709,49 @@ static void load_s2s_deny(loader *ld, const vn_conf_node *list, int line)
     load_domain_list(ld, list, line, "deny", &ld->cfg->s2s_deny, &ld->cfg->n_s2s_deny);
 }
 
+/* ---- http ---- */
+
+/* "scheme://host[:port]" as browsers send it in Origin, lower-cased; NULL
+ * if the text is not one. */
+static char *web_origin(const char *text)
+{
+    size_t scheme = strncasecmp(text, "https://", 8) == 0  ? 8
+                    : strncasecmp(text, "http://", 7) == 0 ? 7
+                                                           : 0;
+    if (!scheme || !text[scheme] || strcspn(text + scheme, "/?#@ \t") != strlen(text + scheme))
+        return NULL;
+    char *origin = vn_strdup(text);
+    for (char *p = origin; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return origin;
+}
+
+/* http.allowed_origins: "*" (the default: any), or a list of origins. */
+static void load_allowed_origins(loader *ld, const vn_conf_node *value, int line)
+{
+    vn_config *cfg = ld->cfg;
+
+    if (vn_conf_is_null(value) || (value->type == VN_NODE_SCALAR && strcmp(value->value, "*") == 0))
+        return;
+    if (value->type != VN_NODE_SEQ) {
+        fail(ld, line, "http: 'allowed_origins' must be \"*\" or a list of origins");
+        return;
+    }
+    cfg->http_allowed_origins = vn_alloc((value->count + 1) * sizeof *cfg->http_allowed_origins);
+    for (size_t i = 0; i < value->count; i++) {
+        const vn_conf_node *item = value->items[i];
+        char *origin =
+            item->type == VN_NODE_SCALAR && !vn_conf_is_null(item) ? web_origin(item->value) : NULL;
+        if (!origin)
+            fail(ld, item->line,
+                 "http: 'allowed_origins' entries are origins like https://chat.example.org "
+                 "(scheme, host, optional port; no path)");
+        else
+            cfg->http_allowed_origins[cfg->n_http_allowed_origins++] = origin;
+    }
+    cfg->http_origins_restricted = true;
+}
+
 static void s2s_peer_free(vn_s2s_peer_conf *p)
 {
     free(p->domain);
@@ -889,6 +936,9 @@ void vn_config_free(vn_config *cfg)
     for (size_t i = 0; i < cfg->n_s2s_deny; i++)
         free(cfg->s2s_deny[i]);
     free(cfg->s2s_deny);
+    for (size_t i = 0; i < cfg->n_http_allowed_origins; i++)
+        free(cfg->http_allowed_origins[i]);
+    free(cfg->http_allowed_origins);
     for (size_t i = 0; i < cfg->n_s2s_peers; i++)
         s2s_peer_free(&cfg->s2s_peers[i]);
     free(cfg->s2s_peers);

@@ -15,6 +15,10 @@
  * body (carrying a stream error, if any, under condition
  * 'remote-stream-error') and the session ends; a client that had no
  * request held then hears 'item-not-found' on its next one.
+ *
+ * Web pages on other origins may use it (CORS, answered by the HTTP
+ * server) when http.allowed_origins lets them; a session counts as one
+ * client connection for limits.max_connections_per_ip.
  */
 #include <inttypes.h>
 #include <openssl/rand.h>
@@ -22,6 +26,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "abuse_limits.h"
 #include "c2s.h"
 #include "server.h"
 #include "vestnik/http.h"
@@ -90,7 +95,6 @@ static void flush(bosh_session *s);
 static void respond(vn_http_request *req, const char *body, size_t len)
 {
     vn_http_request_set_data(req, NULL);
-    vn_http_response_header(req, "Access-Control-Allow-Origin", "*");
     vn_http_respond(req, 200, "text/xml; charset=utf-8", body, len);
 }
 
@@ -186,6 +190,7 @@ static void destroy(bosh_session *s)
     for (unsigned i = 0; i < s->requests; i++)
         free(s->sent[i].body);
     vn_buf_free(&s->out);
+    vn_limits_connection_closed(s->peer_ip);
     free(s->peer_ip);
     free(s->to);
     free(s->stream_id);
@@ -446,9 +451,16 @@ static unsigned requested(const vn_stanza *body, const char *name, unsigned fall
 static void create_session(vn_http_request *req, uint64_t rid, vn_stanza *body)
 {
     const vn_config *cfg = vn_srv.cfg;
-    bosh_session *s = vn_alloc(sizeof *s);
     unsigned char random[16];
 
+    if (!vn_limits_connection_open(vn_http_request_peer_ip(req))) {
+        vn_log_info("c2s %s: BOSH session refused: too many connections from the address",
+                    vn_http_request_peer_ip(req));
+        vn_stanza_free(body);
+        respond_error(req, "policy-violation");
+        return;
+    }
+    bosh_session *s = vn_alloc(sizeof *s);
     if (RAND_bytes(random, sizeof random) != 1)
         abort();
     for (size_t i = 0; i < sizeof random; i++)
@@ -487,17 +499,16 @@ static void on_request(vn_http_request *req, void *ud)
         vn_http_respond(req, 404, "text/plain; charset=utf-8", "Not found\n", 10);
         return;
     }
-    if (strcmp(method, "OPTIONS") == 0) {
-        vn_http_response_header(req, "Access-Control-Allow-Origin", "*");
-        vn_http_response_header(req, "Access-Control-Allow-Methods", "POST, OPTIONS");
-        vn_http_response_header(req, "Access-Control-Allow-Headers", "Content-Type");
-        vn_http_response_header(req, "Access-Control-Max-Age", "86400");
-        vn_http_respond(req, 200, NULL, NULL, 0);
+    if (!vn_http_request_origin_allowed(req)) {
+        static const char why[] = "403 Forbidden: origin not in http.allowed_origins\n";
+        vn_log_info("c2s %s: BOSH request from origin %s refused", vn_http_request_peer_ip(req),
+                    vn_http_request_header(req, "Origin"));
+        vn_http_respond(req, 403, "text/plain; charset=utf-8", why, sizeof why - 1);
         return;
     }
     if (strcmp(method, "POST") != 0) {
         static const char why[] = "XMPP over BOSH: POST <body/> wrappers here\n";
-        vn_http_response_header(req, "Allow", "POST, OPTIONS");
+        vn_http_response_header(req, "Allow", "POST");
         vn_http_respond(req, 405, "text/plain; charset=utf-8", why, sizeof why - 1);
         return;
     }
@@ -553,9 +564,12 @@ static void on_abort(vn_http_request *req, void *ud)
         }
 }
 
+static const vn_http_cors bosh_cors = {.methods = "POST", .headers = "Content-Type"};
+
 static const vn_http_handler bosh_handler = {
     .on_request = on_request,
     .on_abort = on_abort,
+    .cors = &bosh_cors,
 };
 
 void vn_bosh_init(void)

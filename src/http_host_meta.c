@@ -69,8 +69,6 @@ static void on_request(vn_http_request *req, void *ud)
         vn_buf_append_xml_escaped(&body, bosh, strlen(bosh));
         vn_buf_append_str(&body, "'/>\n</XRD>\n");
     }
-    /* Web clients on other origins read it (XEP-0156 §3). */
-    vn_http_response_header(req, "Access-Control-Allow-Origin", "*");
     vn_http_respond(req, 200, json ? "application/json" : "application/xrd+xml", body.data,
                     body.len);
     vn_buf_free(&body);
@@ -79,7 +77,11 @@ static void on_request(vn_http_request *req, void *ud)
     free(auth);
 }
 
-static const vn_http_handler host_meta_handler = {.on_request = on_request};
+/* Web clients on other origins read it (XEP-0156 §3). */
+static const vn_http_cors host_meta_cors = {.methods = "GET, HEAD"};
+
+static const vn_http_handler host_meta_handler = {.on_request = on_request,
+                                                  .cors = &host_meta_cors};
 
 void vn_host_meta_init(void)
 {

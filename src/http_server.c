@@ -10,8 +10,16 @@
  * A per-connection timer serves one purpose at a time: the request timeout
  * (from the first byte of a request until its headers are in, and again
  * between reads of its body), the keep-alive idle timeout between requests,
- * or polling for room in the output queue while a streamed response waits
- * for it (vn_conn reports no drain event).
+ * polling for room in the output queue while a streamed response waits
+ * for it (vn_conn reports no drain event), or resuming with a pipelined
+ * request on the next loop turn. A response that finishes outside
+ * process_input (from a route's timer or worker job) never dispatches the
+ * next request from inside that call: the route's own state may be in the
+ * middle of a change there.
+ *
+ * CORS (vestnik/http.h): the Origin of a request to a route with a
+ * vn_http_cors is checked once its headers are in; preflights are answered
+ * here and never reach a route.
  */
 #include "http_server.h"
 
@@ -42,7 +50,7 @@ typedef struct header {
     char *value;
 } header;
 
-typedef enum { TIMER_OFF, TIMER_REQUEST, TIMER_IDLE, TIMER_WRITABLE } timer_purpose;
+typedef enum { TIMER_OFF, TIMER_REQUEST, TIMER_IDLE, TIMER_WRITABLE, TIMER_RESUME } timer_purpose;
 
 typedef struct http_conn http_conn;
 
@@ -63,9 +71,12 @@ struct vn_http_request {
     size_t body_bytes;
     bool keep_alive;
     bool upgrade;
-    bool complete;    /* the whole request was read */
-    bool responding;  /* the response has started */
-    uint64_t to_send; /* body bytes of a streamed response still due */
+    bool preflight;           /* a CORS preflight, answered by the server */
+    const vn_http_cors *cors; /* of the route */
+    char *allow_origin;       /* Access-Control-Allow-Origin for the response */
+    bool complete;            /* the whole request was read */
+    bool responding;          /* the response has started */
+    uint64_t to_send;         /* body bytes of a streamed response still due */
     vn_buf response_headers;
     void *data;
 };
@@ -165,6 +176,7 @@ static void request_free(vn_http_request *req)
     free(req->headers);
     free(req->path);
     free(req->query);
+    free(req->allow_origin);
     vn_buf_free(&req->url);
     vn_buf_free(&req->field);
     vn_buf_free(&req->value);
@@ -233,6 +245,64 @@ bool vn_http_request_is_tls(const vn_http_request *req)
 const char *vn_http_request_peer_ip(const vn_http_request *req)
 {
     return vn_conn_peer_ip(req->hc->conn);
+}
+
+/* ---- origins ---- */
+
+/* The request's Origin is the server itself as the client reached it. */
+static bool is_same_origin(const vn_http_request *req, const char *origin)
+{
+    const char *host = vn_http_request_header(req, "Host");
+    const char *scheme = req->hc->tls ? "https://" : "http://";
+    size_t scheme_len = strlen(scheme);
+
+    return host && strncasecmp(origin, scheme, scheme_len) == 0 &&
+           strcasecmp(origin + scheme_len, host) == 0;
+}
+
+bool vn_http_request_origin_allowed(const vn_http_request *req)
+{
+    const vn_config *cfg = vn_srv.cfg;
+    const char *origin = vn_http_request_header(req, "Origin");
+
+    if (!origin || !cfg->http_origins_restricted || is_same_origin(req, origin))
+        return true;
+    for (size_t i = 0; i < cfg->n_http_allowed_origins; i++)
+        if (strcasecmp(origin, cfg->http_allowed_origins[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Whether token is one of the comma-separated list (case-insensitive). */
+static bool list_has(const char *list, const char *token, size_t token_len)
+{
+    for (const char *p = list; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, " \t,");
+        if (len && len == token_len && strncasecmp(p, token, len) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+/* Headers-complete: what the response to a page on another origin says. */
+static void check_origin(vn_http_request *req)
+{
+    const char *origin = vn_http_request_header(req, "Origin");
+
+    req->cors = req->route ? req->route->handler->cors : NULL;
+    req->preflight =
+        strcmp(req->method, "OPTIONS") == 0 &&
+        (req->cors || (origin && vn_http_request_header(req, "Access-Control-Request-Method")));
+    if (req->preflight)
+        req->route = NULL; /* the server answers it */
+    if (!req->cors)
+        return;
+    if (!vn_srv.cfg->http_origins_restricted)
+        req->allow_origin = vn_strdup("*");
+    else if (origin && vn_http_request_origin_allowed(req))
+        req->allow_origin = vn_strdup(origin);
 }
 
 void *vn_http_request_data(const vn_http_request *req)
@@ -326,6 +396,13 @@ static void write_head(vn_http_request *req, int status, const char *content_typ
                   status_text(status), date, (unsigned long long)content_length);
     if (content_type)
         vn_buf_printf(&head, "Content-Type: %s\r\n", content_type);
+    if (req->allow_origin) {
+        vn_buf_printf(&head, "Access-Control-Allow-Origin: %s\r\n", req->allow_origin);
+        if (req->cors->expose)
+            vn_buf_printf(&head, "Access-Control-Expose-Headers: %s\r\n", req->cors->expose);
+    }
+    if (req->cors && vn_srv.cfg->http_origins_restricted)
+        vn_buf_append_str(&head, "Vary: Origin\r\n");
     vn_buf_append(&head, req->response_headers.data, req->response_headers.len);
     vn_buf_printf(&head, "Connection: %s\r\n\r\n", hc->closing ? "close" : "keep-alive");
     vn_conn_write(hc->conn, head.data, head.len);
@@ -345,8 +422,10 @@ static void finish_response(vn_http_request *req)
         return;
     }
     http_parser_pause(&hc->parser, 0);
-    set_timer(hc, TIMER_IDLE, hc->keepalive_timeout_ms);
-    process_input(hc);
+    if (hc->processing || hc->input.len == 0)
+        set_timer(hc, TIMER_IDLE, hc->keepalive_timeout_ms); /* process_input goes on */
+    else
+        set_timer(hc, TIMER_RESUME, 0);
 }
 
 void vn_http_respond(vn_http_request *req, int status, const char *content_type, const void *body,
@@ -518,6 +597,7 @@ static int on_headers_complete(http_parser *p)
         return -1;
     }
     req->route = find_route(req->path);
+    check_origin(req);
     if (req->route && req->route->handler->on_headers) {
         req->route->handler->on_headers(req, req->route->ud);
         if (hc->req != req || req->responding)
@@ -590,11 +670,68 @@ static void answer_health(vn_http_request *req)
     vn_http_respond(req, 200, "text/plain", "ok\n", 3);
 }
 
+static void refuse_preflight(vn_http_request *req, const char *origin, const char *why)
+{
+    static const char body[] = "403 Forbidden: cross-origin request not allowed\n";
+
+    vn_log_info("http from %s: CORS preflight for %s from origin %s refused: %s",
+                vn_conn_peer_ip(req->hc->conn), req->path, origin, why);
+    free(req->allow_origin); /* nothing of the answer is for the page */
+    req->allow_origin = NULL;
+    vn_http_respond(req, 403, "text/plain; charset=utf-8", body, sizeof body - 1);
+}
+
+/* OPTIONS with Origin and Access-Control-Request-Method (Fetch standard,
+ * CORS protocol): 204 with what the route allows, or 403. A plain OPTIONS
+ * to a CORS route: 204 with Allow. */
+static void answer_preflight(vn_http_request *req)
+{
+    const char *origin = vn_http_request_header(req, "Origin");
+    const char *method = vn_http_request_header(req, "Access-Control-Request-Method");
+    const char *headers = vn_http_request_header(req, "Access-Control-Request-Headers");
+
+    if (req->cors && (!origin || !method)) {
+        char *allow = vn_asprintf("%s, OPTIONS", req->cors->methods);
+        vn_http_response_header(req, "Allow", allow);
+        free(allow);
+        vn_http_respond(req, 204, NULL, NULL, 0);
+        return;
+    }
+    if (!req->cors) {
+        refuse_preflight(req, origin, "the path takes no cross-origin requests");
+        return;
+    }
+    if (!req->allow_origin) {
+        refuse_preflight(req, origin, "origin not in http.allowed_origins");
+        return;
+    }
+    if (!list_has(req->cors->methods, method, strlen(method))) {
+        refuse_preflight(req, origin, "method not allowed");
+        return;
+    }
+    for (const char *p = headers; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, " \t,");
+        if (len && !list_has(req->cors->headers, p, len)) {
+            refuse_preflight(req, origin, "request header not allowed");
+            return;
+        }
+        p += len;
+    }
+    vn_http_response_header(req, "Access-Control-Allow-Methods", req->cors->methods);
+    if (req->cors->headers)
+        vn_http_response_header(req, "Access-Control-Allow-Headers", req->cors->headers);
+    vn_http_response_header(req, "Access-Control-Max-Age", "86400");
+    vn_http_respond(req, 204, NULL, NULL, 0);
+}
+
 static void dispatch(http_conn *hc)
 {
     vn_http_request *req = hc->req;
 
-    if (req->route) {
+    if (req->preflight) {
+        answer_preflight(req);
+    } else if (req->route) {
         req->route->handler->on_request(req, req->route->ud);
         if (!hc->detached && hc->req == req && !req->responding && req->upgrade)
             hc->closing = true; /* nothing more can be read after an Upgrade */
@@ -715,6 +852,10 @@ static void on_timer(uv_timer_t *timer)
         if (req && req->to_send && vn_http_write_room(req) && req->route &&
             req->route->handler->on_writable)
             req->route->handler->on_writable(req, req->route->ud);
+        break;
+    case TIMER_RESUME:
+        set_timer(hc, TIMER_IDLE, hc->keepalive_timeout_ms);
+        process_input(hc);
         break;
     case TIMER_OFF: break;
     }

@@ -5,6 +5,11 @@
  * is one element, with <open/> and <close/> of the framing namespace in
  * place of the stream header and its end. There is no STARTTLS: the
  * stream is secure when the HTTP connection is (an https listener).
+ *
+ * Browsers send Origin with the upgrade and WebSocket has no CORS: the
+ * Origin check of http.allowed_origins is the only say the server has
+ * over which pages connect. A stream counts as one client connection for
+ * limits.max_connections_per_ip, like a TCP one.
  */
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -13,6 +18,7 @@
 #include <strings.h>
 #include <wslay/wslay.h>
 
+#include "abuse_limits.h"
 #include "c2s.h"
 #include "http_server.h"
 #include "server.h"
@@ -283,6 +289,7 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
 {
     ws_stream *t = ud;
 
+    vn_limits_connection_closed(vn_conn_peer_ip(c));
     vn_c2s_gone(t->c2s, reason);
     wslay_event_context_free(t->ws);
     free(t);
@@ -376,6 +383,18 @@ static void on_request(vn_http_request *req, void *ud)
     vn_http_request_foreach_header(req, find_xmpp_protocol, &search);
     if (!key || !*key || !search.xmpp_offered) {
         refuse(req, 400, "The WebSocket subprotocol 'xmpp' is required (RFC 7395)\n");
+        return;
+    }
+    if (!vn_http_request_origin_allowed(req)) {
+        vn_log_info("c2s %s: WebSocket from origin %s refused", vn_http_request_peer_ip(req),
+                    vn_http_request_header(req, "Origin"));
+        refuse(req, 403, "Origin not in http.allowed_origins\n");
+        return;
+    }
+    if (!vn_limits_connection_open(vn_http_request_peer_ip(req))) {
+        vn_log_info("c2s %s: WebSocket refused: too many connections from the address",
+                    vn_http_request_peer_ip(req));
+        refuse(req, 429, "Too many connections from your address\n");
         return;
     }
 

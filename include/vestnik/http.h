@@ -21,6 +21,20 @@
  * on_abort, or right after the response is complete, and must not be used
  * afterwards.
  *
+ * Web pages (CORS, Origin): browsers send an Origin header with the
+ * requests a page makes. http.allowed_origins (config) lists the origins
+ * whose pages may use the server; a request without Origin (a native
+ * client) or from the server's own origin (scheme and Host of the request
+ * itself) always passes. A route that pages on other origins call gives
+ * a vn_http_cors; the server then answers every OPTIONS to it itself: a
+ * CORS preflight (Origin and Access-Control-Request-Method) with 204 or,
+ * for an origin, method or header not allowed, 403 (logged); a plain
+ * OPTIONS with 204 and Allow. Every other response of the route, errors of
+ * the server's own included, carries Access-Control-Allow-Origin: "*" when
+ * http.allowed_origins is "*", else the request's Origin if it is allowed
+ * (with Vary: Origin). A route without a vn_http_cors never sees a
+ * preflight either: those get 403.
+ *
  * All calls on the loop thread.
  */
 #ifndef VESTNIK_HTTP_H
@@ -31,6 +45,14 @@
 #include <stdint.h>
 
 typedef struct vn_http_request vn_http_request;
+
+/* What a route allows pages on other origins to do. */
+typedef struct vn_http_cors {
+    const char *methods; /* Access-Control-Allow-Methods, e.g. "GET, HEAD, PUT" */
+    const char *headers; /* request headers allowed beyond the safelisted, e.g.
+                          * "Content-Type"; NULL: none */
+    const char *expose;  /* Access-Control-Expose-Headers; NULL: none */
+} vn_http_cors;
 
 typedef struct vn_http_handler {
     /* Request line and headers are in; the body is not. May be NULL. */
@@ -45,6 +67,8 @@ typedef struct vn_http_handler {
     void (*on_writable)(vn_http_request *req, void *ud);
     /* The connection closed before the response was finished. May be NULL. */
     void (*on_abort)(vn_http_request *req, void *ud);
+    /* Cross-origin use by web pages. NULL: none. */
+    const vn_http_cors *cors;
 } vn_http_handler;
 
 /* Claim a path prefix; the longest matching prefix wins. -1 if the prefix
@@ -69,6 +93,11 @@ const char *vn_http_request_body(const vn_http_request *req, size_t *len);
 bool vn_http_request_is_upgrade(const vn_http_request *req); /* Upgrade requested */
 bool vn_http_request_is_tls(const vn_http_request *req);
 const char *vn_http_request_peer_ip(const vn_http_request *req);
+/* No Origin header, the server's own origin, or one of http.allowed_origins.
+ * Routes that a page could misuse with a user's ambient credentials, or that
+ * operators restrict to their web client (WebSocket, BOSH), refuse the
+ * others with 403. */
+bool vn_http_request_origin_allowed(const vn_http_request *req);
 /* The request's slot for the route's own state. */
 void *vn_http_request_data(const vn_http_request *req);
 void vn_http_request_set_data(vn_http_request *req, void *data);

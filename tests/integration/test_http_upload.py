@@ -4,9 +4,10 @@
 A slixmpp client asks the server for upload slots with raw iqs; the PUT
 and GET go over HTTPS with http.client (self-signed certificate accepted).
 Also: the max-file-size form in disco#info, refused slots (too large, over
-quota), tampered signatures and wrong sizes, /health, the request timeout
-of a slow client, and a malformed request answered 400 while the server
-keeps serving.
+quota), tampered signatures and wrong sizes, one writer per slot, CORS for
+web pages on other origins (preflight and responses), /health, the request
+timeout of a slow client, and a malformed request answered 400 while the
+server keeps serving.
 """
 
 import asyncio
@@ -232,6 +233,95 @@ async def test_disco_info_advertises_upload():
     await client.close()
 
 
+def read_status(conn):
+    response = conn.getresponse()
+    response.read()
+    return response
+
+
+async def test_one_writer_per_slot():
+    # Two PUTs to one slot at once: the second gets 409 while the first is
+    # still sending, and the file published is the first one's, unchanged.
+    client = await harness.login(server, ALICE, PASSWORD)
+    first = b'1' * 200000
+    second = b'2' * 200000
+    slot, _ = await request_slot(client, 'race.bin', len(first), 'application/octet-stream')
+    put_url, get_url = slot_urls(slot)
+    headers = {'Content-Type': 'application/octet-stream', 'Content-Length': str(len(first))}
+    slow = https()
+    slow.putrequest('PUT', path_of(put_url))
+    for name, value in headers.items():
+        slow.putheader(name, value)
+    slow.endheaders()
+    slow.send(first[:100000])
+    await asyncio.sleep(0.3)  # the server has the headers and half the body
+    racer = https()
+    racer.request('PUT', path_of(put_url), body=second, headers=headers)
+    assert read_status(racer).status == 409
+    racer.close()
+    slow.send(first[100000:])
+    assert read_status(slow).status == 201
+    slow.close()
+    assert put(put_url, second, 'application/octet-stream') == 409
+    conn = https()
+    conn.request('GET', path_of(get_url))
+    response = conn.getresponse()
+    assert response.read() == first
+    conn.close()
+    await client.close()
+
+
+ORIGIN = 'https://webclient.example'
+
+
+async def test_cors_for_web_pages():
+    # A page on another origin uploads the way browsers do: a preflight
+    # OPTIONS, then the PUT and the GET, each answer readable by the page.
+    client = await harness.login(server, ALICE, PASSWORD)
+    body = b'\x89PNG' + b'p' * 1000
+    slot, _ = await request_slot(client, 'web.png', len(body), 'image/png')
+    put_url, get_url = slot_urls(slot)
+    conn = https()
+    conn.request('OPTIONS', path_of(put_url),
+                 headers={'Origin': ORIGIN, 'Access-Control-Request-Method': 'PUT',
+                          'Access-Control-Request-Headers': 'content-type'})
+    response = read_status(conn)
+    assert response.status == 204, response.status
+    assert response.getheader('Access-Control-Allow-Origin') == '*'
+    methods = [m.strip() for m in response.getheader('Access-Control-Allow-Methods').split(',')]
+    assert set(methods) >= {'PUT', 'GET', 'HEAD'}, methods
+    assert 'content-type' in response.getheader('Access-Control-Allow-Headers').lower()
+    assert int(response.getheader('Access-Control-Max-Age')) > 0
+    conn.request('PUT', path_of(put_url), body=body,
+                 headers={'Origin': ORIGIN, 'Content-Type': 'image/png'})
+    response = read_status(conn)
+    assert response.status == 201, response.status
+    assert response.getheader('Access-Control-Allow-Origin') == '*'
+    conn.request('GET', path_of(get_url), headers={'Origin': ORIGIN})
+    response = conn.getresponse()
+    assert response.read() == body
+    assert response.getheader('Access-Control-Allow-Origin') == '*'
+    # Errors are readable by the page too.
+    conn.request('GET', path_of(get_url) + 'x', headers={'Origin': ORIGIN})
+    response = read_status(conn)
+    assert response.status == 404 and response.getheader('Access-Control-Allow-Origin') == '*'
+    # A method or a header the route does not take: refused, and logged.
+    conn.request('OPTIONS', path_of(put_url),
+                 headers={'Origin': ORIGIN, 'Access-Control-Request-Method': 'DELETE'})
+    response = read_status(conn)
+    assert response.status == 403 and not response.getheader('Access-Control-Allow-Origin')
+    conn.request('OPTIONS', path_of(put_url),
+                 headers={'Origin': ORIGIN, 'Access-Control-Request-Method': 'PUT',
+                          'Access-Control-Request-Headers': 'content-type, x-secret'})
+    assert read_status(conn).status == 403
+    conn.close()
+    log = server.log_text()
+    assert 'CORS preflight' in log and 'method not allowed' in log, server.log_tail()
+    # Any page may, with the default http.allowed_origins "*": no Vary.
+    assert response.getheader('Vary') is None
+    await client.close()
+
+
 def test_health_over_http_and_https():
     for conn in (http.client.HTTPConnection('127.0.0.1', server.http_port, timeout=5), https()):
         conn.request('GET', '/health')
@@ -294,6 +384,8 @@ if __name__ == '__main__':
                  test_too_large_and_over_quota,
                  test_slots_count_against_the_quota_before_upload,
                  test_disco_info_advertises_upload,
+                 test_one_writer_per_slot,
+                 test_cors_for_web_pages,
                  test_health_over_http_and_https,
                  test_slow_client_gets_408,
                  test_malformed_request_then_server_keeps_serving],

@@ -231,13 +231,13 @@ class Bosh:
         self.wait = wait
         self.hold = hold
 
-    def post(self, body, timeout=None, method='POST'):
+    def post(self, body, timeout=None, method='POST', headers=None):
         conn = http.client.HTTPSConnection('127.0.0.1', server.https_port,
                                            timeout=timeout or self.wait + 10,
                                            context=harness.insecure_tls_context())
         try:
             conn.request(method, BOSH_PATH, body=body,
-                         headers={'Content-Type': 'text/xml; charset=utf-8'})
+                         headers=headers or {'Content-Type': 'text/xml; charset=utf-8'})
             response = conn.getresponse()
             data = response.read()
             return response, data
@@ -488,8 +488,11 @@ def test_bosh_bad_requests():
         reply = ET.fromstring(data.decode())
         assert response.status == 200 and reply.get('type') == 'terminate', data
         assert reply.get('condition') == 'bad-request', data
-    response, data = bosh.post(None, method='OPTIONS')
-    assert response.status == 200, response.status
+    # A browser's CORS preflight for a page on another origin.
+    response, data = bosh.post(None, method='OPTIONS', headers={
+        'Origin': 'https://page.example', 'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'Content-Type'})
+    assert response.status == 204, response.status
     assert response.getheader('Access-Control-Allow-Origin') == '*'
     assert 'POST' in response.getheader('Access-Control-Allow-Methods')
     assert 'Content-Type' in response.getheader('Access-Control-Allow-Headers')
