@@ -8,7 +8,8 @@
  * address (service, room, occupant) and kind, and handed to the file that
  * deals with them; this file itself answers service discovery, self-pings
  * (XEP-0410), relays iq between occupants, and notices occupants that are
- * gone: their session closed, or a stanza to them bounced.
+ * gone: their session closed, or the room asked after a bounce and their
+ * server said so.
  *
  * Handling one stanza routes others, and routing can come straight back
  * here (an error bouncing off a vanished resource, a session closing while
@@ -18,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/rand.h>
 
 #include "muc.h"
 
@@ -210,10 +213,53 @@ static void submit(pending_work work)
     queue.depth--;
 }
 
-/* ---- delivery failures ---- */
+/* ---- delivery failures ----
+ *
+ * A stanza the room sent may bounce because the occupant's resource is
+ * gone without a word (its server crashed, the link broke). But most
+ * errors that come back say something else, and many can be provoked by
+ * a third party: an occupant's client refusing an iq someone relayed to
+ * it, its server refusing a private message from someone it blocked. So
+ * no error removes an occupant by itself (XEP-0045 §18.1.3 leaves the
+ * decision to the service). An error of a kind that could mean "gone",
+ * from one of an occupant's own resources, makes the room ask that
+ * resource directly with a ping of its own (XEP-0199, as XEP-0410 has
+ * clients do it the other way round); only the answer to that ping, from
+ * that resource (its server answers for it when it has gone), can remove
+ * it. Errors to relayed iq requests are relayed back to the requester and
+ * start nothing. */
 
-/* Errors that say the resource is not there any more (XEP-0045 §18.1.2
- * leaves the choice to the service; these cannot be transient). */
+#define CHECK_TIMEOUT_US (60LL * 1000000)
+
+typedef struct occupant_check {
+    char *room;   /* bare JID of the room */
+    vn_jid *full; /* the resource being asked */
+    char id[40];  /* of the ping */
+    int64_t started_us;
+} occupant_check;
+
+static struct {
+    occupant_check *items;
+    size_t count;
+} checks;
+
+static void check_drop(size_t i)
+{
+    free(checks.items[i].room);
+    vn_jid_free(checks.items[i].full);
+    checks.items[i] = checks.items[--checks.count];
+}
+
+static void checks_free(void)
+{
+    while (checks.count > 0)
+        check_drop(0);
+    free(checks.items);
+    checks.items = NULL;
+}
+
+/* Errors that say the resource is not there any more, from it or its
+ * server; none of them is transient. */
 static bool error_means_gone(const vn_stanza *st)
 {
     static const char *const conditions[] = {"service-unavailable",   "item-not-found",
@@ -228,12 +274,55 @@ static bool error_means_gone(const vn_stanza *st)
     return false;
 }
 
-static void bounced(muc_room *room, vn_event *ev)
+void muc_suspect_gone(muc_room *room, vn_event *ev)
 {
-    if (!room || !error_means_gone(ev->stanza) || !muc_occupant_by_session(room, ev->from))
+    if (!error_means_gone(ev->stanza) || !muc_occupant_by_session(room, ev->from))
         return;
-    enqueue((pending_work){
-        .gone = vn_jid_copy(ev->from), .room = vn_strdup(room->jid->bare), .code = 333});
+    int64_t now = vn_now_us();
+    for (size_t i = checks.count; i-- > 0;) {
+        occupant_check *c = &checks.items[i];
+        if (now - c->started_us >= CHECK_TIMEOUT_US)
+            check_drop(i); /* unanswered: the resource did not say it is gone */
+        else if (strcmp(c->room, room->jid->bare) == 0 && vn_jid_equal(c->full, ev->from))
+            return; /* being asked already */
+    }
+    unsigned char nonce[16];
+    if (RAND_bytes(nonce, sizeof nonce) != 1)
+        return;
+    occupant_check check = {
+        .room = vn_strdup(room->jid->bare), .full = vn_jid_copy(ev->from), .started_us = now};
+    memcpy(check.id, "check-", 6);
+    for (size_t i = 0; i < sizeof nonce; i++)
+        snprintf(check.id + 6 + 2 * i, 3, "%02x", nonce[i]);
+    checks.items = vn_realloc(checks.items, (checks.count + 1) * sizeof *checks.items);
+    checks.items[checks.count++] = check;
+
+    vn_log_debug("muc: %s bounced a stanza of %s; asking it whether it is still there",
+                 ev->from->full, room->jid->bare);
+    vn_stanza *ping = muc_new_stanza("iq", room->jid->bare, ev->from->full, "get");
+    vn_stanza_set_attr(ping, "id", check.id);
+    vn_stanza_add_child(ping, "ping", NS_PING);
+    vn_route(ping);
+}
+
+/* An iq result or error to the room itself: the answer to a check? */
+static void check_answered(muc_room *room, vn_event *ev)
+{
+    const char *id = vn_stanza_attr(ev->stanza, "id");
+    for (size_t i = 0; id && i < checks.count; i++) {
+        occupant_check *c = &checks.items[i];
+        if (strcmp(c->id, id) != 0 || strcmp(c->room, room->jid->bare) != 0 ||
+            !vn_jid_equal(c->full, ev->from))
+            continue;
+        check_drop(i);
+        /* A result, or an error the client itself would give (one that
+         * does not do pings): it is there. */
+        if (muc_is_type(vn_stanza_attr(ev->stanza, "type"), "error") &&
+            error_means_gone(ev->stanza) && muc_occupant_by_session(room, ev->from))
+            enqueue((pending_work){
+                .gone = vn_jid_copy(ev->from), .room = vn_strdup(room->jid->bare), .code = 333});
+        return;
+    }
 }
 
 /* ---- service discovery ---- */
@@ -348,7 +437,7 @@ static void room_iq(muc_room *room, vn_event *ev)
     bool get = muc_is_type(type, "get");
 
     if (!get && !muc_is_type(type, "set")) {
-        bounced(room, ev);
+        check_answered(room, ev);
         return;
     }
     if (room->locked && muc_room_affiliation(room, ev->from->bare) != MUC_AFF_OWNER) {
@@ -384,8 +473,6 @@ static void occupant_iq(muc_room *room, vn_event *ev)
     muc_occupant *sender = muc_occupant_by_session(room, ev->from);
     muc_occupant *target = muc_occupant_find(room, ev->to->resource);
 
-    if (!request && muc_is_type(type, "error"))
-        bounced(room, ev);
     if (!sender) {
         if (request)
             muc_iq_error(ev, "cancel", "not-acceptable", "You are not in the room");
@@ -415,7 +502,7 @@ static void room_message(muc_room *room, vn_event *ev)
 {
     const char *type = vn_stanza_attr(ev->stanza, "type");
     if (muc_is_type(type, "error"))
-        bounced(room, ev);
+        muc_suspect_gone(room, ev);
     else if (muc_is_type(type, "groupchat"))
         muc_handle_groupchat(room, muc_occupant_by_session(room, ev->from), ev);
     else
@@ -425,7 +512,7 @@ static void room_message(muc_room *room, vn_event *ev)
 static void occupant_message(muc_room *room, vn_event *ev)
 {
     if (muc_is_type(vn_stanza_attr(ev->stanza, "type"), "error"))
-        bounced(room, ev);
+        muc_suspect_gone(room, ev);
     else
         muc_handle_private(room, ev);
 }
@@ -454,7 +541,7 @@ static void dispatch(vn_event *ev)
         if (!type)
             vn_route_error(ev->stanza, "modify", "jid-malformed", "Join with a nickname");
         else if (room && muc_is_type(type, "error"))
-            bounced(room, ev);
+            muc_suspect_gone(room, ev);
         return;
     }
     if (!room) {
@@ -585,6 +672,7 @@ static void muc_unload(vn_module *m)
     free(muc.services);
     muc.services = NULL;
     muc.service_count = 0;
+    checks_free();
 }
 
 VN_MODULE("muc", "Multi-User Chat (XEP-0045) with MAM, moderation and occupant ids", muc_keys,

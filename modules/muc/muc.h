@@ -248,6 +248,9 @@ void muc_store_load(muc_service *svc);
 /* ---- mod_muc.c ---- */
 /* Remember that full joined room, for when its session closes. */
 void muc_track_session(const muc_room *room, const vn_jid *full, bool joined);
+/* An error stanza from ev->from reached the room: if it may mean that
+ * occupant resource is gone, ask it (its answer decides). */
+void muc_suspect_gone(muc_room *room, vn_event *ev);
 
 /* Helpers shared by the files. */
 bool muc_is_type(const char *type, const char *want);

@@ -671,7 +671,7 @@ void muc_handle_presence(muc_service *svc, muc_room *room, vn_event *ev)
 
     if (muc_is_type(type, "error")) {
         if (room)
-            muc_session_gone(svc, room, ev->from, 333);
+            muc_suspect_gone(room, ev);
         return;
     }
     if (muc_is_type(type, "unavailable")) {
@@ -699,6 +699,14 @@ void muc_session_gone(muc_service *svc, muc_room *room, const vn_jid *full, int 
     muc_occupant *occ = muc_occupant_by_session(room, full);
     if (!occ)
         return;
+    if (code) {
+        /* The resource may still be there after all (a server that answers
+         * for a resource it lost track of): then it learns it is out. */
+        muc_presence_info own_info = {.type = "unavailable", .codes = {code}, .code_count = 1};
+        vn_stanza *own = muc_occupant_presence(room, occ, &own_info, true, true);
+        vn_stanza_set_attr(own, "to", full->full);
+        vn_route(own);
+    }
     occupant_drop_session(occ, full);
     muc_track_session(room, full, false);
     if (occ->session_count > 0)

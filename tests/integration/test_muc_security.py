@@ -79,6 +79,74 @@ async def still_in_room(victim, room, nick, witness, witness_nick):
             'the occupant was removed: %s' % pres
 
 
+async def test_provoked_errors_do_not_eject():
+    alice, bob, mallory = await login('alice'), await login('bob'), await login('carol')
+    room = room_jid('crossfire')
+    await create(alice, room, 'Alice')
+    await join(bob, room, 'Bob')
+    await join(mallory, room, 'Mallory')
+
+    # Mallory asks Bob's client something it does not serve; it answers
+    # service-unavailable, as RFC 6120 §8.4 has it. The error goes back to
+    # Mallory, and Bob stays.
+    def refuse(iq):
+        bob.send_raw("<iq to='%s' id='%s' type='error'><error type='cancel'><service-unavailable"
+                     " xmlns='%s'/></error></iq>" % (iq['from'], iq['id'],
+                                                      harness.NS_STANZA_ERRORS))
+    bob.register_handler(Callback('unserved', MatchXPath(
+        "{%s}iq/{urn:example:nothing}query" % harness.NS_CLIENT), refuse))
+    reply = await mallory.iq_error(muc.make_iq(mallory, room + '/Bob', 'get',
+                                               "<query xmlns='urn:example:nothing'/>"))
+    assert error_of(reply) == ('cancel', 'service-unavailable'), reply
+    assert reply['from'] == room + '/Bob', reply
+    await still_in_room(bob, room, 'Bob', alice, 'Alice')
+
+    # Bob's server refuses Mallory's private message (Bob blocked her): the
+    # bounce, from Bob's full JID, does not take Bob out either.
+    mallory.send_message(mto=room + '/Bob', mbody='you blocked me?', mtype='chat')
+    pm = await message_from(bob, room + '/Mallory', lambda m: m['body'] == 'you blocked me?')
+    bob.send_raw("<message to='%s/Mallory' id='%s' type='error'><error type='cancel'>"
+                 "<service-unavailable xmlns='%s'/></error></message>"
+                 % (room, pm['id'], harness.NS_STANZA_ERRORS))
+    await still_in_room(bob, room, 'Bob', alice, 'Alice')
+    # ... nor does a bounce of a message from the room itself while Bob's
+    # client still answers the room's check (XEP-0199 ping)
+    bob.send_raw("<message to='%s' type='error'><error type='cancel'><recipient-unavailable "
+                 "xmlns='%s'/></error></message>" % (room, harness.NS_STANZA_ERRORS))
+    await still_in_room(bob, room, 'Bob', alice, 'Alice')
+    # and an error of a kind that does not mean "gone" is no reason at all
+    bob.send_raw("<presence to='%s/Bob' type='error'><error type='modify'><not-acceptable "
+                 "xmlns='%s'/></error></presence>" % (room, harness.NS_STANZA_ERRORS))
+    await still_in_room(bob, room, 'Bob', alice, 'Alice')
+    await muc.close_all(alice, bob, mallory)
+
+
+async def test_gone_occupant_is_removed_and_told():
+    alice, bob = await login('alice'), await login('bob')
+    room = room_jid('vanish')
+    await create(alice, room, 'Alice')
+    await join(bob, room, 'Bob')
+    # Bob's resource is gone as far as his server knows: it bounces the
+    # room's presence, and answers the room's ping with service-unavailable.
+    pings = asyncio.Queue()
+    bob.remove_handler('Ping')
+    bob.register_handler(Callback('room ping', MatchXPath(
+        "{%s}iq/{%s}ping" % (harness.NS_CLIENT, NS_PING)), pings.put_nowait))
+    bob.send_raw("<presence to='%s/Alice' type='error'><error type='cancel'><remote-server-"
+                 "not-found xmlns='%s'/></error></presence>" % (room, harness.NS_STANZA_ERRORS))
+    ping = await asyncio.wait_for(pings.get(), 5)
+    assert ping['from'] == room and ping['to'] == str(bob.boundjid), ping
+    bob.send_raw("<iq to='%s' id='%s' type='error'><ping xmlns='%s'/><error type='cancel'>"
+                 "<service-unavailable xmlns='%s'/></error></iq>"
+                 % (room, ping['id'], NS_PING, harness.NS_STANZA_ERRORS))
+    seen = await presence_from(alice, room + '/Bob', lambda p: p['type'] == 'unavailable')
+    assert codes(seen) == {333}, seen
+    # ... and Bob, should he still be there, learns that he is out
+    own = await presence_from(bob, room + '/Bob', lambda p: p['type'] == 'unavailable')
+    assert codes(own) == {110, 333}, own
+    await muc.close_all(alice, bob)
+
+
 async def test_stanza_id_by_room_in_any_spelling_is_dropped():
     alice, bob = await login('alice'), await login('bob')
     room = room_jid('forgery')
@@ -157,6 +225,8 @@ async def test_password_protected_archive():
 
 if __name__ == '__main__':
     harness.run([test_registration_and_member_list_keep_real_jids_hidden,
+                 test_provoked_errors_do_not_eject,
+                 test_gone_occupant_is_removed_and_told,
                  test_stanza_id_by_room_in_any_spelling_is_dropped,
                  test_members_do_not_invite_into_members_only_room_by_default,
                  test_password_protected_archive],
