@@ -37,7 +37,7 @@ static const vn_config_key pep_keys[] = {
 static const char *const pubsub_features[] = {
     "publish",          "publish-options", "auto-create",     "retract-items", "delete-nodes",
     "persistent-items", "last-published",  "access-presence", "access-open",   "access-whitelist",
-    "retrieve-items",   "config-node",     "item-ids",        "multi-items",
+    "retrieve-items",   "config-node",     "config-node-max", "item-ids",      "multi-items",
 };
 #define N_PUBSUB_FEATURES (sizeof pubsub_features / sizeof pubsub_features[0])
 

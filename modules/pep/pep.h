@@ -117,9 +117,11 @@ void pep_node_forget_volatile(void);
 /* ---- data forms (pep_form.c) ---- */
 
 /* Apply a submitted publish-options or node_config form (FORM_TYPE
- * form_type) to config. With check_only, compare instead: false and *err
- * set to precondition-not-met when a field differs from config. Unknown
- * fields are ignored; bad values set *err. Returns true on success. */
+ * form_type) to config. With check_only, compare instead: false when a
+ * field differs from config. Unknown fields are ignored. Failures set *err:
+ * conflict with precondition-not-met for publish-options (a bad value is a
+ * precondition the service cannot meet), not-acceptable for node_config.
+ * Returns true on success. */
 bool pep_form_apply(const vn_stanza *form, const char *form_type, pep_config *config,
                     bool check_only, pep_error *err);
 /* The node_config form (type 'form') describing config, appended to parent. */

@@ -4,10 +4,14 @@
  * The same three fields travel in a node's configuration form
  * (pubsub#node_config, XEP-0060 §8.2) and in publish-options (XEP-0223):
  * pubsub#access_model (presence, open, whitelist), pubsub#persist_items
- * and pubsub#max_items (a number or 'max'). Publish-options on an existing
- * node are preconditions: each given field must match the node's config.
- * Other fields are accepted and ignored, as their defaults are what this
- * service does.
+ * and pubsub#max_items (a number or 'max', which the account's disco#info
+ * announces as pubsub#config-node-max). Publish-options are preconditions
+ * (XEP-0060 §7.1.5, XEP-0223 §3): on an existing node each given field must
+ * match the node's config, on a new one it must be a value the service can
+ * apply; either failure is <conflict/> with <precondition-not-met/>, which
+ * clients recover from by configuring the node. A bad value in a node
+ * configuration form is not-acceptable. Other fields are accepted and
+ * ignored, as their defaults are what this service does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,9 +60,12 @@ static size_t effective_max(size_t max_items)
     return max_items ? max_items : pep_limits_current.max_items_per_node;
 }
 
-static bool refuse(pep_error *err, const char *text)
+static bool refuse(pep_error *err, const char *form_type, const char *text)
 {
-    *err = (pep_error){"modify", "not-acceptable", NULL, text};
+    if (strcmp(form_type, PEP_FORM_PUBLISH_OPTIONS) == 0)
+        *err = (pep_error){"cancel", "conflict", "precondition-not-met", text};
+    else
+        *err = (pep_error){"modify", "not-acceptable", NULL, text};
     return false;
 }
 
@@ -74,24 +81,23 @@ bool pep_form_apply(const vn_stanza *form, const char *form_type, pep_config *co
         const char *value = field_value(f);
         if (strcmp(var, "FORM_TYPE") == 0) {
             if (strcmp(value, form_type) != 0)
-                return refuse(err, "Unexpected FORM_TYPE");
+                return refuse(err, form_type, "Unexpected FORM_TYPE");
         } else if (strcmp(var, FIELD_ACCESS) == 0) {
             if (!pep_access_parse(value, &wanted.access))
-                return refuse(err, "Unsupported pubsub#access_model");
+                return refuse(err, form_type, "Unsupported pubsub#access_model");
         } else if (strcmp(var, FIELD_PERSIST) == 0) {
             if (!parse_bool(value, &wanted.persist_items))
-                return refuse(err, "pubsub#persist_items is a boolean");
+                return refuse(err, form_type, "pubsub#persist_items is a boolean");
         } else if (strcmp(var, FIELD_MAX_ITEMS) == 0) {
             if (!parse_max_items(value, &wanted.max_items))
-                return refuse(err, "pubsub#max_items is 'max' or 1 to the server's limit");
+                return refuse(err, form_type,
+                              "pubsub#max_items is 'max' or 1 to the server's limit");
         }
     }
     if (check_only &&
         (wanted.access != config->access || wanted.persist_items != config->persist_items ||
          effective_max(wanted.max_items) != effective_max(config->max_items))) {
-        *err = (pep_error){"cancel", "conflict", "precondition-not-met",
-                           "The node exists with a different configuration"};
-        return false;
+        return refuse(err, form_type, "The node exists with a different configuration");
     }
     *config = wanted;
     return true;

@@ -388,8 +388,11 @@ def test_publish_options_preconditions():
     # matching options, including 'max' as the number it stands for
     published_id(publish(mallory, node, note('3'), 'x',
                          publish_options(access_model='open', max_items=MAX_ITEMS)))
+    # An option the service cannot apply to a new node is a precondition not
+    # met too (XEP-0223 §3), which clients recover from.
     assert_error(publish(mallory, 'urn:example:bad', note('4'), 'x',
-                         publish_options(access_model='roster')), 'not-acceptable', 'modify')
+                         publish_options(access_model='roster')), 'conflict', 'cancel',
+                 'precondition-not-met')
     assert note_texts(item_list(items(mallory, None, node))) == ['3']
     mallory.close()
 
@@ -531,17 +534,84 @@ def test_bookmarks2_and_xep0048_private_storage_agree():
     bob.close()
 
 
+def converse_publish(client, bookmark_jid, name, max_items):
+    """A bookmark as Converse.js 14 publishes it (headless/plugins/bookmarks/collection.js
+    sendBookmarkStanza, pubsub/api.js publish): 'max' if the account's disco#info has
+    pubsub#config-node-max, else 9999."""
+    iq_id = 'cv%d' % next(Pep.ids)
+    client.send(
+        "<iq xmlns='jabber:client' from='%s' type='set' to='%s' id='%s'>"
+        "<pubsub xmlns='%s'><publish node='%s'><item id='%s'>"
+        "<conference xmlns='%s' name='%s' autojoin='true'><nick>me</nick></conference>"
+        "</item></publish><publish-options><x xmlns='%s' type='submit'>"
+        "<field var='FORM_TYPE' type='hidden'><value>%s#publish-options</value></field>"
+        "<field var='pubsub#persist_items'><value>true</value></field>"
+        "<field var='pubsub#max_items'><value>%s</value></field>"
+        "<field var='pubsub#send_last_published_item'><value>never</value></field>"
+        "<field var='pubsub#access_model'><value>whitelist</value></field>"
+        "</x></publish-options></pubsub></iq>"
+        % (client.bare, client.bare, iq_id, NS_PUBSUB, NS_BOOKMARKS2, bookmark_jid,
+           NS_BOOKMARKS2, name, NS_DATA, NS_PUBSUB, max_items))
+    while True:
+        elem = client._next()
+        if elem.get('id') == iq_id:
+            return elem
+        client.messages.append(elem)
+
+
+def test_converse_bookmarks_are_saved():
+    # Converse looks for config-node-max and the bookmarks compat feature on
+    # the account's bare JID, then publishes each room with max_items 'max'.
+    judy = Pep('judy', 'converse')
+    reply = judy.ok('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=judy.bare)
+    features = {f.get('var') for f in reply.iter(qname(NS_DISCO_INFO, 'feature'))}
+    for feature in (NS_PUBSUB + '#config-node-max', NS_PUBSUB + '#publish-options',
+                    NS_BOOKMARKS2 + '#compat'):
+        assert feature in features, (feature, sorted(features))
+    max_items = 'max' if NS_PUBSUB + '#config-node-max' in features else '9999'
+    for room, name in (('tea@muc.example', 'Tea'), ('coven@muc.example', 'Coven')):
+        reply = converse_publish(judy, room, name, max_items)
+        assert reply.get('type') == 'result', ET.tostring(reply)
+    # A second browser sees both rooms.
+    other = Pep('judy', 'second-browser')
+    assert sorted(bookmarks2(other)) == ['coven@muc.example', 'tea@muc.example']
+    # An older Converse sends a number above the limit: a precondition not
+    # met, answered the way XEP-0060 §7.1.5 says, not not-acceptable.
+    assert_error(converse_publish(judy, 'tea@muc.example', 'Tea', '9999'), 'conflict', 'cancel',
+                 'precondition-not-met')
+    # Converse's recovery (api.pubsub.config.set): the owner configures the
+    # node with the form it read, 'max' included, and publishes again.
+    reply = judy.ok('get', "<pubsub xmlns='%s'><configure node='%s'/></pubsub>"
+                    % (NS_PUBSUB_OWNER, NS_BOOKMARKS2))
+    fields = {f.get('var'): f.findtext(qname(NS_DATA, 'value'))
+              for f in reply.iter(qname(NS_DATA, 'field'))}
+    assert fields['pubsub#max_items'] in ('max', str(MAX_ITEMS)), fields
+    judy.ok('set', "<pubsub xmlns='%s'><configure node='%s'>%s</configure></pubsub>"
+            % (NS_PUBSUB_OWNER, NS_BOOKMARKS2,
+               form(NS_PUBSUB + '#node_config', persist_items='true', max_items='max',
+                    access_model='whitelist', send_last_published_item='never')))
+    reply = converse_publish(judy, 'tea@muc.example', 'Tea room', 'max')
+    assert reply.get('type') == 'result', ET.tostring(reply)
+    other.close()
+    judy.close()
+
+
 def test_limits():
     peggy = Pep('peggy', 'limits')
     big = note('x' * MAX_ITEM_SIZE)
     assert_error(publish(peggy, 'urn:example:big', big), 'not-acceptable', 'modify',
                  'payload-too-big')
     assert_error(publish(peggy, 'urn:example:many', note('x'), 'a',
-                         publish_options(max_items=MAX_ITEMS + 1)), 'not-acceptable', 'modify')
+                         publish_options(max_items=MAX_ITEMS + 1)), 'conflict', 'cancel',
+                 'precondition-not-met')
     for n in range(MAX_ITEMS + 2):
         published_id(publish(peggy, 'urn:example:many', note(str(n)), 'i%d' % n,
                              publish_options(max_items='max')))
     assert len(item_list(items(peggy, None, 'urn:example:many'))) == MAX_ITEMS
+    assert_error(peggy.request('set', "<pubsub xmlns='%s'><configure node='urn:example:many'>%s"
+                               "</configure></pubsub>" % (NS_PUBSUB_OWNER, form(
+                                   NS_PUBSUB + '#node_config', max_items=MAX_ITEMS + 1))),
+                 'not-acceptable', 'modify')
     assert_error(publish(peggy, 'urn:example:two', "<a xmlns='x'/><b xmlns='x'/>"),
                  'bad-request', 'modify', 'invalid-payload')
     assert_error(publish(peggy, 'urn:example:none', ''), 'bad-request', 'modify',
@@ -567,5 +637,6 @@ if __name__ == '__main__':
                  test_slixmpp_avatar_and_nick,
                  test_omemo_devicelist_open_to_strangers,
                  test_bookmarks2_and_xep0048_private_storage_agree,
+                 test_converse_bookmarks_are_saved,
                  test_limits],
                 server=server, setup=setup)
