@@ -15,6 +15,7 @@
  * without any invalidation. The only node answered is CAPS_NODE#ver with
  * the current ver; any other gets item-not-found.
  */
+#include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
@@ -41,14 +42,37 @@ static const struct {
 };
 #define N_CONTACT_FIELDS (sizeof contact_fields / sizeof contact_fields[0])
 
+static const char *check_addresses(const char *list);
+
 static const vn_config_key disco_keys[] = {
-    {.name = "abuse_addresses", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "admin_addresses", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "feedback_addresses", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "sales_addresses", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "security_addresses", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "status_addresses", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "support_addresses", .type = VN_CONF_STRING, .default_value = ""},
+    {.name = "abuse_addresses",
+     .type = VN_CONF_STRING,
+     .default_value = "",
+     .check = check_addresses},
+    {.name = "admin_addresses",
+     .type = VN_CONF_STRING,
+     .default_value = "",
+     .check = check_addresses},
+    {.name = "feedback_addresses",
+     .type = VN_CONF_STRING,
+     .default_value = "",
+     .check = check_addresses},
+    {.name = "sales_addresses",
+     .type = VN_CONF_STRING,
+     .default_value = "",
+     .check = check_addresses},
+    {.name = "security_addresses",
+     .type = VN_CONF_STRING,
+     .default_value = "",
+     .check = check_addresses},
+    {.name = "status_addresses",
+     .type = VN_CONF_STRING,
+     .default_value = "",
+     .check = check_addresses},
+    {.name = "support_addresses",
+     .type = VN_CONF_STRING,
+     .default_value = "",
+     .check = check_addresses},
     {.name = NULL},
 };
 
@@ -78,29 +102,66 @@ static vn_stanza *add_field(vn_stanza *form, const char *var)
 
 /* Appends a <value/> per comma-separated, non-empty item of list, each
  * trimmed of surrounding blanks; returns how many. */
-static size_t add_values(vn_stanza *field, const char *list)
+/* The next comma-separated item of *list without surrounding blanks (its
+ * start, and its length in *len), or NULL after the last; empty items are
+ * skipped. */
+static const char *next_address(const char **list, size_t *len)
 {
     static const char blanks[] = " \t\r\n";
-    size_t count = 0;
 
-    for (const char *item = list; *item;) {
-        size_t len = strcspn(item, ",");
-        const char *next = item[len] ? item + len + 1 : item + len;
-        while (len > 0 && strchr(blanks, *item)) {
+    while (**list) {
+        const char *item = *list;
+        size_t n = strcspn(item, ",");
+        *list = item[n] ? item + n + 1 : item + n;
+        while (n > 0 && strchr(blanks, *item)) {
             item++;
-            len--;
+            n--;
         }
-        while (len > 0 && strchr(blanks, item[len - 1]))
-            len--;
-        if (len > 0) {
-            char *value = vn_strndup(item, len);
-            vn_stanza_add_text_child(field, "value", NS_DATA_FORMS, value);
-            free(value);
-            count++;
+        while (n > 0 && strchr(blanks, item[n - 1]))
+            n--;
+        if (n > 0) {
+            *len = n;
+            return item;
         }
-        item = next;
+    }
+    return NULL;
+}
+
+static size_t add_values(vn_stanza *field, const char *list)
+{
+    const char *item;
+    size_t len, count = 0;
+
+    while ((item = next_address(&list, &len))) {
+        char *value = vn_strndup(item, len);
+        vn_stanza_add_text_child(field, "value", NS_DATA_FORMS, value);
+        free(value);
+        count++;
     }
     return count;
+}
+
+/* XEP-0157 addresses are URIs: each item has an RFC 3986 scheme, a colon
+ * and something after it, and no blanks (a bare e-mail address is the
+ * usual mistake). */
+static const char *check_addresses(const char *list)
+{
+    const char *item;
+    size_t len;
+
+    while ((item = next_address(&list, &len))) {
+        size_t scheme = 0;
+        while (scheme < len && (isalnum((unsigned char)item[scheme]) || item[scheme] == '+' ||
+                                item[scheme] == '-' || item[scheme] == '.'))
+            scheme++;
+        bool uri = scheme > 0 && isalpha((unsigned char)item[0]) && scheme + 1 < len &&
+                   item[scheme] == ':';
+        for (size_t i = 0; uri && i < len; i++)
+            uri = !isspace((unsigned char)item[i]);
+        if (!uri)
+            return "must list URIs, such as mailto:abuse@example.org or xmpp:admin@example.org";
+    }
+    return NULL;
 }
 
 /* The XEP-0157 form, or nothing when no address is configured. */

@@ -22,6 +22,25 @@
 
 #define NS_EXTDISCO "urn:xmpp:extdisco:2"
 
+/* The transports option: udp and tcp, comma- or space-separated, at
+ * least one. */
+static const char *check_transports(const char *value)
+{
+    char *transports = vn_strdup(value);
+    char *save = NULL;
+    size_t count = 0;
+    bool valid = true;
+
+    for (char *t = strtok_r(transports, ", ", &save); t && valid; t = strtok_r(NULL, ", ", &save)) {
+        valid = strcmp(t, "udp") == 0 || strcmp(t, "tcp") == 0;
+        count++;
+    }
+    free(transports);
+    if (!valid)
+        return "names a transport other than udp and tcp";
+    return count ? NULL : "must name at least one of udp, tcp";
+}
+
 static const vn_config_key extdisco_keys[] = {
     /* Empty: no STUN service. */
     {.name = "stun_host", .type = VN_CONF_STRING, .default_value = ""},
@@ -32,7 +51,10 @@ static const vn_config_key extdisco_keys[] = {
     {.name = "turn_secret", .type = VN_CONF_STRING, .default_value = ""},
     {.name = "turn_ttl", .type = VN_CONF_INT, .default_value = "86400", .min = 60, .max = 31536000},
     /* Comma-separated, each udp or tcp. */
-    {.name = "transports", .type = VN_CONF_STRING, .default_value = "udp,tcp"},
+    {.name = "transports",
+     .type = VN_CONF_STRING,
+     .default_value = "udp,tcp",
+     .check = check_transports},
     {.name = NULL},
 };
 
@@ -182,34 +204,8 @@ static vn_hook_result extdisco_get(vn_event *ev, void *ud)
 
 /* ---- module ---- */
 
-static bool transports_valid(const vn_module *m)
-{
-    char *transports = vn_strdup(vn_module_config_string(m, "transports"));
-    char *save = NULL;
-    size_t count = 0;
-    bool valid = true;
-
-    for (char *t = strtok_r(transports, ", ", &save); t && valid; t = strtok_r(NULL, ", ", &save)) {
-        valid = strcmp(t, "udp") == 0 || strcmp(t, "tcp") == 0;
-        if (!valid)
-            vn_log_error("extdisco: transports: unknown transport '%s' (udp or tcp)", t);
-        count++;
-    }
-    free(transports);
-    if (valid && count == 0)
-        vn_log_error("extdisco: transports: name at least one of udp, tcp");
-    return valid && count > 0;
-}
-
-static void extdisco_reload(vn_module *m)
-{
-    transports_valid(m);
-}
-
 static int extdisco_load(vn_module *m)
 {
-    if (!transports_valid(m))
-        return -1;
     vn_hook_add("iq-get/host/" NS_EXTDISCO, 0, extdisco_get, m);
     vn_disco_add_feature(NS_EXTDISCO);
     return 0;
@@ -222,4 +218,4 @@ static void extdisco_unload(vn_module *m)
 }
 
 VN_MODULE("extdisco", "External Service Discovery (XEP-0215): STUN and TURN", extdisco_keys,
-          extdisco_load, extdisco_unload, extdisco_reload);
+          extdisco_load, extdisco_unload, NULL);

@@ -23,8 +23,8 @@ typedef struct roster_interest {
 } roster_interest;
 
 static const vn_config_key roster_config[] = {
-    {"max_items", VN_CONF_INT, "1000", 1, 1000000},
-    {NULL, 0, NULL, 0, 0},
+    {.name = "max_items", .type = VN_CONF_INT, .default_value = "1000", .min = 1, .max = 1000000},
+    {.name = NULL},
 };
 
 static uint64_t push_counter;

@@ -380,9 +380,25 @@ static const vn_config_key *find_key(const vn_config_key *keys, const char *name
     return NULL;
 }
 
-/* NULL if value fits the key, else why not ("must be ..."). */
-static const char *check_value(const vn_config_key *key, const vn_conf_node *value, char *buf,
-                               size_t size)
+/* A string key's declared choices and check. */
+static const char *check_string(const vn_config_key *key, const char *value, char *buf, size_t size)
+{
+    if (key->choices) {
+        size_t used = (size_t)snprintf(buf, size, "must be one of");
+        for (const char *const *choice = key->choices; *choice; choice++) {
+            if (strcmp(*choice, value) == 0)
+                return key->check ? key->check(value) : NULL;
+            if (used < size)
+                used += (size_t)snprintf(buf + used, size - used, "%s %s",
+                                         choice == key->choices ? "" : ",", *choice);
+        }
+        return buf;
+    }
+    return key->check ? key->check(value) : NULL;
+}
+
+const char *vn_conf_check_value(const vn_config_key *key, const vn_conf_node *value, char *buf,
+                                size_t size)
 {
     long long num;
     bool flag;
@@ -399,7 +415,7 @@ static const char *check_value(const vn_config_key *key, const vn_conf_node *val
     case VN_CONF_BOOL: return vn_conf_as_bool(value, &flag) ? NULL : "must be true or false";
     case VN_CONF_STRING:
         if (value->type == VN_NODE_SCALAR && !vn_conf_is_null(value))
-            return NULL;
+            return check_string(key, value->value, buf, size);
         return "must be a string";
     }
     return "has an unknown type";
@@ -409,7 +425,7 @@ bool vn_conf_validate_keys(const vn_conf_node *options, const vn_config_key *key
                            const char *module, const char *file, vn_buf *err)
 {
     bool valid = true;
-    char why[96];
+    char why[256];
 
     if (vn_conf_is_null(options))
         return true;
@@ -426,7 +442,7 @@ bool vn_conf_validate_keys(const vn_conf_node *options, const vn_config_key *key
             vn_buf_printf(err, "%s:%d: modules.%s: unknown key '%s'\n", file, options->key_lines[i],
                           module, options->keys[i]);
             valid = false;
-        } else if ((problem = check_value(key, options->items[i], why, sizeof why))) {
+        } else if ((problem = vn_conf_check_value(key, options->items[i], why, sizeof why))) {
             vn_buf_printf(err, "%s:%d: modules.%s: key '%s' %s\n", file, options->key_lines[i],
                           module, key->name, problem);
             valid = false;

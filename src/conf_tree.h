@@ -43,9 +43,14 @@ bool vn_conf_as_bool(const vn_conf_node *n, bool *out);     /* true/false/yes/no
 /* Absent, or an unquoted empty value, "~" or "null" (`ping:`). */
 bool vn_conf_is_null(const vn_conf_node *n);
 
+/* NULL if value fits key (its type, range, choices and check), else why
+ * not ("must be ..."), possibly written into buf. */
+const char *vn_conf_check_value(const vn_config_key *key, const vn_conf_node *value, char *buf,
+                                size_t size);
+
 /* Check a module's options map (NULL = empty) against its declared keys:
- * unknown keys, wrong types and out-of-range ints are errors. file names
- * the config file in messages. Returns true if valid. */
+ * unknown keys and values that do not fit are errors. file names the
+ * config file in messages. Returns true if valid. */
 bool vn_conf_validate_keys(const vn_conf_node *options, const vn_config_key *keys,
                            const char *module, const char *file, vn_buf *err);
 

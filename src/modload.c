@@ -62,8 +62,9 @@ static const vn_conf_node *key_value(const vn_conf_node *options, const vn_confi
     return fallback;
 }
 
-/* Every int and bool key needs a default of its type: the accessors fall
- * back to it. A bad one is the module author's mistake, caught at open. */
+/* Every key's default must pass its own checks: the accessors fall back
+ * to it. A bad one is the module author's mistake, caught at open. (An
+ * empty string default stands for "not set" and is not checked.) */
 static bool defaults_valid(const vn_module_def *def, const char *so_path, vn_buf *err)
 {
     bool valid = true;
@@ -71,18 +72,14 @@ static bool defaults_valid(const vn_module_def *def, const char *so_path, vn_buf
     for (const vn_config_key *key = def->config_keys; key && key->name; key++) {
         vn_conf_node fallback;
         const vn_conf_node *value = key_value(NULL, key, &fallback);
-        long long num;
-        bool flag;
-        bool ok = true;
+        char why[256];
+        const char *problem = NULL;
 
-        if (key->type == VN_CONF_INT)
-            ok = vn_conf_as_int(value, &num) &&
-                 (key->min == key->max || (num >= key->min && num <= key->max));
-        else if (key->type == VN_CONF_BOOL)
-            ok = vn_conf_as_bool(value, &flag);
-        if (!ok) {
-            vn_buf_printf(err, "%s: key '%s' has an invalid default '%s'\n", so_path, key->name,
-                          value->value);
+        if (key->type != VN_CONF_STRING || value->value[0])
+            problem = vn_conf_check_value(key, value, why, sizeof why);
+        if (problem) {
+            vn_buf_printf(err, "%s: key '%s' has an invalid default '%s': %s\n", so_path, key->name,
+                          value->value, problem);
             valid = false;
         }
     }

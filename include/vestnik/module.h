@@ -24,7 +24,7 @@
 #include "store.h"
 #include "util.h"
 
-#define VN_MODULE_API_VERSION 1
+#define VN_MODULE_API_VERSION 2
 
 typedef struct vn_module vn_module;   /* a loaded module instance */
 typedef struct vn_session vn_session; /* a bound client resource */
@@ -180,15 +180,26 @@ typedef void (*vn_disco_item_cb)(const char *jid, const char *name, void *ud);
 void vn_disco_foreach_item(const char *host, vn_disco_item_cb cb, void *ud);
 
 /* ---- configuration ----
- * A module declares its keys; the config loader rejects unknown keys and
- * wrong types under modules.<name> with the file's line number. */
+ * A module declares its keys, and with them what a valid value is; the
+ * config loader rejects unknown keys, wrong types and invalid values under
+ * modules.<name> with the file's line number, at start, on reload (the
+ * running configuration stays) and in `vestnikd --check-config`, which runs
+ * no module code but these checks. So load() and reload() can trust every
+ * value they read. */
 typedef enum { VN_CONF_STRING, VN_CONF_INT, VN_CONF_BOOL } vn_conf_type;
+
+/* NULL if a VN_CONF_STRING value is valid, else what is wrong with it, to
+ * follow "key 'name' ..." ("names an unknown transport"). Pure: it may not
+ * use the server (check-config has none running), nor keep value. */
+typedef const char *(*vn_config_check)(const char *value);
 
 typedef struct vn_config_key {
     const char *name;
     vn_conf_type type;
-    const char *default_value; /* as written in YAML: "30", "true", "text" */
-    long long min, max;        /* for VN_CONF_INT; ignored if min == max */
+    const char *default_value;  /* as written in YAML: "30", "true", "text" */
+    long long min, max;         /* for VN_CONF_INT; ignored if min == max */
+    const char *const *choices; /* VN_CONF_STRING: the only values, NULL-terminated; or NULL */
+    vn_config_check check;      /* VN_CONF_STRING: or NULL */
 } vn_config_key;
 
 const char *vn_module_config_string(const vn_module *m, const char *key);

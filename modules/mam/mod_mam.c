@@ -50,9 +50,12 @@
 #define PURGE_EVERY_MS (60 * 60 * 1000)
 #define US_PER_DAY (86400LL * 1000000)
 
+/* The values of <prefs default=.../> (XEP-0313 §6.1), and of the option. */
+static const char *const defaults[] = {"always", "never", "roster", NULL};
+
 static const vn_config_key mam_keys[] = {
     {.name = "max_page", .type = VN_CONF_INT, .default_value = "100", .min = 1, .max = 1000},
-    {.name = "default", .type = VN_CONF_STRING, .default_value = "always"},
+    {.name = "default", .type = VN_CONF_STRING, .default_value = "always", .choices = defaults},
     {.name = "retention_days", .type = VN_CONF_INT, .default_value = "0", .min = 0, .max = 36500},
     {.name = NULL},
 };
@@ -63,8 +66,10 @@ static vn_timer *purge_timer;
 
 static bool valid_default(const char *value)
 {
-    return value && (strcmp(value, "always") == 0 || strcmp(value, "never") == 0 ||
-                     strcmp(value, "roster") == 0);
+    for (const char *const *d = defaults; value && *d; d++)
+        if (strcmp(value, *d) == 0)
+            return true;
+    return false;
 }
 
 /* The stored <prefs/> of an account, or NULL when it has none (or on a
@@ -97,16 +102,13 @@ static int prefs_save(const char *host, const char *user, const vn_stanza *prefs
     return rc;
 }
 
-/* The account's default, else the configured one (else "always": a reload
- * with a bad value is logged and does not stop archiving). */
+/* The account's default, else the configured one (which the config
+ * loader has checked against the same values). */
 static const char *prefs_default(const vn_module *m, const vn_stanza *prefs)
 {
     const char *value = prefs ? vn_stanza_attr(prefs, "default") : NULL;
-    const char *configured = vn_module_config_string(m, "default");
 
-    if (valid_default(value))
-        return value;
-    return valid_default(configured) ? configured : "always";
+    return valid_default(value) ? value : vn_module_config_string(m, "default");
 }
 
 /* Whether the <always/> or <never/> list of prefs names the contact. */
@@ -508,14 +510,6 @@ static void retention_stop(void)
 
 static const char *const features[] = {MAM_NS, MAM_NS_EXTENDED, NS_SID};
 
-static bool config_valid(const vn_module *m)
-{
-    if (valid_default(vn_module_config_string(m, "default")))
-        return true;
-    vn_log_error("mam: default must be always, never or roster");
-    return false;
-}
-
 /* The archive is the account's: its features go on the bare JID too. */
 static vn_hook_result account_features(vn_event *ev, void *ud)
 {
@@ -528,8 +522,6 @@ static vn_hook_result account_features(vn_event *ev, void *ud)
 
 static int mam_load(vn_module *m)
 {
-    if (!config_valid(m))
-        return -1;
     vn_hook_add("stanza/in", ARCHIVE_PRIORITY, archive_outgoing, m);
     vn_hook_add("route/local", ARCHIVE_PRIORITY, archive_incoming, m);
     vn_hook_add("iq-get/bare/" MAM_NS, 0, mam_get, m);
@@ -555,8 +547,6 @@ static void mam_unload(vn_module *m)
 
 static void mam_reload(vn_module *m)
 {
-    if (!config_valid(m))
-        vn_log_warn("mam: archiving by default (always) until the configuration is fixed");
     retention_stop();
     retention_start(m);
 }

@@ -304,18 +304,29 @@ static void test_tree_is_null(void **state)
     vn_conf_node_free(root);
 }
 
+static const char *const colours[] = {"red", "green", NULL};
+
+/* A module's own check: no digits. */
+static const char *check_no_digits(const char *value)
+{
+    return strpbrk(value, "0123456789") ? "has digits" : NULL;
+}
+
 static const vn_config_key test_keys[] = {
-    {"interval", VN_CONF_INT, "60", 1, 3600},
-    {"count", VN_CONF_INT, "0", 0, 0},
-    {"show_os", VN_CONF_BOOL, "false", 0, 0},
-    {"name", VN_CONF_STRING, "x", 0, 0},
-    {NULL, 0, NULL, 0, 0},
+    {.name = "interval", .type = VN_CONF_INT, .default_value = "60", .min = 1, .max = 3600},
+    {.name = "count", .type = VN_CONF_INT, .default_value = "0"},
+    {.name = "show_os", .type = VN_CONF_BOOL, .default_value = "false"},
+    {.name = "name", .type = VN_CONF_STRING, .default_value = "x"},
+    {.name = "colour", .type = VN_CONF_STRING, .default_value = "red", .choices = colours},
+    {.name = "word", .type = VN_CONF_STRING, .default_value = "", .check = check_no_digits},
+    {.name = NULL},
 };
 
 static void test_validate_keys_valid(void **state)
 {
     vn_buf err;
-    vn_conf_node *root = parse_ok("interval: 3600\ncount: -5\nshow_os: yes\nname: 12\n");
+    vn_conf_node *root = parse_ok("interval: 3600\ncount: -5\nshow_os: yes\nname: 12\n"
+                                  "colour: green\nword: \"\"\n");
 
     vn_buf_init(&err);
     assert_true(vn_conf_validate_keys(root, test_keys, "version", "f.yaml", &err));
@@ -333,7 +344,9 @@ static void test_validate_keys_errors(void **state)
                                   "interval: 0\n"
                                   "count: many\n"
                                   "show_os: 1\n"
-                                  "name: [a]\n");
+                                  "name: [a]\n"
+                                  "colour: blue\n"
+                                  "word: r2d2\n");
 
     vn_buf_init(&err);
     assert_false(vn_conf_validate_keys(root, test_keys, "version", "conf/vestnik.yaml", &err));
@@ -345,12 +358,15 @@ static void test_validate_keys_errors(void **state)
     assert_has_error(&err, "conf/vestnik.yaml", 5,
                      "modules.version: key 'show_os' must be true or false");
     assert_has_error(&err, "conf/vestnik.yaml", 6, "modules.version: key 'name' must be a string");
-    assert_int_equal(count_lines(&err), 5);
+    assert_has_error(&err, "conf/vestnik.yaml", 7,
+                     "modules.version: key 'colour' must be one of red, green");
+    assert_has_error(&err, "conf/vestnik.yaml", 8, "modules.version: key 'word' has digits");
+    assert_int_equal(count_lines(&err), 7);
 
     /* A module without keys accepts no options at all. */
     vn_buf_reset(&err);
     assert_false(vn_conf_validate_keys(root, NULL, "ping", "f.yaml", &err));
-    assert_int_equal(count_lines(&err), 5);
+    assert_int_equal(count_lines(&err), 7);
     assert_has_error(&err, "f.yaml", 3, "modules.ping: unknown key 'interval'");
     vn_conf_node_free(root);
     vn_buf_free(&err);
@@ -619,8 +635,8 @@ static void test_example_config_loads(void **state)
     /* The documented option of mod_version is valid against its declaration
      * (test_example_config.py checks every module against the real ones). */
     static const vn_config_key version_keys[] = {
-        {"show_os", VN_CONF_BOOL, "false", 0, 0},
-        {NULL, 0, NULL, 0, 0},
+        {.name = "show_os", .type = VN_CONF_BOOL, .default_value = "false"},
+        {.name = NULL},
     };
     assert_true(
         vn_conf_validate_keys(cfg->modules[1].options, version_keys, "version", path, &err));
