@@ -526,10 +526,13 @@ void vn_c2s_input_element(vn_c2s *s, vn_stanza *st)
         vn_stanza_free(st);
         return;
     }
-    /* limits.stanza_rate: stanzas only, whatever the stream's stage. */
+    /* limits.stanza_rate: stanzas only, whatever the stream's stage. Over
+     * the rate the stream is read more slowly; only sustained excess closes. */
+    const vn_shaper_limits lim = {vn_srv.cfg->stanza_rate, vn_srv.cfg->stanza_burst,
+                                  vn_srv.cfg->max_throttle_time};
     if (is_client_stanza(st) &&
-        !vn_token_bucket_take(&s->stanza_budget, vn_srv.cfg->stanza_rate, vn_srv.cfg->stanza_burst,
-                              uv_now(vn_srv.loop))) {
+        !vn_shaper_stanza(&s->shaper, &lim,
+                          s->session ? vn_session_jid(s->session)->full : peer_ip(s))) {
         vn_c2s_close(s, "policy-violation", "Stanza rate limit exceeded: slow down");
         vn_stanza_free(st);
         return;
@@ -623,6 +626,7 @@ static void free_stream(uv_handle_t *h)
 
 void vn_c2s_destroy(vn_c2s *s)
 {
+    vn_shaper_cleanup(&s->shaper);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -643,11 +647,19 @@ void vn_c2s_gone(vn_c2s *s, const char *reason)
     if (!s->closing)
         vn_log_info("c2s %s: disconnected: %s", peer_ip(s), reason);
     s->tx = NULL;
+    vn_shaper_cleanup(&s->shaper); /* nothing left to pause or resume */
     if (!s->closing && vn_c2s_sm_hibernate(s))
         return;
     s->closing = true;
     unbind(s, reason);
     vn_c2s_destroy(s);
+}
+
+static void shaper_pause(void *ud, bool paused)
+{
+    vn_c2s *s = ud;
+    if (s->tx)
+        s->ops->pause(s->tx, paused);
 }
 
 vn_c2s *vn_c2s_new(const vn_c2s_transport *ops, void *tx)
@@ -657,6 +669,7 @@ vn_c2s *vn_c2s_new(const vn_c2s_transport *ops, void *tx)
 
     s->ops = ops;
     s->tx = tx;
+    vn_shaper_init(&s->shaper, "c2s", ops->pause ? shaper_pause : NULL, s);
     if (RAND_bytes(rnd, sizeof rnd) != 1)
         abort();
     for (size_t i = 0; i < sizeof rnd; i++)

@@ -37,6 +37,9 @@ typedef struct vn_c2s_transport {
     bool (*secure)(void *tx); /* encrypted (TLS, or HTTPS for web transports) */
     SSL *(*ssl)(void *tx);    /* for channel binding; NULL if none */
     const char *(*peer_ip)(void *tx);
+    /* Load shaping (shaper.h): stop reading after the current element, or
+     * read again; NULL if the transport cannot pause. */
+    void (*pause)(void *tx, bool paused);
 } vn_c2s_transport;
 
 /* A new stream on a transport. The transport must call vn_c2s_gone when

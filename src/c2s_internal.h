@@ -12,6 +12,7 @@
 #include "abuse_limits.h"
 #include "c2s.h"
 #include "sasl.h"
+#include "shaper.h"
 #include "vestnik/module.h"
 
 #define VN_NS_SM "urn:xmpp:sm:3"
@@ -50,8 +51,8 @@ struct vn_c2s {
     bool tried_plus;     /* a -PLUS mechanism was attempted (see sasl.h) */
     vn_session *session; /* after resource binding (or resumption) */
     sm_state sm;
-    vn_token_bucket stanza_budget; /* limits.stanza_rate */
-    uv_timer_t timer;              /* handshake timeout, keepalive/idle checks, hibernation */
+    vn_shaper shaper; /* limits.stanza_rate */
+    uv_timer_t timer; /* handshake timeout, keepalive/idle checks, hibernation */
     uint64_t last_input_ms;
     struct vn_c2s *prev, *next;
 };

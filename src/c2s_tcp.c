@@ -114,6 +114,23 @@ static const char *tcp_peer_ip(void *tx)
     return vn_conn_peer_ip(((tcp_stream *)tx)->conn);
 }
 
+static void feed(tcp_stream *t, const char *data, size_t len);
+
+/* Load shaping: pausing comes from inside the parser's stanza callback,
+ * resuming from the shaper's timer, which parses what was held back. */
+static void tcp_pause(void *tx, bool paused)
+{
+    tcp_stream *t = tx;
+
+    if (t->closing)
+        return;
+    vn_conn_pause_reading(t->conn, paused);
+    if (paused)
+        vn_xml_parser_pause(t->parser);
+    else
+        feed(t, NULL, 0);
+}
+
 static const vn_c2s_transport tcp_transport = {
     .open = tcp_open,
     .element = tcp_element,
@@ -123,6 +140,7 @@ static const vn_c2s_transport tcp_transport = {
     .secure = tcp_secure,
     .ssl = tcp_ssl,
     .peer_ip = tcp_peer_ip,
+    .pause = tcp_pause,
 };
 
 /* ---- input: XML parser events to the state machine ---- */
@@ -178,6 +196,21 @@ static const vn_xml_callbacks xml_callbacks = {
 
 /* ---- connection events ---- */
 
+/* Parse data, or (data NULL) resume what a pause held back. */
+static void feed(tcp_stream *t, const char *data, size_t len)
+{
+    t->in_feed = true;
+    if (data)
+        vn_xml_parser_feed(t->parser, data, len);
+    else
+        vn_xml_parser_resume(t->parser);
+    t->in_feed = false;
+    if (t->restart && !t->closing) {
+        vn_xml_parser_reset(t->parser);
+        t->restart = false;
+    }
+}
+
 static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
 {
     tcp_stream *t = ud;
@@ -185,13 +218,7 @@ static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
     if (t->closing || !t->c2s)
         return;
     vn_c2s_input_activity(t->c2s);
-    t->in_feed = true;
-    vn_xml_parser_feed(t->parser, data, len);
-    t->in_feed = false;
-    if (t->restart && !t->closing) {
-        vn_xml_parser_reset(t->parser);
-        t->restart = false;
-    }
+    feed(t, data, len);
 }
 
 static void on_close(vn_conn *c, void *ud, const char *reason)

@@ -21,6 +21,7 @@
 
 #include "component.h"
 #include "server.h"
+#include "shaper.h"
 #include "vestnik/module.h"
 #include "xml_parser.h"
 
@@ -40,6 +41,7 @@ struct comp_stream {
     char stream_id[33];
     bool header_sent, in_feed, closing;
     uv_timer_t timer; /* handshake timeout */
+    vn_shaper shaper; /* limits.component_stanza_rate */
     comp_stream *prev, *next;
 };
 
@@ -220,7 +222,15 @@ static void on_stanza(void *ud, vn_stanza *st)
         handle_handshake(cs, st);
         vn_stanza_free(st);
     } else {
-        handle_stanza(cs, st);
+        const vn_config *cfg = vn_srv.cfg;
+        const vn_shaper_limits lim = {cfg->component_stanza_rate, cfg->component_stanza_burst,
+                                      cfg->max_throttle_time};
+        if (vn_shaper_stanza(&cs->shaper, &lim, cs->comp->domain)) {
+            handle_stanza(cs, st);
+            return;
+        }
+        stream_close(cs, "policy-violation", "Stanza rate limit exceeded: slow down");
+        vn_stanza_free(st);
     }
 }
 
@@ -253,6 +263,23 @@ static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
     cs->in_feed = false;
 }
 
+/* Load shaping (shaper.h): stop reading after this stanza, or go on. */
+static void shaper_pause(void *ud, bool paused)
+{
+    comp_stream *cs = ud;
+
+    if (cs->closing)
+        return;
+    vn_conn_pause_reading(cs->conn, paused);
+    if (paused) {
+        vn_xml_parser_pause(cs->parser);
+        return;
+    }
+    cs->in_feed = true;
+    vn_xml_parser_resume(cs->parser);
+    cs->in_feed = false;
+}
+
 static void free_stream(uv_handle_t *h)
 {
     free(h->data);
@@ -269,6 +296,7 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
         all_streams = cs->next;
     if (cs->next)
         cs->next->prev = cs->prev;
+    vn_shaper_cleanup(&cs->shaper);
     vn_xml_parser_free(cs->parser);
     free(cs->domain);
     uv_timer_stop(&cs->timer);
@@ -294,6 +322,7 @@ void vn_component_accept(vn_conn *c, const vn_listener_conf *lc, void *ud)
         abort();
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(cs->stream_id + 2 * i, 3, "%02x", rnd[i]);
+    vn_shaper_init(&cs->shaper, "component", shaper_pause, cs);
     uv_timer_init(vn_srv.loop, &cs->timer);
     cs->timer.data = cs;
     uv_timer_start(&cs->timer, on_handshake_timeout, (uint64_t)cfg->handshake_timeout * 1000, 0);

@@ -143,6 +143,12 @@ static const field_spec limits_fields[] = {
     {CFG("login_backoff_max", FIELD_UNSIGNED, login_backoff_max), .min = 1, .max = 604800},
     {CFG("stanza_rate", FIELD_UNSIGNED, stanza_rate), .min = 0, .max = 1000000},
     {CFG("stanza_burst", FIELD_UNSIGNED, stanza_burst), .min = 1, .max = 1000000},
+    {CFG("s2s_stanza_rate", FIELD_UNSIGNED, s2s_stanza_rate), .min = 0, .max = 1000000},
+    {CFG("s2s_stanza_burst", FIELD_UNSIGNED, s2s_stanza_burst), .min = 1, .max = 1000000},
+    {CFG("component_stanza_rate", FIELD_UNSIGNED, component_stanza_rate), .min = 0, .max = 1000000},
+    {CFG("component_stanza_burst", FIELD_UNSIGNED, component_stanza_burst), .min = 1,
+     .max = 1000000},
+    {CFG("max_throttle_time", FIELD_UNSIGNED, max_throttle_time), .min = 0, .max = 86400},
     {CFG("max_resources_per_account", FIELD_UNSIGNED, max_resources_per_account), .min = 0,
      .max = 100000},
     {.name = NULL},
@@ -605,6 +611,11 @@ static vn_config *config_new(const char *path)
     cfg->login_backoff_max = 3600;
     cfg->stanza_rate = 50;
     cfg->stanza_burst = 200;
+    cfg->s2s_stanza_rate = 1000;
+    cfg->s2s_stanza_burst = 5000;
+    cfg->component_stanza_rate = 1000;
+    cfg->component_stanza_burst = 5000;
+    cfg->max_throttle_time = 300;
     cfg->max_resources_per_account = 10;
     cfg->http_max_header_size = 16384;
     cfg->http_max_body_size = 1048576;

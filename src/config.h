@@ -108,6 +108,12 @@ typedef struct vn_config {
     unsigned stanza_burst;              /* stanzas a stream may send at once */
     unsigned max_resources_per_account; /* bound resources per account */
 
+    /* limits: load shaping (shaper.c) of the other stream types, and when
+     * a stream over its rate is closed */
+    unsigned s2s_stanza_rate, s2s_stanza_burst;
+    unsigned component_stanza_rate, component_stanza_burst;
+    unsigned max_throttle_time; /* seconds over the rate without a break; 0: never */
+
     size_t http_max_header_size;     /* request line and headers, bytes */
     size_t http_max_body_size;       /* bodies the server buffers for a route */
     unsigned http_request_timeout;   /* seconds for the headers, and between body reads */

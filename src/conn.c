@@ -60,6 +60,7 @@ struct vn_conn {
     conn_state state;
     int open_handles; /* libuv handles not yet closed; freed at zero */
     bool reading;
+    bool paused; /* load shaping: the owner does not want input now */
     bool peer_eof;
     char *close_reason; /* the first cause wins */
     conn_drain *drain;
@@ -525,12 +526,34 @@ int vn_conn_start(vn_conn *c)
 
     if (c->state != CONN_OPEN)
         return -1;
+    if (c->paused)
+        return 0;
     rc = start_reading(c);
     if (rc < 0) {
         conn_close(c, uv_reason(rc), false);
         return -1;
     }
     return 0;
+}
+
+void vn_conn_pause_reading(vn_conn *c, bool paused)
+{
+    int rc;
+
+    if (c->paused == paused)
+        return;
+    c->paused = paused;
+    if (c->state != CONN_OPEN)
+        return; /* closing: reads on to see the peer's EOF */
+    if (paused) {
+        if (c->reading)
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        return;
+    }
+    rc = start_reading(c);
+    if (rc < 0)
+        conn_close(c, uv_reason(rc), false);
 }
 
 /* An SSL on ctx reading and writing through the connection. */
@@ -573,6 +596,9 @@ int vn_conn_start_tls_client(vn_conn *c, SSL_CTX *ctx, const char *server_name,
     SSL_set_connect_state(c->ssl);
     if ((server_name && !SSL_set_tlsext_host_name(c->ssl, server_name)) ||
         (alpn && SSL_set_alpn_protos(c->ssl, alpn, alpn_len) != 0)) {
+        /* Nothing was sent: the connection stays as it was, without TLS. */
+        SSL_free(c->ssl); /* and its BIO */
+        c->ssl = NULL;
         ERR_clear_error();
         return -1;
     }

@@ -43,6 +43,11 @@ vn_conn *vn_conn_connect(uv_loop_t *loop, const struct sockaddr *addr, size_t ma
 /* Start reading (after callbacks are set). */
 int vn_conn_start(vn_conn *c);
 
+/* Load shaping: stop reading from the socket (the peer's sends back up
+ * in TCP) or start again. Data of the current read is still delivered.
+ * A flushing close reads (and discards) regardless. */
+void vn_conn_pause_reading(vn_conn *c, bool paused);
+
 /* Begin server-side TLS now; ctx NULL picks by SNI among the hosts
  * (direct TLS). Plaintext queued before the call is sent unencrypted
  * first (the STARTTLS <proceed/>). 0 or -1. */

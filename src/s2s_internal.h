@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "shaper.h"
 #include "vestnik/stanza.h"
 #include "xml_parser.h"
 
@@ -48,6 +49,7 @@ typedef struct s2s_stream {
     bool ready; /* outgoing: features done, dialback and stanzas may flow */
     bool ever_authenticated;
     uv_timer_t timer;  /* incoming: authentication deadline */
+    vn_shaper shaper;  /* incoming: limits.s2s_stanza_rate */
     UT_hash_handle hh; /* incoming streams by id */
     struct s2s_stream *prev, *next;
 } s2s_stream;

@@ -578,7 +578,15 @@ static void on_element(void *ud, vn_stanza *el)
         free(xml);
     }
     if (s->dir == S2S_INCOMING) {
-        in_element(s, el);
+        const vn_config *cfg = vn_srv.cfg;
+        const vn_shaper_limits lim = {cfg->s2s_stanza_rate, cfg->s2s_stanza_burst,
+                                      cfg->max_throttle_time};
+        if (vn_shaper_stanza(&s->shaper, &lim, s->remote ? s->remote : vn_conn_peer_ip(s->conn))) {
+            in_element(s, el);
+            return;
+        }
+        s2s_stream_close(s, "policy-violation", "Stanza rate limit exceeded: slow down");
+        vn_stanza_free(el);
         return;
     }
     out_element(s, el);
@@ -602,14 +610,14 @@ static const vn_xml_callbacks xml_callbacks = {
     .error = on_xml_error,
 };
 
-static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
+/* Parse data, or (data NULL) resume what a pause held back. */
+static void feed(s2s_stream *s, const char *data, size_t len)
 {
-    s2s_stream *s = ud;
-
-    if (s->closing)
-        return;
     s->in_feed = true;
-    vn_xml_parser_feed(s->parser, data, len);
+    if (data)
+        vn_xml_parser_feed(s->parser, data, len);
+    else
+        vn_xml_parser_resume(s->parser);
     s->in_feed = false;
     if (!s->restart || s->closing)
         return;
@@ -618,6 +626,28 @@ static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
         out_restart(s);
     else
         vn_xml_parser_reset(s->parser);
+}
+
+static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
+{
+    s2s_stream *s = ud;
+
+    if (!s->closing)
+        feed(s, data, len);
+}
+
+/* Load shaping of incoming streams (shaper.h). */
+static void shaper_pause(void *ud, bool paused)
+{
+    s2s_stream *s = ud;
+
+    if (s->closing)
+        return;
+    vn_conn_pause_reading(s->conn, paused);
+    if (paused)
+        vn_xml_parser_pause(s->parser);
+    else
+        feed(s, NULL, 0);
 }
 
 static void on_tls_ready(vn_conn *c, void *ud)
@@ -648,6 +678,7 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
         s2s_route_stream_gone(s->route, s, reason);
     }
     DL_DELETE(all_streams, s);
+    vn_shaper_cleanup(&s->shaper);
     vn_xml_parser_free(s->parser);
     pairs_free(&s->pairs);
     pairs_free(&s->pending);
@@ -692,6 +723,7 @@ static s2s_stream *stream_new(s2s_direction dir)
     s2s_stream *s = vn_alloc(sizeof *s);
 
     s->dir = dir;
+    vn_shaper_init(&s->shaper, "s2s", shaper_pause, s);
     s->parser = vn_xml_parser_new(&xml_callbacks, s, cfg->max_stanza_size, cfg->max_xml_depth);
     uv_timer_init(vn_srv.loop, &s->timer);
     s->timer.data = s;

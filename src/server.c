@@ -21,6 +21,7 @@
 #include "s2s.h"
 #include "server.h"
 #include "sessions.h"
+#include "shaper.h"
 #include "store_backend.h"
 #include "tls.h"
 #include "vestnik/module.h"
@@ -197,6 +198,13 @@ void vn_server_status(vn_buf *out)
                   PACKAGE_VERSION, (long long)up, vn_sessions_count(), vn_c2s_count());
     for (size_t i = 0; i < vn_srv.cfg->n_hosts; i++)
         vn_buf_printf(out, " %s", vn_srv.cfg->hosts[i].name);
+    vn_shaper_stats shaped;
+    vn_shaper_get_stats(&shaped);
+    vn_buf_printf(out,
+                  ", throttled: %zu stream(s) now, %llu episode(s), %llu closed for "
+                  "sustained excess",
+                  shaped.throttled_now, (unsigned long long)shaped.episodes,
+                  (unsigned long long)shaped.closed);
     vn_buf_append_str(out, ", modules: ");
     vn_modules_describe(out);
 }

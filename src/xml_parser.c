@@ -44,6 +44,8 @@ struct vn_xml_parser {
     uint64_t fed;        /* bytes handed to expat */
     uint64_t unit_start; /* where the stanza (or stream header) in progress began */
     bool halted;         /* error or stop: deliver nothing until reset */
+    bool paused;         /* expat suspended; input kept in held */
+    vn_buf held;         /* fed while paused, not yet handed to expat */
 };
 
 static void halt(vn_xml_parser *p)
@@ -293,6 +295,8 @@ static void clear_stream_state(vn_xml_parser *p)
     p->open_elements = 0;
     p->fed = p->unit_start = 0;
     p->halted = false;
+    p->paused = false;
+    vn_buf_free(&p->held);
 }
 
 void vn_xml_parser_free(vn_xml_parser *p)
@@ -317,6 +321,12 @@ void vn_xml_parser_stop(vn_xml_parser *p)
         halt(p);
 }
 
+void vn_xml_parser_pause(vn_xml_parser *p)
+{
+    if (!p->halted && !p->paused && XML_StopParser(p->expat, XML_TRUE) == XML_STATUS_OK)
+        p->paused = true;
+}
+
 static const char *condition_for(enum XML_Error code)
 {
     switch (code) {
@@ -329,6 +339,10 @@ static const char *condition_for(enum XML_Error code)
 
 int vn_xml_parser_feed(vn_xml_parser *p, const char *data, size_t len)
 {
+    if (p->paused && !p->halted) {
+        vn_buf_append(&p->held, data, len);
+        return 0;
+    }
     while (!p->halted && len > 0) {
         /* Bytes the stanza (or stream header) in progress may still grow by. */
         uint64_t used = p->fed - p->unit_start;
@@ -342,14 +356,39 @@ int vn_xml_parser_feed(vn_xml_parser *p, const char *data, size_t len)
             slice = INT32_MAX;
 
         p->fed += slice;
-        if (XML_Parse(p->expat, data, (int)slice, XML_FALSE) == XML_STATUS_ERROR && !p->halted) {
+        enum XML_Status status = XML_Parse(p->expat, data, (int)slice, XML_FALSE);
+        if (status == XML_STATUS_ERROR && !p->halted) {
             enum XML_Error code = XML_GetErrorCode(p->expat);
             fail(p, condition_for(code), XML_ErrorString(code));
         }
         data += slice;
         len -= slice;
+        if (status == XML_STATUS_SUSPENDED && !p->halted) {
+            /* expat keeps the rest of the slice; we keep what follows it. */
+            vn_buf_append(&p->held, data, len);
+            break;
+        }
     }
     return p->halted ? -1 : 0;
+}
+
+int vn_xml_parser_resume(vn_xml_parser *p)
+{
+    if (!p->paused || p->halted)
+        return p->halted ? -1 : 0;
+    p->paused = false;
+    enum XML_Status status = XML_ResumeParser(p->expat);
+    if (status == XML_STATUS_ERROR && !p->halted) {
+        enum XML_Error code = XML_GetErrorCode(p->expat);
+        fail(p, condition_for(code), XML_ErrorString(code));
+    }
+    if (status == XML_STATUS_SUSPENDED || p->halted || p->held.len == 0)
+        return p->halted ? -1 : 0;
+    size_t len;
+    char *rest = vn_buf_steal(&p->held, &len);
+    int rc = vn_xml_parser_feed(p, rest, len);
+    free(rest);
+    return rc;
 }
 
 /* ---- parsing one stored element (vn_stanza_parse, declared in stanza.h) ---- */

@@ -49,6 +49,13 @@ void vn_xml_parser_free(vn_xml_parser *p);
 int vn_xml_parser_feed(vn_xml_parser *p, const char *data, size_t len);
 /* Called from inside a callback: deliver no more events from this chunk. */
 void vn_xml_parser_stop(vn_xml_parser *p);
+/* Called from inside the stanza callback: suspend parsing after this
+ * stanza (load shaping). Bytes not parsed yet, of this chunk and of later
+ * feeds, are kept until vn_xml_parser_resume. */
+void vn_xml_parser_pause(vn_xml_parser *p);
+/* Not from inside a callback: parse what was kept; callbacks may pause
+ * again. Returns as feed does. */
+int vn_xml_parser_resume(vn_xml_parser *p);
 /* Start over for a stream restart (after STARTTLS or SASL). Must not be
  * called from inside a callback; stop first, reset after feed returns. */
 void vn_xml_parser_reset(vn_xml_parser *p);

@@ -5,7 +5,8 @@ Each limit of the limits: section (and c2s.handshake_timeout) is driven
 past its value with raw streams: connections per address, login back-off
 per address and per account (refused even with the right password,
 doubling, other addresses and accounts unaffected), the stanza token
-bucket, resources per account, the output cap for a client that never
+bucket (over it the stream is read more slowly; only sustained excess
+closes it), resources per account, the output cap for a client that never
 reads, and handshakes that never finish (a trickled stream header, a TLS
 handshake that never starts). Every test connects from its own loopback
 address (127.0.0.x), so that the per-address accounting of one test does
@@ -29,6 +30,7 @@ BACKOFF = 2
 BACKOFF_MAX = 4
 STANZA_RATE = 20
 STANZA_BURST = 40
+MAX_THROTTLE_TIME = 3
 MAX_RESOURCES = 3
 MAX_OUTPUT = 65536
 HANDSHAKE_TIMEOUT = 2
@@ -44,8 +46,12 @@ server = harness.Server(handshake_timeout=HANDSHAKE_TIMEOUT, limits_options={
     'login_failure_window': 60,
     'login_backoff': BACKOFF,
     'login_backoff_max': BACKOFF_MAX,
+    # All tests here connect from 127.0.0.x: one IPv4 /24, whose own back-off
+    # test_login_policy.py covers.
+    'login_range_max_failures': 0,
     'stanza_rate': STANZA_RATE,
     'stanza_burst': STANZA_BURST,
+    'max_throttle_time': MAX_THROTTLE_TIME,
     'max_resources_per_account': MAX_RESOURCES,
     'max_output_buffer': MAX_OUTPUT,
 })
@@ -230,8 +236,9 @@ def test_login_backoff_per_account():
         assert try_login(source, 'bob', 'wrong') == 'not-authorized'
     wait_for_log('failed logins for account bob@%s' % harness.DOMAIN)
     held_since = time.monotonic()
-    # The account is held from anywhere, with either mechanism, right
-    # password or not; other accounts log in from the same address.
+    # The account is held for every address that never logged in to it,
+    # with either mechanism, right password or not; other accounts log in
+    # from the same address.
     assert try_login('127.0.0.33', 'bob', PASSWORD) == 'temporary-auth-failure'
     assert try_scram('127.0.0.33', 'bob', PASSWORD) == 'temporary-auth-failure'
     assert try_login('127.0.0.33', 'carol', PASSWORD) == 'success'
@@ -242,7 +249,8 @@ def test_login_backoff_per_account():
     for source in ('127.0.0.34', '127.0.0.35', '127.0.0.36'):
         assert try_login(source, 'bob', 'wrong') == 'not-authorized'
     held_since = time.monotonic()
-    wait_for_log('for account bob@%s: refusing its logins for %d s'
+    wait_for_log('for account bob@%s: refusing its logins from addresses it does not know '
+                 'for %d s'
                  % (harness.DOMAIN, 2 * BACKOFF))
     time.sleep(BACKOFF + 0.5)
     assert try_login('127.0.0.37', 'bob', PASSWORD) == 'temporary-auth-failure'
@@ -252,7 +260,7 @@ def test_login_backoff_per_account():
 
 # --------------------------------------------------------------- stanza rate
 
-def test_stanza_rate():
+def test_stanza_rate_slows_reading_down():
     s = logged_in('127.0.0.40', 'dave', 'rate')
     # Whitespace is not counted: far more than a burst of it changes nothing.
     s.send(' ' * (STANZA_BURST * 100))
@@ -262,23 +270,48 @@ def test_stanza_rate():
     for i in range(STANZA_BURST):
         expect_pong(s, 'a%d' % i)
 
-    # One second refills STANZA_RATE tokens; a larger batch runs out.
+    # One second refills STANZA_RATE tokens; a batch twice that size is not
+    # refused: the server reads the rest at STANZA_RATE per second.
     time.sleep(1.0)
+    started = time.monotonic()
     s.send(''.join("<iq type='get' id='b%d' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
                    % (i, harness.DOMAIN) for i in range(2 * STANZA_RATE)))
+    for i in range(2 * STANZA_RATE):
+        expect_pong(s, 'b%d' % i)
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.6, elapsed
+    time.sleep(0.5)
+    ping(s, 'c')
+    expect_pong(s, 'c')
+    assert 'over its stanza rate (%d/s): reading slowed down' % STANZA_RATE in server.log_text()
+    s.close()
+
+
+def test_sustained_excess_closes_the_stream():
+    s = logged_in('127.0.0.41', 'judy', 'flood')
+    count = STANZA_BURST + 3 * MAX_THROTTLE_TIME * STANZA_RATE
+    started = time.monotonic()
+    s.send(''.join("<iq type='get' id='f%d' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+                   % (i, harness.DOMAIN) for i in range(count)))
     answered = 0
     while True:
         elem = s.next_element()
         if elem.tag != qname(NS_CLIENT, 'iq'):
             break
-        assert elem.get('id') == 'b%d' % answered, tostring(elem)
+        assert elem.get('id') == 'f%d' % answered, tostring(elem)
         answered += 1
-    assert STANZA_RATE <= answered <= STANZA_RATE + 3, answered
+    elapsed = time.monotonic() - started
     assert elem.tag == qname(NS_STREAM, 'error'), tostring(elem)
     assert [c.tag for c in elem] == [qname(harness.NS_STREAM_ERRORS, 'policy-violation'),
                                      qname(harness.NS_STREAM_ERRORS, 'text')], tostring(elem)
     assert 'rate' in stream_error_text(elem), tostring(elem)
     s.expect_closed()
+    # Throttled (read at the rate) for max_throttle_time, then closed.
+    assert MAX_THROTTLE_TIME - 0.5 <= elapsed <= MAX_THROTTLE_TIME + 3, elapsed
+    expected = STANZA_BURST + MAX_THROTTLE_TIME * STANZA_RATE
+    assert expected * 0.8 <= answered <= expected * 1.2 + 5, answered
+    assert ('over its stanza rate (%d/s) for %d s without a break: closing'
+            % (STANZA_RATE, MAX_THROTTLE_TIME)) in server.log_text()
 
 
 # -------------------------------------------------------- resources per user
@@ -503,7 +536,8 @@ if __name__ == '__main__':
         test_login_backoff_per_address,
         test_refusals_close_a_spinning_stream,
         test_login_backoff_per_account,
-        test_stanza_rate,
+        test_stanza_rate_slows_reading_down,
+        test_sustained_excess_closes_the_stream,
         test_max_resources_per_account,
         test_slow_reader_is_closed,
         test_resumed_backlog_over_the_output_cap,

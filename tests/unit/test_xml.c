@@ -27,6 +27,7 @@ typedef struct events {
     int errors;
     char condition[64];
     size_t stop_after; /* call vn_xml_parser_stop after this many stanzas; 0 = never */
+    bool pause_each;   /* call vn_xml_parser_pause after every stanza */
     vn_xml_parser *parser;
 } events;
 
@@ -46,6 +47,8 @@ static void on_stanza(void *ud, vn_stanza *st)
     ev->stanzas[ev->stanza_count++] = st;
     if (ev->stop_after && ev->stanza_count == ev->stop_after)
         vn_xml_parser_stop(ev->parser);
+    if (ev->pause_each)
+        vn_xml_parser_pause(ev->parser);
 }
 
 static void on_close(void *ud)
@@ -451,6 +454,56 @@ static void test_stop_inside_callback(void **state)
     done(&ev);
 }
 
+/* Load shaping: a pause holds back the rest of the chunk and later feeds;
+ * each resume delivers the next stanza, in order, nothing lost, also when
+ * the stanza size limit cut the input into several slices for expat. */
+static void test_pause_and_resume(void **state)
+{
+    events ev;
+    vn_xml_parser *p = parser_for(&ev, 100, 16);
+    char id[24];
+    const char *header = "<stream:stream xmlns='jabber:client' "
+                         "xmlns:stream='http://etherx.jabber.org/streams'>";
+
+    assert_int_equal(feed_str(p, header), 0);
+    ev.pause_each = true;
+    assert_int_equal(feed_str(p, "<message id='0'/><message id='1'/><message id='2'/>"
+                                 "<message id='3'/><message id='4'/><message id='5'/>"),
+                     0);
+    assert_int_equal(ev.stanza_count, 1);
+    assert_int_equal(feed_str(p, "<message id='6'/><message id='7'/>"), 0);
+    assert_int_equal(ev.stanza_count, 1);
+    assert_int_equal(vn_xml_parser_resume(p), 0);
+    assert_int_equal(ev.stanza_count, 2);
+    ev.pause_each = false;
+    assert_int_equal(vn_xml_parser_resume(p), 0);
+    assert_int_equal(ev.stanza_count, 8);
+    for (size_t i = 0; i < ev.stanza_count; i++) {
+        snprintf(id, sizeof id, "%zu", i);
+        assert_string_equal(vn_stanza_attr(ev.stanzas[i], "id"), id);
+    }
+    /* Not paused: resume does nothing, feeding goes on as before. */
+    assert_int_equal(vn_xml_parser_resume(p), 0);
+    assert_int_equal(feed_str(p, "<iq/></stream:stream>"), 0);
+    assert_int_equal(ev.stanza_count, 9);
+    assert_int_equal(ev.closes, 1);
+    assert_int_equal(ev.errors, 0);
+
+    /* Stopping (the stream closes) while paused: nothing more, ever. */
+    vn_xml_parser_reset(p);
+    events_clear(&ev);
+    memset(&ev, 0, sizeof ev);
+    ev.parser = p;
+    ev.pause_each = true;
+    assert_int_equal(feed_str(p, header), 0);
+    assert_int_equal(feed_str(p, "<presence/><message/>"), 0);
+    assert_int_equal(ev.stanza_count, 1);
+    vn_xml_parser_stop(p);
+    assert_int_equal(vn_xml_parser_resume(p), -1);
+    assert_int_equal(ev.stanza_count, 1);
+    done(&ev);
+}
+
 static void test_reset_then_new_stream(void **state)
 {
     events ev;
@@ -551,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_many_small_stanzas_in_one_chunk),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_stop_inside_callback),
+        cmocka_unit_test(test_pause_and_resume),
         cmocka_unit_test(test_reset_then_new_stream),
         cmocka_unit_test(test_stanza_parse_round_trip),
         cmocka_unit_test(test_xml_namespace_element_refused),
