@@ -22,8 +22,7 @@ static void occupant_jid(const muc_room *room, const char *nick, char *out, size
     snprintf(out, size, "%s/%s", room->jid->bare, nick);
 }
 
-/* Counts a message against occ's budget; false (error sent) when over. */
-static bool within_rate(const muc_room *room, muc_occupant *occ, vn_event *ev)
+bool muc_within_rate(const muc_room *room, muc_occupant *occ, vn_event *ev)
 {
     int64_t now = vn_now_us();
     if (now - occ->rate_window_start_us >= RATE_WINDOW_US) {
@@ -96,7 +95,7 @@ void muc_handle_groupchat(muc_room *room, muc_occupant *occ, vn_event *ev)
         vn_route_error(ev->stanza, "modify", "not-acceptable", "You are not in the room");
         return;
     }
-    if (!within_rate(room, occ, ev))
+    if (!muc_within_rate(room, occ, ev))
         return;
     const char *subject = vn_stanza_child_text(ev->stanza, "subject", VN_NS_CLIENT);
     if (subject && !vn_stanza_child(ev->stanza, "body", VN_NS_CLIENT)) {
@@ -167,7 +166,7 @@ void muc_handle_private(muc_room *room, vn_event *ev)
         vn_route_error(ev->stanza, "cancel", "item-not-found", "No such occupant");
         return;
     }
-    if (!within_rate(room, sender, ev))
+    if (!muc_within_rate(room, sender, ev))
         return;
     char from[2048];
     occupant_jid(room, sender->nick, from, sizeof from);

@@ -231,6 +231,18 @@ static void submit(pending_work work)
 
 #define CHECK_TIMEOUT_US (60LL * 1000000)
 
+/* prefix and 32 hex digits of randomness; false if there is none. */
+static bool random_id(char *out, size_t size, const char *prefix)
+{
+    unsigned char nonce[16];
+    if (RAND_bytes(nonce, sizeof nonce) != 1)
+        return false;
+    int n = snprintf(out, size, "%s", prefix);
+    for (size_t i = 0; i < sizeof nonce && n > 0 && (size_t)n + 2 < size; i++)
+        n += snprintf(out + n, size - (size_t)n, "%02x", nonce[i]);
+    return true;
+}
+
 typedef struct occupant_check {
     char *room;   /* bare JID of the room */
     vn_jid *full; /* the resource being asked */
@@ -286,14 +298,11 @@ void muc_suspect_gone(muc_room *room, vn_event *ev)
         else if (strcmp(c->room, room->jid->bare) == 0 && vn_jid_equal(c->full, ev->from))
             return; /* being asked already */
     }
-    unsigned char nonce[16];
-    if (RAND_bytes(nonce, sizeof nonce) != 1)
+    occupant_check check = {.started_us = now};
+    if (!random_id(check.id, sizeof check.id, "check-"))
         return;
-    occupant_check check = {
-        .room = vn_strdup(room->jid->bare), .full = vn_jid_copy(ev->from), .started_us = now};
-    memcpy(check.id, "check-", 6);
-    for (size_t i = 0; i < sizeof nonce; i++)
-        snprintf(check.id + 6 + 2 * i, 3, "%02x", nonce[i]);
+    check.room = vn_strdup(room->jid->bare);
+    check.full = vn_jid_copy(ev->from);
     checks.items = vn_realloc(checks.items, (checks.count + 1) * sizeof *checks.items);
     checks.items[checks.count++] = check;
 
@@ -464,36 +473,160 @@ static void room_iq(muc_room *room, vn_event *ev)
         muc_iq_error(ev, "cancel", "service-unavailable", NULL);
 }
 
-/* Requests between occupants go through the room under the sender's
- * occupant JID; so do the answers, back to the requester. */
+/* ---- iq between occupants ----
+ *
+ * The room relays a request to an occupant under the requester's occupant
+ * JID and an id of its own, and remembers whose it was: the answer goes
+ * back to the very resource that asked, under its id (a user in the room
+ * from several devices gets it on the one that asked). What a client does
+ * not serve but its account does, the vCard (vcard-temp, vCard4) and PEP
+ * items, goes to the occupant's bare JID, where its server answers, as
+ * Prosody and ejabberd do; but only for requesters the room shows real
+ * JIDs to: to anyone else the answer would tell who is behind the nick.
+ * Relayed requests count against the requester's message budget, which
+ * also bounds how many the room remembers. */
+
+#define RELAY_TIMEOUT_US (60LL * 1000000)
+#define NS_VCARD_TEMP "vcard-temp"
+#define NS_VCARD4 "urn:ietf:params:xml:ns:vcard-4.0"
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+
+typedef struct relayed_iq {
+    char *room;           /* bare JID of the room */
+    char id[40];          /* the room's id on the relayed request */
+    char *requester_id;   /* the requester's, or NULL */
+    vn_jid *requester;    /* its real full JID */
+    vn_jid *responder;    /* where the request went */
+    char *responder_nick; /* the occupant asked */
+    int64_t started_us;
+} relayed_iq;
+
+static struct {
+    relayed_iq *items;
+    size_t count;
+} relays;
+
+static void relay_free(relayed_iq *r)
+{
+    free(r->room);
+    free(r->requester_id);
+    vn_jid_free(r->requester);
+    vn_jid_free(r->responder);
+    free(r->responder_nick);
+}
+
+static void relay_drop(size_t i)
+{
+    relay_free(&relays.items[i]);
+    relays.items[i] = relays.items[--relays.count];
+}
+
+static void relays_free(void)
+{
+    while (relays.count > 0)
+        relay_drop(0);
+    free(relays.items);
+    relays.items = NULL;
+}
+
+static bool served_by_account(const vn_stanza *iq)
+{
+    const vn_stanza *payload = vn_stanza_first_element(iq);
+    if (!muc_is_type(vn_stanza_attr(iq, "type"), "get") || !payload)
+        return false;
+    return vn_stanza_is(payload, "vCard", NS_VCARD_TEMP) ||
+           vn_stanza_is(payload, "vcard", NS_VCARD4) ||
+           (vn_stanza_is(payload, "pubsub", NS_PUBSUB) &&
+            vn_stanza_child(payload, "items", NS_PUBSUB));
+}
+
+static void relay_request(muc_room *room, muc_occupant *sender, const muc_occupant *target,
+                          vn_event *ev)
+{
+    const vn_jid *to = target->sessions[0];
+    if (served_by_account(ev->stanza)) {
+        if (!muc_can_see_jids(room, sender)) {
+            muc_iq_error(ev, "auth", "forbidden",
+                         "This room does not tell you who its occupants are");
+            return;
+        }
+        to = target->real_bare;
+    }
+    if (!muc_within_rate(room, sender, ev))
+        return;
+    int64_t now = vn_now_us();
+    for (size_t i = relays.count; i-- > 0;)
+        if (now - relays.items[i].started_us >= RELAY_TIMEOUT_US)
+            relay_drop(i); /* never answered */
+    relayed_iq relay = {.started_us = now};
+    if (!random_id(relay.id, sizeof relay.id, "iq-")) {
+        muc_iq_error(ev, "wait", "internal-server-error", NULL);
+        return;
+    }
+    relay.room = vn_strdup(room->jid->bare);
+    relay.requester_id = vn_strdup(vn_stanza_attr(ev->stanza, "id"));
+    relay.requester = vn_jid_copy(ev->from);
+    relay.responder = vn_jid_copy(to);
+    relay.responder_nick = vn_strdup(target->nick);
+    relays.items = vn_realloc(relays.items, (relays.count + 1) * sizeof *relays.items);
+    relays.items[relays.count++] = relay;
+
+    char *from = vn_asprintf("%s/%s", room->jid->bare, sender->nick);
+    vn_stanza *relayed = vn_stanza_copy(ev->stanza);
+    vn_stanza_set_attr(relayed, "from", from);
+    vn_stanza_set_attr(relayed, "to", to->full);
+    vn_stanza_set_attr(relayed, "id", relay.id);
+    free(from);
+    vn_route(relayed);
+}
+
+/* A result or error to an occupant JID: the answer to a relayed request,
+ * from where it went, goes back to the requester; anything else is
+ * dropped. */
+static void relay_answer(const muc_room *room, const vn_event *ev)
+{
+    const char *id = vn_stanza_attr(ev->stanza, "id");
+    for (size_t i = 0; id && i < relays.count; i++) {
+        const relayed_iq *r = &relays.items[i];
+        if (strcmp(r->id, id) != 0 || strcmp(r->room, room->jid->bare) != 0 ||
+            !vn_jid_equal(r->responder, ev->from))
+            continue;
+        char *from = vn_asprintf("%s/%s", room->jid->bare, r->responder_nick);
+        vn_stanza *answer = vn_stanza_copy(ev->stanza);
+        vn_stanza_set_attr(answer, "from", from);
+        vn_stanza_set_attr(answer, "to", r->requester->full);
+        vn_stanza_set_attr(answer, "id", r->requester_id);
+        free(from);
+        relay_drop(i);
+        vn_route(answer);
+        return;
+    }
+}
+
 static void occupant_iq(muc_room *room, vn_event *ev)
 {
     const char *type = vn_stanza_attr(ev->stanza, "type");
-    bool request = muc_is_type(type, "get") || muc_is_type(type, "set");
     muc_occupant *sender = muc_occupant_by_session(room, ev->from);
-    muc_occupant *target = muc_occupant_find(room, ev->to->resource);
+    const muc_occupant *target = muc_occupant_find(room, ev->to->resource);
 
+    if (!muc_is_type(type, "get") && !muc_is_type(type, "set")) {
+        relay_answer(room, ev);
+        return;
+    }
     if (!sender) {
-        if (request)
-            muc_iq_error(ev, "cancel", "not-acceptable", "You are not in the room");
+        muc_iq_error(ev, "cancel", "not-acceptable", "You are not in the room");
         return;
     }
     /* XEP-0410: a ping to one's own occupant JID is answered here. */
-    if (request && target == sender && ns_is(payload_ns(ev->stanza), NS_PING)) {
+    if (target == sender && ns_is(payload_ns(ev->stanza), NS_PING)) {
         vn_route(vn_stanza_iq_result(ev->stanza));
         return;
     }
     if (!target) {
-        if (request)
-            muc_iq_error(ev, "cancel", "item-not-found", "No such occupant");
+        muc_iq_error(ev, "cancel", "item-not-found", "No such occupant");
         return;
     }
-    char *from = vn_asprintf("%s/%s", room->jid->bare, sender->nick);
-    vn_stanza *relayed = vn_stanza_copy(ev->stanza);
-    vn_stanza_set_attr(relayed, "from", from);
-    vn_stanza_set_attr(relayed, "to", target->sessions[0]->full);
-    free(from);
-    vn_route(relayed);
+    relay_request(room, sender, target, ev);
 }
 
 /* ---- dispatch by address ---- */
@@ -673,6 +806,7 @@ static void muc_unload(vn_module *m)
     muc.services = NULL;
     muc.service_count = 0;
     checks_free();
+    relays_free();
 }
 
 VN_MODULE("muc", "Multi-User Chat (XEP-0045) with MAM, moderation and occupant ids", muc_keys,

@@ -207,6 +207,9 @@ void muc_session_gone(muc_service *svc, muc_room *room, const vn_jid *full, int 
 void muc_room_maybe_drop(muc_room *room);
 
 /* ---- message.c ---- */
+/* Counts a message (or relayed iq) against occ's budget of
+ * max_messages_per_minute; false (error sent) when over. */
+bool muc_within_rate(const muc_room *room, muc_occupant *occ, vn_event *ev);
 void muc_handle_groupchat(muc_room *room, muc_occupant *occ, vn_event *ev);
 void muc_handle_private(muc_room *room, vn_event *ev);
 void muc_handle_room_message(muc_room *room, vn_event *ev);

@@ -649,9 +649,9 @@ static void change_nick(muc_room *room, muc_occupant *occ, vn_event *ev)
 
 static void leave(muc_room *room, muc_occupant *occ, vn_event *ev)
 {
-    vn_stanza_free(occ->presence);
-    occ->presence = clean_presence(ev->stanza);
     muc_presence_info info = {.type = "unavailable"};
+    /* One device of several leaves: it alone is told, the occupant stays
+     * with the presence it had. */
     if (occ->session_count > 1) {
         vn_stanza *own = muc_occupant_presence(room, occ, &info, true, true);
         vn_stanza_set_attr(own, "to", ev->from->full);
@@ -660,6 +660,8 @@ static void leave(muc_room *room, muc_occupant *occ, vn_event *ev)
         muc_track_session(room, ev->from, false);
         return;
     }
+    vn_stanza_free(occ->presence);
+    occ->presence = clean_presence(ev->stanza);
     muc_occupant_eject(room, occ, &info);
     muc_room_maybe_drop(room);
 }

