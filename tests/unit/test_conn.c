@@ -312,6 +312,7 @@ static void client_thread(void *arg)
 
 typedef enum {
     SERVE_PING,  /* answer <starttls/> and "ping" */
+    SERVE_RETRY, /* as SERVE_PING, after a TLS client start that fails (SNI too long) */
     SERVE_FLUSH, /* once ready, write FLUSH_TOTAL bytes and close with flush */
     SERVE_BYE,   /* on accept, write "bye" and close with flush */
     SERVE_FLOOD, /* write until vn_conn_write refuses, then close */
@@ -352,6 +353,8 @@ typedef struct harness {
     size_t flood_written;
     size_t queued_at_refusal;
     bool refused;
+    int failed_client_rc;
+    bool ssl_after_failure;
     uint64_t close_requested_at;
     uint64_t closed_at;
 } harness;
@@ -383,9 +386,17 @@ static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
     harness *h = ud;
 
     vn_buf_append(&h->received, data, len);
-    if (h->mode != SERVE_PING)
+    if (h->mode != SERVE_PING && h->mode != SERVE_RETRY)
         return;
     if (!vn_conn_ssl(c) && strcmp(h->received.data, "<starttls/>") == 0) {
+        if (h->mode == SERVE_RETRY) {
+            char name[300]; /* SNI allows 255 bytes, a JID domain 1023 */
+            memset(name, 'a', sizeof name - 1);
+            name[sizeof name - 1] = '\0';
+            h->failed_client_rc =
+                vn_conn_start_tls_client(c, vn_tls_ctx_for_host(NULL), name, NULL, 0);
+            h->ssl_after_failure = vn_conn_ssl(c) != NULL;
+        }
         /* "tls:" is written mid-handshake: it must follow it, encrypted */
         if (vn_conn_write(c, "<proceed/>", 10) != 0 ||
             vn_conn_start_tls(c, vn_tls_ctx_for_host("example.test")) != 0 ||
@@ -715,6 +726,21 @@ static void test_starttls(void **state)
     assert_int_equal(h.write_failures, 0);
 }
 
+/* A TLS start that fails leaves the connection as it was: no SSL attached,
+ * so TLS can still start on it (and nothing is read through a dead one). */
+static void test_failed_tls_client_start_detaches(void **state)
+{
+    harness h;
+    client cl = {.mode = CLIENT_PING, .starttls = true, .sni = "example.test"};
+
+    run(&h, SERVE_RETRY, VN_LISTEN_C2S, "127.0.0.1", &cl);
+    assert_int_equal(h.failed_client_rc, -1);
+    assert_false(h.ssl_after_failure);
+    assert_true(cl.handshake_ok);
+    assert_string_equal(cl.reply, "tls:pong");
+    assert_int_equal(h.write_failures, 0);
+}
+
 static void test_not_tls(void **state)
 {
     harness h;
@@ -906,6 +932,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_sni_tls12, setup_tls, teardown_tls),
         cmocka_unit_test_setup_teardown(test_tls12_without_ems, setup_tls, teardown_tls),
         cmocka_unit_test_setup_teardown(test_starttls, setup_tls, teardown_tls),
+        cmocka_unit_test_setup_teardown(test_failed_tls_client_start_detaches, setup_tls,
+                                        teardown_tls),
         cmocka_unit_test_setup_teardown(test_not_tls, setup_tls, teardown_tls),
         cmocka_unit_test_setup_teardown(test_output_cap, setup_tls, teardown_tls),
         cmocka_unit_test_setup_teardown(test_close_flush_tls, setup_tls, teardown_tls),
