@@ -8,6 +8,7 @@
  * client get their 'from' stamped and go to the router; stanzas for the
  * client arrive through vn_c2s_write_stanza.
  */
+#include <ctype.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "server.h"
 #include "sessions.h"
 #include "tls.h"
+#include "vestnik/i18n.h"
 #include "vestnik/module.h"
 
 /* After this many wrong credentials the stream is closed. */
@@ -117,8 +119,11 @@ void vn_c2s_close(vn_c2s *s, const char *condition, const char *text)
     if (condition) {
         vn_stanza *err = vn_stanza_new("error", VN_NS_STREAMS);
         vn_stanza_add_child(err, condition, VN_NS_STREAM_ERRORS);
-        if (text)
-            vn_stanza_add_text_child(err, "text", VN_NS_STREAM_ERRORS, text);
+        if (text) {
+            vn_stanza *t =
+                vn_stanza_add_text_child(err, "text", VN_NS_STREAM_ERRORS, vn_tr(s->lang, text));
+            vn_stanza_set_attr(t, "xml:lang", vn_tr_lang(s->lang));
+        }
         vn_c2s_write_element(s, err);
         vn_stanza_free(err);
         vn_log_info("c2s %s: stream error %s%s%s", peer_ip(s), condition, text ? ": " : "",
@@ -200,6 +205,30 @@ static void send_features(vn_c2s *s)
 
 /* ---- stream header ---- */
 
+/* A language tag as RFC 5646 spells them (letters, digits, hyphens). */
+static bool valid_lang(const char *lang)
+{
+    size_t len = lang ? strlen(lang) : 0;
+    if (len == 0 || len > 35)
+        return false;
+    for (const char *p = lang; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-')
+            return false;
+    return true;
+}
+
+/* The stream's language: its header's xml:lang, else the host's default. */
+static void set_stream_lang(vn_c2s *s, const char *lang)
+{
+    const vn_host_conf *host = s->host ? vn_config_host(vn_srv.cfg, s->host) : NULL;
+
+    free(s->lang);
+    if (valid_lang(lang))
+        s->lang = vn_strdup(lang);
+    else
+        s->lang = vn_strdup(host && host->language ? host->language : vn_srv.cfg->language);
+}
+
 void vn_c2s_input_open(vn_c2s *s, const vn_stanza *header)
 {
     const char *to = vn_stanza_attr(header, "to");
@@ -216,6 +245,7 @@ void vn_c2s_input_open(vn_c2s *s, const vn_stanza *header)
     }
     send_header(s, from_norm);
     free(from_norm);
+    set_stream_lang(s, vn_stanza_attr(header, "xml:lang"));
 
     if (!vn_stanza_is(header, "stream", VN_NS_STREAMS) || !vn_stanza_attr(header, "xmlns") ||
         strcmp(vn_stanza_attr(header, "xmlns"), VN_NS_CLIENT) != 0) {
@@ -526,6 +556,10 @@ void vn_c2s_input_element(vn_c2s *s, vn_stanza *st)
         vn_stanza_free(st);
         return;
     }
+    /* RFC 6120 §4.7.4: a stanza without xml:lang is in the stream's
+     * language; saying so lets every reply and relay pick its texts. */
+    if (is_client_stanza(st) && !vn_stanza_attr(st, "xml:lang") && s->lang)
+        vn_stanza_set_attr(st, "xml:lang", s->lang);
     /* limits.stanza_rate: stanzas only, whatever the stream's stage. Over
      * the rate the stream is read more slowly; only sustained excess closes. */
     const vn_shaper_limits lim = {vn_srv.cfg->stanza_rate, vn_srv.cfg->stanza_burst,
@@ -637,6 +671,7 @@ void vn_c2s_destroy(vn_c2s *s)
 
     vn_sasl_free(s->sasl);
     free(s->host);
+    free(s->lang);
     free(s->user);
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, free_stream);

@@ -39,6 +39,7 @@ struct vn_c2s {
     const vn_c2s_transport *ops;
     void *tx;   /* the transport's state; NULL once the transport is gone */
     char *host; /* the stream's local host, from the header's 'to' */
+    char *lang; /* the stream's xml:lang, else the host's `language` */
     char stream_id[33];
     bool header_sent; /* our header for the current stream */
     bool restart;     /* the transport must reset its parser */

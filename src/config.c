@@ -89,6 +89,8 @@ static const char *const store_backends[] = {"lmdb", NULL};
 static const char *const listener_types[] = {"c2s",       "c2s_tls", "http",    "https",
                                              "component", "s2s",     "s2s_tls", NULL};
 static const char *const s2s_tls_modes[] = {"starttls", "direct", NULL};
+/* The languages of po/ (vestnik/i18n.h), as xml:lang names them. */
+static const char *const languages[] = {"en", "ru", "zh", "zh-CN", "fa", NULL};
 
 /* The part of an entry that every field has; ranges and choices follow it. */
 #define FIELD(key, field_kind, type, member)                                                       \
@@ -202,6 +204,8 @@ static const field_spec top_fields[] = {
     {.name = "s2s_peers", .kind = FIELD_CUSTOM, .load = load_s2s_peers},
     {.name = "admin", .kind = FIELD_SECTION, .fields = admin_fields},
     {CFG("module_path", FIELD_STRING, module_path)},
+    {CFG("language", FIELD_STRING, language), .choices = languages},
+    {CFG("locale_dir", FIELD_STRING, locale_dir)},
     {.name = "modules", .kind = FIELD_CUSTOM, .load = load_modules},
     {.name = NULL},
 };
@@ -210,6 +214,7 @@ static const field_spec host_fields[] = {
     {FIELD("name", FIELD_STRING, vn_host_conf, name)},
     {FIELD("certificate", FIELD_STRING, vn_host_conf, cert_file)},
     {FIELD("key", FIELD_STRING, vn_host_conf, key_file)},
+    {FIELD("language", FIELD_STRING, vn_host_conf, language), .choices = languages},
     {.name = NULL},
 };
 
@@ -386,6 +391,7 @@ static void host_free(vn_host_conf *h)
     free(h->name);
     free(h->cert_file);
     free(h->key_file);
+    free(h->language);
 }
 
 /* Fills h from "- example.org" or "- {name: ..., certificate: ..., key: ...}";
@@ -633,6 +639,7 @@ static vn_config *config_new(const char *path)
     cfg->s2s_queue_max = 1000;
     cfg->s2s_idle_timeout = 600;
     cfg->module_path = vn_strdup(VN_MODULE_DIR);
+    cfg->language = vn_strdup("en");
     return cfg;
 }
 
@@ -964,6 +971,8 @@ void vn_config_free(vn_config *cfg)
     free(cfg->bosh_path);
     free(cfg->admin_socket);
     free(cfg->module_path);
+    free(cfg->language);
+    free(cfg->locale_dir);
     vn_conf_node_free(cfg->root);
     free(cfg->path);
     free(cfg);

@@ -37,6 +37,7 @@ typedef struct vn_host_conf {
     char *name;      /* normalised domain */
     char *cert_file; /* NULL: tls.certificate, else generated */
     char *key_file;
+    char *language; /* texts for readers without a known language; NULL: `language` */
     int line;
 } vn_host_conf;
 
@@ -143,6 +144,9 @@ typedef struct vn_config {
     size_t n_s2s_deny;
     vn_s2s_peer_conf *s2s_peers;
     size_t n_s2s_peers;
+
+    char *language;   /* default language of texts for people (i18n.c) */
+    char *locale_dir; /* where the gettext catalogs are; NULL: LOCALEDIR */
 
     char *admin_socket;
     char *module_path;

@@ -15,6 +15,7 @@
 #include "component.h"
 #include "hooks.h"
 #include "http_server.h"
+#include "i18n.h"
 #include "listener.h"
 #include "log_internal.h"
 #include "modload.h"
@@ -97,6 +98,7 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
         return -1;
     const vn_config *cfg = vn_srv.cfg;
     vn_log_setup(cfg->log_level, cfg->log_syslog, "vestnikd");
+    vn_i18n_setup(cfg->locale_dir, cfg->language);
     set_hosts(cfg);
 
     if (make_dir(cfg->data_dir, err) < 0)
@@ -150,6 +152,7 @@ int vn_server_reload(vn_buf *err)
     set_hosts(next);
     vn_components_configure(next);
     vn_log_setup(next->log_level, next->log_syslog, "vestnikd");
+    vn_i18n_setup(next->locale_dir, next->language);
     vn_config_free(old);
 
     vn_event ev = {0};

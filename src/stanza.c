@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vestnik/i18n.h"
 #include "vestnik/util.h"
 
 /* Common head of elements and text nodes, so one sibling list holds both. */
@@ -625,8 +626,13 @@ vn_stanza *vn_stanza_error_reply(const vn_stanza *st, const char *type, const ch
     vn_stanza *error = vn_stanza_add_child(reply, "error", st->ns);
     vn_stanza_set_attr(error, "type", type);
     vn_stanza_add_child(error, condition, VN_NS_STANZA_ERRORS);
-    if (text)
-        vn_stanza_add_text_child(error, "text", VN_NS_STANZA_ERRORS, text);
+    if (text) {
+        /* In the language of the stanza being answered (vestnik/i18n.h). */
+        const char *lang = vn_stanza_attr(st, "xml:lang");
+        vn_stanza *t =
+            vn_stanza_add_text_child(error, "text", VN_NS_STANZA_ERRORS, vn_tr(lang, text));
+        vn_stanza_set_attr(t, "xml:lang", vn_tr_lang(lang));
+    }
     return reply;
 }
 

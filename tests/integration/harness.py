@@ -135,6 +135,7 @@ c2s:
 {limits_options}admin:
   socket: {self.admin_socket}
 module_path: {os.path.join(builddir(), 'modules', '.libs')}
+locale_dir: {os.path.join(builddir(), 'locale')}
 modules:
   ping:
   version:
@@ -342,9 +343,11 @@ class RawStream:
     are queued and the root's end is reported as the stream closing.
     """
 
-    def __init__(self, port, timeout=5, tls=False, source=None):
-        """source: the local address to connect from (any 127.x.y.z)."""
+    def __init__(self, port, timeout=5, tls=False, source=None, lang=None):
+        """source: the local address to connect from (any 127.x.y.z);
+        lang: the xml:lang of every stream header sent."""
         self.timeout = timeout
+        self.lang = lang
         self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
         if tls:
@@ -369,8 +372,9 @@ class RawStream:
     def open(self, to=DOMAIN, version='1.0', ns=NS_CLIENT, stream_ns=NS_STREAM):
         """Send a stream header and start a new parse of the server's side."""
         self._restart_parser()
+        lang = " xml:lang='%s'" % self.lang if self.lang else ''
         self.send("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s'"
-                  " to='%s' version='%s'>" % (ns, stream_ns, to, version))
+                  " to='%s' version='%s'%s>" % (ns, stream_ns, to, version, lang))
 
     # ---- receiving
     def _feed(self, data):
