@@ -221,8 +221,10 @@ static void mam_form(vn_event *ev)
     vn_stanza *reply = vn_stanza_iq_result(ev->stanza);
     vn_stanza *x = vn_stanza_add_child(vn_stanza_add_child(reply, "query", NS_MAM), "x", NS_DATA);
     vn_stanza_set_attr(x, "type", "form");
-    static const char *const vars[][2] = {
-        {"FORM_TYPE", "hidden"}, {"start", "text-single"}, {"end", "text-single"}};
+    static const char *const vars[][2] = {{"FORM_TYPE", "hidden"},
+                                          {"with", "jid-single"},
+                                          {"start", "text-single"},
+                                          {"end", "text-single"}};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
         vn_stanza *field = vn_stanza_add_child(x, "field", NS_DATA);
         vn_stanza_set_attr(field, "var", vars[i][0]);
@@ -233,9 +235,44 @@ static void mam_form(vn_event *ev)
     vn_route(reply);
 }
 
+/* The archive is indexed by the sender's real bare JID. 'with' names an
+ * occupant JID (room@service/nick: the messages of whoever now holds or
+ * has reserved the nick, which occupant ids tell anyway), the room itself
+ * (everything) or, for those the room shows real JIDs to, an account.
+ * *with is set (malloc'd, or NULL: no filter) or an error sent. No sender
+ * has the room's own JID as real JID: it stands for "nobody". */
+static bool mam_with(const muc_room *room, vn_event *ev, const char *value, char **with)
+{
+    vn_jid *jid = vn_jid_parse(value);
+    if (!jid) {
+        muc_iq_error(ev, "modify", "jid-malformed", "with is a JID");
+        return false;
+    }
+    if (vn_jid_bare_equal(jid, room->jid) && jid->resource) {
+        const muc_occupant *occ = muc_occupant_find(room, jid->resource);
+        const char *owner = muc_room_nick_owner(room, jid->resource);
+        *with = vn_strdup(occ ? occ->real_bare->bare : owner ? owner : room->jid->bare);
+    } else if (!vn_jid_bare_equal(jid, room->jid)) {
+        const muc_occupant *asking = muc_occupant_by_session(room, ev->from);
+        bool sees = room->config.whois_anyone ||
+                    muc_room_affiliation(room, ev->from->bare) >= MUC_AFF_ADMIN ||
+                    (asking && muc_can_see_jids(room, asking));
+        if (!sees) {
+            vn_jid_free(jid);
+            muc_iq_error(ev, "auth", "forbidden",
+                         "This room does not tell you who its occupants are: ask by nick");
+            return false;
+        }
+        *with = vn_strdup(jid->bare);
+    }
+    vn_jid_free(jid);
+    return true;
+}
+
 /* Fills q from the query's form; false (error sent) if it asks for
  * something this archive cannot do. */
-static bool mam_filters(vn_event *ev, const vn_stanza *query, vn_archive_query *q)
+static bool mam_filters(const muc_room *room, vn_event *ev, const vn_stanza *query,
+                        vn_archive_query *q, char **with)
 {
     const vn_stanza *form = vn_stanza_child(query, "x", NS_DATA);
     for (const vn_stanza *field = form ? vn_stanza_first_element(form) : NULL; field;
@@ -244,6 +281,14 @@ static bool mam_filters(vn_event *ev, const vn_stanza *query, vn_archive_query *
         const char *value = vn_stanza_child_text(field, "value", NS_DATA);
         if (!var || !value || strcmp(var, "FORM_TYPE") == 0)
             continue;
+        if (strcmp(var, "with") == 0) {
+            free(*with);
+            *with = NULL;
+            if (!mam_with(room, ev, value, with))
+                return false;
+            q->with = *with;
+            continue;
+        }
         if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
             int64_t when;
             if (!vn_datetime_parse(value, &when) || when <= 0) {
@@ -257,7 +302,7 @@ static bool mam_filters(vn_event *ev, const vn_stanza *query, vn_archive_query *
             continue;
         }
         muc_iq_error(ev, "modify", "feature-not-implemented",
-                     "This archive filters by start and end only");
+                     "This archive filters by with, start and end only");
         return false;
     }
     return true;
@@ -313,20 +358,26 @@ void muc_handle_mam(muc_room *room, vn_event *ev)
         mam_form(ev);
         return;
     }
-    if (!mam_filters(ev, query, &q) || !mam_paging(ev, query, &q))
+    char *with = NULL;
+    if (!mam_filters(room, ev, query, &q, &with) || !mam_paging(ev, query, &q)) {
+        free(with);
         return;
+    }
     size_t total = 0;
     bool complete = false;
     item_list list = {.room = room};
     if (q.limit > 0 && vn_archive_query_items(store(), room->service->domain, room->local, ARCHIVE,
                                               &q, collect, &list, &complete) != VN_STORE_OK) {
         item_list_free(&list);
+        free(with);
         muc_iq_error(ev, "wait", "internal-server-error", "The archive cannot be read");
         return;
     }
     vn_archive_query count_q = q;
     count_q.after_id = count_q.before_id = 0;
     vn_archive_count(store(), room->service->domain, room->local, ARCHIVE, &count_q, &total);
+    free(with);
+    q.with = count_q.with = NULL;
 
     const char *query_id = query ? vn_stanza_attr(query, "queryid") : NULL;
     char first[24] = "", last[24] = "";

@@ -110,7 +110,45 @@ async def test_one_nick_from_two_devices():
     await muc.close_all(alice, phone, laptop)
 
 
+def with_form(value):
+    return ("<x xmlns='%s' type='submit'><field var='FORM_TYPE' type='hidden'><value>%s</value>"
+            "</field><field var='with'><value>%s</value></field></x>" % (NS_DATA, NS_MAM, value))
+
+
+async def bodies_with(client, room, value):
+    results, fin = await muc.mam(client, room, with_form(value))
+    return [muc.archived(r).findtext(q(harness.NS_CLIENT, 'body')) for r in results], fin
+
+
+async def test_room_archive_with_filter():
+    alice, bob, carol = await login('alice'), await login('bob'), await login('carol')
+    room = room_jid('sayings')
+    await create(alice, room, 'Alice')
+    await join(bob, room, 'Bob')
+    await join(carol, room, 'Carol')
+    for client, nick, body in ((bob, 'Bob', 'b1'), (carol, 'Carol', 'c1'), (bob, 'Bob', 'b2')):
+        muc.groupchat(client, room, body)
+        await reflected(alice, room, nick, body)
+    # by occupant JID: what the one behind the nick said
+    bodies, fin = await bodies_with(carol, room, room + '/Bob')
+    assert bodies == ['b1', 'b2'], bodies
+    assert fin.findtext('{%s}set/{%s}count' % (muc.NS_RSM, muc.NS_RSM)) == '2', fin
+    assert (await bodies_with(carol, room, room + '/Nobody'))[0] == []
+    assert (await bodies_with(carol, room, room))[0] == ['b1', 'c1', 'b2']
+    # by real JID: only for those the room shows real JIDs to
+    assert await iq_error(carol, room, 'set', "<query xmlns='%s'>%s</query>"
+                          % (NS_MAM, with_form(jid('bob')))) == ('auth', 'forbidden')
+    assert (await bodies_with(alice, room, jid('bob')))[0] == ['b1', 'b2']
+    assert await iq_error(carol, room, 'set', "<query xmlns='%s'>%s</query>"
+                          % (NS_MAM, with_form('@bad@'))) == ('modify', 'jid-malformed')
+    # slixmpp's own MAM client, filtering by occupant JID
+    found = [m async for m in carol['xep_0313'].iterate(room, with_jid=muc.JID(room + '/Carol'))]
+    assert [m['mam_result']['forwarded']['stanza']['body'] for m in found] == ['c1'], found
+    await muc.close_all(alice, bob, carol)
+
+
 if __name__ == '__main__':
     harness.run([test_occupant_vcard_and_pep_items,
-                 test_one_nick_from_two_devices],
+                 test_one_nick_from_two_devices,
+                 test_room_archive_with_filter],
                 server=server, setup=muc.setup)
