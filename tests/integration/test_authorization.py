@@ -543,6 +543,29 @@ def _():
                   e.get('type') in (None, 'subscribed'), "alice's presence or approval")
 
 
+@row('stranger', "alice's roster", "unsolicited 'subscribed' (RFC 6121 §3.1.6)",
+     'ignored: no subscription, not delivered')
+def _():
+    A['mallory'].send("<presence to='%s' type='subscribed'/>" % bare('alice'))
+    A['alice'].quiet(lambda e: e.tag == PRESENCE and e.get('type') == 'subscribed' and
+                     e.get('from', '').startswith(bare('mallory')), "mallory's 'subscribed'",
+                     seconds=0.5)
+    roster = A['alice'].ok('get', None, "<query xmlns='%s'/>" % NS_ROSTER)
+    for item in roster.iter(qname(NS_ROSTER, 'item')):
+        assert item.get('jid') != bare('mallory') or item.get('subscription') in (
+            None, 'none', 'from'), tostring(roster)
+
+
+@row('stranger', 'alice', "groupchat message to her bare JID (RFC 6121 §8.5.2.1.1)",
+     'service-unavailable')
+def _():
+    mallory = A['mallory']
+    mallory.send("<message to='%s' type='groupchat' id='gc-bare'><body>fake room</body>"
+                 "</message>" % bare('alice'))
+    refused(mallory.wait(lambda e: e.tag == MESSAGE and e.get('id') == 'gc-bare', 'the bounce'),
+            'cancel service-unavailable')
+
+
 iq_row('stranger', "alice's last activity", 'get', 'mallory', 'get', bare('alice'),
        "<query xmlns='%s'/>" % NS_LAST, 'auth forbidden')
 
@@ -577,6 +600,8 @@ def _():
                      "the blocked sender's message")
 
 
+iq_row('blocked stranger', "carol's vCard", 'get', 'mallory', 'get', bare('carol'),
+       "<vCard xmlns='%s'/>" % NS_VCARD, 'cancel service-unavailable')
 iq_row('blocked stranger', 'carol', 'iq to her client', 'mallory', 'get', bare('carol') + '/desk',
        "<query xmlns='jabber:iq:version'/>", 'cancel service-unavailable')
 
@@ -885,6 +910,15 @@ def _():
     grace.close()
 
 
+@row('banned user', 'open room archive', 'MAM query', 'forbidden')
+def _():
+    grace = Actor('grace', 'archive')
+    refused(grace.iq('set', ROOM_OPEN, "<query xmlns='%s' queryid='ban'/>" % NS_MAM),
+            'auth forbidden')
+    grace.quiet(lambda e: 'bob-in-tea' in text_of(e), 'the archive', seconds=0.3)
+    grace.close()
+
+
 @row('stranger (not in the room)', 'password-protected room', 'join without the password',
      'not-authorized')
 def _():
@@ -952,6 +986,32 @@ def _():
             assert item.get('jid') is None or presence.get('from').endswith('/Dave'), (
                 tostring(presence))
     dave.close()
+
+
+@row('room occupant', 'semi-anonymous room archive', "filter on bob's real JID",
+     'refused: no real-JID oracle')
+def _():
+    form = ("<x xmlns='%s' type='submit'><field var='FORM_TYPE' type='hidden'><value>%s</value>"
+            "</field><field var='with'><value>%s</value></field></x>" % (NS_DATA, NS_MAM,
+                                                                          bare('bob')))
+    reply = A['mallory'].iq('set', ROOM_OPEN, "<query xmlns='%s' queryid='oracle'>%s</query>"
+                            % (NS_MAM, form))
+    refused(reply, 'auth forbidden', 'cancel feature-not-implemented')
+
+
+@row('room occupant', 'his own role', 'presence claiming owner and moderator',
+     'still a participant')
+def _():
+    mallory = A['mallory']
+    mallory.send("<presence to='%s/Mallory'><show>away</show><x xmlns='%s'><item "
+                 "affiliation='owner' role='moderator'/></x></presence>" % (ROOM_OPEN, NS_MUC_USER))
+    presence = mallory.wait(lambda e: e.tag == PRESENCE and e.get('from') == ROOM_OPEN +
+                            '/Mallory' and e.findtext(qname(NS_CLIENT, 'show')) == 'away',
+                            'his own presence')
+    item = presence.find('{%s}x/{%s}item' % (NS_MUC_USER, NS_MUC_USER))
+    assert item is not None and item.get('role') == 'participant', tostring(presence)
+    assert item.get('affiliation') in ('none', 'member'), tostring(presence)
+    refused(mallory.iq('get', ROOM_OPEN, owner_query()), 'auth forbidden')
 
 
 @row('room occupant', "another occupant's nick", 'change his own nick to it', 'conflict')
@@ -1426,6 +1486,30 @@ def _():
     Actor('alice', 'check').close()
 
 
+@row('unauthenticated stream', 'registration', 'more accounts than registrations_per_ip_per_hour',
+     'policy-violation after 5')
+def _():
+    stream = tls_stream(fresh_address())
+    answers = []
+    for n in range(6):
+        stream.send("<iq type='set' id='mass%d'><query xmlns='%s'><username>mass%d</username>"
+                    "<password>mass-password</password></query></iq>" % (n, NS_REGISTER, n))
+        answers.append(stream.expect(IQ))
+    assert [a.get('type') for a in answers[:5]] == ['result'] * 5, [tostring(a) for a in answers]
+    refused(answers[5], 'wait policy-violation')
+    stream.close()
+
+
+@row('authenticated stream', "alice's account", 'authenticate again as alice',
+     'policy-violation stream error')
+def _():
+    stream = tls_stream()
+    stream.auth_plain('trudy', PASSWORD)
+    stream.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
+                % (harness.NS_SASL, plain('', 'alice', 'guess')))
+    stream.expect_stream_error('policy-violation')
+
+
 # ---- ad-hoc and admin operations (none are offered to accounts)
 
 iq_row('account', 'server', 'execute an admin command (XEP-0133 add-user)', 'mallory', 'set', D,
@@ -1571,6 +1655,14 @@ def _():
     stream = s2s_secure(REMOTE)
     stream.send("<db:result from='%s' to='%s'>any-key</db:result>" % (D, D))
     stream.expect_stream_error('invalid-from')
+
+
+@row('unauthenticated server', 'dialback', 'ask for a domain not served here',
+     'host-unknown')
+def _():
+    stream = s2s_secure(REMOTE)
+    stream.send("<db:result from='%s' to='elsewhere.example'>any-key</db:result>" % REMOTE)
+    stream.expect_stream_error('host-unknown')
 
 
 @row('unauthenticated server', 'alice', 'stanza before TLS', 'policy-violation stream error')
