@@ -567,25 +567,45 @@ void vn_tls_request_peer_certificate(SSL *ssl)
     SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any_certificate);
 }
 
-/* id-on-xmppAddr (RFC 6120 §13.7.1.4): an otherName UTF8String. */
-static bool names_xmpp_addr(X509 *cert, const char *domain)
+/* Whether the certificate's subjectAltName has an otherName of type oid
+ * whose string (of ASN.1 type string_type) is name, ignoring case. */
+static bool names_other_name(X509 *cert, const char *oid, int string_type, const char *name)
 {
     GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    ASN1_OBJECT *xmpp_addr = OBJ_txt2obj("1.3.6.1.5.5.7.8.5", 1);
+    ASN1_OBJECT *type = OBJ_txt2obj(oid, 1);
+    size_t len = strlen(name);
     bool found = false;
 
-    for (int i = 0; names && xmpp_addr && i < sk_GENERAL_NAME_num(names) && !found; i++) {
-        const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
-        if (name->type != GEN_OTHERNAME || OBJ_cmp(name->d.otherName->type_id, xmpp_addr) != 0 ||
-            name->d.otherName->value->type != V_ASN1_UTF8STRING)
+    for (int i = 0; names && type && i < sk_GENERAL_NAME_num(names) && !found; i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        if (gn->type != GEN_OTHERNAME || OBJ_cmp(gn->d.otherName->type_id, type) != 0 ||
+            gn->d.otherName->value->type != string_type)
             continue;
-        const ASN1_UTF8STRING *text = name->d.otherName->value->value.utf8string;
-        found = (size_t)text->length == strlen(domain) &&
-                strncasecmp((const char *)text->data, domain, strlen(domain)) == 0;
+        const ASN1_STRING *text = gn->d.otherName->value->value.asn1_string;
+        found =
+            (size_t)text->length == len && strncasecmp((const char *)text->data, name, len) == 0;
     }
-    ASN1_OBJECT_free(xmpp_addr);
+    ASN1_OBJECT_free(type);
     GENERAL_NAMES_free(names);
     return found;
+}
+
+/* The identities RFC 6120 §13.7.1.2 accepts for a server's domain: a
+ * DNS-ID, an SRV-ID (RFC 4985 SRVName "_xmpp-server.<domain>", as RFC 6125
+ * §6.5 and RFC 7673 use it) or an id-on-xmppAddr (§13.7.1.4). */
+static bool names_server(X509 *cert, const char *domain)
+{
+    char *ascii = vn_tls_ascii_name(domain);
+    char *srv_id = ascii ? vn_asprintf("_xmpp-server.%s", ascii) : NULL;
+    bool named =
+        (ascii && X509_check_host(cert, ascii, 0, 0, NULL) == 1) ||
+        (srv_id && names_other_name(cert, "1.3.6.1.5.5.7.8.7", V_ASN1_IA5STRING, srv_id)) ||
+        names_other_name(cert, "1.3.6.1.5.5.7.8.5", V_ASN1_UTF8STRING, domain);
+
+    free(srv_id);
+    free(ascii);
+    ERR_clear_error();
+    return named;
 }
 
 bool vn_tls_peer_valid_for(SSL *ssl, const char *domain, const char **why)
@@ -593,7 +613,6 @@ bool vn_tls_peer_valid_for(SSL *ssl, const char *domain, const char **why)
     X509 *cert = SSL_get0_peer_certificate(ssl);
     STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
     X509_STORE_CTX *verify;
-    char *ascii;
     bool named;
     int ok;
 
@@ -611,11 +630,7 @@ bool vn_tls_peer_valid_for(SSL *ssl, const char *domain, const char **why)
     ERR_clear_error();
     if (!ok)
         return false;
-    ascii = vn_tls_ascii_name(domain);
-    named =
-        (ascii && X509_check_host(cert, ascii, 0, 0, NULL) == 1) || names_xmpp_addr(cert, domain);
-    free(ascii);
-    ERR_clear_error();
+    named = names_server(cert, domain);
     if (!named)
         *why = "the certificate does not name the domain";
     return named;

@@ -36,7 +36,8 @@ int vn_tls_channel_binding(SSL *ssl, const char *type, unsigned char *out, size_
  * failing the handshake when it is missing or invalid). */
 void vn_tls_request_peer_certificate(SSL *ssl);
 /* Whether the peer's certificate chains to a trusted CA (the system's plus
- * s2s.ca_file) and names domain (DNS-ID or xmppAddr). On false, *why
+ * s2s.ca_file) and names domain as a server (DNS-ID, SRV-ID for
+ * _xmpp-server, or xmppAddr). On false, *why
  * says what is wrong, for the log. */
 bool vn_tls_peer_valid_for(SSL *ssl, const char *domain, const char **why);
 /* A domain's IDNA A-label (for SNI and certificate names); NULL if it

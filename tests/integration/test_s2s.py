@@ -399,8 +399,9 @@ def test_spoofed_from_is_invalid_from():
     assert 'stanza from beta.test, which is not authenticated' in fed.alpha.log_text()
 
 
-def make_test_ca(where, domains):
-    """A CA and a certificate per domain (serverAuth and clientAuth)."""
+def make_test_ca(where, domains, san='DNS:%s'):
+    """A CA and a certificate per domain (serverAuth and clientAuth) whose
+    subjectAltName is san with the domain in it."""
     def openssl(*args):
         subprocess.run(['openssl'] + list(args), cwd=where, check=True, capture_output=True)
     ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
@@ -410,7 +411,8 @@ def make_test_ca(where, domains):
     files = {}
     for domain in domains:
         with open(os.path.join(where, domain + '.ext'), 'w') as f:
-            f.write('subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' % domain)
+            f.write('subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' % (
+                san % domain))
         openssl('req', *ec, '-keyout', domain + '.key', '-out', domain + '.csr',
                 '-subj', '/CN=' + domain)
         openssl('x509', '-req', '-in', domain + '.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key',
@@ -422,10 +424,21 @@ def make_test_ca(where, domains):
 
 
 def test_trusted_certificates_authenticate_with_external_starttls_and_direct_tls():
-    gamma, delta = 'gamma.test', 'delta.test'
-    where = os.path.join(fed.dir, 'ca')
+    external_both_ways('gamma.test', 'delta.test', 'ca', 'DNS:%s')
+
+
+def test_srv_id_certificates_authenticate_with_external():
+    """Certificates naming the domain only by SRV-ID (RFC 6120 §13.7.1.2.1:
+    SRVName _xmpp-server.<domain>, RFC 4985), and a DNS-ID of another
+    name, which does not count."""
+    external_both_ways('epsilon.test', 'zeta.test', 'ca-srv',
+                       'otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.%s,DNS:other.test')
+
+
+def external_both_ways(gamma, delta, ca_dir, san):
+    where = os.path.join(fed.dir, ca_dir)
     os.mkdir(where)
-    ca, certs = make_test_ca(where, [gamma, delta])
+    ca, certs = make_test_ca(where, [gamma, delta], san)
     g = FederatedServer(gamma, fed.dir, certs[gamma], ca)
     d = FederatedServer(delta, fed.dir, certs[delta], ca)
     # gamma reaches delta with STARTTLS, delta reaches gamma in direct TLS
@@ -455,8 +468,9 @@ def test_trusted_certificates_authenticate_with_external_starttls_and_direct_tls
             assert 's2s in 127.0.0.1 %s: authenticated with EXTERNAL' % remote in log, (
                 server.log_tail())
             assert 'with dialback' not in log, server.log_tail()
-        assert re.search(r's2s out gamma\.test: connecting to 127\.0\.0\.1 port %d '
-                         r'\(direct TLS\)' % g.s2s_tls_port, d.log_text()), d.log_tail()
+        assert re.search(r's2s out %s: connecting to 127\.0\.0\.1 port %d '
+                         r'\(direct TLS\)' % (re.escape(gamma), g.s2s_tls_port),
+                         d.log_text()), d.log_tail()
         assert 's2s in 127.0.0.1: incoming connection (direct TLS)' in g.log_text()
         d.stop()
     finally:
@@ -483,5 +497,6 @@ if __name__ == '__main__':
                  test_claiming_the_receiving_servers_own_domain_is_invalid_from,
                  test_spoofed_from_is_invalid_from,
                  test_unknown_host_in_header_is_host_unknown,
-                 test_trusted_certificates_authenticate_with_external_starttls_and_direct_tls],
+                 test_trusted_certificates_authenticate_with_external_starttls_and_direct_tls,
+                 test_srv_id_certificates_authenticate_with_external],
                 server=fed, setup=setup, timeout=30)
