@@ -269,7 +269,9 @@ void muc_room_destroy(muc_room *room, const char *alternate, const char *reason)
     muc_room_free(room);
 }
 
-/* Tell occupants what changed (§10.2.1) and apply members-only (§9.3). */
+/* Tell occupants what changed (§10.2.1: 104, and 170/171 for logging,
+ * 172/173 for who sees real JIDs; rooms here are never fully anonymous,
+ * so never 174) and apply members-only (§9.3). */
 static void config_changed(muc_room *room, const muc_config *before, bool was_locked)
 {
     int codes[3];
@@ -277,6 +279,8 @@ static void config_changed(muc_room *room, const muc_config *before, bool was_lo
 
     if (!was_locked) {
         codes[count++] = 104;
+        if (room->config.logging != before->logging)
+            codes[count++] = room->config.logging ? 170 : 171;
         if (room->config.whois_anyone != before->whois_anyone)
             codes[count++] = room->config.whois_anyone ? 172 : 173;
         muc_notify_codes(room, codes, count);

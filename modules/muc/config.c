@@ -27,6 +27,7 @@ void muc_config_defaults(muc_config *cfg, const muc_limits *limits)
     *cfg = (muc_config){
         .public_room = true,
         .allow_invites = false, /* XEP-0045 §7.8.2: in members-only rooms, admins invite */
+        .logging = true,
         .change_subject = false,
         .allow_pm = MUC_PM_ANYONE,
         .max_occupants = limits->max_occupants,
@@ -103,6 +104,8 @@ vn_stanza *muc_config_form(const muc_room *room)
                    cfg->change_subject);
     add_bool_field(x, "muc#roomconfig_allowinvites", "Occupants may invite others",
                    cfg->allow_invites);
+    add_bool_field(x, "muc#roomconfig_enablelogging",
+                   "Keep an archive of the messages (history on joining, MAM)", cfg->logging);
     vn_stanza *pm = add_field(x, "muc#roomconfig_allowpm", "list-single",
                               "Who may send private messages", pm_values[cfg->allow_pm]);
     add_option(pm, "Anyone", "anyone");
@@ -203,6 +206,10 @@ static bool apply_field(muc_config *cfg, const muc_limits *limits, const char *v
         return parse_bool(value, &cfg->change_subject, err);
     if (strcmp(var, "muc#roomconfig_allowinvites") == 0)
         return parse_bool(value, &cfg->allow_invites, err);
+    /* Prosody's name for the same (mod_muc_mam) */
+    if (strcmp(var, "muc#roomconfig_enablelogging") == 0 ||
+        strcmp(var, "muc#roomconfig_enablearchiving") == 0)
+        return parse_bool(value, &cfg->logging, err);
     if (strcmp(var, "muc#roomconfig_maxusers") == 0) {
         if (!parse_count(value, limits->max_occupants, &cfg->max_occupants, err))
             return false;

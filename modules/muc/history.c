@@ -449,7 +449,7 @@ static void stamp_now(vn_stanza *st)
 static void broadcast_from_room(muc_room *room, vn_stanza *msg)
 {
     uint64_t id = 0;
-    if (muc_archive_message(room, msg, "", &id)) {
+    if (room->config.logging && muc_archive_message(room, msg, "", &id)) {
         char key[24];
         snprintf(key, sizeof key, "%llu", (unsigned long long)id);
         vn_stanza *sid = vn_stanza_add_child(msg, "stanza-id", NS_SID);

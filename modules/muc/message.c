@@ -118,16 +118,18 @@ void muc_handle_groupchat(muc_room *room, muc_occupant *occ, vn_event *ev)
     vn_stanza_set_attr(vn_stanza_add_child(msg, "occupant-id", NS_OCCUPANT_ID), "id",
                        occ->occupant_id);
     uint64_t id = 0;
-    if (!muc_archive_message(room, msg, occ->real_bare->bare, &id)) {
+    if (room->config.logging && !muc_archive_message(room, msg, occ->real_bare->bare, &id)) {
         vn_stanza_free(msg);
         vn_route_error(ev->stanza, "wait", "internal-server-error", "The room cannot store it");
         return;
     }
-    char id_text[24];
-    snprintf(id_text, sizeof id_text, "%llu", (unsigned long long)id);
-    vn_stanza *sid = vn_stanza_add_child(msg, "stanza-id", NS_SID);
-    vn_stanza_set_attr(sid, "id", id_text);
-    vn_stanza_set_attr(sid, "by", room->jid->bare);
+    if (room->config.logging) { /* XEP-0359: the archive's id */
+        char id_text[24];
+        snprintf(id_text, sizeof id_text, "%llu", (unsigned long long)id);
+        vn_stanza *sid = vn_stanza_add_child(msg, "stanza-id", NS_SID);
+        vn_stanza_set_attr(sid, "id", id_text);
+        vn_stanza_set_attr(sid, "by", room->jid->bare);
+    }
     muc_broadcast(room, msg);
     vn_stanza_free(msg);
 }

@@ -78,6 +78,7 @@ typedef struct muc_config {
     bool whois_anyone; /* non-anonymous: everyone sees real JIDs */
     bool change_subject;
     bool allow_invites;
+    bool logging; /* messages archived: history, MAM, stanza-ids (170/171) */
     muc_pm_policy allow_pm;
     long long max_occupants;
     long long history_length;

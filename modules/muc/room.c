@@ -603,7 +603,8 @@ static void join(muc_service *svc, muc_room *room, vn_event *ev)
     muc_presence_info info = {.self_code_count = 0};
     if (room->config.whois_anyone)
         info.self_codes[info.self_code_count++] = 100;
-    info.self_codes[info.self_code_count++] = 170;
+    if (room->config.logging)
+        info.self_codes[info.self_code_count++] = 170;
     if (created)
         info.self_codes[info.self_code_count++] = 201;
     if (another_session) {

@@ -54,6 +54,7 @@ static vn_stanza *room_document(const muc_room *room)
     set_bool(doc, "whois-anyone", cfg->whois_anyone);
     set_bool(doc, "change-subject", cfg->change_subject);
     set_bool(doc, "allow-invites", cfg->allow_invites);
+    set_bool(doc, "logging", cfg->logging);
     vn_stanza_set_attr(doc, "allow-pm", pm_names[cfg->allow_pm]);
     set_int(doc, "max-occupants", cfg->max_occupants);
     set_int(doc, "history-length", cfg->history_length);
@@ -134,6 +135,8 @@ static void restore_room(muc_service *svc, const char *local, const vn_stanza *d
     cfg->whois_anyone = get_bool(doc, "whois-anyone");
     cfg->change_subject = get_bool(doc, "change-subject");
     cfg->allow_invites = get_bool(doc, "allow-invites");
+    /* Rooms stored before logging could be turned off were logged. */
+    cfg->logging = !vn_stanza_attr(doc, "logging") || get_bool(doc, "logging");
     const char *pm = vn_stanza_attr(doc, "allow-pm");
     for (size_t i = 0; pm && i < sizeof pm_names / sizeof *pm_names; i++)
         if (strcmp(pm, pm_names[i]) == 0)

@@ -147,8 +147,40 @@ async def test_room_archive_with_filter():
     await muc.close_all(alice, bob, carol)
 
 
+async def test_configuration_change_status_codes():
+    alice, bob = await login('alice'), await login('bob')
+    room = room_jid('settings')
+    await create(alice, room, 'Alice')
+    pres = await join(bob, room, 'Bob')
+    assert 170 in codes(pres), pres  # the room is logged
+    for fields, expected in (({'muc#roomconfig_roomname': 'Settings'}, {104}),
+                             ({'muc#roomconfig_whois': 'anyone'}, {104, 172}),
+                             ({'muc#roomconfig_whois': 'moderators'}, {104, 173}),
+                             ({'muc#roomconfig_enablelogging': '0'}, {104, 171}),
+                             ({'muc#roomconfig_enablearchiving': '1'}, {104, 170})):
+        await configure(alice, room, fields)
+        for client in (alice, bob):
+            note = await message_from(client, room, lambda m: codes(m))
+            assert codes(note) == expected, (fields, note)
+            assert note['type'] == 'groupchat', note
+    # an unlogged room: no 170 on joining, nothing archived, no stanza-id
+    await configure(alice, room, {'muc#roomconfig_enablelogging': '0'})
+    bob.send_presence(pto=room + '/Bob', ptype='unavailable')
+    await presence_from(bob, room + '/Bob', lambda p: p['type'] == 'unavailable')
+    pres = await join(bob, room, 'Bob')
+    assert 170 not in codes(pres), pres
+    muc.groupchat(alice, room, 'off the record')
+    msg = await reflected(bob, room, 'Alice', 'off the record')
+    assert msg.xml.find(q(muc.NS_SID, 'stanza-id')) is None, msg
+    results, _ = await muc.mam(bob, room)
+    assert all(muc.archived(r).findtext(q(harness.NS_CLIENT, 'body')) != 'off the record'
+               for r in results), results
+    await muc.close_all(alice, bob)
+
+
 if __name__ == '__main__':
     harness.run([test_occupant_vcard_and_pep_items,
                  test_one_nick_from_two_devices,
-                 test_room_archive_with_filter],
+                 test_room_archive_with_filter,
+                 test_configuration_change_status_codes],
                 server=server, setup=muc.setup)
