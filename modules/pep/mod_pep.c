@@ -31,6 +31,16 @@ static const vn_config_key pep_keys[] = {
      .default_value = "1024",
      .min = 1,
      .max = 1000000},
+    {.name = "caps_max_pending",
+     .type = VN_CONF_INT,
+     .default_value = "1000",
+     .min = 1,
+     .max = 1000000},
+    {.name = "caps_query_timeout",
+     .type = VN_CONF_INT,
+     .default_value = "60",
+     .min = 5,
+     .max = 3600},
     {.name = NULL},
 };
 
@@ -280,6 +290,8 @@ static void read_limits(vn_module *m)
         .max_items_per_node = (size_t)vn_module_config_int(m, "max_items_per_node"),
         .max_item_size = (size_t)vn_module_config_int(m, "max_item_size"),
         .max_nodes_per_user = (size_t)vn_module_config_int(m, "max_nodes_per_user"),
+        .caps_max_pending = (unsigned)vn_module_config_int(m, "caps_max_pending"),
+        .caps_query_timeout = (unsigned)vn_module_config_int(m, "caps_query_timeout"),
     };
 }
 

@@ -7,6 +7,7 @@
  *   pep_node.c      nodes and items in the store, node configuration
  *   pep_form.c      data forms: publish-options, node configuration
  *   pep_caps.c      who wants which notifications (XEP-0115 caps, +notify)
+ *   pep_caps_ver.c  the XEP-0115 verification string and ver
  *   pep_service.c   publish, retract, delete, read with access control,
  *                   and the notifications they cause
  *   pep_bookmarks.c XEP-0048 bookmarks kept in XEP-0402's node
@@ -39,6 +40,8 @@ typedef struct pep_limits {
     size_t max_items_per_node;
     size_t max_item_size; /* serialized bytes of one <item/> */
     size_t max_nodes_per_user;
+    unsigned caps_max_pending;   /* disco#info queries for caps waiting at once */
+    unsigned caps_query_timeout; /* seconds a caps query waits for its answer */
 } pep_limits;
 
 /* Set from the config at load and reload; read everywhere. */
@@ -126,6 +129,18 @@ bool pep_form_apply(const vn_stanza *form, const char *form_type, pep_config *co
                     bool check_only, pep_error *err);
 /* The node_config form (type 'form') describing config, appended to parent. */
 void pep_form_add_config(vn_stanza *parent, const pep_config *config);
+
+/* ---- XEP-0115 verification (pep_caps_ver.c) ---- */
+
+/* Base64 of a sha-1 digest, with its NUL. */
+#define PEP_CAPS_SHA1_VER_SIZE 29
+
+/* The §5.1 verification string of a disco#info <query/> (malloc'd), or
+ * NULL when §5.4 says the answer must not be cached: a repeated identity,
+ * feature or FORM_TYPE, or a FORM_TYPE with differing values. */
+char *pep_caps_ver_string(const vn_stanza *query);
+/* Its sha-1 ver into ver; false as above. */
+bool pep_caps_sha1_ver(const vn_stanza *query, char ver[PEP_CAPS_SHA1_VER_SIZE]);
 
 /* ---- interest in notifications (pep_caps.c) ---- */
 

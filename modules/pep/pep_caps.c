@@ -7,16 +7,19 @@
  * PEP services (accounts) that saw its presence:
  *   - local clients: from their own presence broadcast; the services are
  *     their own account and the local contacts whose presence they get;
- *   - remote entities: from the presence they send to a local account.
+ *   - remote entities: from the presence they send to a local account
+ *     whose roster gives them a subscription to its presence ('from' or
+ *     'both'); caps in anyone else's presence are not looked at, so a
+ *     stranger can neither fill the cache nor make the server query him.
  * The features behind a caps ver are asked once with disco#info, from the
  * bare JID of a service, and cached by ver when the answer hashes to it
- * (XEP-0115 §5.4); otherwise they are kept for that entity alone. Once an
+ * (XEP-0115 §5.4, pep_caps_ver.c); otherwise they are kept for that entity
+ * alone. Queries wait at most pep.caps_query_timeout for their answer, at
+ * most pep.caps_max_pending at once and one per entity. Once an
  * entity's features are known, each of its services is told once (the
  * greet callback), so it can send the last items; a new ver tells them
  * again. Unavailable presence and closed sessions forget the entity.
  */
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +30,6 @@
 #define NS_CAPS "http://jabber.org/protocol/caps"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define QUERY_ID_PREFIX "pep-caps-"
-/* An unanswered disco#info query is sent again after this long. */
-#define QUERY_RETRY_US (60 * 1000000LL)
 #define PRESENCE_PRIORITY 50
 #define RESULT_PRIORITY 50
 
@@ -52,6 +53,7 @@ typedef struct entity {
     char *jid; /* full JID */
     char *bare;
     char *caps_key; /* NULL: no caps in its presence */
+    char *query_id; /* its disco#info query waiting for an answer, or NULL */
     service_ref *services;
     size_t n_services;
     UT_hash_handle hh;      /* in entities, by jid */
@@ -69,7 +71,8 @@ typedef struct pending_query {
     char *entity;   /* whom it was sent to */
     char *caps_key; /* the record it answers */
     bool verify;    /* a sha-1 ver: check the answer hashes to it */
-    UT_hash_handle hh;
+    int64_t sent_us;
+    UT_hash_handle hh; /* in queries, oldest first */
 } pending_query;
 
 static caps_record *records;
@@ -128,14 +131,6 @@ static bool record_has(const caps_record *r, const char *feature)
            bsearch(&feature, r->features, r->n_features, sizeof *r->features, string_order) != NULL;
 }
 
-/* ---- XEP-0115 §5.1 verification string of a disco#info answer ---- */
-
-static const char *attr_or_empty(const vn_stanza *e, const char *name)
-{
-    const char *value = vn_stanza_attr(e, name);
-    return value ? value : "";
-}
-
 typedef struct string_list {
     char **items;
     size_t count;
@@ -147,78 +142,32 @@ static void list_add(string_list *list, char *owned)
     list->items[list->count++] = owned;
 }
 
-/* Sorted, appended to out, freed. */
-static void list_flush(string_list *list, vn_buf *out)
-{
-    if (list->count > 1)
-        qsort(list->items, list->count, sizeof *list->items, string_order);
-    for (size_t i = 0; i < list->count; i++) {
-        vn_buf_append_str(out, list->items[i]);
-        free(list->items[i]);
-    }
-    free(list->items);
-    *list = (string_list){NULL, 0};
-}
-
-/* One extended form: FORM_TYPE, then each other field with its values. */
-static char *form_string(const vn_stanza *form)
-{
-    vn_buf out;
-    const char *form_type = "";
-    string_list fields = {NULL, 0};
-
-    vn_buf_init(&out);
-    for (const vn_stanza *f = vn_stanza_first_element(form); f; f = vn_stanza_next_element(f)) {
-        if (!vn_stanza_is(f, "field", NS_DATA_FORMS))
-            continue;
-        const char *var = attr_or_empty(f, "var");
-        if (strcmp(var, "FORM_TYPE") == 0) {
-            const char *value = vn_stanza_child_text(f, "value", NS_DATA_FORMS);
-            form_type = value ? value : "";
-            continue;
-        }
-        vn_buf field;
-        string_list values = {NULL, 0};
-        vn_buf_init(&field);
-        vn_buf_printf(&field, "%s<", var);
-        for (const vn_stanza *v = vn_stanza_first_element(f); v; v = vn_stanza_next_element(v))
-            if (vn_stanza_is(v, "value", NS_DATA_FORMS))
-                list_add(&values, vn_asprintf("%s<", vn_stanza_text(v)));
-        list_flush(&values, &field);
-        list_add(&fields, vn_buf_steal(&field, NULL));
-    }
-    vn_buf_printf(&out, "%s<", form_type);
-    list_flush(&fields, &out);
-    return vn_buf_steal(&out, NULL);
-}
-
 static bool answer_matches_ver(const vn_stanza *query, const char *ver)
 {
-    string_list identities = {NULL, 0}, features = {NULL, 0}, forms = {NULL, 0};
-    vn_buf s;
+    char computed[PEP_CAPS_SHA1_VER_SIZE];
+    return pep_caps_sha1_ver(query, computed) && strcmp(computed, ver) == 0;
+}
 
-    for (const vn_stanza *e = vn_stanza_first_element(query); e; e = vn_stanza_next_element(e)) {
-        if (vn_stanza_is(e, "identity", NS_DISCO_INFO))
-            list_add(&identities,
-                     vn_asprintf("%s/%s/%s/%s<", attr_or_empty(e, "category"),
-                                 attr_or_empty(e, "type"), attr_or_empty(e, "xml:lang"),
-                                 attr_or_empty(e, "name")));
-        else if (vn_stanza_is(e, "feature", NS_DISCO_INFO))
-            list_add(&features, vn_asprintf("%s<", attr_or_empty(e, "var")));
-        else if (vn_stanza_is(e, "x", NS_DATA_FORMS))
-            list_add(&forms, form_string(e));
+/* ---- pending queries ---- */
+
+static int64_t query_timeout_us(void)
+{
+    return (int64_t)pep_limits_current.caps_query_timeout * 1000000;
+}
+
+static void query_free(pending_query *q);
+
+/* Forget the queries older than the timeout: their ver may be asked again. */
+static void expire_queries(int64_t now_us)
+{
+    while (queries && now_us - queries->sent_us >= query_timeout_us()) {
+        caps_record *r = NULL;
+        HASH_FIND_STR(records, queries->caps_key, r);
+        if (r && !r->known)
+            r->asked_us = 0;
+        vn_log_debug("pep: no answer from %s to disco#info %s", queries->entity, queries->id);
+        query_free(queries);
     }
-    vn_buf_init(&s);
-    list_flush(&identities, &s);
-    list_flush(&features, &s);
-    list_flush(&forms, &s);
-
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    char computed[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
-    SHA1((const unsigned char *)s.data, s.len, digest);
-    EVP_EncodeBlock((unsigned char *)computed, digest, sizeof digest);
-    vn_buf_free(&s);
-    return strcmp(computed, ver) == 0;
 }
 
 /* ---- entities ---- */
@@ -246,6 +195,11 @@ static void entity_forget(const char *jid)
         }
     }
     HASH_DEL(entities, e);
+    pending_query *q = NULL;
+    if (e->query_id)
+        HASH_FIND_STR(queries, e->query_id, q);
+    if (q)
+        query_free(q);
     caps_record *own = NULL;
     if (e->caps_key && e->caps_key[0] == '!')
         HASH_FIND_STR(records, e->caps_key, own);
@@ -255,6 +209,7 @@ static void entity_forget(const char *jid)
         free(e->services[i].bare);
     free(e->services);
     free(e->caps_key);
+    free(e->query_id);
     free(e->bare);
     free(e->jid);
     free(e);
@@ -320,16 +275,32 @@ static void entity_greet(const char *jid)
     }
 }
 
+/* Ask e for the features behind r, unless too many queries are out; an
+ * earlier query of e's is dropped (its caps have changed since). */
 static void send_query(const char *from, entity *e, caps_record *r, const char *node_ver,
                        bool verify)
 {
-    pending_query *q = vn_alloc(sizeof *q);
+    int64_t now = vn_now_us();
+    pending_query *q = NULL;
+
+    expire_queries(now);
+    if (e->query_id)
+        HASH_FIND_STR(queries, e->query_id, q);
+    if (q)
+        query_free(q);
+    if (HASH_COUNT(queries) >= pep_limits_current.caps_max_pending) {
+        vn_log_debug("pep: %u caps queries pending: not asking %s", HASH_COUNT(queries), e->jid);
+        return;
+    }
+    q = vn_alloc(sizeof *q);
     q->id = vn_asprintf(QUERY_ID_PREFIX "%llu", ++query_counter);
     q->entity = vn_strdup(e->jid);
     q->caps_key = vn_strdup(r->key);
     q->verify = verify;
+    q->sent_us = now;
     HASH_ADD_KEYPTR(hh, queries, q->id, strlen(q->id), q);
-    r->asked_us = vn_now_us();
+    e->query_id = vn_strdup(q->id);
+    r->asked_us = now;
 
     vn_stanza *iq = vn_stanza_new("iq", VN_NS_CLIENT);
     vn_stanza_set_attr(iq, "type", "get");
@@ -369,7 +340,7 @@ static void seen_available(const vn_jid *jid, const vn_stanza *presence,
 
     caps_record *r = record_get(e->caps_key);
     if (!r->known) {
-        if (!r->asked_us || vn_now_us() - r->asked_us > QUERY_RETRY_US) {
+        if (!r->asked_us || vn_now_us() - r->asked_us >= query_timeout_us()) {
             char *node_ver = vn_asprintf("%s#%s", node, ver);
             send_query(services[0], e, r, node_ver, verify);
             free(node_ver);
@@ -433,15 +404,29 @@ static vn_hook_result local_presence(vn_event *ev, void *ud)
     return VN_PASS;
 }
 
+/* The account's roster lets contact see its presence. */
+static bool is_contact(const vn_jid *account, const vn_jid *contact)
+{
+    vn_roster_item *item = NULL;
+    bool subscribed = vn_roster_get(vn_server_store(), account->domain, account->local,
+                                    contact->bare, &item) == VN_STORE_OK &&
+                      vn_subscription_has_from(item->subscription);
+    vn_roster_item_free(item);
+    return subscribed;
+}
+
 /* "presence/bare", "presence/full": presence a remote entity sends to a
  * local account. Local senders are known from their broadcast already. */
 static vn_hook_result remote_presence(vn_event *ev, void *ud)
 {
     const char *type = vn_stanza_attr(ev->stanza, "type");
 
-    if (!ev->from || !ev->from->resource || vn_is_local_host(ev->from->domain))
+    if (!ev->from || !ev->from->resource || !ev->to || !ev->to->local ||
+        vn_is_local_host(ev->from->domain))
         return VN_PASS;
     if (!type) {
+        if (!is_contact(ev->to, ev->from))
+            return VN_PASS;
         const char *service = ev->to->bare;
         seen_available(ev->from, ev->stanza, &service, 1);
     } else if (strcmp(type, "unavailable") == 0) {
@@ -458,6 +443,11 @@ static vn_hook_result session_closed(vn_event *ev, void *ud)
 
 static void query_free(pending_query *q)
 {
+    entity *e = entity_find(q->entity);
+    if (e && e->query_id && strcmp(e->query_id, q->id) == 0) {
+        free(e->query_id);
+        e->query_id = NULL;
+    }
     HASH_DEL(queries, q);
     free(q->id);
     free(q->entity);
@@ -487,6 +477,7 @@ static vn_hook_result query_answer(vn_event *ev, void *ud)
 
     if (!id || strncmp(id, QUERY_ID_PREFIX, strlen(QUERY_ID_PREFIX)) != 0)
         return VN_PASS;
+    expire_queries(vn_now_us());
     HASH_FIND_STR(queries, id, q);
     if (!q || !ev->from || strcmp(ev->from->full, q->entity) != 0)
         return VN_PASS;
