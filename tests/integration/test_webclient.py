@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""test_webclient.py - the web client vestnikd serves itself (modules/webclient).
+
+Over HTTPS with http.client: the page, its generated script and style
+(branding from the config, escaped), Converse.js's files with their content
+types, caching headers and conditional requests, nosniff and a CSP on every
+answer, HEAD, 405 for other methods, 404 for missing files and every way
+out of the root (dot segments raw and encoded, hidden files, NUL,
+backslash), and a reload (SIGHUP) that changes the page.
+
+Then a user's first session in Debian's headless Chromium, driven by
+playwright-core (webclient_browser.mjs), once over WebSocket and once over
+BOSH: log in through the form, add a contact (a slixmpp client that accepts
+and answers), chat, reload and see the history, join a room, upload a
+picture, and a second browser (a new profile) that sees the archived chat
+and the room bookmark; every request the pages make must go to the server's own origin, and
+nothing may be refused by the page's CSP. Screenshots of failed steps are
+kept in the server's temporary directory (the path is printed).
+
+The browser steps are skipped when Chromium (VN_CHROMIUM, default
+/usr/bin/chromium) or playwright-core (VN_PLAYWRIGHT_DIR: a directory where
+`npm install playwright-core` ran) is missing; .ci/run installs both.
+The web client's files come from the build tree's webclient/ (`make`
+fetches Converse.js there).
+"""
+
+import asyncio
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import struct
+import time
+import zlib
+
+import harness
+
+D = harness.DOMAIN
+PASSWORD = 'secret-password'
+NAME = 'Vestnik "test" </script>'
+CHROMIUM = os.environ.get('VN_CHROMIUM', '/usr/bin/chromium')
+PLAYWRIGHT = os.environ.get('VN_PLAYWRIGHT_DIR', '')
+WEBCLIENT_ROOT = os.path.join(harness.builddir(), 'webclient')
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'webclient_browser.mjs')
+MODULES = ('roster', 'presence', 'offline', 'vcard', 'private', 'carbons', 'mam', 'pep',
+           'muc', 'upload')
+
+
+class Server(harness.Server):
+    def __init__(self):
+        self.https_port, = harness.free_ports(1)
+        self.transports = 'websocket,bosh'
+        self.name = NAME
+        super().__init__()
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config_path) as f:
+            text = f.read()
+        text = text.replace('c2s:\n', f"""  - type: https
+    address: 127.0.0.1
+    port: {self.https_port}
+c2s:
+""", 1)
+        text += ''.join('  %s:\n' % name for name in MODULES)
+        text += (f'  webclient:\n'
+                 f'    root: {WEBCLIENT_ROOT}\n'
+                 f'    name: {json.dumps(self.name)}\n'
+                 f'    primary_color: "#123456"\n'
+                 f'    language: ru\n'
+                 f'    logo: {self.logo_path()}\n'
+                 f'    transports: {self.transports}\n')
+        with open(self.config_path, 'w') as f:
+            f.write(text)
+
+    def logo_path(self):
+        return os.path.join(self.dir, 'logo.png')
+
+
+server = Server()
+
+
+def png(width=16, height=16, rgb=(200, 30, 30)):
+    """A small PNG image, made here."""
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack('>I', len(data)) + body + struct.pack('>I', zlib.crc32(body))
+    rows = b''.join(b'\0' + bytes(rgb) * width for _ in range(height))
+    return (b'\x89PNG\r\n\x1a\n'
+            + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0))
+            + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
+
+
+def setup():
+    with open(server.logo_path(), 'wb') as f:
+        f.write(png(rgb=(0, 90, 200)))
+    for user in ('alice', 'bob', 'carol', 'dave'):
+        server.adduser('%s@%s' % (user, D), PASSWORD)
+
+
+def https():
+    return http.client.HTTPSConnection('127.0.0.1', server.https_port, timeout=10,
+                                       context=harness.insecure_tls_context())
+
+
+def get(path, method='GET', headers=None):
+    conn = https()
+    try:
+        conn.request(method, path, headers=dict({'Host': 'localhost:%d' % server.https_port},
+                                                **(headers or {})))
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def raw_get(path):
+    """The status of a request line sent as is (no client normalisation)."""
+    sock = socket.create_connection(('127.0.0.1', server.https_port), timeout=10)
+    sock = harness.insecure_tls_context().wrap_socket(sock, server_hostname=D)
+    try:
+        sock.sendall(b'GET ' + path + b' HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+        data = b''
+        while b'\r\n' not in data:
+            piece = sock.recv(4096)
+            if not piece:
+                break
+            data += piece
+        return int(data.split(b' ', 2)[1])
+    finally:
+        sock.close()
+
+
+def check_common_headers(headers):
+    assert headers.get('x-content-type-options') == 'nosniff', headers
+    csp = headers.get('content-security-policy', '')
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp, csp
+    assert "connect-src 'self' wss://localhost:%d" % server.https_port in csp, csp
+    assert 'http' not in csp.replace('wss://localhost', ''), csp
+    assert "frame-ancestors 'none'" in csp, csp
+
+
+# ------------------------------------------------------------- over HTTP
+
+def test_page():
+    status, headers, body = get('/')
+    assert status == 200, (status, body)
+    assert headers['content-type'] == 'text/html; charset=utf-8', headers
+    assert headers['cache-control'] == 'no-cache', headers
+    check_common_headers(headers)
+    text = body.decode()
+    assert '<script type="module" src="vestnik-webclient.js"></script>' in text, text
+    assert '<html lang="ru">' in text, text
+    assert '<title>Vestnik &quot;test&quot; &lt;/script&gt;</title>' in text, text
+    assert 'http' not in text, 'the page names another site: ' + text
+    status, _, again = get('/index.html')
+    assert status == 200 and again == body
+
+
+def test_generated_script_and_style():
+    status, headers, body = get('/vestnik-webclient.js')
+    assert status == 200, status
+    assert headers['content-type'] == 'text/javascript; charset=utf-8', headers
+    check_common_headers(headers)
+    text = body.decode()
+    assert "import converse from './dist/converse.min.js';" in text, text
+    # The name is a JSON string in which nothing can end the script.
+    assert '"name": "Vestnik \\"test\\" \\u003c/script\\u003e"' in text, text
+    assert '</script>' not in text
+    for setting in ("discover_connection_methods: false", "xmpp_providers_url: ''",
+                    "use_system_emojis: true", "embed_3rd_party_media_players: false",
+                    "i18n: site.language", "muc_domain: site.muc_domain || 'conference.' + domain"):
+        assert setting in text, setting
+    assert '"hosts": ["localhost"]' in text and '"language": "ru"' in text, text
+    status, headers, body = get('/vestnik-webclient.css')
+    assert status == 200 and headers['content-type'] == 'text/css; charset=utf-8', headers
+    assert '--primary-color: #123456 !important;' in body.decode(), body
+
+
+def test_converse_files():
+    for path, content_type in (('/dist/converse.min.js', 'text/javascript; charset=utf-8'),
+                               ('/dist/converse.min.css', 'text/css; charset=utf-8'),
+                               ('/dist/emoji.json', 'application/json'),
+                               ('/dist/webfonts/muli.ttf', 'font/ttf'),
+                               ('/dist/images/favicon.ico', 'image/vnd.microsoft.icon'),
+                               ('/curve25519_compiled.wasm', 'application/wasm')):
+        status, headers, body = get(path)
+        assert status == 200, (path, status, body[:200])
+        assert headers['content-type'] == content_type, (path, headers)
+        assert headers['cache-control'] == 'public, max-age=86400', (path, headers)
+        check_common_headers(headers)
+        assert int(headers['content-length']) == len(body) > 0
+    with open(os.path.join(WEBCLIENT_ROOT, 'dist', 'converse.min.js'), 'rb') as f:
+        on_disk = f.read()
+    status, headers, body = get('/dist/converse.min.js')
+    assert body == on_disk, 'converse.min.js differs from the file (%d of %d bytes)' % (
+        len(body), len(on_disk))
+    # Conditional request, and HEAD: headers without the body.
+    status, _, body = get('/dist/converse.min.js', headers={'If-None-Match': headers['etag']})
+    assert status == 304 and body == b'', status
+    status, head_headers, body = get('/dist/converse.min.js', method='HEAD')
+    assert status == 200 and body == b'', status
+    assert head_headers['content-length'] == str(len(on_disk)), head_headers
+
+
+def test_logo():
+    status, headers, body = get('/logo')
+    assert status == 200 and headers['content-type'] == 'image/png', (status, headers)
+    with open(server.logo_path(), 'rb') as f:
+        assert body == f.read()
+
+
+def test_errors():
+    status, headers, _ = get('/', method='POST')
+    assert status == 405 and headers.get('allow') == 'GET, HEAD', (status, headers)
+    check_common_headers(headers)
+    status, _, _ = get('/dist/no-such-file.js')
+    assert status == 404, status
+    status, _, _ = get('/dist')  # a directory, not a file
+    assert status == 404, status
+    # Ways out of the root, as the request line sends them.
+    secret = os.path.join(server.dir, 'secret.txt')
+    with open(secret, 'w') as f:
+        f.write('secret')
+    outside = os.path.relpath(secret, WEBCLIENT_ROOT).encode()
+    for path in (b'/../' + outside, b'/dist/../../' + outside, b'/dist/%2e%2e/VERSION',
+                 b'/dist/%2E%2E/%2e%2e/' + outside.replace(b'/', b'%2f'),
+                 b'/dist/..%2fVERSION', b'/.hidden', b'/dist/./converse.min.js',
+                 b'/dist//converse.min.js', b'/dist/converse.min.js%00.png',
+                 b'/dist\\converse.min.js', b'/dist/%5c..%5cVERSION', b'/%zz'):
+        assert raw_get(path) in (400, 404), path
+    # The file the dot segments would reach is there.
+    status, _, body = get('/VERSION')
+    assert status == 200 and body.strip() == b'14.0.0', (status, body)
+    server.assert_running()
+
+
+def test_routes_of_others_stay():
+    status, headers, body = get('/.well-known/host-meta.json')
+    assert status == 200, status
+    links = json.loads(body)['links']
+    assert any(link['href'].endswith('/xmpp-websocket') for link in links), links
+    status, _, _ = get('/http-bind', method='GET')
+    assert status != 404, 'BOSH taken by the web client'
+
+
+def test_reload_changes_the_page():
+    server.name = 'Renamed'
+    server.write_config()
+    server.reload()
+    deadline = time.monotonic() + 10
+    while True:
+        status, _, body = get('/')
+        if b'<title>Renamed</title>' in body:
+            break
+        assert time.monotonic() < deadline, 'the page did not change on SIGHUP'
+        time.sleep(0.2)
+    server.name = NAME
+    server.write_config()
+    server.reload()
+
+
+# -------------------------------------------------------- in the browser
+
+def browser_missing():
+    if not os.access(CHROMIUM, os.X_OK):
+        return '%s not installed (Debian chromium; .ci/run installs it)' % CHROMIUM
+    if not PLAYWRIGHT or not os.path.isdir(os.path.join(PLAYWRIGHT, 'node_modules',
+                                                        'playwright-core')):
+        return 'playwright-core not found (VN_PLAYWRIGHT_DIR; .ci/run installs it)'
+    return None
+
+
+STEPS = ('login page shown', 'log in through the form', 'add a contact',
+         'chat with the contact', 'history after a reload', 'join a room',
+         'upload a picture', 'a second browser sees the archived chat',
+         'the second browser sees the room bookmark',
+         'the %s transport was used', "every request went to the server's own origin")
+results = {}
+
+
+async def answering_peer(jid):
+    """A contact that accepts subscriptions and answers every chat."""
+    peer = harness.Client(jid, PASSWORD)
+    peer.roster.auto_authorize = True
+    peer.roster.auto_subscribe = True
+
+    def answer(msg):
+        if msg['type'] in ('chat', 'normal') and msg['body']:
+            peer.send_message(mto=msg['from'].bare, mbody='re: ' + msg['body'], mtype='chat')
+    peer.add_event_handler('message', answer)
+    await peer.login(server)
+    peer.send_presence()
+    return peer
+
+
+def use_transport(transport):
+    server.transports = transport
+    server.write_config()
+    server.reload()
+    deadline = time.monotonic() + 10
+    want = '"websocket": %s' % ('true' if 'websocket' in transport else 'false')
+    while want not in get('/vestnik-webclient.js')[2].decode():
+        assert time.monotonic() < deadline, 'the script did not change on SIGHUP'
+        time.sleep(0.2)
+
+
+async def browser_session(transport, user, peer_user):
+    use_transport(transport)
+    image = os.path.join(server.dir, 'picture-%s.png' % transport)
+    with open(image, 'wb') as f:
+        f.write(png())
+    shots = os.path.join(server.dir, 'screenshots')
+    os.makedirs(shots, exist_ok=True)
+    peer = await answering_peer('%s@%s' % (peer_user, D))
+    settings = {
+        'url': 'https://localhost:%d/' % server.https_port,
+        'jid': '%s@%s' % (user, D), 'password': PASSWORD,
+        'peer': '%s@%s' % (peer_user, D), 'room': 'webroom-%s@conference.%s' % (transport, D),
+        'image': image, 'transport': transport, 'shots': shots,
+        'playwright': PLAYWRIGHT, 'chromium': CHROMIUM,
+    }
+    node = await asyncio.create_subprocess_exec(
+        'node', SCRIPT, json.dumps(settings), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    got = {}
+    try:
+        while True:
+            line = await asyncio.wait_for(node.stdout.readline(), 120)
+            if not line:
+                break
+            event = json.loads(line)
+            got[event['step']] = event
+        await asyncio.wait_for(node.wait(), 30)
+    finally:
+        if node.returncode is None:
+            node.kill()
+            await node.wait()
+        await peer.close()
+    stderr = (await node.stderr.read()).decode(errors='replace')
+    for name in STEPS:
+        name = name % transport if '%s' in name else name
+        results[(transport, name)] = got.get(name) or {
+            'ok': False, 'error': 'the browser script stopped before this step (exit %s): %s'
+            % (node.returncode, stderr[-2000:]), 'screenshot': None}
+    server.assert_running()
+
+
+def browser_tests(transport, user, peer_user):
+    missing = browser_missing()
+    tests = []
+
+    async def session():
+        await browser_session(transport, user, peer_user)
+    session.__name__ = '%s: the browser session ran' % transport
+    tests.append(session)
+    for name in STEPS:
+        name = name % transport if '%s' in name else name
+
+        def check(name=name):
+            result = results.get((transport, name))
+            assert result is not None, 'the browser session did not run'
+            if not result['ok']:
+                shot = result.get('screenshot')
+                raise AssertionError('%s%s' % (result['error'],
+                                               '\nscreenshot: %s' % shot if shot else ''))
+        check.__name__ = '%s: %s' % (transport, name)
+        tests.append(check)
+    if missing:
+        for test in tests:
+            def skipped():
+                pass
+            skipped.__name__ = '%s # SKIP %s' % (test.__name__, missing)
+            tests[tests.index(test)] = skipped
+    return tests
+
+
+if __name__ == '__main__':
+    harness.run([test_page, test_generated_script_and_style, test_converse_files, test_logo,
+                 test_errors, test_routes_of_others_stay, test_reload_changes_the_page]
+                + browser_tests('websocket', 'alice', 'bob')
+                + browser_tests('bosh', 'carol', 'dave'),
+                server=server, setup=setup, timeout=240)
