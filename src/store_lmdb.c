@@ -3,10 +3,14 @@
  *
  * One LMDB environment lives in the store directory; vestnikd and vestnikctl
  * may open it at the same time (LMDB's lock file arbitrates), and any thread
- * may use it (MDB_NOTLS). Every write is one write transaction committed with
- * LMDB's default durable sync, so an acknowledged write survives kill -9 and
- * power loss. Callbacks run inside a read transaction and may call back into
- * the store, reads and writes alike.
+ * may use it (MDB_NOTLS). apply runs a list of writes in one write
+ * transaction committed with LMDB's default durable sync (data pages synced
+ * before the meta page is written), so what it returns OK for survives
+ * kill -9 and power loss; in grouped mode it runs on the writer thread, the
+ * only thread that ever holds a write transaction. Reads use a fresh read
+ * transaction each, or in grouped mode the loop's pinned snapshot, renewed
+ * by refresh. Callbacks run inside the read transaction and may call back
+ * into the store, reads and writes alike.
  *
  * Key layout. Names are C strings, so each is stored NUL-terminated: no key
  * component can be a prefix of another ("a\0" vs "ab\0"), and byte order of
@@ -32,9 +36,11 @@
  *              never reused, and an unfiltered count is one lookup.
  *
  * Ids are max(last id + 1, ts_us): id order is time order, and an archive's
- * time bounds are id bounds. Deleting many entries (delete_user,
- * delete_before) commits in chunks of DELETE_CHUNK so a huge archive cannot
- * exceed LMDB's dirty page limit; each chunk keeps the counts consistent.
+ * time bounds are id bounds. In grouped mode the front end assigns them (it
+ * knows the queued appends); apply refuses one that is not past the
+ * archive's last id. Deleting many entries (delete_user, delete_before)
+ * commits in chunks of DELETE_CHUNK so a huge archive cannot exceed LMDB's
+ * dirty page limit; each chunk keeps the counts consistent.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -44,7 +50,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "store_backend.h"
 #include "vestnik/log.h"
@@ -60,6 +65,7 @@ typedef struct lmdb_store {
     MDB_env *env;
     MDB_dbi docs, items, with_index, archives;
     size_t max_key;
+    MDB_txn *snap; /* grouped mode: the read snapshot of every read */
 } lmdb_store;
 
 typedef struct key_buf {
@@ -211,13 +217,6 @@ static void item_encode(unsigned char *p, int64_t ts_us, const char *with, size_
         memcpy(p + ITEM_HEADER + with_len + 1, data, len);
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ---- transactions and errors ---- */
 
 static int fail(const char *what, int rc)
@@ -245,12 +244,23 @@ static int begin(lmdb_store *st, unsigned flags, MDB_txn **txn)
     return rc;
 }
 
+/* A read transaction: the pinned snapshot, or a fresh one. */
+static int begin_read(lmdb_store *st, MDB_txn **txn)
+{
+    if (st->snap) {
+        *txn = st->snap;
+        return 0;
+    }
+    return begin(st, MDB_RDONLY, txn);
+}
+
 /* Ends a read transaction (and its cursor) and maps rc to a result. */
-static int end_read(MDB_txn *txn, MDB_cursor *cur, int rc, const char *what)
+static int end_read(lmdb_store *st, MDB_txn *txn, MDB_cursor *cur, int rc, const char *what)
 {
     if (cur)
         mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    if (txn != st->snap)
+        mdb_txn_abort(txn);
     if (rc == MDB_NOTFOUND)
         return VN_STORE_NOT_FOUND;
     return rc ? fail(what, rc) : VN_STORE_OK;
@@ -386,53 +396,14 @@ static int lmdb_get(void *impl, const char *host, const char *user, const char *
     key_add_name(&k, key);
     if (!key_fits(st, &k, "get"))
         return VN_STORE_ERROR;
-    int rc = begin(st, MDB_RDONLY, &txn);
+    int rc = begin_read(st, &txn);
     if (rc)
         return fail("get", rc);
     kv = key_val(&k);
     rc = mdb_get(txn, st->docs, &kv, &val);
     if (!rc)
         vn_buf_append(out, val.mv_data, val.mv_size);
-    return end_read(txn, NULL, rc, "get");
-}
-
-static int lmdb_put(void *impl, const char *host, const char *user, const char *store,
-                    const char *key, const void *value, size_t len)
-{
-    lmdb_store *st = impl;
-    key_buf k = doc_key(host, user, store);
-    MDB_txn *txn;
-
-    key_add_name(&k, key);
-    if (!key_fits(st, &k, "put"))
-        return VN_STORE_ERROR;
-    int rc = begin(st, 0, &txn);
-    if (rc)
-        return fail("put", rc);
-    MDB_val kv = key_val(&k), val = {.mv_size = len, .mv_data = (void *)value};
-    return end_write(txn, mdb_put(txn, st->docs, &kv, &val, 0), "put");
-}
-
-static int lmdb_del(void *impl, const char *host, const char *user, const char *store,
-                    const char *key)
-{
-    lmdb_store *st = impl;
-    key_buf k = doc_key(host, user, store);
-    MDB_txn *txn;
-
-    key_add_name(&k, key);
-    if (!key_fits(st, &k, "delete"))
-        return VN_STORE_ERROR;
-    int rc = begin(st, 0, &txn);
-    if (rc)
-        return fail("delete", rc);
-    MDB_val kv = key_val(&k);
-    rc = mdb_del(txn, st->docs, &kv, NULL);
-    if (rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
-        return VN_STORE_OK;
-    }
-    return end_write(txn, rc, "delete");
+    return end_read(st, txn, NULL, rc, "get");
 }
 
 static int lmdb_foreach(void *impl, const char *host, const char *user, const char *store,
@@ -445,7 +416,7 @@ static int lmdb_foreach(void *impl, const char *host, const char *user, const ch
 
     if (!key_fits(st, &prefix, "foreach"))
         return VN_STORE_ERROR;
-    int rc = begin(st, MDB_RDONLY, &txn);
+    int rc = begin_read(st, &txn);
     if (rc)
         return fail("foreach", rc);
     rc = mdb_cursor_open(txn, st->docs, &cur);
@@ -457,7 +428,7 @@ static int lmdb_foreach(void *impl, const char *host, const char *user, const ch
         if (!cb((const char *)key.mv_data + prefix.len, val.mv_data, val.mv_size, ud))
             break;
     }
-    rc = end_read(txn, cur, rc, "foreach");
+    rc = end_read(st, txn, cur, rc, "foreach");
     return rc == VN_STORE_NOT_FOUND ? VN_STORE_OK : rc;
 }
 
@@ -473,7 +444,7 @@ static int lmdb_foreach_user(void *impl, const char *host, const char *store, vn
     key_add_name(&prefix, store);
     if (!key_fits(st, &prefix, "foreach_user"))
         return VN_STORE_ERROR;
-    int rc = begin(st, MDB_RDONLY, &txn);
+    int rc = begin_read(st, &txn);
     if (rc)
         return fail("foreach_user", rc);
     rc = mdb_cursor_open(txn, st->docs, &cur);
@@ -491,7 +462,7 @@ static int lmdb_foreach_user(void *impl, const char *host, const char *store, vn
         key_add_bytes(&seek, found, strlen(found));
         key_add_bytes(&seek, "\x01", 1);
     }
-    rc = end_read(txn, cur, rc, "foreach_user");
+    rc = end_read(st, txn, cur, rc, "foreach_user");
     return rc == VN_STORE_NOT_FOUND ? VN_STORE_OK : rc;
 }
 
@@ -568,96 +539,7 @@ static int delete_user_archives(MDB_txn *txn, lmdb_store *st, const key_buf *use
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int lmdb_delete_user(void *impl, const char *host, const char *user)
-{
-    lmdb_store *st = impl;
-    key_buf user_prefix = {0};
-    size_t budget;
-
-    key_add_name(&user_prefix, host);
-    key_add_name(&user_prefix, user);
-    if (!key_fits(st, &user_prefix, "delete_user"))
-        return VN_STORE_ERROR;
-    do {
-        MDB_txn *txn;
-        int rc = begin(st, 0, &txn);
-        if (rc)
-            return fail("delete_user", rc);
-        budget = DELETE_CHUNK;
-        rc = delete_user_documents(txn, st, host, user, &budget);
-        if (!rc && budget > 0)
-            rc = delete_user_archives(txn, st, &user_prefix, &budget);
-        if (end_write(txn, rc, "delete_user") != VN_STORE_OK)
-            return VN_STORE_ERROR;
-    } while (budget == 0);
-    return VN_STORE_OK;
-}
-
 /* ---- archives ---- */
-
-static int lmdb_archive_append(void *impl, const char *host, const char *user,
-                               const char *archive_name, int64_t ts_us, const char *with,
-                               const void *data, size_t len, uint64_t *id_out)
-{
-    lmdb_store *st = impl;
-    key_buf archive = archive_prefix(host, user, archive_name);
-    size_t with_len = strlen(with);
-    archive_meta meta;
-    MDB_txn *txn;
-
-    if (!key_fits(st, &archive, "append"))
-        return VN_STORE_ERROR;
-    if (with_len > UINT32_MAX || len > SIZE_MAX - ITEM_HEADER - with_len - 1) {
-        vn_log_error("store: append: item too large");
-        return VN_STORE_ERROR;
-    }
-    if (ts_us == 0)
-        ts_us = now_us();
-    int rc = begin(st, 0, &txn);
-    if (rc)
-        return fail("append", rc);
-    rc = meta_read(txn, st, &archive, &meta);
-    if (rc && rc != MDB_NOTFOUND)
-        return end_write(txn, rc, "append");
-    if (meta.last_id == UINT64_MAX) {
-        mdb_txn_abort(txn);
-        vn_log_error("store: append: archive %s has used up its ids", archive_name);
-        return VN_STORE_ERROR;
-    }
-
-    uint64_t id = meta.last_id + 1;
-    if (ts_us > 0 && (uint64_t)ts_us > id)
-        id = (uint64_t)ts_us;
-    key_buf item_key = archive, index_keys[2];
-    key_add_id(&item_key, id);
-    int index_count = with_index_keys(&archive, with, id, index_keys);
-    bool keys_fit = key_fits(st, &item_key, "append");
-    for (int i = 0; i < index_count && keys_fit; i++)
-        keys_fit = key_fits(st, &index_keys[i], "append");
-    if (!keys_fit) {
-        mdb_txn_abort(txn);
-        return VN_STORE_ERROR;
-    }
-
-    MDB_val key = key_val(&item_key);
-    MDB_val val = {.mv_size = ITEM_HEADER + with_len + 1 + len, .mv_data = NULL};
-    rc = mdb_put(txn, st->items, &key, &val, MDB_NOOVERWRITE | MDB_RESERVE);
-    if (!rc)
-        item_encode(val.mv_data, ts_us, with, with_len, data, len);
-    for (int i = 0; i < index_count && !rc; i++) {
-        MDB_val index_key = key_val(&index_keys[i]), empty = {0, NULL};
-        rc = mdb_put(txn, st->with_index, &index_key, &empty, 0);
-    }
-    meta.last_id = id;
-    meta.count++;
-    if (!rc)
-        rc = meta_write(txn, st, &archive, &meta);
-    if (end_write(txn, rc, "append") != VN_STORE_OK)
-        return VN_STORE_ERROR;
-    if (id_out)
-        *id_out = id;
-    return VN_STORE_OK;
-}
 
 /* A positioned walk over the items (or the with_index entries) of one
  * archive whose ids lie in [lo, hi], in either direction. */
@@ -756,12 +638,13 @@ static int scan_next(archive_scan *sc, bool first, vn_archive_item *item)
 
 static int scan_begin(archive_scan *sc)
 {
-    int rc = begin(sc->st, MDB_RDONLY, &sc->txn);
+    int rc = begin_read(sc->st, &sc->txn);
     if (rc)
         return rc;
     rc = mdb_cursor_open(sc->txn, sc->by_with ? sc->st->with_index : sc->st->items, &sc->cur);
     if (rc) {
-        mdb_txn_abort(sc->txn);
+        if (sc->txn != sc->st->snap)
+            mdb_txn_abort(sc->txn);
         sc->txn = NULL;
     }
     return rc;
@@ -792,7 +675,7 @@ static int lmdb_archive_query(void *impl, const char *host, const char *user, co
         stopped = !cb(&item, ud);
         delivered++;
     }
-    rc = end_read(sc.txn, sc.cur, rc, "query");
+    rc = end_read(sc.st, sc.txn, sc.cur, rc, "query");
     if (rc == VN_STORE_ERROR)
         return rc;
     if (complete)
@@ -820,71 +703,260 @@ static int lmdb_archive_count(void *impl, const char *host, const char *user, co
         for (bool first = true; !(rc = scan_next(&sc, first, NULL)); first = false)
             (*count)++;
     }
-    rc = end_read(sc.txn, sc.cur, rc, "count");
+    rc = end_read(sc.st, sc.txn, sc.cur, rc, "count");
     return rc == VN_STORE_ERROR ? rc : VN_STORE_OK;
 }
 
-static int lmdb_archive_delete_id(void *impl, const char *host, const char *user,
-                                  const char *archive_name, uint64_t id)
+/* ---- writes ---- */
+
+static int apply_put(MDB_txn *txn, lmdb_store *st, const vn_store_op *op)
+{
+    key_buf k = doc_key(op->host, op->user, op->name);
+    key_add_name(&k, op->key);
+    MDB_val kv = key_val(&k), val = {.mv_size = op->len, .mv_data = op->data ? op->data : ""};
+    return mdb_put(txn, st->docs, &kv, &val, 0);
+}
+
+static int apply_delete(MDB_txn *txn, lmdb_store *st, const vn_store_op *op)
+{
+    key_buf k = doc_key(op->host, op->user, op->name);
+    key_add_name(&k, op->key);
+    MDB_val kv = key_val(&k);
+    int rc = mdb_del(txn, st->docs, &kv, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Up to *budget entries; *done once nothing of the user is left. */
+static int apply_delete_user(MDB_txn *txn, lmdb_store *st, const vn_store_op *op, size_t *budget,
+                             bool *done)
+{
+    key_buf user_prefix = {0};
+
+    key_add_name(&user_prefix, op->host);
+    key_add_name(&user_prefix, op->user);
+    int rc = delete_user_documents(txn, st, op->host, op->user, budget);
+    if (!rc && *budget > 0)
+        rc = delete_user_archives(txn, st, &user_prefix, budget);
+    *done = *budget > 0;
+    return rc;
+}
+
+static int apply_append(MDB_txn *txn, lmdb_store *st, vn_store_op *op)
+{
+    key_buf archive = archive_prefix(op->host, op->user, op->name);
+    size_t with_len = strlen(op->key);
+    archive_meta meta;
+    int rc = meta_read(txn, st, &archive, &meta);
+
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (!op->id) {
+        if (meta.last_id == UINT64_MAX) {
+            vn_log_error("store: append: archive %s has used up its ids", op->name);
+            return MDB_KEYEXIST;
+        }
+        op->id = meta.last_id + 1;
+        if (op->ts_us > 0 && (uint64_t)op->ts_us > op->id)
+            op->id = (uint64_t)op->ts_us;
+    } else if (op->id <= meta.last_id) {
+        vn_log_error("store: append: id %llu of archive %s is taken: another process writes "
+                     "to this store",
+                     (unsigned long long)op->id, op->name);
+        return MDB_KEYEXIST;
+    }
+
+    key_buf item_key = archive, index_keys[2];
+    key_add_id(&item_key, op->id);
+    int index_count = with_index_keys(&archive, op->key, op->id, index_keys);
+    MDB_val key = key_val(&item_key);
+    MDB_val val = {.mv_size = ITEM_HEADER + with_len + 1 + op->len, .mv_data = NULL};
+    rc = mdb_put(txn, st->items, &key, &val, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (!rc)
+        item_encode(val.mv_data, op->ts_us, op->key, with_len, op->data, op->len);
+    for (int i = 0; i < index_count && !rc; i++) {
+        MDB_val index_key = key_val(&index_keys[i]), empty = {0, NULL};
+        rc = mdb_put(txn, st->with_index, &index_key, &empty, 0);
+    }
+    meta.last_id = op->id;
+    meta.count++;
+    return rc ? rc : meta_write(txn, st, &archive, &meta);
+}
+
+static int apply_delete_id(MDB_txn *txn, lmdb_store *st, const vn_store_op *op)
+{
+    key_buf archive = archive_prefix(op->host, op->user, op->name);
+    archive_meta meta;
+    size_t budget = 1;
+    uint64_t deleted = 0;
+    int rc = meta_read(txn, st, &archive, &meta);
+
+    if (!rc && op->id > 0)
+        rc = delete_items(txn, st, &archive, op->id, op->id, &budget, &deleted);
+    if (rc || !deleted)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    meta.count = meta.count > 0 ? meta.count - 1 : 0;
+    return meta_write(txn, st, &archive, &meta);
+}
+
+/* Up to *budget items; *done once none older is left. */
+static int apply_delete_before(MDB_txn *txn, lmdb_store *st, const vn_store_op *op, size_t *budget,
+                               bool *done)
+{
+    key_buf archive = archive_prefix(op->host, op->user, op->name);
+    uint64_t hi = op->before_us == 0 ? UINT64_MAX : (uint64_t)op->before_us - 1;
+    archive_meta meta;
+    uint64_t deleted = 0;
+    int rc = meta_read(txn, st, &archive, &meta);
+
+    *done = true;
+    if (rc)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    rc = delete_items(txn, st, &archive, 1, hi, budget, &deleted);
+    *done = *budget > 0;
+    meta.count = meta.count > deleted ? meta.count - deleted : 0;
+    if (!rc && deleted > 0)
+        rc = meta_write(txn, st, &archive, &meta);
+    return rc;
+}
+
+static int apply_one(MDB_txn *txn, lmdb_store *st, vn_store_op *op, size_t *budget, bool *done)
+{
+    *done = true;
+    switch (op->kind) {
+    case VN_OP_PUT: return apply_put(txn, st, op);
+    case VN_OP_DELETE: return apply_delete(txn, st, op);
+    case VN_OP_DELETE_USER: return apply_delete_user(txn, st, op, budget, done);
+    case VN_OP_APPEND: return apply_append(txn, st, op);
+    case VN_OP_DELETE_ID: return apply_delete_id(txn, st, op);
+    case VN_OP_DELETE_BEFORE: return apply_delete_before(txn, st, op, budget, done);
+    }
+    return MDB_INVALID;
+}
+
+/* One durable commit for all of ops, unless a large deletion among them
+ * needs more than one chunk: then a commit per chunk. */
+static int lmdb_apply(void *impl, vn_store_op *ops)
+{
+    lmdb_store *st = impl;
+    size_t budget = DELETE_CHUNK;
+    MDB_txn *txn;
+    int rc = begin(st, 0, &txn);
+
+    if (rc)
+        return fail("write", rc);
+    for (vn_store_op *op = ops; op;) {
+        bool done;
+        rc = apply_one(txn, st, op, &budget, &done);
+        if (rc)
+            break;
+        if (done)
+            op = op->next;
+        if (budget > 0)
+            continue;
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+        if (!rc)
+            rc = begin(st, 0, &txn);
+        if (rc)
+            return fail("write", rc);
+        budget = DELETE_CHUNK;
+    }
+    return end_write(txn, rc, "write");
+}
+
+static int lmdb_check(void *impl, const vn_store_op *op)
+{
+    lmdb_store *st = impl;
+    key_buf k = {0}, index_keys[2];
+
+    switch (op->kind) {
+    case VN_OP_PUT:
+    case VN_OP_DELETE:
+        k = doc_key(op->host, op->user, op->name);
+        key_add_name(&k, op->key);
+        return key_fits(st, &k, op->kind == VN_OP_PUT ? "put" : "delete") ? VN_STORE_OK
+                                                                          : VN_STORE_ERROR;
+    case VN_OP_DELETE_USER:
+        key_add_name(&k, op->host);
+        key_add_name(&k, op->user);
+        return key_fits(st, &k, "delete_user") ? VN_STORE_OK : VN_STORE_ERROR;
+    case VN_OP_APPEND:
+        k = archive_prefix(op->host, op->user, op->name);
+        if (!key_fits(st, &k, "append"))
+            return VN_STORE_ERROR;
+        size_t with_len = strlen(op->key);
+        if (with_len > UINT32_MAX || op->len > SIZE_MAX - ITEM_HEADER - with_len - 1) {
+            vn_log_error("store: append: item too large");
+            return VN_STORE_ERROR;
+        }
+        int n = with_index_keys(&k, op->key, 0, index_keys);
+        for (int i = 0; i < n; i++)
+            if (!key_fits(st, &index_keys[i], "append"))
+                return VN_STORE_ERROR;
+        key_add_id(&k, 0);
+        return key_fits(st, &k, "append") ? VN_STORE_OK : VN_STORE_ERROR;
+    case VN_OP_DELETE_ID:
+    case VN_OP_DELETE_BEFORE:
+        k = archive_prefix(op->host, op->user, op->name);
+        return key_fits(st, &k, op->kind == VN_OP_DELETE_ID ? "delete_id" : "delete_before")
+                   ? VN_STORE_OK
+                   : VN_STORE_ERROR;
+    }
+    return VN_STORE_ERROR;
+}
+
+static int lmdb_archive_last_id(void *impl, const char *host, const char *user,
+                                const char *archive_name, uint64_t *id)
 {
     lmdb_store *st = impl;
     key_buf archive = archive_prefix(host, user, archive_name);
     archive_meta meta;
     MDB_txn *txn;
-    size_t budget = 1;
-    uint64_t deleted = 0;
 
-    if (!key_fits(st, &archive, "delete_id"))
+    *id = 0;
+    if (!key_fits(st, &archive, "append"))
         return VN_STORE_ERROR;
-    int rc = begin(st, 0, &txn);
+    int rc = begin_read(st, &txn);
     if (rc)
-        return fail("delete_id", rc);
+        return fail("append", rc);
     rc = meta_read(txn, st, &archive, &meta);
-    if (!rc && id > 0)
-        rc = delete_items(txn, st, &archive, id, id, &budget, &deleted);
-    if (rc == MDB_NOTFOUND || (!rc && deleted == 0)) {
-        mdb_txn_abort(txn);
-        return VN_STORE_NOT_FOUND;
-    }
-    meta.count = meta.count > 0 ? meta.count - 1 : 0;
-    if (!rc)
-        rc = meta_write(txn, st, &archive, &meta);
-    return end_write(txn, rc, "delete_id");
+    *id = meta.last_id;
+    rc = end_read(st, txn, NULL, rc, "append");
+    return rc == VN_STORE_NOT_FOUND ? VN_STORE_OK : rc;
 }
 
-static int lmdb_archive_delete_before(void *impl, const char *host, const char *user,
-                                      const char *archive_name, int64_t before_us)
+/* ---- the snapshot of grouped mode ---- */
+
+static int lmdb_pin_snapshot(void *impl, bool pin)
 {
     lmdb_store *st = impl;
-    key_buf archive = archive_prefix(host, user, archive_name);
-    uint64_t hi = before_us == 0 ? UINT64_MAX : (uint64_t)before_us - 1;
-    size_t budget;
 
-    if (!key_fits(st, &archive, "delete_before"))
-        return VN_STORE_ERROR;
-    if (before_us < 0 || before_us == 1)
-        return VN_STORE_OK; /* ids start at 1: nothing is older */
-    do {
-        MDB_txn *txn;
-        archive_meta meta;
-        uint64_t deleted = 0;
-        int rc = begin(st, 0, &txn);
-        if (rc)
-            return fail("delete_before", rc);
-        rc = meta_read(txn, st, &archive, &meta);
-        if (rc == MDB_NOTFOUND) {
-            mdb_txn_abort(txn);
-            return VN_STORE_OK;
-        }
-        budget = DELETE_CHUNK;
-        if (!rc)
-            rc = delete_items(txn, st, &archive, 1, hi, &budget, &deleted);
-        meta.count = meta.count > deleted ? meta.count - deleted : 0;
-        if (!rc && deleted > 0)
-            rc = meta_write(txn, st, &archive, &meta);
-        if (end_write(txn, rc, "delete_before") != VN_STORE_OK)
-            return VN_STORE_ERROR;
-    } while (budget == 0);
+    if (st->snap)
+        mdb_txn_abort(st->snap);
+    st->snap = NULL;
+    if (!pin)
+        return VN_STORE_OK;
+    int rc = begin(st, MDB_RDONLY, &st->snap);
+    if (rc) {
+        st->snap = NULL;
+        return fail("snapshot", rc);
+    }
+    return VN_STORE_OK;
+}
+
+static int lmdb_refresh(void *impl)
+{
+    lmdb_store *st = impl;
+
+    if (!st->snap)
+        return lmdb_pin_snapshot(impl, true);
+    mdb_txn_reset(st->snap);
+    int rc = mdb_txn_renew(st->snap);
+    if (rc) {
+        mdb_txn_abort(st->snap);
+        st->snap = NULL;
+        return fail("snapshot", rc);
+    }
     return VN_STORE_OK;
 }
 
@@ -975,6 +1047,8 @@ void *vn_store_lmdb_open(const vn_store_options *opts, vn_buf *err)
 static void lmdb_close(void *impl)
 {
     lmdb_store *st = impl;
+    if (st->snap)
+        mdb_txn_abort(st->snap);
     mdb_env_close(st->env);
     free(st);
 }
@@ -982,15 +1056,14 @@ static void lmdb_close(void *impl)
 const vn_store_ops vn_store_lmdb_ops = {
     .name = "lmdb",
     .get = lmdb_get,
-    .put = lmdb_put,
-    .del = lmdb_del,
     .foreach = lmdb_foreach,
     .foreach_user = lmdb_foreach_user,
-    .delete_user = lmdb_delete_user,
-    .archive_append = lmdb_archive_append,
     .archive_query = lmdb_archive_query,
     .archive_count = lmdb_archive_count,
-    .archive_delete_id = lmdb_archive_delete_id,
-    .archive_delete_before = lmdb_archive_delete_before,
+    .archive_last_id = lmdb_archive_last_id,
+    .check = lmdb_check,
+    .apply = lmdb_apply,
+    .pin_snapshot = lmdb_pin_snapshot,
+    .refresh = lmdb_refresh,
     .close = lmdb_close,
 };

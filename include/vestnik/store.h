@@ -9,12 +9,46 @@
  *    back by id or time range, optionally filtered by "with", in either
  *    direction — MAM, offline messages, queues.
  *
- * user may be "" for host-wide data. Backends implement vn_store_ops; LMDB
- * is the default one. Calls are synchronous; a write returns only after it
- * is durable (committed and synced), so a caller may acknowledge it.
- * Callbacks may call the store again, reads and writes alike. Names and a
- * document key together must fit the backend's key size (LMDB: 511 bytes
- * counting one separator per part); a longer one is an error.
+ * user may be "" for host-wide data. Backends implement the table of
+ * src/store_backend.h; LMDB is the default one. Names and a document key
+ * together must fit the backend's key size (LMDB: 511 bytes counting one
+ * separator per part); a longer one is an error.
+ *
+ * Writes are grouped (group commit). In vestnikd every write call returns
+ * at once, without waiting for the disk: the writes of one loop turn form
+ * a batch, and a writer thread makes the batch durable with one commit and
+ * one sync while the loop goes on; writes made during that commit form the
+ * next batch. (vestnikctl, with no loop, writes durably in each call.)
+ *  - Errors known at once (bad arguments, a key too long, delete_id of an
+ *    item that does not exist) are returned by the call; a failure of the
+ *    disk reaches the durable callbacks below.
+ *  - Read-your-writes: every read, in the same loop turn too, sees every
+ *    write issued before it, durable or not, in the order issued; the
+ *    assigned archive id is known when append returns.
+ *  - Durability: a write is durable, surviving kill -9 and power loss, once
+ *    a durable callback registered after it has been called with OK. Never
+ *    tell anyone outside the process (a client's stream-management ack, an
+ *    iq result saying "saved", a MAM result) that a write happened before
+ *    that: reply from the callback, or with vn_route_durable (module.h).
+ *  - Ordering: batches are made durable in the order of their writes, and
+ *    durable callbacks run in the order registered.
+ *
+ * Callbacks (foreach, query) run inside a read and may call the store
+ * again, reads and writes alike. A durable callback runs on the loop
+ * thread, never inside vn_store_when_durable, and may do anything a hook
+ * may, including writing again and registering another callback; it must
+ * not call vn_store_flush.
+ *
+ * The interface is shaped for an asynchronous backend too: a PostgreSQL
+ * backend runs a batch as one transaction and calls back after COMMIT,
+ * keeping the same read-your-writes view of the queued writes meanwhile.
+ *
+ * Why a writer thread owns LMDB's write transactions, rather than commits
+ * without sync on the loop and mdb_env_sync on another thread: only a
+ * synced commit orders the data pages before the meta page on disk, so
+ * unsynced commits can leave a corrupt environment after a power loss
+ * (LMDB's own warning for MDB_NOSYNC), and a write transaction must end on
+ * the thread that began it. See src/store_batch.c.
  */
 #ifndef VESTNIK_STORE_H
 #define VESTNIK_STORE_H
@@ -28,6 +62,21 @@
 typedef struct vn_store vn_store;
 
 enum { VN_STORE_OK = 0, VN_STORE_NOT_FOUND = 1, VN_STORE_ERROR = -1 };
+
+/* ---- durability ---- */
+
+typedef struct vn_store_waiter vn_store_waiter;
+typedef void (*vn_store_durable_cb)(int status, void *arg);
+
+/* Calls cb(VN_STORE_OK, arg) once every write issued so far is durable, or
+ * cb(VN_STORE_ERROR, arg) if a batch holding some of them failed (those
+ * writes are then lost, and reads no longer show them). With nothing
+ * pending, cb runs at the end of the current loop turn. The returned handle
+ * cancels it (until it has run; then it is gone). Without a loop
+ * (vestnikctl) cb runs at once and NULL is returned. */
+vn_store_waiter *vn_store_when_durable(vn_store *s, vn_store_durable_cb cb, void *arg);
+/* NULL is ignored. Whoever owns arg cancels before freeing it. */
+void vn_store_cancel(vn_store *s, vn_store_waiter *w);
 
 /* ---- documents ---- */
 
@@ -53,7 +102,7 @@ int vn_store_foreach_user(vn_store *s, const char *host, const char *store, vn_s
 
 /* Remove every document and archive item of one user on one host. Very
  * large amounts are removed in several commits: after a crash midway, call
- * it again to finish. */
+ * it again to finish. Archive ids of the user start again afterwards. */
 int vn_store_delete_user(vn_store *s, const char *host, const char *user);
 
 /* ---- archives ----

@@ -5,6 +5,13 @@
  * afterwards), so the tests exercise exactly what vestnikd runs on:
  * documents, archives with paging and "with" filters, deletion, reopening,
  * and durability across kill -9 of a writing process.
+ *
+ * The tests of the interface run three times: in synchronous mode (each
+ * write durable on return, as vestnikctl uses it), in grouped mode with no
+ * batch ever landing before the end (every read answered by the pending
+ * view over an empty snapshot), and in grouped mode with a flush every few
+ * calls (reads over a snapshot and queued writes at once). Then group
+ * commit itself: batching, callbacks and their order, kill -9.
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -23,6 +30,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
+#include <uv.h>
 
 #include "store_backend.h"
 #include "vestnik/store.h"
@@ -32,6 +41,13 @@ typedef struct fixture {
     char path[128]; /* the store directory inside it, created by the store */
     vn_store *s;
 } fixture;
+
+/* How the fixture's store runs: see the top of the file. */
+enum { SYNC, GROUPED, LANDING };
+static int mode = SYNC;
+static unsigned calls;
+static uv_loop_t loop;
+static uv_loop_t *store_loop = &loop;
 
 static vn_store *open_store(const char *path)
 {
@@ -43,7 +59,22 @@ static vn_store *open_store(const char *path)
     if (!s)
         print_error("open %s: %s\n", path, err.data);
     vn_buf_free(&err);
+    if (s && mode != SYNC)
+        assert_int_equal(vn_store_attach_loop(s, store_loop), 0);
     return s;
+}
+
+static void close_store(vn_store *s)
+{
+    vn_store_close(s);
+    uv_run(store_loop, UV_RUN_NOWAIT); /* the store's handles close */
+}
+
+/* In LANDING mode, every third helper call makes what was queued durable. */
+static void tick(vn_store *s)
+{
+    if (mode == LANDING && ++calls % 3 == 0)
+        vn_store_flush(s);
 }
 
 static void remove_tree(const char *path)
@@ -81,11 +112,25 @@ static int setup(void **state)
     return f->s ? 0 : -1;
 }
 
+static int setup_grouped(void **state)
+{
+    mode = GROUPED;
+    return setup(state);
+}
+
+static int setup_landing(void **state)
+{
+    mode = LANDING;
+    calls = 0;
+    return setup(state);
+}
+
 static int teardown(void **state)
 {
     fixture *f = *state;
 
-    vn_store_close(f->s);
+    close_store(f->s);
+    mode = SYNC;
     remove_tree(f->dir);
     free(f);
     return 0;
@@ -94,6 +139,7 @@ static int teardown(void **state)
 static void put_str(vn_store *s, const char *host, const char *user, const char *store,
                     const char *key, const char *value)
 {
+    tick(s);
     assert_int_equal(vn_store_put(s, host, user, store, key, value, strlen(value)), VN_STORE_OK);
 }
 
@@ -166,6 +212,7 @@ static bool query(vn_store *s, const char *user, const char *archive, const vn_a
 {
     bool complete = false;
 
+    tick(s);
     collected_reset(c);
     assert_int_equal(vn_archive_query_items(s, "h", user, archive, q, collect_item, c, &complete),
                      VN_STORE_OK);
@@ -177,6 +224,7 @@ static uint64_t append(vn_store *s, const char *user, const char *archive, int64
 {
     uint64_t id = 0;
 
+    tick(s);
     assert_int_equal(vn_archive_append(s, "h", user, archive, ts_us, with, data, strlen(data), &id),
                      VN_STORE_OK);
     assert_true(id > 0);
@@ -187,6 +235,7 @@ static size_t count(vn_store *s, const char *user, const char *archive, const vn
 {
     size_t n = 12345;
 
+    tick(s);
     assert_int_equal(vn_archive_count(s, "h", user, archive, q, &n), VN_STORE_OK);
     return n;
 }
@@ -803,7 +852,7 @@ static void test_reopen_keeps_everything(void **state)
 
     put_str(f->s, "h", "u", "x", "k", "value");
     uint64_t id = append(f->s, "u", "mam", 0, "bob@x/r", "kept");
-    vn_store_close(f->s);
+    close_store(f->s);
     f->s = open_store(f->path);
     assert_non_null(f->s);
 
@@ -899,7 +948,7 @@ static void test_acknowledged_appends_survive_kill9(void **state)
     int fds[2];
 
     /* The parent must not hold the environment across fork. */
-    vn_store_close(f->s);
+    close_store(f->s);
     f->s = NULL;
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -952,31 +1001,407 @@ static void test_acknowledged_appends_survive_kill9(void **state)
     collected_reset(&c);
 }
 
+/* ---- group commit ---- */
+
+/* LMDB's last committed transaction, as another process reads it (LMDB
+ * allows one environment handle per process). */
+static uint64_t committed_txnid(const char *path)
+{
+    int fds[2];
+    uint64_t id = 0;
+
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        MDB_env *env;
+        MDB_envinfo info;
+        close(fds[0]);
+        if (!mdb_env_create(&env) && !mdb_env_set_maxdbs(env, 4) &&
+            !mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS, 0600) && !mdb_env_info(env, &info))
+            id = info.me_last_txnid;
+        _exit(write(fds[1], &id, sizeof id) == (ssize_t)sizeof id ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], &id, sizeof id), sizeof id);
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(id > 0);
+    return id;
+}
+
+/* Whether another process, opening the store afresh, finds the document:
+ * what is on disk, not what this process holds. */
+static bool on_disk(const char *path, const char *key)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        mode = SYNC;
+        vn_store *s = open_store(path);
+        vn_buf out;
+        vn_buf_init(&out);
+        _exit(s && vn_store_get(s, "h", "u", "x", key, &out) == VN_STORE_OK ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+typedef struct calls_seen {
+    int tag[16];
+    int status[16];
+    bool durable[16]; /* the document named after the tag was on disk */
+    size_t n;
+    const char *path;
+} calls_seen;
+
+static calls_seen seen;
+
+static void note(int status, void *arg)
+{
+    int tag = (int)(intptr_t)arg;
+    char key[16];
+
+    snprintf(key, sizeof key, "k%d", tag);
+    seen.tag[seen.n] = tag;
+    seen.status[seen.n] = status;
+    seen.durable[seen.n] = on_disk(seen.path, key);
+    seen.n++;
+}
+
+static void keep_alive(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop (kept alive by a timer: the store's handles do not keep
+ * it running) until n durable callbacks were seen. */
+static void run_until_seen(size_t n)
+{
+    uv_timer_t timer;
+
+    uv_timer_init(&loop, &timer);
+    uv_timer_start(&timer, keep_alive, 2, 2);
+    for (int i = 0; seen.n < n && i < 5000; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(seen.n, n);
+}
+
+static void test_one_batch_per_loop_turn(void **state)
+{
+    fixture *f = *state;
+    uint64_t before = committed_txnid(f->path);
+
+    memset(&seen, 0, sizeof seen);
+    seen.path = f->path;
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        put_str(f->s, "h", "u", "x", key, "v");
+        append(f->s, "u", "mam", 0, "bob@x/r", "m");
+    }
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)99);
+    assert_int_equal(seen.n, 0); /* never inside the call */
+    assert_false(on_disk(f->path, "k99"));
+    run_until_seen(1);
+    assert_int_equal(seen.status[0], VN_STORE_OK);
+    assert_true(seen.durable[0]);
+    assert_int_equal(committed_txnid(f->path), before + 1);
+    assert_int_equal(count(f->s, "u", "mam", NULL), 100);
+}
+
+static void test_writes_during_a_commit_form_the_next_batch(void **state)
+{
+    fixture *f = *state;
+    uint64_t before = committed_txnid(f->path);
+    uv_timer_t timer;
+
+    memset(&seen, 0, sizeof seen);
+    seen.path = f->path;
+    put_str(f->s, "h", "u", "x", "k1", "a");
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)1);
+    uv_timer_init(&loop, &timer);
+    uv_timer_start(&timer, keep_alive, 2, 2);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the end of a turn: k1 goes to the writer */
+    put_str(f->s, "h", "u", "x", "k2", "b");
+    put_str(f->s, "h", "u", "x", "k3", "c");
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)2);
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)3);
+    uv_close((uv_handle_t *)&timer, NULL);
+    run_until_seen(3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(seen.tag[i], i + 1);
+        assert_int_equal(seen.status[i], VN_STORE_OK);
+        assert_true(seen.durable[i]);
+    }
+    assert_int_equal(committed_txnid(f->path), before + 2);
+}
+
+static void test_durable_callbacks_order_and_cancel(void **state)
+{
+    fixture *f = *state;
+
+    memset(&seen, 0, sizeof seen);
+    seen.path = f->path;
+    /* Nothing pending: still not inside the call, but at the turn's end. */
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)0);
+    assert_int_equal(seen.n, 0);
+    put_str(f->s, "h", "u", "x", "k1", "a");
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)1);
+    vn_store_waiter *gone = vn_store_when_durable(f->s, note, (void *)(intptr_t)7);
+    put_str(f->s, "h", "u", "x", "k2", "b");
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)2);
+    vn_store_cancel(f->s, gone);
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)3);
+    run_until_seen(4);
+    int expected[] = {0, 1, 2, 3};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(seen.tag[i], expected[i]);
+        assert_int_equal(seen.status[i], VN_STORE_OK);
+    }
+    assert_false(seen.durable[0]); /* k0 was never written */
+    assert_true(seen.durable[1] && seen.durable[2]);
+}
+
+static void test_read_your_writes_before_durable(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+    vn_buf out;
+
+    memset(&seen, 0, sizeof seen);
+    seen.path = f->path;
+    vn_buf_init(&out);
+    put_str(f->s, "h", "u", "x", "k1", "old");
+    uint64_t a = append(f->s, "u", "offline", 0, "bob@x/r", "one");
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)1);
+    run_until_seen(1);
+
+    /* One turn: change what is on disk, read it back at once. */
+    put_str(f->s, "h", "u", "x", "k1", "new");
+    put_str(f->s, "h", "u", "x", "k2", "two");
+    uint64_t b = append(f->s, "u", "offline", 0, "carol@x", "two");
+    assert_true(b > a);
+    assert_int_equal(vn_archive_delete_id(f->s, "h", "u", "offline", a), VN_STORE_OK);
+    assert_int_equal(vn_archive_delete_id(f->s, "h", "u", "offline", a), VN_STORE_NOT_FOUND);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "k1", &out), VN_STORE_OK);
+    assert_string_equal(out.data, "new");
+    assert_int_equal(count(f->s, "u", "offline", NULL), 1);
+    assert_true(query(f->s, "u", "offline", NULL, &c));
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.items[0].id, b);
+    assert_false(on_disk(f->path, "k2"));
+
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)2);
+    run_until_seen(2);
+    assert_true(seen.durable[1]);
+    /* Now from the snapshot alone: the same answers. */
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "k1", &out), VN_STORE_OK);
+    assert_string_equal(out.data, "new");
+    assert_int_equal(count(f->s, "u", "offline", NULL), 1);
+    assert_true(query(f->s, "u", "offline", NULL, &c));
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.items[0].id, b);
+    vn_buf_free(&out);
+    collected_reset(&c);
+}
+
+static void test_failed_batch_is_reported_and_undone(void **state)
+{
+    fixture *f = *state;
+    size_t size = 1 << 20;
+    char *big = vn_alloc(size);
+    vn_buf out;
+
+    memset(&seen, 0, sizeof seen);
+    seen.path = f->path;
+    vn_buf_init(&out);
+    /* More than the 64 MB map in one batch: the commit fails. */
+    for (int i = 0; i < 80; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "big%d", i);
+        assert_int_equal(vn_store_put(f->s, "h", "u", "x", key, big, size), VN_STORE_OK);
+    }
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "big3", &out), VN_STORE_OK);
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)1);
+    run_until_seen(1);
+    assert_int_equal(seen.status[0], VN_STORE_ERROR);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "big3", &out), VN_STORE_NOT_FOUND);
+    /* The store goes on. */
+    put_str(f->s, "h", "u", "x", "k2", "small");
+    vn_store_when_durable(f->s, note, (void *)(intptr_t)2);
+    run_until_seen(2);
+    assert_int_equal(seen.status[1], VN_STORE_OK);
+    assert_true(seen.durable[1]);
+    free(big);
+    vn_buf_free(&out);
+}
+
+/* A vestnikd-like writer: a timer appends a few items per loop turn and
+ * reports them only from the durable callback. */
+typedef struct turn_acks {
+    int fd;
+    size_t n;
+    ack acks[8];
+} turn_acks;
+
+static vn_store *child_store;
+static uint64_t child_seq;
+
+static void report_turn(int status, void *arg)
+{
+    turn_acks *t = arg;
+    if (status != VN_STORE_OK ||
+        write(t->fd, t->acks, t->n * sizeof *t->acks) != (ssize_t)(t->n * sizeof *t->acks))
+        _exit(5);
+    free(t);
+}
+
+static void append_turn(uv_timer_t *timer)
+{
+    turn_acks *t = vn_alloc(sizeof *t);
+
+    t->fd = (int)(intptr_t)timer->data;
+    for (t->n = 0; t->n < 8; t->n++, child_seq++) {
+        char data[32];
+        ack *a = &t->acks[t->n];
+        a->seq = child_seq;
+        snprintf(data, sizeof data, "item %" PRIu64, child_seq);
+        if (vn_archive_append(child_store, "h", "u", "mam", 0, "bob@x/r", data, strlen(data),
+                              &a->id) != VN_STORE_OK)
+            _exit(3);
+    }
+    vn_store_when_durable(child_store, report_turn, t);
+}
+
+static void grouped_appender_child(const char *path, int out_fd)
+{
+    static uv_loop_t child_loop;
+    uv_timer_t timer;
+
+    uv_loop_init(&child_loop);
+    store_loop = &child_loop;
+    mode = GROUPED;
+    child_store = open_store(path);
+    if (!child_store)
+        _exit(2);
+    uv_timer_init(&child_loop, &timer);
+    timer.data = (void *)(intptr_t)out_fd;
+    uv_timer_start(&timer, append_turn, 0, 0);
+    uv_timer_start(&timer, append_turn, 0, 0);
+    uv_timer_set_repeat(&timer, 0);
+    for (;;) {
+        uv_timer_start(&timer, append_turn, 0, 0);
+        uv_run(&child_loop, UV_RUN_ONCE);
+    }
+}
+
+static void test_grouped_acknowledged_appends_survive_kill9(void **state)
+{
+    fixture *f = *state;
+    ack *acks = NULL;
+    size_t n = 0, cap = 0;
+    int fds[2];
+
+    close_store(f->s);
+    f->s = NULL;
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        grouped_appender_child(f->path, fds[1]);
+    }
+    close(fds[1]);
+
+    int64_t deadline = monotonic_ms() + 500;
+    for (int64_t now; (now = monotonic_ms()) < deadline;) {
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        if (poll(&pfd, 1, (int)(deadline - now)) == 1)
+            read_ack(fds[0], &acks, &n, &cap);
+    }
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    while (read_ack(fds[0], &acks, &n, &cap))
+        ;
+    close(fds[0]);
+    assert_true(n > 0);
+
+    f->s = open_store(f->path);
+    assert_non_null(f->s);
+    collected c = {0};
+    assert_true(query(f->s, "u", "mam", NULL, &c));
+    print_message("# kill -9, grouped: %zu appends acknowledged, %zu stored\n", n, c.n);
+    assert_true(c.n >= n);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        char data[32];
+        assert_int_equal(acks[i].seq, i);
+        while (j < c.n && c.items[j].id < acks[i].id)
+            j++;
+        assert_true(j < c.n);
+        assert_int_equal(c.items[j].id, acks[i].id);
+        snprintf(data, sizeof data, "item %zu", i);
+        assert_string_equal(c.items[j].data, data);
+    }
+    free(acks);
+    collected_reset(&c);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define INTERFACE_TESTS(S)                                                                         \
+    cmocka_unit_test_setup_teardown(test_invalid_arguments, S, teardown),                          \
+        cmocka_unit_test_setup_teardown(test_key_too_long, S, teardown),                           \
+        cmocka_unit_test_setup_teardown(test_put_get_overwrite_delete, S, teardown),               \
+        cmocka_unit_test_setup_teardown(test_foreach_order_isolation_and_stop, S, teardown),       \
+        cmocka_unit_test_setup_teardown(test_foreach_user, S, teardown),                           \
+        cmocka_unit_test_setup_teardown(test_delete_user, S, teardown),                            \
+        cmocka_unit_test_setup_teardown(test_append_and_query_both_directions, S, teardown),       \
+        cmocka_unit_test_setup_teardown(test_with_filter, S, teardown),                            \
+        cmocka_unit_test_setup_teardown(test_time_bounds, S, teardown),                            \
+        cmocka_unit_test_setup_teardown(test_limit_and_callback_stop_set_complete, S, teardown),   \
+        cmocka_unit_test_setup_teardown(test_paging_250_in_pages_of_50, S, teardown),              \
+        cmocka_unit_test_setup_teardown(test_count, S, teardown),                                  \
+        cmocka_unit_test_setup_teardown(test_delete_id, S, teardown),                              \
+        cmocka_unit_test_setup_teardown(test_delete_before, S, teardown),                          \
+        cmocka_unit_test_setup_teardown(test_ids_increase_when_clock_goes_back, S, teardown),      \
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, S, teardown)
+    const struct CMUnitTest sync_tests[] = {
         T(test_open_errors),
         T(test_store_directory_mode),
-        T(test_invalid_arguments),
-        T(test_key_too_long),
-        T(test_put_get_overwrite_delete),
-        T(test_foreach_order_isolation_and_stop),
-        T(test_foreach_user),
-        T(test_delete_user),
-        T(test_append_and_query_both_directions),
-        T(test_with_filter),
-        T(test_time_bounds),
-        T(test_limit_and_callback_stop_set_complete),
-        T(test_paging_250_in_pages_of_50),
-        T(test_count),
-        T(test_delete_id),
-        T(test_delete_before),
-        T(test_ids_increase_when_clock_goes_back),
-        T(test_reopen_keeps_everything),
+        INTERFACE_TESTS(setup),
         T(test_two_handles_see_each_others_writes),
         T(test_acknowledged_appends_survive_kill9),
-#undef T
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest grouped_tests[] = {INTERFACE_TESTS(setup_grouped)};
+    const struct CMUnitTest landing_tests[] = {INTERFACE_TESTS(setup_landing)};
+    const struct CMUnitTest group_commit_tests[] = {
+        cmocka_unit_test_setup_teardown(test_one_batch_per_loop_turn, setup_grouped, teardown),
+        cmocka_unit_test_setup_teardown(test_writes_during_a_commit_form_the_next_batch,
+                                        setup_grouped, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_callbacks_order_and_cancel, setup_grouped,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_read_your_writes_before_durable, setup_grouped,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_batch_is_reported_and_undone, setup_grouped,
+                                        teardown),
+        T(test_grouped_acknowledged_appends_survive_kill9),
+    };
+#undef INTERFACE_TESTS
+#undef T
+    uv_loop_init(&loop);
+    int failed = cmocka_run_group_tests_name("synchronous", sync_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("grouped, nothing landed", grouped_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("grouped, landing", landing_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("group commit", group_commit_tests, NULL, NULL);
+    uv_loop_close(&loop);
+    return failed;
 }
