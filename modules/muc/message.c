@@ -6,7 +6,9 @@
  * archived and reflected to every occupant; a message carrying only a
  * subject changes the subject when the sender may. Private messages go
  * between occupants as the room's allowpm setting permits. Mediated
- * invitations and declines are relayed by the room. Every occupant is
+ * invitations and declines are relayed by the room. A visitor's voice
+ * request (muc#request) goes to the moderators as a form, and one of them
+ * submitting it with muc#request_allow gives the voice. Every occupant is
  * held to max_messages_per_minute.
  */
 #include <stdio.h>
@@ -246,19 +248,117 @@ static void relay_decline(muc_room *room, vn_event *ev, const vn_stanza *decline
     vn_jid_free(inviter);
 }
 
+/* ---- voice requests (§7.13, §8.6) ---- */
+
+static const char *form_value(const vn_stanza *form, const char *var)
+{
+    for (const vn_stanza *field = vn_stanza_first_element(form); field;
+         field = vn_stanza_next_element(field)) {
+        const char *name = vn_stanza_attr(field, "var");
+        if (vn_stanza_is(field, "field", NS_DATA) && name && strcmp(name, var) == 0)
+            return vn_stanza_child_text(field, "value", NS_DATA);
+    }
+    return NULL;
+}
+
+static void add_form_field(vn_stanza *form, const char *var, const char *type, const char *label,
+                           const char *value)
+{
+    vn_stanza *field = vn_stanza_add_child(form, "field", NS_DATA);
+    vn_stanza_set_attr(field, "var", var);
+    if (type)
+        vn_stanza_set_attr(field, "type", type);
+    if (label)
+        vn_stanza_set_attr(field, "label", label);
+    vn_stanza_add_text_child(field, "value", NS_DATA, value);
+}
+
+/* A visitor asks for voice: every moderator gets the form to approve. */
+static void request_voice(muc_room *room, vn_event *ev, const vn_stanza *form)
+{
+    muc_occupant *occ = muc_occupant_by_session(room, ev->from);
+    const char *role = form_value(form, "muc#role");
+
+    if (!occ) {
+        vn_route_error(ev->stanza, "modify", "not-acceptable", "You are not in the room");
+        return;
+    }
+    if (!role || strcmp(role, "participant") != 0) {
+        vn_route_error(ev->stanza, "modify", "bad-request", "Ask for the participant role");
+        return;
+    }
+    if (occ->role != MUC_ROLE_VISITOR) {
+        vn_route_error(ev->stanza, "cancel", "not-acceptable", "You have a voice already");
+        return;
+    }
+    if (!muc_within_rate(room, occ, ev))
+        return;
+    vn_stanza *msg = muc_new_stanza("message", room->jid->bare, NULL, NULL);
+    vn_stanza *approve = vn_stanza_add_child(msg, "x", NS_DATA);
+    vn_stanza_set_attr(approve, "type", "form");
+    vn_stanza_add_text_child(approve, "title", NS_DATA, "Voice request");
+    vn_stanza_add_text_child(approve, "instructions", NS_DATA,
+                             "To give this occupant a voice, tick the box and submit the form");
+    add_form_field(approve, "FORM_TYPE", "hidden", NULL, NS_MUC_REQUEST);
+    add_form_field(approve, "muc#role", "list-single", "Requested role", "participant");
+    add_form_field(approve, "muc#jid", "jid-single", "User ID", ev->from->full);
+    add_form_field(approve, "muc#roomnick", "text-single", "Room nickname", occ->nick);
+    add_form_field(approve, "muc#request_allow", "boolean", "Grant voice to this person?", "false");
+    vn_log_info("muc: %s asks for voice in %s", occ->nick, room->jid->bare);
+    for (const muc_occupant *m = room->occupants; m; m = m->hh.next)
+        if (m->role == MUC_ROLE_MODERATOR)
+            muc_send_to_occupant(m, msg);
+    vn_stanza_free(msg);
+}
+
+/* A moderator answers a voice request: allowed, the visitor gets a voice. */
+static void approve_voice(muc_room *room, vn_event *ev, const vn_stanza *form)
+{
+    const muc_occupant *moderator = muc_occupant_by_session(room, ev->from);
+    const char *allow = form_value(form, "muc#request_allow");
+    const char *nick = form_value(form, "muc#roomnick");
+    vn_jid *who = vn_jid_parse(form_value(form, "muc#jid") ? form_value(form, "muc#jid") : "");
+
+    if (!moderator || moderator->role != MUC_ROLE_MODERATOR) {
+        vn_route_error(ev->stanza, "auth", "forbidden", "Only moderators give voice");
+    } else if (!allow || !who || !nick) {
+        vn_route_error(ev->stanza, "modify", "bad-request",
+                       "The form names the occupant and the decision");
+    } else if (strcmp(allow, "1") == 0 || strcmp(allow, "true") == 0) {
+        /* The occupant must still be the one who asked, under that nick. */
+        muc_occupant *occ = muc_occupant_find(room, nick);
+        if (!occ || !vn_jid_bare_equal(occ->real_bare, who)) {
+            vn_route_error(ev->stanza, "cancel", "item-not-found", "That occupant has left");
+        } else if (occ->role == MUC_ROLE_VISITOR) {
+            vn_log_info("muc: %s gives %s a voice in %s", moderator->nick, occ->nick,
+                        room->jid->bare);
+            muc_occupant_set_role(room, occ, MUC_ROLE_PARTICIPANT, NULL, moderator->nick);
+        }
+    }
+    vn_jid_free(who);
+}
+
 void muc_handle_room_message(muc_room *room, vn_event *ev)
 {
     const vn_stanza *x = vn_stanza_child(ev->stanza, "x", NS_MUC_USER);
     const vn_stanza *invite = x ? vn_stanza_child(x, "invite", NS_MUC_USER) : NULL;
     const vn_stanza *decline = x ? vn_stanza_child(x, "decline", NS_MUC_USER) : NULL;
+    const vn_stanza *form = vn_stanza_child(ev->stanza, "x", NS_DATA);
+    const char *form_type = form ? form_value(form, "FORM_TYPE") : NULL;
+    bool request = form_type && strcmp(form_type, NS_MUC_REQUEST) == 0 &&
+                   muc_is_type(vn_stanza_attr(form, "type"), "submit");
 
     if (invite)
         relay_invite(room, ev, invite);
     else if (decline)
         relay_decline(room, ev, decline);
+    else if (request && form_value(form, "muc#request_allow"))
+        approve_voice(room, ev, form);
+    else if (request)
+        request_voice(room, ev, form);
     else
         vn_route_error(ev->stanza, "modify", "bad-request",
-                       "Send groupchat messages or invitations to the room");
+                       "Send groupchat messages, invitations or voice requests to the room");
 }
 
 void muc_notify_codes(muc_room *room, const int *codes, size_t count)

@@ -42,6 +42,7 @@
 #define NS_RETRACT_0 "urn:xmpp:message-retract:0"
 #define NS_RETRACT_1 "urn:xmpp:message-retract:1"
 #define NS_CONFERENCE "jabber:x:conference"
+#define NS_MUC_REQUEST "http://jabber.org/protocol/muc#request"
 
 /* Ordered: a higher affiliation outranks a lower one. */
 typedef enum {

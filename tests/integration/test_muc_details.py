@@ -11,7 +11,8 @@ the status codes of configuration changes; voice requests; and the 'with'
 filter of the room archive. The helpers are test_muc's.
 """
 
-import asyncio
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 import harness
 import test_muc as muc
@@ -178,9 +179,66 @@ async def test_configuration_change_status_codes():
     await muc.close_all(alice, bob)
 
 
+def request_form(fields, form_type='submit'):
+    return ("<x xmlns='%s' type='%s'><field var='FORM_TYPE'><value>%s</value></field>%s</x>"
+            % (NS_DATA, form_type, NS_REQUEST, ''.join(
+                "<field var='%s'><value>%s</value></field>" % f for f in fields.items())))
+
+
+def voice_form(msg):
+    form = msg.xml.find(q(NS_DATA, 'x'))
+    if form is None or form.get('type') != 'form':
+        return None
+    values = {f.get('var'): f.findtext(q(NS_DATA, 'value')) for f in form.iter(q(NS_DATA, 'field'))}
+    return values if values.get('FORM_TYPE') == NS_REQUEST else None
+
+
+async def test_voice_request():
+    alice, bob, carol = await login('alice'), await login('bob'), await login('carol')
+    room = room_jid('stage')
+    await create(alice, room, 'Alice', {'muc#roomconfig_moderatedroom': '1'})
+    await muc.set_affiliation(alice, room, jid('carol'), 'member')
+    pres = await join(bob, room, 'Bob')
+    assert item(pres).get('role') == 'visitor', pres
+    await join(carol, room, 'Carol')
+    carol_forms = []
+    carol.register_handler(Callback('voice forms', MatchXPath(
+        '{%s}message/{%s}x' % (harness.NS_CLIENT, NS_DATA)), carol_forms.append))
+    muc.groupchat(bob, room, 'may I?')
+    err = await message_from(bob, room, lambda m: m['type'] == 'error')
+    assert error_of(err) == ('auth', 'forbidden'), err
+    # the visitor asks (§7.13); the moderator, and only she, gets the form (§8.6)
+    bob.send_raw("<message to='%s'>%s</message>" % (room, request_form(
+        {'muc#role': 'participant'})))
+    ask = await message_from(alice, room, lambda m: voice_form(m) is not None)
+    values = voice_form(ask)
+    assert values['muc#roomnick'] == 'Bob' and values['muc#jid'] == str(bob.boundjid), values
+    assert values['muc#request_allow'] in ('false', '0'), values
+    # a participant cannot approve, nor ask for voice she has
+    values['muc#request_allow'] = 'true'
+    del values['FORM_TYPE']
+    carol.send_raw("<message to='%s'>%s</message>" % (room, request_form(values)))
+    err = await message_from(carol, room, lambda m: m['type'] == 'error')
+    assert error_of(err) == ('auth', 'forbidden'), err
+    carol.send_raw("<message to='%s'>%s</message>" % (room, request_form(
+        {'muc#role': 'participant'})))
+    err = await message_from(carol, room, lambda m: m['type'] == 'error')
+    assert error_of(err) == ('cancel', 'not-acceptable'), err
+    # the moderator approves: Bob gets a voice, everyone sees it
+    alice.send_raw("<message to='%s'>%s</message>" % (room, request_form(values)))
+    seen = await presence_from(carol, room + '/Bob', lambda p: item(p).get('role') ==
+                               'participant')
+    assert item(seen).find(q(NS_USER, 'actor')) is not None, seen
+    muc.groupchat(bob, room, 'thank you')
+    await reflected(carol, room, 'Bob', 'thank you')
+    assert not [m for m in carol_forms if voice_form(m)], 'a non-moderator got the form'
+    await muc.close_all(alice, bob, carol)
+
+
 if __name__ == '__main__':
     harness.run([test_occupant_vcard_and_pep_items,
                  test_one_nick_from_two_devices,
                  test_room_archive_with_filter,
-                 test_configuration_change_status_codes],
+                 test_configuration_change_status_codes,
+                 test_voice_request],
                 server=server, setup=muc.setup)
