@@ -396,9 +396,13 @@ static vn_hook_result push_reset(vn_event *ev, void *ud)
 static vn_hook_result push_answer(vn_event *ev, void *ud)
 {
     const char *id = vn_stanza_attr(ev->stanza, "id");
-    const char *node = id ? strchr(id + strlen(PUBLISH_ID_PREFIX), ':') : NULL;
 
-    if (!id || strncmp(id, PUBLISH_ID_PREFIX, strlen(PUBLISH_ID_PREFIX)) != 0 || !node)
+    /* Any iq result to an account passes here: look past the prefix only
+     * once the id is known to have it. */
+    if (!id || strncmp(id, PUBLISH_ID_PREFIX, strlen(PUBLISH_ID_PREFIX)) != 0)
+        return VN_PASS;
+    const char *node = strchr(id + strlen(PUBLISH_ID_PREFIX), ':');
+    if (!node)
         return VN_PASS;
     node++;
     if (!is_type(vn_stanza_attr(ev->stanza, "type"), "error"))

@@ -89,7 +89,7 @@ PRESENCE = qname(NS_CLIENT, 'presence')
 UPLOAD_MAX_FILE = 60000
 UPLOAD_QUOTA = 100000
 
-USERS = ('alice', 'bob', 'carol', 'dave', 'mallory', 'trudy', 'erin', 'frank', 'grace')
+USERS = ('alice', 'bob', 'carol', 'dave', 'mallory', 'trudy', 'erin', 'frank', 'grace', 'henry')
 
 
 def bare(user):
@@ -633,6 +633,28 @@ def _():
     assert not [r for r in mallory.requests if NS_PUBSUB in tostring(r)], mallory.requests
 
 
+@row('stranger', "henry's push registration", "forge his app server's error, and iq results "
+     'with short ids', 'registration kept, notification sent')
+def _():
+    frank = Actor('frank', 'pusher')  # the app server: an account's full JID will do
+    henry = Actor('henry', 'phone')
+    henry.ok('set', None, "<enable xmlns='%s' jid='%s' node='n1'/>" % (NS_PUSH, frank.jid))
+    henry.close()
+    mallory = A['mallory']
+    for short_id in ('x', 'vn-push', 'vn-push:'):
+        mallory.send("<iq type='result' id='%s' to='%s'/>" % (short_id, bare('henry')))
+    mallory.send("<iq type='error' id='vn-push:1:n1' to='%s'><error type='cancel'>"
+                 "<item-not-found xmlns='%s'/></error></iq>" % (bare('henry'), NS_STANZAS))
+    mallory.ok('get', D, "<ping xmlns='%s'/>" % harness.NS_PING)  # all of it handled
+    A['bob'].send("<message to='%s' type='chat'><body>for henry</body></message>"
+                  % bare('henry'))
+    frank.pump(2)
+    published = [r for r in frank.requests if r.get('from') == bare('henry') and
+                 r.find('{%s}pubsub/{%s}publish' % (NS_PUBSUB, NS_PUBSUB)) is not None]
+    assert published, 'no notification: %s' % [tostring(r) for r in frank.requests]
+    frank.close()
+
+
 # ---- offline storage (XEP-0160; XEP-0013 not offered)
 
 iq_row('stranger', "dave's offline messages", 'fetch (XEP-0013)', 'mallory', 'get', bare('dave'),
@@ -748,6 +770,24 @@ iq_row('contact', "alice's bookmarks (XEP-0402)", 'read', 'bob', 'get', bare('al
        pep_items(NS_BOOKMARKS), 'cancel not-allowed closed-node')
 iq_row('stranger', "alice's legacy bookmarks (storage:bookmarks)", 'read', 'mallory', 'get',
        bare('alice'), pep_items('storage:bookmarks'), 'cancel not-allowed closed-node')
+
+
+iq_row('stranger with a pending request', "alice's presence-access node", 'read items',
+       'mallory', 'get', bare('alice'), pep_items(PRESENCE_NODE),
+       'auth not-authorized presence-subscription-required')
+
+
+@row("alice's contact without 'from'", "alice's presence-access node", 'read items',
+     'not-authorized, presence-subscription-required')
+def _():
+    alice, carol = A['alice'], A['carol']
+    # alice subscribes to carol: alice's item for carol is 'to', carol's 'from'
+    alice.send("<presence to='%s' type='subscribe'/>" % carol.bare)
+    carol.wait(lambda e: e.tag == PRESENCE and e.get('type') == 'subscribe', "alice's request")
+    carol.send("<presence to='%s' type='subscribed'/>" % alice.bare)
+    alice.wait(lambda e: e.tag == PRESENCE and e.get('type') == 'subscribed', 'the approval')
+    refused(carol.iq('get', alice.bare, pep_items(PRESENCE_NODE)),
+            'auth not-authorized presence-subscription-required')
 
 
 @row('contact', "alice's presence-access node", 'read items', 'allowed')
@@ -1472,6 +1512,16 @@ def _():
     refused(stream.expect(IQ), 'cancel conflict')
     stream.close()
     Actor('alice', 'check').close()
+
+
+@row('unauthenticated stream', "alice's account", 'register ALICE (another spelling)',
+     'conflict')
+def _():
+    stream = tls_stream()
+    stream.send("<iq type='set' id='reg3'><query xmlns='%s'><username>ALICE</username>"
+                "<password>taken-over</password></query></iq>" % NS_REGISTER)
+    refused(stream.expect(IQ), 'cancel conflict')
+    stream.close()
 
 
 @row('unauthenticated stream', "alice's account", 'remove it (XEP-0077)',
