@@ -178,6 +178,9 @@ static const field_spec s2s_fields[] = {
     {CFG("connect_timeout", FIELD_UNSIGNED, s2s_connect_timeout), .min = 1, .max = 3600},
     {CFG("queue_max", FIELD_SIZE, s2s_queue_max), .min = 1, .max = 1000000},
     {CFG("idle_timeout", FIELD_UNSIGNED, s2s_idle_timeout), .min = 0, .max = 86400},
+    {CFG("incoming_idle_timeout", FIELD_UNSIGNED, s2s_incoming_idle_timeout), .min = 0,
+     .max = 86400},
+    {CFG("max_streams_per_domain", FIELD_SIZE, s2s_max_streams_per_domain), .min = 1, .max = 10000},
     {.name = "allow", .kind = FIELD_CUSTOM, .load = load_s2s_allow},
     {.name = "deny", .kind = FIELD_CUSTOM, .load = load_s2s_deny},
     {.name = NULL},
@@ -638,6 +641,8 @@ static vn_config *config_new(const char *path)
     cfg->s2s_connect_timeout = 30;
     cfg->s2s_queue_max = 1000;
     cfg->s2s_idle_timeout = 600;
+    cfg->s2s_incoming_idle_timeout = 1800;
+    cfg->s2s_max_streams_per_domain = 10;
     cfg->module_path = vn_strdup(VN_MODULE_DIR);
     cfg->language = vn_strdup("en");
     return cfg;

@@ -138,6 +138,8 @@ typedef struct vn_config {
     unsigned s2s_connect_timeout;        /* seconds to resolve, connect and authenticate */
     size_t s2s_queue_max;                /* stanzas waiting per remote domain */
     unsigned s2s_idle_timeout;           /* seconds before an unused outgoing stream closes */
+    unsigned s2s_incoming_idle_timeout;  /* seconds of silence before an incoming one closes */
+    size_t s2s_max_streams_per_domain;   /* authenticated incoming streams per remote domain */
     char **s2s_allow;                    /* if non-empty, the only remote domains */
     size_t n_s2s_allow;
     char **s2s_deny; /* remote domains refused */

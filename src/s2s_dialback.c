@@ -154,6 +154,8 @@ static void verify_answered(s2s_stream *out, const char *remote, const char *loc
     }
     if (!in || !s2s_pair_remove(&in->pending, local, remote))
         return; /* the stream went away, or nothing was asked */
+    if (valid && !s2s_incoming_admit(in, remote))
+        return;
     s2s_stream_write_dialback(in, "result", local, remote, NULL, valid ? "valid" : "invalid", NULL);
     if (!valid) {
         vn_log_info("s2s in %s: dialback for %s failed: its server says the key is invalid",
@@ -162,7 +164,7 @@ static void verify_answered(s2s_stream *out, const char *remote, const char *loc
     }
     s2s_pair_add(&in->pairs, local, remote);
     in->ever_authenticated = true;
-    uv_timer_stop(&in->timer);
+    s2s_incoming_authenticated(in);
     vn_log_info("s2s in %s: %s authenticated with dialback (to %s)", s2s_stream_peer_ip(in), remote,
                 local);
 }

@@ -48,7 +48,7 @@ typedef struct s2s_stream {
     bool starttls_sent, external_sent;
     bool ready; /* outgoing: features done, dialback and stanzas may flow */
     bool ever_authenticated;
-    uv_timer_t timer;  /* incoming: authentication deadline */
+    uv_timer_t timer;  /* incoming: authentication deadline, then idle timeout */
     vn_shaper shaper;  /* incoming: limits.s2s_stanza_rate */
     UT_hash_handle hh; /* incoming streams by id */
     struct s2s_stream *prev, *next;
@@ -66,6 +66,12 @@ void s2s_stream_write_dialback(s2s_stream *s, const char *name, const char *from
 void s2s_stream_close(s2s_stream *s, const char *condition, const char *text);
 void s2s_stream_close_all(const char *condition);
 s2s_stream *s2s_incoming_find(const char *id);
+/* Incoming s, authenticated for a domain (or active since): the idle
+ * timeout (s2s.incoming_idle_timeout) starts again. */
+void s2s_incoming_authenticated(s2s_stream *s);
+/* May incoming s authenticate remote? False, with s closed, when
+ * s2s.max_streams_per_domain other incoming streams already carry it. */
+bool s2s_incoming_admit(s2s_stream *s, const char *remote);
 /* The peer's certificate is valid for its domain (false without TLS). */
 bool s2s_stream_peer_valid(s2s_stream *s, const char **why);
 const char *s2s_stream_peer_ip(const s2s_stream *s);

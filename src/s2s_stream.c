@@ -481,10 +481,12 @@ static void in_auth(s2s_stream *s, const vn_stanza *auth)
             return;
         }
     }
+    if (!s2s_incoming_admit(s, s->remote))
+        return;
     stream_write(s, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>", 51);
     s2s_pair_add(&s->pairs, s->local, s->remote);
     s->ever_authenticated = true;
-    uv_timer_stop(&s->timer);
+    s2s_incoming_authenticated(s);
     log_stream(s, VN_LOG_INFO, "authenticated with EXTERNAL");
     s->restart = true;
     s->header_sent = false;
@@ -632,8 +634,11 @@ static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
 {
     s2s_stream *s = ud;
 
-    if (!s->closing)
-        feed(s, data, len);
+    if (s->closing)
+        return;
+    if (s->dir == S2S_INCOMING && s->ever_authenticated)
+        s2s_incoming_authenticated(s); /* anything, whitespace keepalives too, is activity */
+    feed(s, data, len);
 }
 
 /* Load shaping of incoming streams (shaper.h). */
@@ -753,11 +758,47 @@ s2s_stream *s2s_stream_connect(s2s_route *route, const struct sockaddr *addr, bo
     return s;
 }
 
-static void on_auth_timeout(uv_timer_t *t)
+/* Incoming: not authenticated within s2s.connect_timeout, or nothing
+ * received for s2s.incoming_idle_timeout since (RFC 6120 §4.6.1). */
+static void on_incoming_timer(uv_timer_t *t)
 {
     s2s_stream *s = t->data;
-    if (!s->ever_authenticated)
+
+    if (!s->ever_authenticated) {
         s2s_stream_close(s, "connection-timeout", "Not authenticated in time");
+        return;
+    }
+    log_stream(s, VN_LOG_INFO, "idle for too long");
+    s2s_stream_close(s, "connection-timeout", "Idle for too long");
+}
+
+void s2s_incoming_authenticated(s2s_stream *s)
+{
+    unsigned idle = vn_srv.cfg->s2s_incoming_idle_timeout;
+
+    if (idle)
+        uv_timer_start(&s->timer, on_incoming_timer, (uint64_t)idle * 1000, 0);
+    else
+        uv_timer_stop(&s->timer);
+}
+
+bool s2s_incoming_admit(s2s_stream *s, const char *remote)
+{
+    size_t streams = 0;
+
+    for (s2s_stream *other = incoming_by_id; other; other = other->hh.next)
+        for (const s2s_pair *p = other->pairs; other != s && p; p = p->next)
+            if (strcmp(p->remote, remote) == 0) {
+                streams++;
+                break;
+            }
+    if (streams < vn_srv.cfg->s2s_max_streams_per_domain)
+        return true;
+    char *what = vn_asprintf("refused: %s already has %zu incoming streams", remote, streams);
+    log_stream(s, VN_LOG_WARN, what);
+    free(what);
+    s2s_stream_close(s, "policy-violation", "Too many streams from your domain");
+    return false;
 }
 
 void s2s_stream_accept(vn_conn *c, bool direct_tls)
@@ -777,7 +818,8 @@ void s2s_stream_accept(vn_conn *c, bool direct_tls)
     s->direct_tls = direct_tls;
     if (direct_tls && vn_conn_ssl(c))
         vn_tls_request_peer_certificate(vn_conn_ssl(c));
-    uv_timer_start(&s->timer, on_auth_timeout, (uint64_t)vn_srv.cfg->s2s_connect_timeout * 1000, 0);
+    uv_timer_start(&s->timer, on_incoming_timer, (uint64_t)vn_srv.cfg->s2s_connect_timeout * 1000,
+                   0);
     log_stream(s, VN_LOG_INFO,
                direct_tls ? "incoming connection (direct TLS)" : "incoming connection");
     vn_conn_set_callbacks(c, &conn_callbacks, s);

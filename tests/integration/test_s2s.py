@@ -39,9 +39,11 @@ CONNECT_TIMEOUT = 3
 class FederatedServer(harness.Server):
     """A vestnikd serving one domain, with an s2s listener and peers."""
 
-    def __init__(self, domain, parent, certificate=None, ca_file=None):
-        """certificate: (cert, key) files for the host; ca_file: trusted CAs."""
+    def __init__(self, domain, parent, certificate=None, ca_file=None, s2s_options=''):
+        """certificate: (cert, key) files for the host; ca_file: trusted CAs;
+        s2s_options: more keys of the s2s section, as YAML lines."""
         self.domain = domain
+        self.s2s_options = s2s_options
         self.certificate = certificate
         self.ca_file = ca_file
         self.s2s_port, self.s2s_tls_port = harness.free_ports(2)
@@ -88,7 +90,7 @@ c2s:
 s2s:
   connect_timeout: {CONNECT_TIMEOUT}
   idle_timeout: 60
-{ca_file}s2s_peers:
+{self.s2s_options}{ca_file}s2s_peers:
 {peers if peers else '  []'}
 admin:
   socket: {self.admin_socket}
@@ -279,8 +281,9 @@ class FakeAuthoritative(threading.Thread):
     which alpha does not trust either way), answering every <db:verify/>
     with type='valid'."""
 
-    def __init__(self, port, certfile, keyfile):
+    def __init__(self, port, certfile, keyfile, receiving=ALPHA):
         super().__init__(daemon=True)
+        self.receiving = receiving
         self.listener = socket.create_server(('127.0.0.1', port))
         self.listener.settimeout(15)
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -316,15 +319,17 @@ class FakeAuthoritative(threading.Thread):
             _, rest = self.read_until(conn, rb'<stream:stream[^>]*>', b'')
             conn.sendall(header % b'fake2' + b"<stream:features><dialback "
                          b"xmlns='urn:xmpp:features:dialback'/></stream:features>")
-            match, rest = self.read_until(
-                conn, rb"<db:verify[^>]*id='([^']+)'[^>]*>([^<]*)</db:verify>", rest)
-            stream_id, key = match.group(1).decode(), match.group(2).decode()
-            self.verified.append((stream_id, key))
-            conn.sendall(("<db:verify from='%s' to='%s' id='%s' type='valid'/>"
-                          % (SPOOF, ALPHA, stream_id)).encode())
             self.conn = conn  # kept open until the test ends
+            while True:
+                match, rest = self.read_until(
+                    conn, rb"<db:verify[^>]*id='([^']+)'[^>]*>([^<]*)</db:verify>", rest)
+                stream_id, key = match.group(1).decode(), match.group(2).decode()
+                self.verified.append((stream_id, key))
+                conn.sendall(("<db:verify from='%s' to='%s' id='%s' type='valid'/>"
+                              % (SPOOF, self.receiving, stream_id)).encode())
         except Exception as e:  # reported by the test
-            self.error = e
+            if not self.verified:
+                self.error = e
 
 
 def s2s_open(stream, sender, to=ALPHA):
@@ -335,15 +340,18 @@ def s2s_open(stream, sender, to=ALPHA):
     return stream.features()
 
 
-def s2s_secure(sender):
-    """A raw s2s stream to alpha after STARTTLS; returns (stream, features)."""
-    stream = harness.RawStream(fed.alpha.s2s_port, timeout=10)
-    features = s2s_open(stream, sender)
+def s2s_secure(sender, server=None):
+    """A raw s2s stream to alpha (or server) after STARTTLS; returns
+    (stream, features)."""
+    server = server or fed.alpha
+    stream = harness.RawStream(server.s2s_port, timeout=10)
+    features = s2s_open(stream, sender, server.domain)
     assert features.find(qname(harness.NS_TLS, 'starttls')) is not None, harness.tostring(features)
     stream.send("<starttls xmlns='%s'/>" % harness.NS_TLS)
     stream.expect(qname(harness.NS_TLS, 'proceed'))
-    stream.sock = harness.insecure_tls_context().wrap_socket(stream.sock, server_hostname=ALPHA)
-    return stream, s2s_open(stream, sender)
+    stream.sock = harness.insecure_tls_context().wrap_socket(stream.sock,
+                                                             server_hostname=server.domain)
+    return stream, s2s_open(stream, sender, server.domain)
 
 
 def test_stanzas_before_authentication_are_refused():
@@ -397,6 +405,53 @@ def test_spoofed_from_is_invalid_from():
         await alice.close()
     asyncio.run(scenario())
     assert 'stanza from beta.test, which is not authenticated' in fed.alpha.log_text()
+
+
+def test_incoming_streams_capped_per_domain_and_closed_when_idle():
+    """s2s.max_streams_per_domain authenticated incoming streams from one
+    domain, no more (policy-violation); an incoming stream silent for
+    s2s.incoming_idle_timeout is closed with connection-timeout, one kept
+    alive with whitespace is not."""
+    eta = 'eta.test'
+    spoof_port = harness.free_ports(1)[0]
+    e = FederatedServer(eta, fed.dir, s2s_options='  incoming_idle_timeout: 3\n'
+                        '  max_streams_per_domain: 2\n')
+    e.peers = [(SPOOF, spoof_port)]
+    e.write_config()
+    e.start()
+    try:
+        certs = os.path.join(e.data_dir, 'certs')
+        fake = FakeAuthoritative(spoof_port, os.path.join(certs, eta + '.crt'),
+                                 os.path.join(certs, eta + '.key'), receiving=eta)
+        fake.start()
+        streams = []
+        for _ in range(3):
+            stream, _ = s2s_secure(SPOOF, e)
+            stream.send("<db:result from='%s' to='%s'>key</db:result>" % (SPOOF, eta))
+            streams.append(stream)
+        for stream in streams[:2]:
+            result = stream.expect(qname(NS_DIALBACK, 'result'))
+            assert result.get('type') == 'valid', harness.tostring(result)
+        streams[2].expect_stream_error('policy-violation')
+        assert fake.error is None, fake.error
+        assert 'refused: spoof.test already has 2 incoming streams' in e.log_text(), e.log_tail()
+
+        started = time.monotonic()
+        for _ in range(5):  # a whitespace keepalive every second keeps the first one
+            time.sleep(1)
+            streams[0].send(' ')
+        streams[1].expect_stream_error('connection-timeout', timeout=10)
+        assert 2.5 <= time.monotonic() - started <= 8, time.monotonic() - started
+        streams[0].send("<message from='eve@%s' to='%s'/>" % (SPOOF, eta))
+        try:
+            element = streams[0].next_element(timeout=1)
+            raise AssertionError('unexpected %s' % harness.tostring(element))
+        except TimeoutError:
+            pass  # still open, nothing to say
+        streams[0].expect_stream_error('connection-timeout', timeout=10)
+        e.stop()
+    finally:
+        e.kill9()
 
 
 def make_test_ca(where, domains, san='DNS:%s'):
@@ -498,5 +553,6 @@ if __name__ == '__main__':
                  test_spoofed_from_is_invalid_from,
                  test_unknown_host_in_header_is_host_unknown,
                  test_trusted_certificates_authenticate_with_external_starttls_and_direct_tls,
-                 test_srv_id_certificates_authenticate_with_external],
+                 test_srv_id_certificates_authenticate_with_external,
+                 test_incoming_streams_capped_per_domain_and_closed_when_idle],
                 server=fed, setup=setup, timeout=30)
