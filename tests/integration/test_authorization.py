@@ -1224,7 +1224,8 @@ def _():
 @row('stranger', 'upload directory', 'GET with ../ in the path', '404')
 def _():
     for path in ('/upload/../vestnik.yaml', '/upload/..%2f..%2fvestnik.yaml',
-                 '/upload/%2e%2e/%2e%2e/vestnik.yaml'):
+                 '/upload/%2e%2e/%2e%2e/vestnik.yaml', '/upload', '/upload/', '/upload//',
+                 '/upload/' + '0' * 32 + '/'):
         status, body = http_request('GET', path)
         assert status in (400, 404) and b'data_dir' not in body, (path, status)
 
@@ -1326,24 +1327,36 @@ def _():
                      "the web page's message", seconds=0.3)
 
 
-@row('hostile web page', "an uploaded HTML file", 'open it as a page of the server',
-     'nosniff, sandbox CSP, attachment')
+@row('hostile web page', 'uploaded HTML and SVG files', 'open them as pages of the server',
+     'nosniff, sandbox CSP, HTML as attachment')
 def _():
     page = b'<script>alert(document.domain)</script>'
-    reply = request_slot(A['mallory'], 'page.html', len(page), 'text/html')
-    put_url, get_url = slot_urls(reply)
-    assert http_request('PUT', path_of(put_url), page, 'text/html')[0] == 201
-    conn = https()
-    conn.request('GET', path_of(get_url))
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    assert response.status == 200, response.status
-    assert response.getheader('X-Content-Type-Options') == 'nosniff', response.getheaders()
-    assert 'sandbox' in (response.getheader('Content-Security-Policy') or ''), (
-        response.getheaders())
-    assert (response.getheader('Content-Disposition') or '').startswith('attachment'), (
-        response.getheaders())
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    for name, content_type, body in (('page.html', 'text/html', page),
+                                     ('pic.svg', 'image/svg+xml', svg)):
+        reply = request_slot(A['mallory'], name, len(body), content_type)
+        put_url, get_url = slot_urls(reply)
+        assert http_request('PUT', path_of(put_url), body, content_type)[0] == 201
+        conn = https()
+        conn.request('GET', path_of(get_url))
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        headers = response.getheaders()
+        assert response.status == 200, response.status
+        assert response.getheader('X-Content-Type-Options') == 'nosniff', headers
+        assert 'sandbox' in (response.getheader('Content-Security-Policy') or ''), headers
+        if content_type == 'text/html':
+            assert (response.getheader('Content-Disposition') or '').startswith('attachment'), (
+                headers)
+
+
+@row('account', 'upload service', 'content type with CR LF (response header injection)',
+     'bad-request')
+def _():
+    reply = A['mallory'].iq('get', D, "<request xmlns='%s' filename='a.txt' size='5' "
+                            "content-type='text/plain&#13;&#10;Set-Cookie: a=b'/>" % NS_UPLOAD)
+    refused(reply, 'modify bad-request')
 
 
 # ---- SASL (RFC 6120 §6.5, RFC 4422, RFC 4616)
