@@ -499,34 +499,26 @@ typedef struct relayed_iq {
     vn_jid *responder;    /* where the request went */
     char *responder_nick; /* the occupant asked */
     int64_t started_us;
+    UT_hash_handle hh; /* by id, oldest first */
 } relayed_iq;
 
-static struct {
-    relayed_iq *items;
-    size_t count;
-} relays;
+static relayed_iq *relays;
 
-static void relay_free(relayed_iq *r)
+static void relay_drop(relayed_iq *r)
 {
+    HASH_DEL(relays, r);
     free(r->room);
     free(r->requester_id);
     vn_jid_free(r->requester);
     vn_jid_free(r->responder);
     free(r->responder_nick);
-}
-
-static void relay_drop(size_t i)
-{
-    relay_free(&relays.items[i]);
-    relays.items[i] = relays.items[--relays.count];
+    free(r);
 }
 
 static void relays_free(void)
 {
-    while (relays.count > 0)
-        relay_drop(0);
-    free(relays.items);
-    relays.items = NULL;
+    while (relays)
+        relay_drop(relays);
 }
 
 static bool served_by_account(const vn_stanza *iq)
@@ -555,27 +547,28 @@ static void relay_request(muc_room *room, muc_occupant *sender, const muc_occupa
     if (!muc_within_rate(room, sender, ev))
         return;
     int64_t now = vn_now_us();
-    for (size_t i = relays.count; i-- > 0;)
-        if (now - relays.items[i].started_us >= RELAY_TIMEOUT_US)
-            relay_drop(i); /* never answered */
-    relayed_iq relay = {.started_us = now};
-    if (!random_id(relay.id, sizeof relay.id, "iq-")) {
+    while (relays && now - relays->started_us >= RELAY_TIMEOUT_US)
+        relay_drop(relays); /* never answered */
+    char id[sizeof relays->id];
+    if (!random_id(id, sizeof id, "iq-")) {
         muc_iq_error(ev, "wait", "internal-server-error", NULL);
         return;
     }
-    relay.room = vn_strdup(room->jid->bare);
-    relay.requester_id = vn_strdup(vn_stanza_attr(ev->stanza, "id"));
-    relay.requester = vn_jid_copy(ev->from);
-    relay.responder = vn_jid_copy(to);
-    relay.responder_nick = vn_strdup(target->nick);
-    relays.items = vn_realloc(relays.items, (relays.count + 1) * sizeof *relays.items);
-    relays.items[relays.count++] = relay;
+    relayed_iq *relay = vn_alloc(sizeof *relay);
+    memcpy(relay->id, id, sizeof id);
+    relay->room = vn_strdup(room->jid->bare);
+    relay->requester_id = vn_strdup(vn_stanza_attr(ev->stanza, "id"));
+    relay->requester = vn_jid_copy(ev->from);
+    relay->responder = vn_jid_copy(to);
+    relay->responder_nick = vn_strdup(target->nick);
+    relay->started_us = now;
+    HASH_ADD_STR(relays, id, relay);
 
     char *from = vn_asprintf("%s/%s", room->jid->bare, sender->nick);
     vn_stanza *relayed = vn_stanza_copy(ev->stanza);
     vn_stanza_set_attr(relayed, "from", from);
     vn_stanza_set_attr(relayed, "to", to->full);
-    vn_stanza_set_attr(relayed, "id", relay.id);
+    vn_stanza_set_attr(relayed, "id", id);
     free(from);
     vn_route(relayed);
 }
@@ -586,21 +579,19 @@ static void relay_request(muc_room *room, muc_occupant *sender, const muc_occupa
 static void relay_answer(const muc_room *room, const vn_event *ev)
 {
     const char *id = vn_stanza_attr(ev->stanza, "id");
-    for (size_t i = 0; id && i < relays.count; i++) {
-        const relayed_iq *r = &relays.items[i];
-        if (strcmp(r->id, id) != 0 || strcmp(r->room, room->jid->bare) != 0 ||
-            !vn_jid_equal(r->responder, ev->from))
-            continue;
-        char *from = vn_asprintf("%s/%s", room->jid->bare, r->responder_nick);
-        vn_stanza *answer = vn_stanza_copy(ev->stanza);
-        vn_stanza_set_attr(answer, "from", from);
-        vn_stanza_set_attr(answer, "to", r->requester->full);
-        vn_stanza_set_attr(answer, "id", r->requester_id);
-        free(from);
-        relay_drop(i);
-        vn_route(answer);
+    relayed_iq *r = NULL;
+    if (id)
+        HASH_FIND_STR(relays, id, r);
+    if (!r || strcmp(r->room, room->jid->bare) != 0 || !vn_jid_equal(r->responder, ev->from))
         return;
-    }
+    char *from = vn_asprintf("%s/%s", room->jid->bare, r->responder_nick);
+    vn_stanza *answer = vn_stanza_copy(ev->stanza);
+    vn_stanza_set_attr(answer, "from", from);
+    vn_stanza_set_attr(answer, "to", r->requester->full);
+    vn_stanza_set_attr(answer, "id", r->requester_id);
+    free(from);
+    relay_drop(r);
+    vn_route(answer);
 }
 
 static void occupant_iq(muc_room *room, vn_event *ev)

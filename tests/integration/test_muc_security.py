@@ -170,6 +170,28 @@ async def test_stanza_id_by_room_in_any_spelling_is_dropped():
     await muc.close_all(alice, bob)
 
 
+async def test_only_the_asked_answer_relayed_requests():
+    alice, bob, mallory = await login('alice'), await login('bob'), await login('carol')
+    room = room_jid('hearsay')
+    await create(alice, room, 'Alice')
+    await join(bob, room, 'Bob')
+    await join(mallory, room, 'Mallory')
+    got = []
+    alice.register_handler(Callback('iq from the room', MatchXPath(
+        "{%s}iq" % harness.NS_CLIENT), lambda iq: got.append(iq) if iq['type'] in (
+            'result', 'error') and iq['from'].bare == room else None))
+    # Mallory answers requests nobody made, and one Alice made of Bob,
+    # guessing her client's ids: none of it reaches Alice.
+    for guess in ('0', '1', '2', '3', 'x'):
+        mallory.send_raw("<iq to='%s/Alice' id='%s' type='result'/>" % (room, guess))
+    version = await alice['xep_0092'].get_version(room + '/Bob')
+    assert version['from'] == room + '/Bob', version
+    await mallory.ping(room + '/Mallory')  # her stanzas before it have been handled
+    await alice.ping(room + '/Alice')
+    assert [iq['from'] for iq in got if iq['from'] != room + '/Alice'] == [room + '/Bob'], got
+    await muc.close_all(alice, bob, mallory)
+
+
 def invite(client, room, who):
     client.send_raw("<message to='%s'><x xmlns='%s'><invite to='%s'/></x></message>"
                     % (room, NS_USER, who))
@@ -227,6 +249,7 @@ if __name__ == '__main__':
     harness.run([test_registration_and_member_list_keep_real_jids_hidden,
                  test_provoked_errors_do_not_eject,
                  test_gone_occupant_is_removed_and_told,
+                 test_only_the_asked_answer_relayed_requests,
                  test_stanza_id_by_room_in_any_spelling_is_dropped,
                  test_members_do_not_invite_into_members_only_room_by_default,
                  test_password_protected_archive],
