@@ -28,6 +28,8 @@
 #define ACCOUNTS_STORE "accounts"
 #define ACCOUNTS_KEY "scram"
 #define ACCOUNTS_VERSION "v1"
+#define ADDRESSES_KEY "login-addresses"
+#define ADDRESS_RESTAMP 86400 /* seconds before a known address's time is refreshed */
 
 static const char *mechanism_name(vn_scram_hash hash)
 {
@@ -259,6 +261,98 @@ int vn_accounts_check_password(vn_store *s, const char *host, const char *user,
     }
     OPENSSL_cleanse(&creds, sizeof creds);
     return right ? 0 : 1;
+}
+
+/* ---- known login addresses ----
+ *
+ *   v1
+ *   <address key> <unix seconds of the last success>
+ *
+ * newest first, at most the caller's max lines. */
+
+typedef struct known_address {
+    char *address;
+    int64_t last;
+} known_address;
+
+/* The entries younger than max_age, newest first as stored; returns their
+ * count, at most cap. */
+static size_t load_addresses(vn_store *s, const char *host, const char *user, int64_t now,
+                             int64_t max_age, known_address *out, size_t cap)
+{
+    vn_buf doc;
+    size_t n = 0;
+
+    vn_buf_init(&doc);
+    if (vn_store_get(s, host, user, ACCOUNTS_STORE, ADDRESSES_KEY, &doc) == VN_STORE_OK &&
+        doc.len) {
+        char *text = vn_strndup(doc.data, doc.len), *save = NULL, *line;
+        const char *version = strtok_r(text, "\n", &save);
+        while (version && strcmp(version, ACCOUNTS_VERSION) == 0 && n < cap &&
+               (line = strtok_r(NULL, "\n", &save))) {
+            char *space = strchr(line, ' '), *end;
+            if (!space || space == line)
+                continue;
+            errno = 0;
+            long long last = strtoll(space + 1, &end, 10);
+            if (errno || *end || last > now || now - last > max_age)
+                continue;
+            out[n].address = vn_strndup(line, (size_t)(space - line));
+            out[n++].last = last;
+        }
+        free(text);
+    }
+    vn_buf_free(&doc);
+    return n;
+}
+
+static void free_addresses(known_address *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i].address);
+    free(list);
+}
+
+bool vn_accounts_address_known(vn_store *s, const char *host, const char *user, const char *address,
+                               int64_t now, int64_t max_age)
+{
+    enum { CAP = 1000 };
+    known_address *list = vn_alloc(CAP * sizeof *list);
+    size_t n = load_addresses(s, host, user, now, max_age, list, CAP);
+    bool known = false;
+
+    for (size_t i = 0; i < n && !known; i++)
+        known = strcmp(list[i].address, address) == 0;
+    free_addresses(list, n);
+    return known;
+}
+
+int vn_accounts_remember_address(vn_store *s, const char *host, const char *user,
+                                 const char *address, int64_t now, int64_t max_age, size_t max)
+{
+    known_address *list = vn_alloc((max + 1) * sizeof *list);
+    size_t n = load_addresses(s, host, user, now, max_age, list, max);
+    int rc = 0;
+
+    if (n && strcmp(list[0].address, address) == 0 && now - list[0].last < ADDRESS_RESTAMP) {
+        free_addresses(list, n);
+        return 0; /* the newest already, and fresh */
+    }
+    vn_buf doc;
+    vn_buf_init(&doc);
+    vn_buf_printf(&doc, ACCOUNTS_VERSION "\n%s %lld\n", address, (long long)now);
+    for (size_t i = 0, kept = 1; i < n && kept < max; i++) {
+        if (strcmp(list[i].address, address) == 0)
+            continue;
+        vn_buf_printf(&doc, "%s %lld\n", list[i].address, (long long)list[i].last);
+        kept++;
+    }
+    if (vn_store_put(s, host, user, ACCOUNTS_STORE, ADDRESSES_KEY, doc.data, doc.len) !=
+        VN_STORE_OK)
+        rc = -1;
+    vn_buf_free(&doc);
+    free_addresses(list, n);
+    return rc;
 }
 
 int vn_accounts_foreach(vn_store *s, const char *host, bool (*cb)(const char *user, void *ud),

@@ -3,12 +3,16 @@
  *
  * An account is one document (store "accounts", key "scram") under
  * (host, user) holding SCRAM-SHA-1 and SCRAM-SHA-256 salted credentials —
- * never the password. The username is the normalised localpart.
+ * never the password. The username is the normalised localpart. Other
+ * documents of the account (its known login addresses, its FAST tokens)
+ * live beside it and go with it when it is deleted.
  */
 #ifndef VESTNIK_ACCOUNTS_H
 #define VESTNIK_ACCOUNTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "scram.h"
 #include "vestnik/store.h"
@@ -28,6 +32,17 @@ int vn_accounts_get_creds(vn_store *s, const char *host, const char *user, vn_sc
 /* 0 password right; 1 wrong or no account; -1 error. */
 int vn_accounts_check_password(vn_store *s, const char *host, const char *user,
                                const char *password);
+/* The addresses an account logged in from (abuse_limits.c), one document
+ * (key "login-addresses") of address keys with the time of their last
+ * success. Times are Unix seconds; entries older than max_age count as
+ * gone. */
+bool vn_accounts_address_known(vn_store *s, const char *host, const char *user, const char *address,
+                               int64_t now, int64_t max_age);
+/* Record a success from address, keeping the max newest addresses; the
+ * store is written only when the list changes or the entry's time is a
+ * day old. 0 or -1. */
+int vn_accounts_remember_address(vn_store *s, const char *host, const char *user,
+                                 const char *address, int64_t now, int64_t max_age, size_t max);
 /* Calls cb per account on host in order. */
 int vn_accounts_foreach(vn_store *s, const char *host, bool (*cb)(const char *user, void *ud),
                         void *ud);

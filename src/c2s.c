@@ -161,7 +161,11 @@ static vn_sasl_context sasl_context(vn_c2s *s)
         .store = vn_srv.store,
         .host = s->host,
         .ssl = s->tx ? s->ops->ssl(s->tx) : NULL,
+        .secure = secure(s),
+        .peer_ip = peer_ip(s),
         .allow_plain = vn_srv.cfg->allow_plain,
+        /* Web transports (no STARTTLS of their own) serve browsers. */
+        .channel_binding = s->ops->start_tls || vn_srv.cfg->web_channel_binding,
         .client_tried_plus = s->tried_plus,
         .account_held = vn_limits_login_held_account,
     };
@@ -295,7 +299,7 @@ static void sasl_step(vn_c2s *s, const char *input)
         sasl_reply(s, "success", out.data);
         s->authenticated = true;
         s->user = vn_strdup(vn_sasl_username(s->sasl));
-        vn_limits_login_succeeded(s->host, s->user);
+        vn_limits_login_succeeded(peer_ip(s), s->host, s->user);
         vn_log_info("c2s %s: authenticated %s@%s with %s", peer_ip(s), s->user, s->host,
                     vn_sasl_mechanism(s->sasl));
         vn_sasl_free(s->sasl);

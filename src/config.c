@@ -120,6 +120,7 @@ static const field_spec tls_fields[] = {
 static const field_spec c2s_fields[] = {
     {CFG("require_encryption", FIELD_BOOL, require_encryption)},
     {CFG("allow_plain", FIELD_BOOL, allow_plain)},
+    {CFG("web_channel_binding", FIELD_BOOL, web_channel_binding)},
     {CFG("handshake_timeout", FIELD_UNSIGNED, handshake_timeout), .min = 1, .max = 3600},
     {CFG("keepalive_interval", FIELD_UNSIGNED, keepalive_interval), .min = 0, .max = 86400},
     {CFG("idle_timeout", FIELD_UNSIGNED, idle_timeout), .min = 0, .max = 86400},
@@ -143,6 +144,11 @@ static const field_spec limits_fields[] = {
     {CFG("login_failure_window", FIELD_UNSIGNED, login_failure_window), .min = 1, .max = 86400},
     {CFG("login_backoff", FIELD_UNSIGNED, login_backoff), .min = 1, .max = 86400},
     {CFG("login_backoff_max", FIELD_UNSIGNED, login_backoff_max), .min = 1, .max = 604800},
+    {CFG("login_range_max_failures", FIELD_UNSIGNED, login_range_max_failures), .min = 0,
+     .max = 100000},
+    {CFG("login_known_addresses", FIELD_UNSIGNED, login_known_addresses), .min = 1, .max = 1000},
+    {CFG("login_known_address_ttl", FIELD_UNSIGNED, login_known_address_ttl), .min = 3600,
+     .max = 31536000},
     {CFG("stanza_rate", FIELD_UNSIGNED, stanza_rate), .min = 0, .max = 1000000},
     {CFG("stanza_burst", FIELD_UNSIGNED, stanza_burst), .min = 1, .max = 1000000},
     {CFG("s2s_stanza_rate", FIELD_UNSIGNED, s2s_stanza_rate), .min = 0, .max = 1000000},
@@ -618,6 +624,9 @@ static vn_config *config_new(const char *path)
     cfg->login_failure_window = 300;
     cfg->login_backoff = 60;
     cfg->login_backoff_max = 3600;
+    cfg->login_range_max_failures = 20;
+    cfg->login_known_addresses = 10;
+    cfg->login_known_address_ttl = 7776000;
     cfg->stanza_rate = 50;
     cfg->stanza_burst = 200;
     cfg->s2s_stanza_rate = 1000;

@@ -86,8 +86,9 @@ typedef struct vn_config {
     char *tls_ciphers;      /* TLS 1.2 cipher list */
     char *tls_ciphersuites; /* TLS 1.3 suites */
 
-    bool require_encryption; /* c2s: STARTTLS before anything else */
-    bool allow_plain;        /* SASL PLAIN (only ever over TLS) */
+    bool require_encryption;  /* c2s: STARTTLS before anything else */
+    bool allow_plain;         /* SASL PLAIN (only ever over TLS) */
+    bool web_channel_binding; /* offer SCRAM-*-PLUS on WebSocket and BOSH too */
     unsigned scram_iterations;
 
     size_t max_stanza_size;      /* bytes */
@@ -105,6 +106,9 @@ typedef struct vn_config {
     unsigned login_failure_window;      /* seconds over which failures count */
     unsigned login_backoff;             /* seconds of the first back-off; doubles */
     unsigned login_backoff_max;         /* seconds, the longest back-off */
+    unsigned login_range_max_failures;  /* wrong credentials from an IPv4 /24 before a back-off */
+    unsigned login_known_addresses;     /* successful addresses remembered per account */
+    unsigned login_known_address_ttl;   /* seconds an address stays known */
     unsigned stanza_rate;               /* stanzas per second per stream */
     unsigned stanza_burst;              /* stanzas a stream may send at once */
     unsigned max_resources_per_account; /* bound resources per account */

@@ -4,8 +4,9 @@
  * (RFC 4616) against the accounts of the stream's host.
  *
  * The -PLUS mechanisms are offered only when the TLS connection yields a
- * channel binding of a type we support; the types go into the XEP-0440
- * <sasl-channel-binding/> feature. PLAIN is offered only over TLS and
+ * channel binding of a type we support and the transport may use it (not
+ * on web transports by default); the types go into the XEP-0440
+ * <sasl-channel-binding/> feature. PLAIN is offered only on encrypted streams and
  * only if configured.
  */
 #include "sasl.h"
@@ -64,7 +65,7 @@ static bool cb_type_available(SSL *ssl, const char *type)
 
 static bool plus_available(const vn_sasl_context *ctx)
 {
-    if (!ctx->ssl)
+    if (!ctx->ssl || !ctx->channel_binding)
         return false;
     for (size_t i = 0; i < sizeof cb_types / sizeof cb_types[0]; i++)
         if (cb_type_available(ctx->ssl, cb_types[i]))
@@ -77,7 +78,7 @@ static bool mechanism_offered(const vn_sasl_context *ctx, const mechanism *mech)
     if (mech->plus)
         return plus_available(ctx);
     if (!mech->scram)
-        return ctx->ssl && ctx->allow_plain;
+        return ctx->secure && ctx->allow_plain;
     return true;
 }
 
@@ -89,7 +90,7 @@ void vn_sasl_add_features(const vn_sasl_context *ctx, vn_stanza *features)
     for (size_t i = 0; i < sizeof mechanisms / sizeof mechanisms[0]; i++)
         if (mechanism_offered(ctx, &mechanisms[i]))
             vn_stanza_add_text_child(list, "mechanism", VN_NS_SASL, mechanisms[i].name);
-    for (size_t i = 0; ctx->ssl && i < sizeof cb_types / sizeof cb_types[0]; i++) {
+    for (size_t i = 0; plus_available(ctx) && i < sizeof cb_types / sizeof cb_types[0]; i++) {
         if (!cb_type_available(ctx->ssl, cb_types[i]))
             continue;
         if (!bindings)
@@ -113,7 +114,7 @@ static int scram_cb_data(void *ud, const char *cb_type, unsigned char *out, size
 
 static bool account_held(const vn_sasl *s, const char *local)
 {
-    return s->ctx.account_held && s->ctx.account_held(s->ctx.host, local);
+    return s->ctx.account_held && s->ctx.account_held(s->ctx.host, local, s->ctx.peer_ip);
 }
 
 static int scram_lookup(void *ud, const char *username, vn_scram_creds *out)
@@ -141,7 +142,7 @@ vn_sasl *vn_sasl_start(const vn_sasl_context *ctx, const char *mechanism_name,
         if (strcmp(mechanism_name, mechanisms[i].name) == 0)
             mech = &mechanisms[i];
     if (!mech || !mechanism_offered(ctx, mech)) {
-        bool plain_needs_tls = mech && !mech->scram && ctx->allow_plain && !ctx->ssl;
+        bool plain_needs_tls = mech && !mech->scram && ctx->allow_plain && !ctx->secure;
         *condition = plain_needs_tls ? "encryption-required" : "invalid-mechanism";
         return NULL;
     }

@@ -1,8 +1,8 @@
 /*
  * sasl.h - SASL negotiation for client streams (RFC 6120 §6).
  *
- * Offers SCRAM-SHA-256(-PLUS), SCRAM-SHA-1(-PLUS) and, over TLS only and if
- * configured, PLAIN; runs one exchange against the accounts in the store.
+ * Offers SCRAM-SHA-256(-PLUS), SCRAM-SHA-1(-PLUS) and, on encrypted streams
+ * only and if configured, PLAIN; runs one exchange against the accounts in the store.
  * Input and output are the base64 texts of <auth/>, <response/>,
  * <challenge/> and <success/> ("=" for empty).
  */
@@ -20,17 +20,24 @@ typedef struct vn_sasl vn_sasl;
 typedef struct vn_sasl_context {
     vn_store *store;
     const char *host; /* the stream's host; accounts are looked up there */
-    SSL *ssl;         /* NULL without TLS */
+    SSL *ssl;         /* for channel binding; NULL without TLS or without one
+                         connection (BOSH) */
+    bool secure;      /* encrypted (TLS, or HTTPS for the web transports) */
+    const char *peer_ip;
     bool allow_plain; /* PLAIN configured (still only offered over TLS) */
+    /* Channel binding may be offered (-PLUS, XEP-0440 types): false on web
+     * transports unless c2s.web_channel_binding, as a browser cannot reach
+     * the TLS channel and would fail on a -PLUS it was offered. */
+    bool channel_binding;
     /* The client already tried a -PLUS mechanism on this stream, so it saw
      * them offered: a later SCRAM 'y' flag means "none of your channel
      * binding types" (e.g. a tls-unique-only client on TLS 1.3), not a
      * stripped mechanism list, and is accepted. */
     bool client_tried_plus;
-    /* An account whose logins are held back (abuse_limits.c): its attempts fail
-     * with temporary-auth-failure before any credential is checked. NULL:
-     * none is. */
-    bool (*account_held)(const char *host, const char *user);
+    /* An account whose logins from this address are held back
+     * (abuse_limits.c): its attempts fail with temporary-auth-failure before
+     * any credential is checked. NULL: none is. */
+    bool (*account_held)(const char *host, const char *user, const char *ip);
 } vn_sasl_context;
 
 typedef enum { VN_SASL_CONTINUE, VN_SASL_SUCCESS, VN_SASL_FAILURE } vn_sasl_status;

@@ -210,6 +210,8 @@ void vn_server_status(vn_buf *out)
                   (unsigned long long)shaped.closed);
     vn_buf_append_str(out, ", modules: ");
     vn_modules_describe(out);
+    vn_buf_append_str(out, "; ");
+    vn_limits_describe(out);
 }
 
 /* ---- the module API's server information ---- */
