@@ -34,6 +34,7 @@
 #include "vestnik/log.h"
 
 #define WRITABLE_POLL_MS 5
+#define HEALTH_PATH "/health"
 
 typedef struct route {
     char *prefix;
@@ -144,6 +145,9 @@ static const route *find_route(const char *path)
 {
     const route *best = NULL;
 
+    /* The server's own, even under a route claiming "/" (a web client). */
+    if (strcmp(path, HEALTH_PATH) == 0)
+        return NULL;
     for (size_t i = 0; i < n_routes; i++)
         if (strncmp(path, routes[i].prefix, routes[i].prefix_len) == 0 &&
             (!best || routes[i].prefix_len > best->prefix_len))
@@ -735,7 +739,7 @@ static void dispatch(http_conn *hc)
         req->route->handler->on_request(req, req->route->ud);
         if (!hc->detached && hc->req == req && !req->responding && req->upgrade)
             hc->closing = true; /* nothing more can be read after an Upgrade */
-    } else if (strcmp(req->path, "/health") == 0) {
+    } else if (strcmp(req->path, HEALTH_PATH) == 0) {
         answer_health(req);
     } else {
         respond_error(hc, 404);

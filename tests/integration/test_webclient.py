@@ -244,6 +244,8 @@ def test_routes_of_others_stay():
     assert any(link['href'].endswith('/xmpp-websocket') for link in links), links
     status, _, _ = get('/http-bind', method='GET')
     assert status != 404, 'BOSH taken by the web client'
+    status, _, body = get('/health')
+    assert status == 200 and body == b'ok\n', (status, body)
 
 
 def test_reload_changes_the_page():
