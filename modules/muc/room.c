@@ -591,12 +591,14 @@ static void join(muc_service *svc, muc_room *room, vn_event *ev)
 
     muc_occupant *occ = muc_occupant_find(room, nick);
     bool another_session = occ != NULL;
-    if (another_session)
+    /* Another device of an occupant: the others keep seeing the presence
+     * they were sent, until the occupant sends a new one. */
+    if (another_session) {
         occupant_add_session(occ, ev->from);
-    else
+    } else {
         occ = occupant_add(room, nick, ev->from);
-    vn_stanza_free(occ->presence);
-    occ->presence = clean_presence(ev->stanza);
+        occ->presence = clean_presence(ev->stanza);
+    }
     muc_track_session(room, ev->from, true);
 
     send_occupant_list(room, occ, ev->from);

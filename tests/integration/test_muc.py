@@ -150,18 +150,20 @@ async def message_from(client, sender, pred=lambda m: True, what=None):
                                what or 'message from %s' % sender)
 
 
-def send_join(client, room, nick, inner=''):
-    client.send_raw("<presence to='%s/%s'><x xmlns='%s'>%s</x></presence>"
-                    % (room, nick, NS_MUC, inner))
+def send_join(client, room, nick, inner='', outer=''):
+    client.send_raw("<presence to='%s/%s'><x xmlns='%s'>%s</x>%s</presence>"
+                    % (room, nick, NS_MUC, inner, outer))
 
 
-async def join(client, room, nick, inner=''):
+async def join(client, room, nick, inner='', outer=''):
     """Join; the self-presence (status 110) or the error presence.
+
+    inner goes into the <x/> of the join, outer next to it (show, status).
 
     Sets client.joined_before_self (the occupants' presence) and
     client.history (the messages before the subject).
     """
-    send_join(client, room, nick, inner)
+    send_join(client, room, nick, inner, outer)
     full = '%s/%s' % (room, nick)
     client.joined_before_self = []
 

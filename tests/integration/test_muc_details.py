@@ -80,9 +80,9 @@ async def test_one_nick_from_two_devices():
     phone, laptop = await login('bob', 'phone'), await login('bob', 'laptop')
     room = room_jid('devices')
     await create(alice, room, 'Alice')
-    await join(phone, room, 'Bob')
+    await join(phone, room, 'Bob', '', '<status>on the phone</status>')
     seen = await presence_from(alice, room + '/Bob')
-    pres = await join(laptop, room, 'Bob')
+    pres = await join(laptop, room, 'Bob', '', '<status>at the desk</status>')
     assert pres['type'] != 'error' and 110 in codes(pres), pres
     # one occupant: the room lists Bob once, both devices get the room's traffic
     occupants = await alice['xep_0030'].get_items(jid=room)
@@ -94,6 +94,12 @@ async def test_one_nick_from_two_devices():
     # an answer reaches the device that asked, not the first one to join
     version = await laptop['xep_0092'].get_version(room + '/Alice')
     assert version['to'] == str(laptop.boundjid), version
+    # what the room says of Bob is what the others were told, not what the
+    # second device joined with
+    await muc.set_role(alice, room, 'Bob', 'moderator')
+    promoted = await presence_from(alice, room + '/Bob', lambda p: item(p).get('role') ==
+                                   'moderator')
+    assert promoted['status'] == 'on the phone', promoted
     # one device leaves: only it is told; the occupant stays
     phone.send_presence(pto=room + '/Bob', ptype='unavailable', pstatus='phone off')
     own = await presence_from(phone, room + '/Bob', lambda p: p['type'] == 'unavailable')
