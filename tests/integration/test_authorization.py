@@ -479,6 +479,11 @@ iq_row('stranger', "alice's private storage", 'overwrite', 'mallory', 'set', bar
        % NS_PRIVATE, 'auth forbidden', verify=alice_private_intact)
 
 
+iq_row('stranger', "alice's bookmarks through private storage (XEP-0048)", 'get', 'mallory',
+       'get', bare('alice'), "<query xmlns='%s'><storage xmlns='storage:bookmarks'/></query>"
+       % NS_PRIVATE, 'auth forbidden')
+
+
 # ---- vCard (XEP-0054: anyone reads, only the account sets)
 
 def alice_vcard_intact():
@@ -529,6 +534,14 @@ iq_row('stranger', "alice's roster", 'remove her contact', 'mallory', 'set', bar
 def _():
     mallory = A['mallory']
     mallory.send("<presence to='%s' type='probe'/>" % bare('alice'))
+    mallory.quiet(lambda e: e.tag == PRESENCE and e.get('from', '').startswith(bare('alice')) and
+                  e.get('type') in (None, 'unavailable'), "alice's presence")
+
+
+@row('stranger', "alice's presence", 'probe her full JID', 'no presence revealed')
+def _():
+    mallory = A['mallory']
+    mallory.send("<presence to='%s' type='probe'/>" % A['alice'].jid)
     mallory.quiet(lambda e: e.tag == PRESENCE and e.get('from', '').startswith(bare('alice')) and
                   e.get('type') in (None, 'unavailable'), "alice's presence")
 
