@@ -182,6 +182,44 @@ void muc_handle_private(muc_room *room, vn_event *ev)
     vn_stanza_free(msg);
 }
 
+/* ---- invitations ----
+ * The room remembers the invitations it relayed (at most max_occupants,
+ * the oldest forgotten first), so that it relays a decline only from an
+ * invitee to its inviter: it is no relay of messages from anyone to
+ * anyone. Invitations count against the inviter's message budget. */
+
+static void forget_invitation(muc_room *room, size_t i)
+{
+    free(room->invitations[i].invitee);
+    vn_jid_free(room->invitations[i].inviter);
+    memmove(&room->invitations[i], &room->invitations[i + 1],
+            (room->invitation_count - i - 1) * sizeof *room->invitations);
+    room->invitation_count--;
+}
+
+static size_t find_invitation(const muc_room *room, const char *invitee, const vn_jid *inviter)
+{
+    for (size_t i = 0; i < room->invitation_count; i++)
+        if (strcmp(room->invitations[i].invitee, invitee) == 0 &&
+            vn_jid_bare_equal(room->invitations[i].inviter, inviter))
+            return i;
+    return room->invitation_count;
+}
+
+static void remember_invitation(muc_room *room, const char *invitee, const vn_jid *inviter)
+{
+    size_t known = find_invitation(room, invitee, inviter);
+    if (known < room->invitation_count)
+        forget_invitation(room, known);
+    while (room->invitation_count > 0 &&
+           (long long)room->invitation_count >= room->service->limits->max_occupants)
+        forget_invitation(room, 0);
+    room->invitations =
+        vn_realloc(room->invitations, (room->invitation_count + 1) * sizeof *room->invitations);
+    room->invitations[room->invitation_count++] =
+        (muc_invitation){vn_strdup(invitee), vn_jid_copy(inviter)};
+}
+
 static void relay_invite(muc_room *room, vn_event *ev, const vn_stanza *invite)
 {
     muc_occupant *sender = muc_occupant_by_session(room, ev->from);
@@ -200,6 +238,8 @@ static void relay_invite(muc_room *room, vn_event *ev, const vn_stanza *invite)
         vn_route_error(ev->stanza, "auth", "forbidden", "You may not invite to this room");
         return;
     }
+    if (!muc_within_rate(room, sender, ev))
+        return;
     vn_jid *invitee =
         vn_jid_parse(vn_stanza_attr(invite, "to") ? vn_stanza_attr(invite, "to") : "");
     if (!invitee) {
@@ -225,6 +265,7 @@ static void relay_invite(muc_room *room, vn_event *ev, const vn_stanza *invite)
                              reason ? ": " : "", reason ? reason : "");
     vn_stanza_add_text_child(msg, "body", VN_NS_CLIENT, body);
     free(body);
+    remember_invitation(room, invitee->bare, ev->from);
     vn_route(msg);
     vn_jid_free(invitee);
 }
@@ -237,6 +278,15 @@ static void relay_decline(muc_room *room, vn_event *ev, const vn_stanza *decline
         vn_route_error(ev->stanza, "modify", "jid-malformed", "Whose invitation?");
         return;
     }
+    size_t i = find_invitation(room, ev->from->bare, inviter);
+    vn_jid_free(inviter);
+    if (i == room->invitation_count) {
+        vn_route_error(ev->stanza, "cancel", "item-not-found",
+                       "That user has not invited you to this room");
+        return;
+    }
+    inviter = vn_jid_copy(room->invitations[i].inviter);
+    forget_invitation(room, i);
     const char *reason = vn_stanza_child_text(decline, "reason", NS_MUC_USER);
     vn_stanza *msg = muc_new_stanza("message", room->jid->bare, inviter->full, NULL);
     vn_stanza *relayed =

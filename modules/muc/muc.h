@@ -109,6 +109,13 @@ typedef struct muc_occupant {
     UT_hash_handle hh;
 } muc_occupant;
 
+/* A mediated invitation (XEP-0045 §7.8.2) not answered yet: who may
+ * decline it, to whom. */
+typedef struct muc_invitation {
+    char *invitee;   /* bare JID */
+    vn_jid *inviter; /* real full JID */
+} muc_invitation;
+
 typedef struct muc_service muc_service;
 
 typedef struct muc_room {
@@ -124,6 +131,8 @@ typedef struct muc_room {
     muc_member *members;      /* affiliations by bare JID */
     muc_occupant *occupants;  /* by nick */
     size_t occupant_count;
+    muc_invitation *invitations; /* oldest first, at most max_occupants */
+    size_t invitation_count;
     UT_hash_handle hh;
 } muc_room;
 

@@ -117,6 +117,11 @@ void muc_room_free(muc_room *room)
     free(room->subject);
     free(room->subject_nick);
     free(room->creator);
+    for (size_t i = 0; i < room->invitation_count; i++) {
+        free(room->invitations[i].invitee);
+        vn_jid_free(room->invitations[i].inviter);
+    }
+    free(room->invitations);
     free(room);
 }
 

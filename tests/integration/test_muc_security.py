@@ -226,6 +226,38 @@ async def test_members_do_not_invite_into_members_only_room_by_default():
     await muc.close_all(alice, bob, carol)
 
 
+async def test_room_relays_no_declines_nor_floods_of_invitations():
+    alice, bob, mallory = await login('alice'), await login('bob'), await login('carol')
+    for client in (alice, bob):
+        client.send_presence()
+        await client.ping()
+    room = room_jid('postbox')
+    await create(alice, room, 'Alice')
+    # a decline from someone nobody invited is no message from the room
+    mallory.send_raw("<message to='%s'><x xmlns='%s'><decline to='%s'><reason>buy now"
+                     "</reason></decline></x></message>" % (room, NS_USER, jid('alice')))
+    err = await message_from(mallory, room, lambda m: m['type'] == 'error')
+    assert error_of(err) == ('cancel', 'item-not-found'), err
+    # the one invited declines, once, to the one who invited
+    invite(alice, room, jid('bob'))
+    await message_from(bob, room, lambda m: m.xml.find(q(NS_USER, 'x')) is not None)
+    for _ in range(2):
+        bob.send_raw("<message to='%s'><x xmlns='%s'><decline to='%s'/></x></message>"
+                     % (room, NS_USER, jid('alice')))
+    decline = await message_from(alice, room, lambda m: m.xml.find(
+        '%s/%s' % (q(NS_USER, 'x'), q(NS_USER, 'decline'))) is not None)
+    assert 'buy now' not in str(decline), 'the stranger\'s decline was relayed: %s' % decline
+    err = await message_from(bob, room, lambda m: m['type'] == 'error')
+    assert error_of(err) == ('cancel', 'item-not-found'), err
+    # invitations count against the message budget
+    await join(mallory, room, 'Mallory')
+    for n in range(muc.RATE + 1):
+        invite(mallory, room, 'victim%d@%s' % (n, harness.DOMAIN))
+    err = await message_from(mallory, room, lambda m: m['type'] == 'error')
+    assert error_of(err) == ('wait', 'resource-constraint'), err
+    await muc.close_all(alice, bob, mallory)
+
+
 async def test_password_protected_archive():
     alice, bob = await login('alice'), await login('bob')
     room = room_jid('vault')
@@ -252,5 +284,6 @@ if __name__ == '__main__':
                  test_only_the_asked_answer_relayed_requests,
                  test_stanza_id_by_room_in_any_spelling_is_dropped,
                  test_members_do_not_invite_into_members_only_room_by_default,
+                 test_room_relays_no_declines_nor_floods_of_invitations,
                  test_password_protected_archive],
                 server=muc.server, setup=muc.setup)
