@@ -79,6 +79,7 @@ NS_RETRACT = 'urn:xmpp:message-retract:1'
 NS_MODERATE = 'urn:xmpp:message-moderate:1'
 NS_FASTEN = 'urn:xmpp:fasten:0'
 NS_UPLOAD = 'urn:xmpp:http:upload:0'
+NS_EXTDISCO = 'urn:xmpp:extdisco:2'
 NS_SM = 'urn:xmpp:sm:3'
 NS_BOOKMARKS = 'urn:xmpp:bookmarks:1'
 
@@ -131,6 +132,7 @@ c2s:
                  '  register:\n    allow_registration: true\n'
                  '  upload:\n    max_file_size: %d\n    quota_bytes: %d\n'
                  '  push:\n    min_interval: 0\n'
+                 '  extdisco:\n    turn_host: turn.localhost\n    turn_secret: turn-secret\n'
                  '  muc:\n' % (UPLOAD_MAX_FILE, UPLOAD_QUOTA))
         with open(self.config_path, 'w') as f:
             f.write(text)
@@ -1644,6 +1646,23 @@ def component():
     handshake(stream)
     stream.expect(qname(NS_COMPONENT, 'handshake'))
     return stream
+
+
+@row('component', 'TURN credentials (XEP-0215)', 'ask for them', 'forbidden (local accounts only)')
+def _():
+    stream = component()
+    stream.send("<iq type='get' id='turn1' from='%s' to='%s'><services xmlns='%s'/></iq>"
+                % (COMPONENT, D, NS_EXTDISCO))
+    refused(stream.expect(qname(NS_COMPONENT, 'iq')), 'auth forbidden')
+    stream.close()
+
+
+@row('account', 'TURN credentials (XEP-0215)', 'ask for them', 'allowed, issued in his own name')
+def _():
+    reply = A['mallory'].ok('get', D, "<services xmlns='%s'/>" % NS_EXTDISCO)
+    turn = [s for s in reply.iter(qname(NS_EXTDISCO, 'service')) if s.get('type') == 'turn']
+    assert turn and all(s.get('username', '').endswith(':' + bare('mallory')) for s in turn), (
+        tostring(reply))
 
 
 @row('unauthenticated component', 'alice', 'message before the handshake',
