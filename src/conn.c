@@ -8,9 +8,16 @@
  * connection's write queue, so no per-connection I/O buffer outlives a read
  * or a write (memory BIOs would keep their high-water allocation forever).
  *
- * Output: writes are appended to one pending buffer; at most one uv_write
- * is in flight, and whatever accumulated meanwhile goes out in the next
- * one, which coalesces bursts into few syscalls.
+ * Output is batched per loop turn: vn_conn_write only appends (plaintext
+ * for TLS, to be encrypted later) and marks the connection; a uv_check
+ * handle, which runs once per turn after the I/O callbacks, then encrypts
+ * each marked connection's plaintext with one SSL_write (one TLS record up
+ * to 16 KiB, instead of one per stanza) and hands everything to one
+ * uv_write; a connection with a full record's worth (16 KiB) waiting is
+ * written at once. At most one uv_write is in flight; whatever accumulates
+ * meanwhile goes out in the turn it completes. An idle handle runs while
+ * connections are marked so that the loop does not block in poll before
+ * the check has run. The byte cap counts queued plaintext as well.
  *
  * Closing with flush: reading is stopped from the owner's point of view
  * (input is discarded), TLS close_notify is queued, the queue drains, the
@@ -53,6 +60,16 @@ typedef struct write_req {
     size_t len;
 } write_req;
 
+/* The per-loop output batch: connections with output to hand to libuv.
+ * It lives while connections do, so that a loop can be closed after them. */
+typedef struct out_batch {
+    uv_check_t check;
+    uv_idle_t idle;
+    vn_conn *marked; /* list through vn_conn.next_marked */
+    size_t conns;
+    int open_handles;
+} out_batch;
+
 struct vn_conn {
     uv_tcp_t tcp;
     vn_conn_callbacks cb;
@@ -67,7 +84,11 @@ struct vn_conn {
 
     size_t max_output;
     vn_buf out;      /* not yet handed to libuv; ciphertext under TLS */
+    vn_buf plain;    /* TLS: plaintext written this turn, not yet encrypted */
     size_t inflight; /* bytes of the uv_write in progress */
+    out_batch *batch;
+    bool marked; /* on batch->marked */
+    vn_conn *prev_marked, *next_marked;
 
     SSL *ssl;
     bool tls_ready;
@@ -90,6 +111,92 @@ static char plaintext_buf[SSL3_RT_MAX_PLAIN_LENGTH];
 
 static void flush_output(vn_conn *c);
 
+static out_batch *batch; /* of the loop connections are on now */
+
+static void batch_closed(uv_handle_t *handle)
+{
+    out_batch *b = handle->data;
+
+    if (--b->open_handles == 0)
+        free(b);
+}
+
+static void unmark(vn_conn *c)
+{
+    if (!c->marked)
+        return;
+    c->marked = false;
+    if (c->prev_marked)
+        c->prev_marked->next_marked = c->next_marked;
+    else
+        c->batch->marked = c->next_marked;
+    if (c->next_marked)
+        c->next_marked->prev_marked = c->prev_marked;
+    c->prev_marked = c->next_marked = NULL;
+    if (!c->batch->marked)
+        uv_idle_stop(&c->batch->idle);
+}
+
+static void on_batch_idle(uv_idle_t *idle)
+{
+}
+
+/* Once per loop turn: every marked connection's output, one write each. */
+static void on_batch_check(uv_check_t *check)
+{
+    out_batch *b = check->data;
+
+    while (b->marked) {
+        vn_conn *c = b->marked;
+        unmark(c);
+        flush_output(c);
+    }
+}
+
+/* The output batch for a new connection on loop. */
+static out_batch *batch_join(uv_loop_t *loop)
+{
+    if (!batch || batch->check.loop != loop) {
+        batch = vn_alloc(sizeof *batch);
+        uv_check_init(loop, &batch->check);
+        uv_idle_init(loop, &batch->idle);
+        batch->check.data = batch->idle.data = batch;
+        batch->open_handles = 2;
+        /* Neither keeps the loop alive: the connections do. */
+        uv_unref((uv_handle_t *)&batch->check);
+        uv_unref((uv_handle_t *)&batch->idle);
+        uv_check_start(&batch->check, on_batch_check);
+    }
+    batch->conns++;
+    return batch;
+}
+
+static void batch_leave(out_batch *b)
+{
+    if (--b->conns > 0)
+        return;
+    if (batch == b)
+        batch = NULL;
+    uv_close((uv_handle_t *)&b->check, batch_closed);
+    uv_close((uv_handle_t *)&b->idle, batch_closed);
+}
+
+/* Output is waiting: write it in this loop turn's check phase. */
+static void mark(vn_conn *c)
+{
+    out_batch *b = c->batch;
+
+    if (c->marked || c->state == CONN_CLOSED)
+        return;
+    if (!b->marked)
+        uv_idle_start(&b->idle, on_batch_idle);
+    c->marked = true;
+    c->next_marked = b->marked;
+    if (b->marked)
+        b->marked->prev_marked = c;
+    b->marked = c;
+}
+
 static const char *uv_reason(int status)
 {
     switch (status) {
@@ -104,8 +211,11 @@ static void finish(vn_conn *c)
 {
     if (c->cb.on_close)
         c->cb.on_close(c, c->ud, c->close_reason ? c->close_reason : "closed");
+    unmark(c);
+    batch_leave(c->batch);
     SSL_free(c->ssl);
     vn_buf_free(&c->out);
+    vn_buf_free(&c->plain);
     vn_buf_free(&c->tls_backlog);
     free(c->drain);
     free(c->close_reason);
@@ -173,10 +283,26 @@ static int start_reading(vn_conn *c)
     return 0;
 }
 
+static int tls_write(vn_conn *c, const char *data, size_t len);
+
+/* TLS: this turn's plaintext into records, appended to out. */
+static void encrypt_plain(vn_conn *c)
+{
+    size_t len;
+    char *data;
+
+    if (c->plain.len == 0)
+        return;
+    data = vn_buf_steal(&c->plain, &len); /* an idle connection keeps no buffer */
+    tls_write(c, data, len);
+    free(data);
+}
+
 static void start_drain(vn_conn *c)
 {
     c->state = CONN_DRAINING;
     vn_buf_free(&c->tls_backlog); /* cannot be sent without a handshake */
+    encrypt_plain(c);             /* what was written goes before close_notify */
     if (c->tls_ready && !c->tls_failed) {
         ERR_clear_error();
         SSL_shutdown(c->ssl); /* queues close_notify */
@@ -221,7 +347,8 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c, uv_reason(status), false);
         return;
     }
-    flush_output(c);
+    if (c->out.len || c->plain.len || c->state == CONN_DRAINING)
+        mark(c);
 }
 
 static void flush_output(vn_conn *c)
@@ -232,6 +359,10 @@ static void flush_output(vn_conn *c)
 
     if (c->state == CONN_CLOSED || c->inflight)
         return;
+    if (c->tls_ready && !c->tls_failed)
+        encrypt_plain(c);
+    if (c->state == CONN_CLOSED || c->inflight)
+        return; /* a TLS error: the close flushed already */
     if (c->out.len == 0) {
         if (c->state == CONN_DRAINING)
             drain_shutdown(c);
@@ -329,7 +460,7 @@ static void tls_input(vn_conn *c, const char *data, size_t len)
         break;
     }
     c->tls_feed_len = 0;
-    flush_output(c); /* handshake records, tickets, alerts */
+    mark(c); /* handshake records, tickets, alerts, and the answers */
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -449,6 +580,7 @@ vn_conn *vn_conn_accept(uv_stream_t *server, size_t max_output)
     }
     c->tcp.data = c;
     c->open_handles = 1;
+    c->batch = batch_join(server->loop);
     /* One uv_write carries the whole queue; keep it within a uv_buf_t. */
     c->max_output = max_output < UINT_MAX / 2 ? max_output : UINT_MAX / 2;
     rc = uv_accept(server, (uv_stream_t *)&c->tcp);
@@ -503,6 +635,7 @@ vn_conn *vn_conn_connect(uv_loop_t *loop, const struct sockaddr *addr, size_t ma
     }
     c->tcp.data = c;
     c->open_handles = 1;
+    c->batch = batch_join(loop);
     c->max_output = max_output < UINT_MAX / 2 ? max_output : UINT_MAX / 2;
     c->outgoing = true;
     c->cb = *cb;
@@ -633,16 +766,20 @@ int vn_conn_write(vn_conn *c, const char *data, size_t len)
     } else if (!c->tls_ready) {
         vn_buf_append(&c->tls_backlog, data, len);
         return 0;
-    } else if (tls_write(c, data, len) != 0) {
-        return -1;
+    } else {
+        vn_buf_append(&c->plain, data, len);
     }
-    flush_output(c);
+    /* A full record's worth goes out at once, as the kernel may take it. */
+    if (c->plain.len + c->out.len >= SSL3_RT_MAX_PLAIN_LENGTH)
+        flush_output(c);
+    else
+        mark(c);
     return 0;
 }
 
 size_t vn_conn_queued(const vn_conn *c)
 {
-    return c->out.len + c->inflight + c->tls_backlog.len;
+    return c->out.len + c->plain.len + c->inflight + c->tls_backlog.len;
 }
 
 void vn_conn_close(vn_conn *c, bool flush)
