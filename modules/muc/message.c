@@ -24,14 +24,19 @@ static void occupant_jid(const muc_room *room, const char *nick, char *out, size
     snprintf(out, size, "%s/%s", room->jid->bare, nick);
 }
 
-bool muc_within_rate(const muc_room *room, muc_occupant *occ, vn_event *ev)
+bool muc_rate_take(const muc_room *room, muc_occupant *occ)
 {
     int64_t now = vn_now_us();
     if (now - occ->rate_window_start_us >= RATE_WINDOW_US) {
         occ->rate_window_start_us = now;
         occ->rate_count = 0;
     }
-    if (++occ->rate_count <= room->service->limits->max_messages_per_minute)
+    return ++occ->rate_count <= room->service->limits->max_messages_per_minute;
+}
+
+bool muc_within_rate(const muc_room *room, muc_occupant *occ, vn_event *ev)
+{
+    if (muc_rate_take(room, occ))
         return true;
     vn_route_error(ev->stanza, "wait", "resource-constraint",
                    "Too many messages; wait a minute before sending more");

@@ -221,6 +221,8 @@ void muc_room_maybe_drop(muc_room *room);
 /* Counts a message (or relayed iq) against occ's budget of
  * max_messages_per_minute; false (error sent) when over. */
 bool muc_within_rate(const muc_room *room, muc_occupant *occ, vn_event *ev);
+/* The same without the error: false when over. */
+bool muc_rate_take(const muc_room *room, muc_occupant *occ);
 void muc_handle_groupchat(muc_room *room, muc_occupant *occ, vn_event *ev);
 void muc_handle_private(muc_room *room, vn_event *ev);
 void muc_handle_room_message(muc_room *room, vn_event *ev);

@@ -696,12 +696,17 @@ void muc_handle_presence(muc_service *svc, muc_room *room, vn_event *ev)
         return;
     }
     if (strcmp(occ->nick, ev->to->resource) != 0) {
-        change_nick(room, occ, ev);
+        if (muc_within_rate(room, occ, ev))
+            change_nick(room, occ, ev);
         return;
     }
+    /* Every presence goes to every occupant: it counts against the
+     * message budget. Over it, the room keeps the presence (for those who
+     * join) but does not repeat it; an error would tell the client it left. */
     vn_stanza_free(occ->presence);
     occ->presence = clean_presence(ev->stanza);
-    muc_broadcast_presence(room, occ, NULL);
+    if (muc_rate_take(room, occ))
+        muc_broadcast_presence(room, occ, NULL);
 }
 
 void muc_session_gone(muc_service *svc, muc_room *room, const vn_jid *full, int code)

@@ -258,6 +258,29 @@ async def test_room_relays_no_declines_nor_floods_of_invitations():
     await muc.close_all(alice, bob, mallory)
 
 
+async def test_presence_floods_are_not_repeated():
+    alice, bob = await login('alice'), await login('bob')
+    room = room_jid('strobe')
+    await create(alice, room, 'Alice')
+    await join(bob, room, 'Bob')
+    for n in range(muc.RATE + 10):
+        bob.send_raw("<presence to='%s/Bob'><status>%d</status></presence>" % (room, n))
+    await bob.ping(room + '/Bob')  # the room has handled them all
+    await alice.ping(room + '/Alice')
+    statuses = []
+    while not alice.presences.empty():
+        pres = alice.presences.get_nowait()
+        if pres['from'] == room + '/Bob' and pres['status']:
+            statuses.append(pres['status'])
+    assert len(statuses) == muc.RATE, statuses
+    # the room kept the last one for those who come later
+    carol = await login('carol')
+    await join(carol, room, 'Carol')
+    bob_seen = [p for p in carol.joined_before_self if p['from'] == room + '/Bob']
+    assert bob_seen[0]['status'] == str(muc.RATE + 9), bob_seen
+    await muc.close_all(alice, bob, carol)
+
+
 async def test_password_protected_archive():
     alice, bob = await login('alice'), await login('bob')
     room = room_jid('vault')
@@ -285,5 +308,6 @@ if __name__ == '__main__':
                  test_stanza_id_by_room_in_any_spelling_is_dropped,
                  test_members_do_not_invite_into_members_only_room_by_default,
                  test_room_relays_no_declines_nor_floods_of_invitations,
+                 test_presence_floods_are_not_repeated,
                  test_password_protected_archive],
                 server=muc.server, setup=muc.setup)
