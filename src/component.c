@@ -23,7 +23,7 @@
 #include "server.h"
 #include "shaper.h"
 #include "vestnik/module.h"
-#include "xml_parser.h"
+#include "xml_stream.h"
 
 typedef struct comp_stream comp_stream;
 
@@ -34,12 +34,12 @@ typedef struct component {
 } component;
 
 struct comp_stream {
+    vn_xml_stream *xs;
     vn_conn *conn;
-    vn_xml_parser *parser;
     component *comp; /* once authenticated */
     char *domain;    /* the stream header's 'to' */
     char stream_id[33];
-    bool header_sent, in_feed, closing;
+    bool header_sent;
     uv_timer_t timer; /* handshake timeout */
     vn_shaper shaper; /* limits.component_stanza_rate */
     comp_stream *prev, *next;
@@ -52,24 +52,12 @@ static comp_stream *all_streams;
 
 static void stream_write(comp_stream *cs, const char *data, size_t len)
 {
-    if (cs->closing)
-        return;
-    if (vn_conn_write(cs->conn, data, len) < 0) {
-        vn_log_warn("component %s: output buffer full, disconnecting",
-                    cs->domain ? cs->domain : vn_conn_peer_ip(cs->conn));
-        cs->closing = true;
-        if (cs->in_feed)
-            vn_xml_parser_stop(cs->parser);
-        vn_conn_close(cs->conn, false);
-    }
+    vn_xml_stream_write(cs->xs, data, len);
 }
 
 static void write_stanza(comp_stream *cs, const vn_stanza *st)
 {
-    static vn_buf out; /* reused: the loop is single-threaded */
-    vn_buf_reset(&out);
-    vn_stanza_serialize_to(st, VN_NS_COMPONENT, &out);
-    stream_write(cs, out.data, out.len);
+    vn_xml_stream_write_element(cs->xs, st, VN_NS_COMPONENT);
 }
 
 static void send_header(comp_stream *cs)
@@ -94,7 +82,7 @@ static void detach(comp_stream *cs)
 
 static void stream_close(comp_stream *cs, const char *condition, const char *text)
 {
-    if (cs->closing)
+    if (vn_xml_stream_closing(cs->xs))
         return;
     if (!cs->header_sent)
         send_header(cs);
@@ -109,12 +97,8 @@ static void stream_close(comp_stream *cs, const char *condition, const char *tex
                     cs->domain ? cs->domain : vn_conn_peer_ip(cs->conn), condition,
                     text ? ": " : "", text ? text : "");
     }
-    stream_write(cs, "</stream:stream>", 16);
-    cs->closing = true;
     detach(cs);
-    if (cs->in_feed)
-        vn_xml_parser_stop(cs->parser);
-    vn_conn_close(cs->conn, true);
+    vn_xml_stream_close(cs->xs, true);
 }
 
 /* ---- the handshake ---- */
@@ -216,9 +200,7 @@ static void on_stanza(void *ud, vn_stanza *st)
 {
     comp_stream *cs = ud;
 
-    if (cs->closing)
-        vn_stanza_free(st);
-    else if (!cs->comp) {
+    if (!cs->comp) {
         handle_handshake(cs, st);
         vn_stanza_free(st);
     } else {
@@ -244,40 +226,19 @@ static void on_xml_error(void *ud, const char *condition, const char *text)
     stream_close(ud, condition, text);
 }
 
-static const vn_xml_callbacks xml_callbacks = {
-    .stream_open = on_stream_open,
-    .stanza = on_stanza,
-    .stream_close = on_stream_close,
-    .error = on_xml_error,
-};
-
 /* ---- connection ---- */
-
-static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
-{
-    comp_stream *cs = ud;
-    if (cs->closing)
-        return;
-    cs->in_feed = true;
-    vn_xml_parser_feed(cs->parser, data, len);
-    cs->in_feed = false;
-}
 
 /* Load shaping (shaper.h): stop reading after this stanza, or go on. */
 static void shaper_pause(void *ud, bool paused)
 {
-    comp_stream *cs = ud;
+    vn_xml_stream_pause(((comp_stream *)ud)->xs, paused);
+}
 
-    if (cs->closing)
-        return;
-    vn_conn_pause_reading(cs->conn, paused);
-    if (paused) {
-        vn_xml_parser_pause(cs->parser);
-        return;
-    }
-    cs->in_feed = true;
-    vn_xml_parser_resume(cs->parser);
-    cs->in_feed = false;
+static void on_overflow(void *ud)
+{
+    comp_stream *cs = ud;
+    vn_log_warn("component %s: output buffer full, disconnecting",
+                cs->domain ? cs->domain : vn_conn_peer_ip(cs->conn));
 }
 
 static void free_stream(uv_handle_t *h)
@@ -285,7 +246,7 @@ static void free_stream(uv_handle_t *h)
     free(h->data);
 }
 
-static void on_close(vn_conn *c, void *ud, const char *reason)
+static void on_closed(void *ud, const char *reason)
 {
     comp_stream *cs = ud;
 
@@ -297,7 +258,6 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
     if (cs->next)
         cs->next->prev = cs->prev;
     vn_shaper_cleanup(&cs->shaper);
-    vn_xml_parser_free(cs->parser);
     free(cs->domain);
     uv_timer_stop(&cs->timer);
     uv_close((uv_handle_t *)&cs->timer, free_stream);
@@ -308,7 +268,14 @@ static void on_handshake_timeout(uv_timer_t *t)
     stream_close(t->data, "connection-timeout", "Handshake not completed in time");
 }
 
-static const vn_conn_callbacks conn_callbacks = {.on_data = on_data, .on_close = on_close};
+static const vn_xml_stream_handler stream_handler = {
+    .stream_open = on_stream_open,
+    .element = on_stanza,
+    .stream_close = on_stream_close,
+    .error = on_xml_error,
+    .overflow = on_overflow,
+    .closed = on_closed,
+};
 
 void vn_component_accept(vn_conn *c, const vn_listener_conf *lc, void *ud)
 {
@@ -317,7 +284,7 @@ void vn_component_accept(vn_conn *c, const vn_listener_conf *lc, void *ud)
     unsigned char rnd[16];
 
     cs->conn = c;
-    cs->parser = vn_xml_parser_new(&xml_callbacks, cs, cfg->max_stanza_size, cfg->max_xml_depth);
+    cs->xs = vn_xml_stream_accept(c, &stream_handler, cs);
     if (RAND_bytes(rnd, sizeof rnd) != 1)
         abort();
     for (size_t i = 0; i < sizeof rnd; i++)
@@ -330,9 +297,7 @@ void vn_component_accept(vn_conn *c, const vn_listener_conf *lc, void *ud)
     if (all_streams)
         all_streams->prev = cs;
     all_streams = cs;
-    vn_conn_set_callbacks(c, &conn_callbacks, cs);
-    if (vn_conn_start(c) < 0)
-        vn_conn_close(c, false);
+    vn_xml_stream_start(cs->xs);
 }
 
 /* ---- routing and configuration ---- */

@@ -18,7 +18,7 @@
 #include "conn.h"
 #include "shaper.h"
 #include "vestnik/stanza.h"
-#include "xml_parser.h"
+#include "xml_stream.h"
 
 #define VN_NS_DIALBACK "jabber:server:dialback"
 #define VN_NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
@@ -34,8 +34,8 @@ typedef struct s2s_pair {
 
 typedef struct s2s_stream {
     s2s_direction dir;
+    vn_xml_stream *xs;
     vn_conn *conn;
-    vn_xml_parser *parser;
     char *id;          /* incoming: ours; outgoing: the one the peer gave us */
     char *local;       /* incoming: the header's 'to'; outgoing: our header's 'from' */
     char *remote;      /* incoming: the header's 'from' (may be NULL); outgoing: the route's */
@@ -44,7 +44,7 @@ typedef struct s2s_stream {
     s2s_pair *pending; /* dialback under way (result sent / verification asked) */
     bool direct_tls;   /* TLS from the first byte (XEP-0368) */
     bool connected;    /* outgoing: TCP is up */
-    bool header_sent, in_feed, restart, closing;
+    bool header_sent;
     bool starttls_sent, external_sent;
     bool ready; /* outgoing: features done, dialback and stanzas may flow */
     bool ever_authenticated;

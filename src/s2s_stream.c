@@ -98,21 +98,15 @@ static void log_stream(const s2s_stream *s, vn_log_level level, const char *what
 
 static void stream_abort(s2s_stream *s, const char *why)
 {
-    if (s->closing)
+    if (vn_xml_stream_closing(s->xs))
         return;
     log_stream(s, VN_LOG_INFO, why);
-    s->closing = true;
-    if (s->in_feed)
-        vn_xml_parser_stop(s->parser);
-    vn_conn_close(s->conn, false);
+    vn_xml_stream_close(s->xs, false);
 }
 
 static void stream_write(s2s_stream *s, const char *data, size_t len)
 {
-    if (s->closing)
-        return;
-    if (vn_conn_write(s->conn, data, len) < 0)
-        stream_abort(s, "output buffer full (peer not reading): closing");
+    vn_xml_stream_write(s->xs, data, len);
 }
 
 static void write_element(s2s_stream *s, const vn_stanza *st)
@@ -186,11 +180,10 @@ static void send_header(s2s_stream *s, const char *to)
 
 void s2s_stream_close(s2s_stream *s, const char *condition, const char *text)
 {
-    if (s->closing)
+    if (vn_xml_stream_closing(s->xs))
         return;
     if (!s->connected) { /* still connecting: nothing to say */
-        s->closing = true;
-        vn_conn_close(s->conn, false);
+        vn_xml_stream_close(s->xs, false);
         return;
     }
     if (!s->header_sent)
@@ -207,11 +200,7 @@ void s2s_stream_close(s2s_stream *s, const char *condition, const char *text)
         log_stream(s, VN_LOG_INFO, what);
         free(what);
     }
-    stream_write(s, "</stream:stream>", 16);
-    s->closing = true;
-    if (s->in_feed)
-        vn_xml_parser_stop(s->parser);
-    vn_conn_close(s->conn, true);
+    vn_xml_stream_close(s->xs, true);
 }
 
 void s2s_stream_close_all(const char *condition)
@@ -307,15 +296,13 @@ static void out_element(s2s_stream *s, vn_stanza *el)
         out_features(s, el);
     } else if (s->starttls_sent && vn_stanza_is(el, "proceed", VN_NS_TLS)) {
         s->starttls_sent = false;
-        s->restart = true; /* TLS starts once this chunk is parsed */
-        vn_xml_parser_stop(s->parser);
+        vn_xml_stream_restart(s->xs); /* TLS starts once this chunk is parsed */
     } else if (s->starttls_sent && vn_stanza_is(el, "failure", VN_NS_TLS)) {
         out_fail(s, NULL, "the peer refused STARTTLS");
     } else if (s->external_sent && vn_stanza_is(el, "success", VN_NS_SASL)) {
         s2s_pair_add(&s->pairs, s->local, s->remote);
         s->ever_authenticated = true;
-        s->restart = true;
-        vn_xml_parser_stop(s->parser);
+        vn_xml_stream_restart(s->xs);
         if (s->route)
             s2s_route_authenticated(s->route, s->local, "EXTERNAL");
     } else if (s->external_sent && vn_stanza_is(el, "failure", VN_NS_SASL)) {
@@ -342,7 +329,7 @@ static void out_element(s2s_stream *s, vn_stanza *el)
  * new header. Runs once the chunk with the triggering element is done. */
 static void out_restart(s2s_stream *s)
 {
-    vn_xml_parser_reset(s->parser);
+    vn_xml_stream_reset(s->xs);
     if (!vn_conn_ssl(s->conn)) {
         char *sni = vn_tls_ascii_name(s->remote);
         int rc = vn_conn_start_tls_client(s->conn, vn_tls_ctx_for_host(s->local), sni, NULL, 0);
@@ -432,9 +419,8 @@ static void in_starttls(s2s_stream *s)
         return;
     }
     vn_tls_request_peer_certificate(vn_conn_ssl(s->conn));
-    s->restart = true;
     s->header_sent = false;
-    vn_xml_parser_stop(s->parser);
+    vn_xml_stream_restart(s->xs);
 }
 
 static void sasl_failure(s2s_stream *s, const char *condition)
@@ -488,9 +474,8 @@ static void in_auth(s2s_stream *s, const vn_stanza *auth)
     s->ever_authenticated = true;
     s2s_incoming_authenticated(s);
     log_stream(s, VN_LOG_INFO, "authenticated with EXTERNAL");
-    s->restart = true;
     s->header_sent = false;
-    vn_xml_parser_stop(s->parser);
+    vn_xml_stream_restart(s->xs);
 }
 
 /* A stanza from the peer: only between an authenticated pair. */
@@ -569,10 +554,6 @@ static void on_element(void *ud, vn_stanza *el)
 {
     s2s_stream *s = ud;
 
-    if (s->closing) {
-        vn_stanza_free(el);
-        return;
-    }
     if (vn_log_enabled(VN_LOG_DEBUG)) {
         char *xml = vn_stanza_serialize(el, VN_NS_SERVER, NULL);
         vn_log_debug("s2s %s %s RECV %s", s->dir == S2S_OUTGOING ? "out" : "in",
@@ -605,64 +586,45 @@ static void on_xml_error(void *ud, const char *condition, const char *text)
     s2s_stream_close(ud, condition, text);
 }
 
-static const vn_xml_callbacks xml_callbacks = {
-    .stream_open = on_stream_open,
-    .stanza = on_element,
-    .stream_close = on_stream_close,
-    .error = on_xml_error,
-};
-
-/* Parse data, or (data NULL) resume what a pause held back. */
-static void feed(s2s_stream *s, const char *data, size_t len)
-{
-    s->in_feed = true;
-    if (data)
-        vn_xml_parser_feed(s->parser, data, len);
-    else
-        vn_xml_parser_resume(s->parser);
-    s->in_feed = false;
-    if (!s->restart || s->closing)
-        return;
-    s->restart = false;
-    if (s->dir == S2S_OUTGOING)
-        out_restart(s);
-    else
-        vn_xml_parser_reset(s->parser);
-}
-
-static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
+/* A restart asked for during the chunk: outgoing, TLS or a new header;
+ * incoming, the peer's new header is parsed afresh. */
+static void on_restart(void *ud)
 {
     s2s_stream *s = ud;
 
-    if (s->closing)
-        return;
+    if (s->dir == S2S_OUTGOING)
+        out_restart(s);
+    else
+        vn_xml_stream_reset(s->xs);
+}
+
+static void on_data(void *ud)
+{
+    s2s_stream *s = ud;
+
     if (s->dir == S2S_INCOMING && s->ever_authenticated)
         s2s_incoming_authenticated(s); /* anything, whitespace keepalives too, is activity */
-    feed(s, data, len);
 }
 
 /* Load shaping of incoming streams (shaper.h). */
 static void shaper_pause(void *ud, bool paused)
 {
-    s2s_stream *s = ud;
-
-    if (s->closing)
-        return;
-    vn_conn_pause_reading(s->conn, paused);
-    if (paused)
-        vn_xml_parser_pause(s->parser);
-    else
-        feed(s, NULL, 0);
+    vn_xml_stream_pause(((s2s_stream *)ud)->xs, paused);
 }
 
-static void on_tls_ready(vn_conn *c, void *ud)
+static void on_tls_ready(void *ud)
 {
     s2s_stream *s = ud;
 
-    if (s->dir == S2S_OUTGOING && !s->closing) {
+    if (s->dir == S2S_OUTGOING) {
         s->header_sent = false;
         send_header(s, s->remote);
     }
+}
+
+static void on_overflow(void *ud)
+{
+    log_stream(ud, VN_LOG_INFO, "output buffer full (peer not reading): closing");
 }
 
 static void free_stream(uv_handle_t *h)
@@ -670,7 +632,7 @@ static void free_stream(uv_handle_t *h)
     free(h->data);
 }
 
-static void on_close(vn_conn *c, void *ud, const char *reason)
+static void on_closed(void *ud, const char *reason)
 {
     s2s_stream *s = ud;
 
@@ -684,7 +646,6 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
     }
     DL_DELETE(all_streams, s);
     vn_shaper_cleanup(&s->shaper);
-    vn_xml_parser_free(s->parser);
     pairs_free(&s->pairs);
     pairs_free(&s->pending);
     free(s->id);
@@ -694,42 +655,47 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
     uv_close((uv_handle_t *)&s->timer, free_stream);
 }
 
-static void on_connected(vn_conn *c, void *ud)
+static void on_connected(void *ud)
 {
     s2s_stream *s = ud;
-    char *what = vn_asprintf("connected to %s port %d%s", vn_conn_peer_ip(c), vn_conn_peer_port(c),
-                             s->direct_tls ? " (direct TLS)" : "");
+    char *what = vn_asprintf("connected to %s port %d%s", vn_conn_peer_ip(s->conn),
+                             vn_conn_peer_port(s->conn), s->direct_tls ? " (direct TLS)" : "");
 
     s->connected = true;
     log_stream(s, VN_LOG_INFO, what);
     free(what);
-    if (vn_conn_start(c) != 0)
+    if (vn_xml_stream_start(s->xs) != 0)
         return;
     if (!s->direct_tls) {
         send_header(s, s->remote);
         return;
     }
     char *sni = vn_tls_ascii_name(s->remote);
-    if (vn_conn_start_tls_client(c, vn_tls_ctx_for_host(s->local), sni, alpn_xmpp_server,
+    if (vn_conn_start_tls_client(s->conn, vn_tls_ctx_for_host(s->local), sni, alpn_xmpp_server,
                                  sizeof alpn_xmpp_server - 1) != 0)
         stream_abort(s, "cannot start TLS");
     free(sni);
 }
 
-static const vn_conn_callbacks conn_callbacks = {
-    .on_data = on_data,
-    .on_tls_ready = on_tls_ready,
-    .on_close = on_close,
+static const vn_xml_stream_handler stream_handler = {
+    .stream_open = on_stream_open,
+    .element = on_element,
+    .stream_close = on_stream_close,
+    .error = on_xml_error,
+    .data = on_data,
+    .restart = on_restart,
+    .connected = on_connected,
+    .tls_ready = on_tls_ready,
+    .overflow = on_overflow,
+    .closed = on_closed,
 };
 
 static s2s_stream *stream_new(s2s_direction dir)
 {
-    const vn_config *cfg = vn_srv.cfg;
     s2s_stream *s = vn_alloc(sizeof *s);
 
     s->dir = dir;
     vn_shaper_init(&s->shaper, "s2s", shaper_pause, s);
-    s->parser = vn_xml_parser_new(&xml_callbacks, s, cfg->max_stanza_size, cfg->max_xml_depth);
     uv_timer_init(vn_srv.loop, &s->timer);
     s->timer.data = s;
     DL_APPEND(all_streams, s);
@@ -745,16 +711,16 @@ s2s_stream *s2s_stream_connect(s2s_route *route, const struct sockaddr *addr, bo
     s->direct_tls = direct_tls;
     s->local = vn_strdup(local);
     s->remote = vn_strdup(remote);
-    s->conn = vn_conn_connect(vn_srv.loop, addr, vn_srv.cfg->max_output_buffer, &conn_callbacks,
-                              on_connected, s);
-    if (!s->conn) {
+    s->xs = vn_xml_stream_connect(addr, &stream_handler, s);
+    if (!s->xs) {
         DL_DELETE(all_streams, s);
-        vn_xml_parser_free(s->parser);
+        vn_shaper_cleanup(&s->shaper);
         free(s->local);
         free(s->remote);
         uv_close((uv_handle_t *)&s->timer, free_stream);
         return NULL;
     }
+    s->conn = vn_xml_stream_conn(s->xs);
     return s;
 }
 
@@ -814,6 +780,7 @@ void s2s_stream_accept(vn_conn *c, bool direct_tls)
     s->id = vn_strdup(id);
     HASH_ADD_KEYPTR(hh, incoming_by_id, s->id, strlen(s->id), s);
     s->conn = c;
+    s->xs = vn_xml_stream_accept(c, &stream_handler, s);
     s->connected = true;
     s->direct_tls = direct_tls;
     if (direct_tls && vn_conn_ssl(c))
@@ -822,7 +789,5 @@ void s2s_stream_accept(vn_conn *c, bool direct_tls)
                    0);
     log_stream(s, VN_LOG_INFO,
                direct_tls ? "incoming connection (direct TLS)" : "incoming connection");
-    vn_conn_set_callbacks(c, &conn_callbacks, s);
-    if (vn_conn_start(c) < 0)
-        vn_conn_close(c, false);
+    vn_xml_stream_start(s->xs);
 }
