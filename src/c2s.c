@@ -15,6 +15,7 @@
 
 #include "abuse_limits.h"
 #include "c2s_internal.h"
+#include "i18n.h"
 #include "sasl.h"
 #include "server.h"
 #include "sessions.h"
@@ -221,15 +222,19 @@ static bool valid_lang(const char *lang)
     return true;
 }
 
-/* The stream's language: its header's xml:lang, else the host's default. */
+/* The stream's language: its header's xml:lang, else the account's choice
+ * (once authenticated), else the host's default. */
 static void set_stream_lang(vn_c2s *s, const char *lang)
 {
     const vn_host_conf *host = s->host ? vn_config_host(vn_srv.cfg, s->host) : NULL;
 
     free(s->lang);
+    s->lang = NULL;
     if (valid_lang(lang))
         s->lang = vn_strdup(lang);
-    else
+    else if (s->authenticated)
+        s->lang = vn_user_language(s->host, s->user);
+    if (!s->lang)
         s->lang = vn_strdup(host && host->language ? host->language : vn_srv.cfg->language);
 }
 

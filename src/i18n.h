@@ -19,4 +19,9 @@ bool vn_i18n_known(const char *lang);
  * LC_MESSAGES, LANGUAGE) instead of per-call switching. */
 void vn_i18n_setup_cli(const char *locale_dir);
 
+/* language.c: the language an account chose (a tag vn_tr knows), as a
+ * string to free, or NULL if none; and the "Language" ad-hoc command. */
+char *vn_user_language(const char *host, const char *user);
+void vn_language_command_register(void);
+
 #endif

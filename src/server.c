@@ -99,6 +99,7 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     const vn_config *cfg = vn_srv.cfg;
     vn_log_setup(cfg->log_level, cfg->log_syslog, "vestnikd");
     vn_i18n_setup(cfg->locale_dir, cfg->language);
+    vn_language_command_register();
     set_hosts(cfg);
 
     if (make_dir(cfg->data_dir, err) < 0)
