@@ -260,7 +260,7 @@ static const field_spec listener_fields[] = {
 
 static const char *const default_modules[] = {
     "ping", "version", "disco",   "roster",  "presence", "offline", "blocking", "last",
-    "time", "vcard",   "private", "carbons", "csi",      "mam",     "pep", "adhoc",
+    "time", "vcard",   "private", "carbons", "csi",      "mam",     "pep",      "adhoc",
 };
 
 /* ---- walking a map against a table ---- */
