@@ -90,7 +90,8 @@ PRESENCE = qname(NS_CLIENT, 'presence')
 UPLOAD_MAX_FILE = 60000
 UPLOAD_QUOTA = 100000
 
-USERS = ('alice', 'bob', 'carol', 'dave', 'mallory', 'trudy', 'erin', 'frank', 'grace', 'henry')
+USERS = ('alice', 'bob', 'carol', 'dave', 'mallory', 'trudy', 'erin', 'frank', 'grace', 'henry',
+         'ivan')
 
 
 def bare(user):
@@ -133,7 +134,8 @@ c2s:
                  '  upload:\n    max_file_size: %d\n    quota_bytes: %d\n'
                  '  push:\n    min_interval: 0\n'
                  '  extdisco:\n    turn_host: turn.localhost\n    turn_secret: turn-secret\n'
-                 '  muc:\n' % (UPLOAD_MAX_FILE, UPLOAD_QUOTA))
+                 '  muc:\n'
+                 '  adhoc:\n' % (UPLOAD_MAX_FILE, UPLOAD_QUOTA))
         with open(self.config_path, 'w') as f:
             f.write(text)
 
@@ -1588,14 +1590,99 @@ def _():
     stream.expect_stream_error('policy-violation')
 
 
-# ---- ad-hoc and admin operations (none are offered to accounts)
+@row('stranger', "a removed account's name", 'register it again after its owner left',
+     "inherits none of ivan's data or subscriptions")
+def _():
+    bob = A['bob']
+    ivan = Actor('ivan', 'old')
+    ivan.send('<presence/>')
+    subscribe_both(ivan, bob)
+    publish(bob, 'urn:example:bob-presence', 'b1', "<note xmlns='urn:example'>bob-status</note>")
+    ivan.ok('set', None, "<query xmlns='%s'><secret xmlns='urn:example:diary'>ivan-note</secret>"
+            "</query>" % NS_PRIVATE)
+    ivan.ok('set', None, "<vCard xmlns='%s'><FN>Ivan the First</FN></vCard>" % NS_VCARD)
+    ivan.ok('set', None, "<block xmlns='%s'><item jid='spam@example.net'/></block>" % NS_BLOCKING)
+    publish(ivan, WHITELIST_NODE, 'i1', "<note xmlns='urn:example'>ivan-item</note>",
+            access_model='whitelist')
+    bob.send("<message to='%s' type='chat'><body>ivan-archived</body></message>" % ivan.bare)
+    ivan.wait(lambda e: e.findtext(qname(NS_CLIENT, 'body')) == 'ivan-archived', 'the message')
+    ivan.send("<iq type='set' id='bye'><query xmlns='%s'><remove/></query></iq>" % NS_REGISTER)
+    ivan.wait(lambda e: e.tag == IQ and e.get('id') == 'bye', 'the removal')
+    ivan.stream.close()
+    bob.send("<message to='%s' type='chat'><body>ivan-offline</body></message>" % ivan.bare)
+
+    stream = tls_stream(fresh_address())
+    stream.send("<iq type='set' id='again'><query xmlns='%s'><username>ivan</username>"
+                "<password>%s</password></query></iq>" % (NS_REGISTER, PASSWORD))
+    assert stream.expect(IQ).get('type') == 'result', 'ivan could not be registered again'
+    stream.close()
+    new = Actor('ivan', 'new')
+    new.send('<presence/>')
+    problems = []
+    if 'ivan-note' in text_of(new.ok('get', None, "<query xmlns='%s'><secret "
+                                     "xmlns='urn:example:diary'/></query>" % NS_PRIVATE)):
+        problems.append('private storage')
+    if 'Ivan the First' in text_of(new.ok('get', None, "<vCard xmlns='%s'/>" % NS_VCARD)):
+        problems.append('vCard')
+    if list(new.ok('get', None, "<query xmlns='%s'/>" % NS_ROSTER).iter(qname(NS_ROSTER,
+                                                                            'item'))):
+        problems.append('roster')
+    if list(new.ok('get', None, "<blocklist xmlns='%s'/>" % NS_BLOCKING).iter(
+            qname(NS_BLOCKING, 'item'))):
+        problems.append('blocklist')
+    if 'ivan-item' in text_of(new.iq('get', None, pep_items(WHITELIST_NODE))):
+        problems.append('PEP node')
+    new.ok('set', None, "<query xmlns='%s' queryid='inherit'/>" % NS_MAM)
+    new.pump(0.5)
+    seen = ' '.join(text_of(e) for e in new.backlog)
+    if 'ivan-archived' in seen:
+        problems.append('archive')
+    if 'ivan-offline' in seen:
+        problems.append('offline messages')
+    for item in bob.ok('get', None, "<query xmlns='%s'/>" % NS_ROSTER).iter(
+            qname(NS_ROSTER, 'item')):
+        if item.get('jid') == new.bare and item.get('subscription') in ('from', 'both'):
+            problems.append("bob's subscription from the old ivan")
+    if new.iq('get', bob.bare, pep_items('urn:example:bob-presence')).get('type') == 'result':
+        problems.append("bob's presence-access PEP node")
+    if any(e.tag == PRESENCE and e.get('from', '').startswith(bob.bare) and
+           e.get('type') is None for e in new.backlog):
+        problems.append("bob's presence")
+    new.close()
+    assert not problems, 'the new ivan inherited: ' + ', '.join(problems)
+
+
+# ---- ad-hoc commands (XEP-0050) and admin operations
 
 iq_row('account', 'server', 'execute an admin command (XEP-0133 add-user)', 'mallory', 'set', D,
        "<command xmlns='%s' node='http://jabber.org/protocol/admin#add-user' action='execute'/>"
-       % NS_COMMANDS, 'cancel service-unavailable', 'cancel feature-not-implemented',
-       'cancel item-not-found', 'auth forbidden')
+       % NS_COMMANDS, 'cancel item-not-found')
 iq_row('account', 'server', 'iq in an unknown namespace', 'mallory', 'get', D,
        "<query xmlns='urn:example:admin'/>", 'cancel service-unavailable')
+
+
+@row('account', "alice's command session", 'continue it with her session id',
+     'bad-request, bad-sessionid')
+def _():
+    started = A['alice'].ok('set', D, "<command xmlns='%s' node='language' action='execute'/>"
+                            % NS_COMMANDS)
+    sessionid = started.find(qname(NS_COMMANDS, 'command')).get('sessionid')
+    assert sessionid, tostring(started)
+    reply = A['mallory'].iq('set', D, "<command xmlns='%s' node='language' sessionid='%s' "
+                            "action='cancel'/>" % (NS_COMMANDS, sessionid))
+    refused(reply, 'modify bad-request')
+    assert reply.find('.//{%s}bad-sessionid' % NS_COMMANDS) is not None, tostring(reply)
+    A['alice'].ok('set', D, "<command xmlns='%s' node='language' sessionid='%s' action='cancel'/>"
+                  % (NS_COMMANDS, sessionid))
+
+
+@row('component', 'server commands', 'execute the Language command', 'item-not-found')
+def _():
+    stream = component()
+    stream.send("<iq type='set' id='cmd1' from='%s' to='%s'><command xmlns='%s' node='language' "
+                "action='execute'/></iq>" % (COMPONENT, D, NS_COMMANDS))
+    refused(stream.expect(qname(NS_COMPONENT, 'iq')), 'cancel item-not-found')
+    stream.close()
 
 
 @row('another local user', 'admin socket', 'connect', 'the socket is mode 0600')
