@@ -300,6 +300,7 @@ WHITELIST_NODE = 'urn:example:whitelist'
 ROOM_OPEN = 'tea@' + MUC
 ROOM_CLUB = 'club@' + MUC
 ROOM_VAULT = 'vault@' + MUC
+ROOM_STAFF = 'staff@' + MUC
 VAULT_SECRET = 'sesame'
 FIXTURE = {}
 
@@ -450,6 +451,12 @@ def setup():
     assert join(bob, ROOM_VAULT, 'Bob', '<password>%s</password>' % VAULT_SECRET).get(
         'type') != 'error'
     groupchat(bob, ROOM_VAULT, 'vault-secret')
+
+    # a room where bob and carol are admins
+    create_room(alice, ROOM_STAFF, 'Alice')
+    for admin in (bob, carol):
+        assert set_affiliation(alice, ROOM_STAFF, admin.bare, 'admin').get('type') == 'result'
+    assert join(bob, ROOM_STAFF, 'Bob').get('type') != 'error'
 
     # a resumable stream-management session of alice
     sm = A['alice_sm'] = Actor('alice', 'sm')
@@ -929,6 +936,20 @@ iq_row('room occupant', 'moderator list', 'read', 'mallory', 'get', ROOM_OPEN,
        admin_item(role='moderator'), 'auth forbidden')
 iq_row('member', 'members-only room', 'read the ban list', 'bob', 'get', ROOM_CLUB,
        admin_item(affiliation='outcast'), 'auth forbidden')
+
+
+iq_row('admin', 'the owner', 'ban', 'bob', 'set', ROOM_STAFF,
+       admin_item(jid=bare('alice'), affiliation='outcast'), 'cancel not-allowed')
+iq_row('admin', 'the owner', 'kick', 'bob', 'set', ROOM_STAFF,
+       admin_item(nick='Alice', role='none'), 'cancel not-allowed')
+iq_row('admin', 'another admin', 'demote to member', 'bob', 'set', ROOM_STAFF,
+       admin_item(jid=bare('carol'), affiliation='member'), 'cancel not-allowed')
+iq_row('admin', 'himself', 'grant himself owner', 'bob', 'set', ROOM_STAFF,
+       admin_item(jid=bare('bob'), affiliation='owner'), 'auth forbidden')
+iq_row('admin', 'room', 'destroy', 'bob', 'set', ROOM_STAFF, owner_query('<destroy/>'),
+       'auth forbidden')
+iq_row('admin', 'room configuration', 'get the owner form', 'bob', 'get', ROOM_STAFF,
+       owner_query(), 'auth forbidden')
 
 
 @row('room occupant', 'member list (semi-anonymous room)',
