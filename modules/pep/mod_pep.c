@@ -41,6 +41,11 @@ static const vn_config_key pep_keys[] = {
      .default_value = "60",
      .min = 5,
      .max = 3600},
+    {.name = "caps_cache_size",
+     .type = VN_CONF_INT,
+     .default_value = "10000",
+     .min = 1,
+     .max = 10000000},
     {.name = NULL},
 };
 
@@ -292,6 +297,7 @@ static void read_limits(vn_module *m)
         .max_nodes_per_user = (size_t)vn_module_config_int(m, "max_nodes_per_user"),
         .caps_max_pending = (unsigned)vn_module_config_int(m, "caps_max_pending"),
         .caps_query_timeout = (unsigned)vn_module_config_int(m, "caps_query_timeout"),
+        .caps_cache_size = (size_t)vn_module_config_int(m, "caps_cache_size"),
     };
 }
 

@@ -42,6 +42,7 @@ typedef struct pep_limits {
     size_t max_nodes_per_user;
     unsigned caps_max_pending;   /* disco#info queries for caps waiting at once */
     unsigned caps_query_timeout; /* seconds a caps query waits for its answer */
+    size_t caps_cache_size;      /* caps vers whose features are kept */
 } pep_limits;
 
 /* Set from the config at load and reload; read everywhere. */

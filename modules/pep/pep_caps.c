@@ -15,7 +15,8 @@
  * bare JID of a service, and cached by ver when the answer hashes to it
  * (XEP-0115 §5.4, pep_caps_ver.c); otherwise they are kept for that entity
  * alone. Queries wait at most pep.caps_query_timeout for their answer, at
- * most pep.caps_max_pending at once and one per entity. Once an
+ * most pep.caps_max_pending at once and one per entity; pep.caps_cache_size
+ * vers are kept, the least recently used going first. Once an
  * entity's features are known, each of its services is told once (the
  * greet callback), so it can send the last items; a new ver tells them
  * again. Unavailable presence and closed sessions forget the entity.
@@ -79,13 +80,21 @@ static caps_record *records;
 static entity *entities;
 static bare_group *groups;
 static pending_query *queries;
+static size_t n_shared; /* records keyed by ver, as opposed to "!" + JID */
 static unsigned long long query_counter;
 static pep_greet_fn greet_fn;
 
 /* ---- caps records ---- */
 
+static bool is_shared(const caps_record *r)
+{
+    return r->key[0] != '!';
+}
+
 static void record_free(caps_record *r)
 {
+    if (is_shared(r))
+        n_shared--;
     HASH_DEL(records, r);
     for (size_t i = 0; i < r->n_features; i++)
         free(r->features[i]);
@@ -94,15 +103,31 @@ static void record_free(caps_record *r)
     free(r);
 }
 
+/* The record of key, made if new. The table is in order of last use: a
+ * new shared record past pep.caps_cache_size pushes out the one used
+ * least recently (an entity whose record went is asked again at its next
+ * presence). */
 static caps_record *record_get(const char *key)
 {
     caps_record *r = NULL;
     HASH_FIND_STR(records, key, r);
-    if (!r) {
-        r = vn_alloc(sizeof *r);
-        r->key = vn_strdup(key);
+    if (r) {
+        HASH_DEL(records, r);
         HASH_ADD_KEYPTR(hh, records, r->key, strlen(r->key), r);
+        return r;
     }
+    r = vn_alloc(sizeof *r);
+    r->key = vn_strdup(key);
+    if (is_shared(r)) {
+        for (caps_record *old = records; old && n_shared >= pep_limits_current.caps_cache_size;) {
+            caps_record *next = old->hh.next;
+            if (is_shared(old))
+                record_free(old);
+            old = next;
+        }
+        n_shared++;
+    }
+    HASH_ADD_KEYPTR(hh, records, r->key, strlen(r->key), r);
     return r;
 }
 

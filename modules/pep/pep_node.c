@@ -24,7 +24,7 @@
 #define ITEM_STORE "pep_items"
 #define NS_NODE_DOC "urn:xmpp:vestnik:pep:0"
 
-pep_limits pep_limits_current = {256, 262144, 1024, 1000, 60};
+pep_limits pep_limits_current = {256, 262144, 1024, 1000, 60, 10000};
 
 /* ---- configuration ---- */
 

@@ -8,7 +8,7 @@ query. Presence from entities outside the server, sent through an external
 component (XEP-0114) that plays a remote domain, is looked at only when
 the account's roster lets that contact see its presence; queries the
 contact never answers are bounded (pep.caps_max_pending) and expire
-(pep.caps_query_timeout).
+(pep.caps_query_timeout); the cache holds pep.caps_cache_size vers.
 """
 
 import hashlib
@@ -26,6 +26,7 @@ REMOTE = 'far.localhost'
 SECRET = 'far-secret'
 MAX_PENDING = 2
 QUERY_TIMEOUT = 5
+CACHE_SIZE = 3
 
 GAJIM_NODE = 'http://gajim.org'
 GAJIM_VER = 'zTcejWPZTB2nfaiquz6lgGoHARY='
@@ -67,8 +68,9 @@ class Server(harness.Server):
                             '    address: 127.0.0.1\n    port: %d\n' % self.component_port, 1)
         text += ('  roster:\n  presence:\n  pep:\n'
                  '    caps_max_pending: %d\n    caps_query_timeout: %d\n'
+                 '    caps_cache_size: %d\n'
                  'components:\n  - domain: %s\n    secret: %s\n'
-                 % (MAX_PENDING, QUERY_TIMEOUT, REMOTE, SECRET))
+                 % (MAX_PENDING, QUERY_TIMEOUT, CACHE_SIZE, REMOTE, SECRET))
         with open(self.config_path, 'w') as f:
             f.write(text)
 
@@ -235,8 +237,23 @@ def test_unanswered_queries_are_bounded_and_expire():
     server.assert_running()
 
 
+def test_cache_keeps_the_most_recently_used():
+    # Since Gajim's ver was last used, the tests above brought four other
+    # vers (the stranger's, c1 to c3's): with room for three, Gajim's went
+    # and is asked again, once.
+    client = Client('bob', 'gajim')
+    client.online()
+    assert len(client.disco_queries) == 1, client.disco_queries
+    client.close()
+    client = Client('bob', 'gajim')
+    client.online()
+    assert client.disco_queries == [], client.disco_queries
+    client.close()
+
+
 if __name__ == '__main__':
     harness.run([test_real_client_caps_verify_and_are_cached,
                  test_only_contacts_caps_are_looked_at,
-                 test_unanswered_queries_are_bounded_and_expire],
+                 test_unanswered_queries_are_bounded_and_expire,
+                 test_cache_keeps_the_most_recently_used],
                 server=server, setup=setup)
