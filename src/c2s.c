@@ -678,6 +678,7 @@ void vn_c2s_destroy(vn_c2s *s)
         s->next->prev = s->prev;
     stream_count--;
 
+    vn_c2s_sm_free(s);
     vn_sasl_free(s->sasl);
     free(s->host);
     free(s->lang);

@@ -32,6 +32,13 @@ typedef struct sm_state {
     sm_item *head, *tail; /* unacknowledged, oldest first */
     size_t unacked;
     bool ack_requested; /* an <r/> is outstanding */
+    /* An <a/> waits until what the counted stanzas stored is durable. */
+    vn_store_waiter *ack_wait;
+    uint32_t ack_h; /* the h it will carry */
+    bool r_again;   /* another <r/> came meanwhile */
+    /* A <resume/> waits likewise for the old stream's last writes. */
+    vn_store_waiter *resume_wait;
+    vn_stanza *resume_el;
     UT_hash_handle hh;
 } sm_state;
 
@@ -77,5 +84,7 @@ bool vn_c2s_sm_hibernate(vn_c2s *s);
 /* The session ends: bounce or re-route what the client never acknowledged,
  * then forget the SM state. jid is the ended session's full JID. */
 void vn_c2s_sm_end(vn_c2s *s, const vn_jid *jid);
+/* The stream is freed: nothing may call back into it. */
+void vn_c2s_sm_free(vn_c2s *s);
 
 #endif

@@ -11,6 +11,12 @@
  * good, nothing unacknowledged is dropped silently: messages with a body
  * are routed again (to the account's other resources or offline storage)
  * and iq requests are answered with <service-unavailable/>.
+ *
+ * An ack is a promise that the counted stanzas will not be lost, and
+ * handling a stanza may have written to the store (MAM, offline storage),
+ * whose writes become durable a batch later (store.h). So <a h='...'/>
+ * answers an <r/> only once everything written before is durable, and
+ * carries the h of when the <r/> came; <resumed h='...'/> waits likewise.
  */
 #include <errno.h>
 #include <openssl/rand.h>
@@ -58,6 +64,44 @@ static void send_h(vn_c2s *s, const char *name, uint32_t h)
     if (strcmp(name, "resumed") == 0)
         vn_stanza_set_attr(el, "previd", s->sm.id);
     send_nonza(s, el);
+}
+
+static void answer_r(vn_c2s *s);
+
+static void on_ack_durable(int status, void *arg)
+{
+    vn_c2s *s = arg;
+
+    s->sm.ack_wait = NULL;
+    if (s->closing)
+        return;
+    if (status != VN_STORE_OK) {
+        /* Not acknowledged: the client sends them again on its next session. */
+        vn_c2s_close(s, "internal-server-error", "Storage failed");
+        return;
+    }
+    send_h(s, "a", s->sm.ack_h);
+    if (s->sm.r_again) {
+        s->sm.r_again = false;
+        answer_r(s);
+    }
+}
+
+static void answer_r(vn_c2s *s)
+{
+    if (s->sm.ack_wait) {
+        s->sm.r_again = true;
+        return;
+    }
+    s->sm.ack_h = s->sm.h_in;
+    s->sm.ack_wait = vn_store_when_durable(vn_server_store(), on_ack_durable, s);
+}
+
+static void cancel_ack(vn_c2s *s)
+{
+    vn_store_cancel(vn_server_store(), s->sm.ack_wait);
+    s->sm.ack_wait = NULL;
+    s->sm.r_again = false;
 }
 
 static void request_ack(vn_c2s *s)
@@ -137,6 +181,7 @@ static void handle_enable(vn_c2s *s, const vn_stanza *el)
 static void take_over(vn_c2s *s, vn_c2s *old)
 {
     HASH_DEL(resumable, &old->sm);
+    cancel_ack(old); /* the <resumed/> answers for it */
     s->sm = old->sm;
     memset(&old->sm, 0, sizeof old->sm);
     HASH_ADD_STR(resumable, id, &s->sm);
@@ -155,13 +200,31 @@ static void take_over(vn_c2s *s, vn_c2s *old)
     }
 }
 
-static void handle_resume(vn_c2s *s, const vn_stanza *el)
+static void handle_resume(vn_c2s *s, const vn_stanza *el, bool durable);
+
+static void on_resume_durable(int status, void *arg)
+{
+    vn_c2s *s = arg;
+    vn_stanza *el = s->sm.resume_el;
+
+    s->sm.resume_wait = NULL;
+    s->sm.resume_el = NULL;
+    if (!s->closing && status != VN_STORE_OK)
+        send_failed(s, "internal-server-error");
+    else if (!s->closing)
+        handle_resume(s, el, true);
+    vn_stanza_free(el);
+}
+
+/* durable: everything written before is on disk, so the old stream's h
+ * may be told. */
+static void handle_resume(vn_c2s *s, const vn_stanza *el, bool durable)
 {
     const char *previd = vn_stanza_attr(el, "previd");
     sm_state *sm = NULL;
     uint32_t h;
 
-    if (s->session) {
+    if (s->session || s->sm.resume_wait) {
         send_failed(s, "unexpected-request");
         return;
     }
@@ -173,7 +236,16 @@ static void handle_resume(vn_c2s *s, const vn_stanza *el)
         send_failed(s, "item-not-found");
         return;
     }
-    if (!parse_h(vn_stanza_attr(el, "h"), &h) || !apply_ack(&old->sm, h)) {
+    if (!parse_h(vn_stanza_attr(el, "h"), &h)) {
+        send_failed(s, "unexpected-request");
+        return;
+    }
+    if (!durable) {
+        s->sm.resume_el = vn_stanza_copy(el);
+        s->sm.resume_wait = vn_store_when_durable(vn_server_store(), on_resume_durable, s);
+        return;
+    }
+    if (!apply_ack(&old->sm, h)) {
         send_failed(s, "unexpected-request");
         return;
     }
@@ -202,11 +274,11 @@ void vn_c2s_sm_element(vn_c2s *s, const vn_stanza *el)
     if (strcmp(name, "enable") == 0) {
         handle_enable(s, el);
     } else if (strcmp(name, "resume") == 0) {
-        handle_resume(s, el);
+        handle_resume(s, el, false);
     } else if (!s->sm.enabled) {
         vn_c2s_close(s, "unsupported-stanza-type", "Stream management is not enabled");
     } else if (strcmp(name, "r") == 0) {
-        send_h(s, "a", s->sm.h_in);
+        answer_r(s);
     } else if (strcmp(name, "a") == 0) {
         if (!parse_h(vn_stanza_attr(el, "h"), &h)) {
             vn_c2s_close(s, "bad-format", "Invalid 'h' in <a/>");
@@ -280,6 +352,7 @@ void vn_c2s_sm_end(vn_c2s *s, const vn_jid *jid)
 {
     if (s->sm.resumable)
         HASH_DEL(resumable, &s->sm);
+    cancel_ack(s);
     sm_item *item = s->sm.head;
     if (s->sm.unacked)
         vn_log_info("%s: %zu unacknowledged stanza(s) routed again or bounced", jid->full,
@@ -292,4 +365,13 @@ void vn_c2s_sm_end(vn_c2s *s, const vn_jid *jid)
         free(item);
         item = next;
     }
+}
+
+void vn_c2s_sm_free(vn_c2s *s)
+{
+    cancel_ack(s);
+    vn_store_cancel(vn_server_store(), s->sm.resume_wait);
+    s->sm.resume_wait = NULL;
+    vn_stanza_free(s->sm.resume_el);
+    s->sm.resume_el = NULL;
 }

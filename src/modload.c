@@ -11,6 +11,7 @@
  */
 #include "modload.h"
 #include "sessions.h"
+#include "store_backend.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -147,6 +148,7 @@ static vn_module *module_open(const vn_config *cfg, const vn_module_conf *mc, vn
 static void module_unload(vn_module *m)
 {
     vn_log_info("unloading module %s", m->def->name);
+    vn_store_flush(vn_server_store()); /* its durable callbacks run while mapped */
     if (m->def->unload)
         m->def->unload(m);
     module_close(m);

@@ -231,6 +231,27 @@ void vn_route(vn_stanza *st)
     vn_stanza_free(st);
 }
 
+static void route_when_durable(int status, void *arg)
+{
+    vn_stanza *st = arg;
+    const char *type = vn_stanza_attr(st, "type");
+
+    if (status != VN_STORE_OK && strcmp(vn_stanza_name(st), "iq") == 0 && type &&
+        strcmp(type, "result") == 0) {
+        vn_stanza *error = vn_stanza_error_reply(st, "wait", "internal-server-error", NULL);
+        vn_stanza_set_attr(error, "from", vn_stanza_attr(st, "from"));
+        vn_stanza_set_attr(error, "to", vn_stanza_attr(st, "to"));
+        vn_stanza_free(st);
+        st = error;
+    }
+    vn_route(st);
+}
+
+void vn_route_durable(vn_stanza *st)
+{
+    vn_store_when_durable(vn_server_store(), route_when_durable, st);
+}
+
 void vn_route_fanout(const vn_stanza *st, const char *const *to, size_t n)
 {
     vn_stanza *shared = vn_stanza_copy(st);

@@ -111,6 +111,11 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     free(store_path);
     if (!vn_srv.store)
         return -1;
+    int rc = vn_store_attach_loop(vn_srv.store, loop);
+    if (rc < 0) {
+        vn_buf_printf(err, "store: cannot start its writer: %s", uv_strerror(rc));
+        return -1;
+    }
     if (vn_tls_init(cfg, err) < 0 || vn_modules_load(cfg, err) < 0)
         return -1;
     vn_components_configure(cfg);
@@ -174,6 +179,8 @@ void vn_server_stop(void)
     vn_components_shutdown();
     vn_s2s_stop();
     vn_http_close_all();
+    /* What waits for the disk runs now, while every module is loaded. */
+    vn_store_flush(vn_srv.store);
     /* Sessions' data may hold module functions: release them first. */
     vn_sessions_reap();
     vn_modules_unload_all();

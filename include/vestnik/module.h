@@ -117,6 +117,10 @@ void vn_route_error(const vn_stanza *st, const char *type, const char *condition
  * the 'to' spliced in, unless a hook on the way changes it: the way to
  * broadcast (MUC rooms, notifications to many contacts). */
 void vn_route_fanout(const vn_stanza *st, const char *const *to, size_t n);
+/* vn_route, once every store write issued so far is durable (store.h): the
+ * way to send a reply saying that something was saved. If a write failed,
+ * an iq result goes as an internal-server-error instead. */
+void vn_route_durable(vn_stanza *st);
 
 bool vn_is_local_host(const char *domain);
 /* The configured hosts, NULL-terminated. */

@@ -10,14 +10,19 @@ the recipient comes online, and in both the recipient's and the sender's
 archives. Messages sent after that ack may or may not have made it, but
 never twice.
 
-Why an SM ack means "stored": the server counts a stanza toward h before
-handling it, but answers <r/> only when it reaches the <r/> in the input,
-after every earlier stanza was handled in turn on the loop thread; the
-handling of a message to an offline account archives it (mod_mam, on
-"stanza/in" and "route/local") and stores it (mod_offline, on
-"message/bare") with synchronous store calls, each one LMDB write
-transaction committed with a durable sync (store_lmdb.c) before it
-returns. So the <a/> is written after the commits.
+Why an SM ack means "stored": the handling of a message to an offline
+account archives it (mod_mam, on "stanza/in" and "route/local") and stores
+it (mod_offline, on "message/bare"); those store writes join the loop
+turn's batch, which a writer thread commits with one durable LMDB commit
+(group commit, src/store_batch.c). The server answers an <r/> only from
+the store's durable callback registered when the <r/> arrived, with the h
+of that moment (src/c2s_sm.c), so the <a/> covers only stanzas whose
+writes are on disk.
+
+Two cases: a steady flood with a few batches in flight, killed early; and
+a flood of 10,000 messages sent as fast as the socket takes them, killed
+once half of them are acknowledged, so that thousands are in flight, in
+the open batch and in the one being committed.
 """
 
 import time
@@ -28,6 +33,12 @@ from harness import NS_CLIENT, qname, tostring
 PASSWORD = 'secret-password'
 SENDER = 'alice'
 RECIPIENT = 'bob'
+FLOOD_SENDER = 'carol'
+FLOOD_RECIPIENT = 'dave'
+FLOOD = 10000
+FLOOD_BATCH = 100
+FLOOD_KILL_AFTER_ACKED = FLOOD // 2
+FLOOD_IN_FLIGHT = 3000
 NS_SM = 'urn:xmpp:sm:3'
 NS_MAM = 'urn:xmpp:mam:2'
 NS_RSM = 'http://jabber.org/protocol/rsm'
@@ -52,11 +63,13 @@ class Server(harness.Server):
                     '    max_page: %d\n' % (MAX_MESSAGES, PAGE))
 
 
-server = Server(limits_options={'stanza_rate': 0})
+# mod_offline hands the whole backlog over at once: 10,000 messages are
+# more than the default output cap of 1 MiB.
+server = Server(limits_options={'stanza_rate': 0, 'max_output_buffer': 64 << 20})
 
 
 def setup():
-    for user in (SENDER, RECIPIENT):
+    for user in (SENDER, RECIPIENT, FLOOD_SENDER, FLOOD_RECIPIENT):
         server.adduser('%s@%s' % (user, harness.DOMAIN), PASSWORD)
 
 
@@ -65,27 +78,27 @@ def body_of(message):
     return body.text if body is not None else None
 
 
-def flood_until_killed(stream):
-    """Send messages in batches, each followed by <r/>; kill -9 once enough
-    are acknowledged. Returns (messages sent, last h received)."""
-    recipient = '%s@%s' % (RECIPIENT, harness.DOMAIN)
+def flood_until_killed(stream, recipient, prefix, total, batch, in_flight, kill_after):
+    """Send messages in batches, each followed by <r/>, keeping at most
+    in_flight unacknowledged; kill -9 once kill_after are acknowledged.
+    Returns (messages sent, last h received)."""
     sent = 0
     acked = 0
     killed = False
-    while not killed and sent < MAX_MESSAGES:
-        batch = ''.join("<message to='%s' type='chat' id='m%d'><body>durable %d</body></message>"
-                        % (recipient, i, i) for i in range(sent, sent + BATCH))
+    while not killed and sent < total:
+        batch_xml = ''.join("<message to='%s' type='chat' id='m%d'><body>%s %d</body></message>"
+                            % (recipient, i, prefix, i) for i in range(sent, sent + batch))
         try:
-            stream.send(batch + "<r xmlns='%s'/>" % NS_SM)
+            stream.send(batch_xml + "<r xmlns='%s'/>" % NS_SM)
         except OSError:
             break
-        sent += BATCH
+        sent += batch
         # Keep a few batches in flight: wait for acks only past that window.
-        while sent - acked > IN_FLIGHT:
+        while sent - acked > in_flight:
             elem = stream.next_element(timeout=30)
             assert elem.tag == qname(NS_SM, 'a'), 'unexpected %s' % tostring(elem)
             acked = max(acked, int(elem.get('h')))
-        if acked >= KILL_AFTER_ACKED:
+        if acked >= kill_after:
             server.kill9()
             killed = True
     assert killed, 'only %d of %d messages acknowledged before the flood ended' % (acked, sent)
@@ -146,57 +159,73 @@ def archive(stream, with_jid):
     raise AssertionError('the archive did not end')
 
 
-def check(where, bodies, sent, acked):
+def check(where, bodies, sent, acked, prefix='durable'):
     counts = {}
     for body in bodies:
         counts[body] = counts.get(body, 0) + 1
     duplicates = sorted(body for body, n in counts.items() if n > 1)
     assert not duplicates, '%s: stored more than once: %s' % (where, duplicates[:10])
-    expected = {'durable %d' % i for i in range(sent)}
+    expected = {'%s %d' % (prefix, i) for i in range(sent)}
     strangers = sorted(set(counts) - expected)
     assert not strangers, '%s: never sent: %s' % (where, strangers[:10])
-    missing = [i for i in range(acked) if 'durable %d' % i not in counts]
+    missing = [i for i in range(acked) if '%s %d' % (prefix, i) not in counts]
     assert not missing, '%s: %d acknowledged messages lost, first %s' % (
         where, len(missing), missing[:10])
 
 
-def test_acknowledged_messages_survive_kill9():
+def flood_kill_and_verify(sender_name, recipient_name, prefix, total, batch, in_flight,
+                          kill_after):
+    sender_jid = '%s@%s' % (sender_name, harness.DOMAIN)
+    recipient_jid = '%s@%s' % (recipient_name, harness.DOMAIN)
     sender = harness.RawStream(server.c2s_port)
     sender.open()
-    sender.login(SENDER, PASSWORD, 'flood')
+    sender.login(sender_name, PASSWORD, 'flood')
     sender.send("<enable xmlns='%s'/>" % NS_SM)
     sender.expect(qname(NS_SM, 'enabled'))
 
-    sent, acked = flood_until_killed(sender)
-    assert acked >= KILL_AFTER_ACKED, acked
-    print('# %d messages sent, %d acknowledged when vestnikd was killed' % (sent, acked))
+    started = time.monotonic()
+    sent, acked = flood_until_killed(sender, recipient_jid, prefix, total, batch, in_flight,
+                                     kill_after)
+    assert acked >= kill_after, acked
+    print('# %d messages sent, %d acknowledged when vestnikd was killed (%.1f s)'
+          % (sent, acked, time.monotonic() - started))
 
     server.start()
     recipient = harness.RawStream(server.c2s_port)
     recipient.open()
-    recipient.login(RECIPIENT, PASSWORD, 'phone')
+    recipient.login(recipient_name, PASSWORD, 'phone')
     delivered = offline_delivery(recipient)
-    check('offline delivery', delivered, sent, acked)
-    check("recipient's archive", archive(recipient, '%s@%s' % (SENDER, harness.DOMAIN)),
-          sent, acked)
+    check('offline delivery', delivered, sent, acked, prefix)
+    check("recipient's archive", archive(recipient, sender_jid), sent, acked, prefix)
     recipient.close()
     print('# %d delivered from offline storage after the restart' % len(delivered))
 
     sender = harness.RawStream(server.c2s_port)
     sender.open()
-    sender.login(SENDER, PASSWORD, 'desk')
-    check("sender's archive", archive(sender, '%s@%s' % (RECIPIENT, harness.DOMAIN)),
-          sent, acked)
+    sender.login(sender_name, PASSWORD, 'desk')
+    check("sender's archive", archive(sender, recipient_jid), sent, acked, prefix)
     sender.close()
 
     # Delivered means removed from offline storage: a second login gets none.
     again = harness.RawStream(server.c2s_port)
     again.open()
-    again.login(RECIPIENT, PASSWORD, 'tablet')
+    again.login(recipient_name, PASSWORD, 'tablet')
     assert offline_delivery(again) == [], 'offline messages delivered twice'
     again.close()
 
 
+def test_acknowledged_messages_survive_kill9():
+    flood_kill_and_verify(SENDER, RECIPIENT, 'durable', MAX_MESSAGES, BATCH, IN_FLIGHT,
+                          KILL_AFTER_ACKED)
+
+
+def test_flood_of_10000_acknowledged_messages_survive_kill9():
+    """Group commit under load: thousands in flight when killed."""
+    flood_kill_and_verify(FLOOD_SENDER, FLOOD_RECIPIENT, 'flood', FLOOD, FLOOD_BATCH,
+                          FLOOD_IN_FLIGHT, FLOOD_KILL_AFTER_ACKED)
+
+
 if __name__ == '__main__':
-    harness.run([test_acknowledged_messages_survive_kill9], server=server, setup=setup,
-                timeout=300)
+    harness.run([test_acknowledged_messages_survive_kill9,
+                 test_flood_of_10000_acknowledged_messages_survive_kill9],
+                server=server, setup=setup, timeout=300)
