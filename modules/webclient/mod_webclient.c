@@ -183,17 +183,20 @@ static bool sources_ok(const char *sources)
                            ".-:/[]* ") == strlen(sources);
 }
 
+/* "/", or "/a/b" or "/a/b/" of plain segments, nothing percent-encoded. */
 static bool path_ok(const char *path)
 {
-    char *rel;
+    size_t len = strlen(path);
 
     if (path[0] != '/')
         return false;
-    if (path[1] == '\0')
+    if (len == 1)
         return true;
-    rel = wc_files_decode_path(path + 1);
-    bool ok = rel && strcmp(rel, path + 1) == 0; /* nothing encoded */
+    char *given = vn_strndup(path + 1, len - 1 - (path[len - 1] == '/'));
+    char *rel = wc_files_decode_path(given);
+    bool ok = rel && strcmp(rel, given) == 0;
     free(rel);
+    free(given);
     return ok;
 }
 

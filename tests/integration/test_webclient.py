@@ -6,7 +6,8 @@ Over HTTPS with http.client: the page, its generated script and style
 types, caching headers and conditional requests, nosniff and a CSP on every
 answer, HEAD, 405 for other methods, 404 for missing files and every way
 out of the root (dot segments raw and encoded, hidden files, NUL,
-backslash), and a reload (SIGHUP) that changes the page.
+backslash), /health and the other routes kept, and a reload (SIGHUP) that
+changes the page and moves it to /chat/.
 
 Then a user's first session in Debian's headless Chromium, driven by
 playwright-core (webclient_browser.mjs), once over WebSocket and once over
@@ -53,6 +54,7 @@ class Server(harness.Server):
         self.https_port, = harness.free_ports(1)
         self.transports = 'websocket,bosh'
         self.name = NAME
+        self.path = '/'
         super().__init__()
 
     def write_config(self):
@@ -66,6 +68,7 @@ c2s:
 """, 1)
         text += ''.join('  %s:\n' % name for name in MODULES)
         text += (f'  webclient:\n'
+                 f'    path: {self.path}\n'
                  f'    root: {WEBCLIENT_ROOT}\n'
                  f'    name: {json.dumps(self.name)}\n'
                  f'    primary_color: "#123456"\n'
@@ -248,20 +251,33 @@ def test_routes_of_others_stay():
     assert status == 200 and body == b'ok\n', (status, body)
 
 
-def test_reload_changes_the_page():
-    server.name = 'Renamed'
+def reload_until(path, text):
     server.write_config()
     server.reload()
     deadline = time.monotonic() + 10
     while True:
-        status, _, body = get('/')
-        if b'<title>Renamed</title>' in body:
-            break
-        assert time.monotonic() < deadline, 'the page did not change on SIGHUP'
+        status, _, body = get(path)
+        if status == 200 and text in body:
+            return
+        assert time.monotonic() < deadline, 'no %r at %s after SIGHUP' % (text, path)
         time.sleep(0.2)
+
+
+def test_reload_changes_the_page():
+    server.name = 'Renamed'
+    reload_until('/', b'<title>Renamed</title>')
+    # Elsewhere than "/".
+    server.path = '/chat/'
+    reload_until('/chat/', b'<title>Renamed</title>')
+    status, headers, _ = get('/chat')
+    assert status == 301 and headers['location'] == '/chat/', (status, headers)
+    assert get('/chat/dist/converse.min.css')[0] == 200
+    assert '"assets": "/chat/dist"' in get('/chat/vestnik-webclient.js')[2].decode()
+    for path in ('/', '/index.html', '/chatroom', '/dist/converse.min.css'):
+        assert get(path)[0] == 404, path
     server.name = NAME
-    server.write_config()
-    server.reload()
+    server.path = '/'
+    reload_until('/', b'<title>Vestnik')
 
 
 # -------------------------------------------------------- in the browser
