@@ -1868,6 +1868,23 @@ def _():
     stream.expect_stream_error('host-unknown')
 
 
+@row('unauthenticated server', 'SASL EXTERNAL', 'without a client certificate', 'not-authorized')
+def _():
+    stream = s2s_secure(REMOTE)
+    stream.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % harness.NS_SASL)
+    assert stream.sasl_failure() == ['not-authorized']
+    stream.close()
+
+
+@row('unauthenticated server', 'SASL EXTERNAL', "as this server's own domain", 'not-authorized')
+def _():
+    stream = s2s_secure(D)
+    stream.send("<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>"
+                % (harness.NS_SASL, base64.b64encode(D.encode()).decode()))
+    assert stream.sasl_failure() == ['not-authorized']
+    stream.close()
+
+
 @row('unauthenticated server', 'alice', 'stanza before TLS', 'policy-violation stream error')
 def _():
     stream = harness.RawStream(server.s2s_port)
