@@ -320,16 +320,21 @@ static void check_answered(muc_room *room, vn_event *ev)
     const char *id = vn_stanza_attr(ev->stanza, "id");
     for (size_t i = 0; id && i < checks.count; i++) {
         occupant_check *c = &checks.items[i];
+        /* The resource answers, or its server in its own name. */
+        bool from_its_server = !ev->from->local && !ev->from->resource &&
+                               strcmp(ev->from->domain, c->full->domain) == 0;
         if (strcmp(c->id, id) != 0 || strcmp(c->room, room->jid->bare) != 0 ||
-            !vn_jid_equal(c->full, ev->from))
+            !(vn_jid_equal(c->full, ev->from) || from_its_server))
             continue;
+        vn_jid *full = vn_jid_copy(c->full);
         check_drop(i);
-        /* A result, or an error the client itself would give (one that
-         * does not do pings): it is there. */
+        /* A result, or an error that does not mean gone (a client without
+         * pings says feature-not-implemented): it is there. */
         if (muc_is_type(vn_stanza_attr(ev->stanza, "type"), "error") &&
-            error_means_gone(ev->stanza) && muc_occupant_by_session(room, ev->from))
-            enqueue((pending_work){
-                .gone = vn_jid_copy(ev->from), .room = vn_strdup(room->jid->bare), .code = 333});
+            error_means_gone(ev->stanza) && muc_occupant_by_session(room, full))
+            enqueue((pending_work){.gone = full, .room = vn_strdup(room->jid->bare), .code = 333});
+        else
+            vn_jid_free(full);
         return;
     }
 }

@@ -9,10 +9,15 @@ reply someone else provoked (and, when an occupant really is gone, that
 it is told); the room's stanza-id forged by spelling the room's JID in
 another case; members of a members-only room inviting (and so adding)
 members; and a password-protected room's archive read without the
-password. The helpers and the server (presence and MUC) are test_muc's.
+password; and the relays the room must not be (declines, invitations,
+presence floods, answers nobody asked for). An occupant from another
+server is played by a component (XEP-0114) at its own domain. The
+helpers are test_muc's.
 """
 
 import asyncio
+import hashlib
+import time
 
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -24,6 +29,50 @@ from test_muc import (NS_ADMIN, NS_MAM, NS_REGISTER, NS_SID, NS_USER, codes, con
                       presence_from, q, reflected, room_jid, set_affiliation, stanza_id)
 
 NS_PING = 'urn:xmpp:ping'
+NS_COMPONENT = 'jabber:component:accept'
+FARAWAY = 'faraway.localhost'  # a component: the server of an occupant from elsewhere
+SECRET = 'faraway-secret'
+
+
+class Server(muc.Server):
+    """test_muc's server, with a component standing for another server."""
+
+    def __init__(self):
+        self.component_port = harness.free_ports(1)[0]
+        super().__init__()
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config_path) as f:
+            text = f.read()
+        text = text.replace('listeners:\n', 'listeners:\n  - type: component\n'
+                            '    address: 127.0.0.1\n    port: %d\n' % self.component_port, 1)
+        text += 'components:\n  - domain: %s\n    secret: %s\n' % (FARAWAY, SECRET)
+        with open(self.config_path, 'w') as f:
+            f.write(text)
+
+
+server = muc.server = Server()
+
+
+def faraway_server():
+    """A raw component stream for FARAWAY, past the handshake."""
+    stream = harness.RawStream(server.component_port)
+    stream.open(to=FARAWAY, ns=NS_COMPONENT)
+    deadline = time.monotonic() + stream.timeout
+    while stream.header is None and not stream.eof:
+        stream._read_some(deadline)
+    digest = hashlib.sha1((stream.header.get('id') + SECRET).encode()).hexdigest()
+    stream.send('<handshake>%s</handshake>' % digest)
+    stream.expect(harness.qname(NS_COMPONENT, 'handshake'))
+    return stream
+
+
+def next_matching_element(stream, pred):
+    while True:
+        elem = stream.next_element()
+        if pred(elem):
+            return elem
 
 
 def register(client, room, nick):
@@ -145,6 +194,43 @@ async def test_gone_occupant_is_removed_and_told():
     own = await presence_from(bob, room + '/Bob', lambda p: p['type'] == 'unavailable')
     assert codes(own) == {110, 333}, own
     await muc.close_all(alice, bob)
+
+
+async def test_remote_occupant_gone_by_its_servers_word():
+    """The case bounces are for: an occupant from another server whose
+    resource went away; its server answers the room's ping in its own name."""
+    alice = await login('alice')
+    room = room_jid('faraway')
+    await create(alice, room, 'Alice')
+    remote = faraway_server()
+    guest = 'guest@%s/laptop' % FARAWAY
+    remote.send("<presence from='%s' to='%s/Guest'><x xmlns='%s'/></presence>"
+                % (guest, room, muc.NS_MUC))
+    next_matching_element(remote, lambda e: e.tag.endswith('}presence') and '110' in [
+        st.get('code') for st in e.iter('{%s}status' % NS_USER)])
+    await presence_from(alice, room + '/Guest')
+    # a groupchat message to the guest bounces; the room asks the guest
+    remote.send("<message from='%s' to='%s/Alice' type='error'><error type='cancel'>"
+                "<service-unavailable xmlns='%s'/></error></message>"
+                % (guest, room, harness.NS_STANZA_ERRORS))
+    ping = next_matching_element(remote, lambda e: e.tag.endswith('}iq') and e.find(
+        '{%s}ping' % NS_PING) is not None)
+    assert ping.get('from') == room and ping.get('to') == guest, harness.tostring(ping)
+    # a stranger's word is not the server's
+    remote.send("<iq from='someone@%s' to='%s' id='%s' type='error'><error type='cancel'>"
+                "<service-unavailable xmlns='%s'/></error></iq>"
+                % (FARAWAY, room, ping.get('id'), harness.NS_STANZA_ERRORS))
+    remote.send("<iq from='%s' to='%s' id='%s' type='error'><error type='cancel'>"
+                "<remote-server-not-found xmlns='%s'/></error></iq>"
+                % (FARAWAY, room, ping.get('id'), harness.NS_STANZA_ERRORS))
+    seen = await presence_from(alice, room + '/Guest', lambda p: p['type'] == 'unavailable')
+    assert codes(seen) == {333}, seen
+    told = next_matching_element(remote, lambda e: e.tag.endswith('}presence') and
+                                 e.get('type') == 'unavailable')
+    assert told.get('to') == guest and {'110', '333'} <= {
+        st.get('code') for st in told.iter('{%s}status' % NS_USER)}, harness.tostring(told)
+    remote.close()
+    await alice.close()
 
 
 async def test_stanza_id_by_room_in_any_spelling_is_dropped():
@@ -304,10 +390,11 @@ if __name__ == '__main__':
     harness.run([test_registration_and_member_list_keep_real_jids_hidden,
                  test_provoked_errors_do_not_eject,
                  test_gone_occupant_is_removed_and_told,
+                 test_remote_occupant_gone_by_its_servers_word,
                  test_only_the_asked_answer_relayed_requests,
                  test_stanza_id_by_room_in_any_spelling_is_dropped,
                  test_members_do_not_invite_into_members_only_room_by_default,
                  test_room_relays_no_declines_nor_floods_of_invitations,
                  test_presence_floods_are_not_repeated,
                  test_password_protected_archive],
-                server=muc.server, setup=muc.setup)
+                server=server, setup=muc.setup)
