@@ -1092,6 +1092,12 @@ def _():
     refused(mallory.iq('get', ROOM_OPEN, owner_query()), 'auth forbidden')
 
 
+@row('stranger (not in the room)', "an occupant's nick", 'join under it', 'conflict')
+def _():
+    refused(join(A['carol'], ROOM_OPEN, 'Bob'), 'cancel conflict')
+    room_still_there()
+
+
 @row('room occupant', "another occupant's nick", 'change his own nick to it', 'conflict')
 def _():
     mallory = A['mallory']
