@@ -11,6 +11,15 @@
  * is complete: feed() hands expat at most as many bytes as the stanza in
  * progress may still grow by, so an endless text node or start tag is
  * refused after max_stanza_size bytes and never buffered whole.
+ *
+ * Idle streams: expat keeps about 10 KiB per parser (hash tables, name
+ * pools, its input buffer). Between two stanzas, when every byte fed has
+ * been reported, nothing of that is needed but the root element's context
+ * (its namespace declarations and name), so vn_xml_parser_release frees the
+ * parser and keeps a copy of the root's start tag as it arrived; the next
+ * feed creates a new parser and replays that tag to it without callbacks,
+ * which puts it back exactly where the old one was. `base` maps the new
+ * parser's byte offsets onto the stream's.
  */
 #include "xml_parser.h"
 
@@ -40,18 +49,23 @@ struct vn_xml_parser {
     vn_buf text;            /* character data not yet added to current */
     char *root_default_ns;  /* default namespace declared on the root */
 
-    /* Stream byte offsets, as counted by expat since the stream started. */
+    /* Stream byte offsets, counted since the stream started. */
     uint64_t fed;        /* bytes handed to expat */
     uint64_t unit_start; /* where the stanza (or stream header) in progress began */
-    bool halted;         /* error or stop: deliver nothing until reset */
-    bool paused;         /* expat suspended; input kept in held */
-    vn_buf held;         /* fed while paused, not yet handed to expat */
+    uint64_t base;       /* the stream offset of expat's byte 0 */
+    char *root_tag;      /* the root's start tag as received, for a replay */
+    size_t root_tag_len;
+    bool replaying; /* feeding root_tag to a new parser: no callbacks */
+    bool halted;    /* error or stop: deliver nothing until reset */
+    bool paused;    /* expat suspended; input kept in held */
+    vn_buf held;    /* fed while paused, not yet handed to expat */
 };
 
 static void halt(vn_xml_parser *p)
 {
     p->halted = true;
-    XML_StopParser(p->expat, XML_FALSE);
+    if (p->expat)
+        XML_StopParser(p->expat, XML_FALSE);
 }
 
 static void fail(vn_xml_parser *p, const char *condition, const char *text)
@@ -65,8 +79,23 @@ static void fail(vn_xml_parser *p, const char *condition, const char *text)
 /* The stream offset just past the event expat is reporting. */
 static uint64_t event_end(const vn_xml_parser *p)
 {
-    return (uint64_t)XML_GetCurrentByteIndex(p->expat) +
+    return p->base + (uint64_t)XML_GetCurrentByteIndex(p->expat) +
            (uint64_t)XML_GetCurrentByteCount(p->expat);
+}
+
+/* Keep the root's start tag, as received, for a replay after a release. */
+static void save_root_tag(vn_xml_parser *p)
+{
+    int offset, size;
+    const char *context = XML_GetInputContext(p->expat, &offset, &size);
+    int count = XML_GetCurrentByteCount(p->expat);
+
+    free(p->root_tag);
+    p->root_tag = NULL;
+    if (context && count > 0 && offset >= 0 && count <= size - offset) {
+        p->root_tag = vn_strndup(context + offset, (size_t)count);
+        p->root_tag_len = (size_t)count;
+    }
 }
 
 /* "URI|local" -> ns, local; a name without separator has no namespace. */
@@ -107,7 +136,7 @@ static void XMLCALL on_namespace_start(void *ud, const XML_Char *prefix, const X
 {
     vn_xml_parser *p = ud;
 
-    if (p->halted || p->open_elements > 0 || prefix)
+    if (p->halted || p->replaying || p->open_elements > 0 || prefix)
         return;
     free(p->root_default_ns);
     p->root_default_ns = vn_strdup(uri ? uri : "");
@@ -144,14 +173,17 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     }
     p->open_elements++;
     if (depth == 0) {
-        open_stream(p, name, atts);
+        if (!p->replaying) {
+            save_root_tag(p);
+            open_stream(p, name, atts);
+        }
         return;
     }
     vn_stanza *el = element_for(name);
     set_attrs(el, atts);
     if (depth == 1) {
         p->stanza = el;
-        p->unit_start = (uint64_t)XML_GetCurrentByteIndex(p->expat);
+        p->unit_start = p->base + (uint64_t)XML_GetCurrentByteIndex(p->expat);
     } else {
         flush_text(p);
         vn_stanza_append(p->current, el);
@@ -292,8 +324,10 @@ static void clear_stream_state(vn_xml_parser *p)
     vn_buf_free(&p->text);
     free(p->root_default_ns);
     p->root_default_ns = NULL;
+    free(p->root_tag);
+    p->root_tag = NULL;
     p->open_elements = 0;
-    p->fed = p->unit_start = 0;
+    p->fed = p->unit_start = p->base = 0;
     p->halted = false;
     p->paused = false;
     vn_buf_free(&p->held);
@@ -313,6 +347,30 @@ void vn_xml_parser_reset(vn_xml_parser *p)
     clear_stream_state(p);
     XML_ParserFree(p->expat);
     p->expat = expat_new(p);
+}
+
+bool vn_xml_parser_release(vn_xml_parser *p)
+{
+    if (!p->expat || p->halted || p->paused || p->open_elements != 1 || p->stanza ||
+        p->fed != p->unit_start || !p->root_tag)
+        return false;
+    XML_ParserFree(p->expat);
+    p->expat = NULL;
+    vn_buf_free(&p->text);
+    return true;
+}
+
+/* After a release: a new parser, inside the root element again. */
+static void revive(vn_xml_parser *p)
+{
+    p->expat = expat_new(p);
+    p->base = p->fed - p->root_tag_len;
+    p->open_elements = 0;
+    p->replaying = true;
+    enum XML_Status status = XML_Parse(p->expat, p->root_tag, (int)p->root_tag_len, XML_FALSE);
+    p->replaying = false;
+    if (status != XML_STATUS_OK || p->open_elements != 1)
+        fail(p, "internal-server-error", "cannot restore the stream's parser");
 }
 
 void vn_xml_parser_stop(vn_xml_parser *p)
@@ -343,6 +401,8 @@ int vn_xml_parser_feed(vn_xml_parser *p, const char *data, size_t len)
         vn_buf_append(&p->held, data, len);
         return 0;
     }
+    if (!p->expat && !p->halted && len > 0)
+        revive(p);
     while (!p->halted && len > 0) {
         /* Bytes the stanza (or stream header) in progress may still grow by. */
         uint64_t used = p->fed - p->unit_start;

@@ -15,6 +15,7 @@
 #ifndef VESTNIK_XML_PARSER_H
 #define VESTNIK_XML_PARSER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vestnik/stanza.h"
@@ -56,6 +57,10 @@ void vn_xml_parser_pause(vn_xml_parser *p);
 /* Not from inside a callback: parse what was kept; callbacks may pause
  * again. Returns as feed does. */
 int vn_xml_parser_resume(vn_xml_parser *p);
+/* An idle stream: free expat's memory if the parser is between two
+ * stanzas with nothing pending (true if it did); the next feed restores
+ * it. Not from inside a callback. */
+bool vn_xml_parser_release(vn_xml_parser *p);
 /* Start over for a stream restart (after STARTTLS or SASL). Must not be
  * called from inside a callback; stop first, reset after feed returns. */
 void vn_xml_parser_reset(vn_xml_parser *p);

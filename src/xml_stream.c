@@ -9,10 +9,16 @@
  * rest of the chunk belongs to nobody (closing) or to the next stream
  * (restart: parsed after the reset, on the next read; a peer may only send
  * it after our answer to the element that asked for the restart).
+ *
+ * Idle memory: once a second a sweep releases the parser of every stream
+ * that read nothing since the previous sweep (vn_xml_parser_release: it
+ * does so only between two stanzas); the next byte brings it back. The
+ * sweep's timer lives while streams do, so a loop can close after them.
  */
 #include "xml_stream.h"
 
 #include <stdlib.h>
+#include <utlist.h>
 
 #include "server.h"
 #include "xml_parser.h"
@@ -25,7 +31,48 @@ struct vn_xml_stream {
     bool in_feed;
     bool restart; /* reset the parser once the current chunk is done */
     bool closing;
+    bool read_recently; /* since the last idle sweep */
+    vn_xml_stream *prev, *next;
 };
+
+#define IDLE_SWEEP_MS 1000
+
+static vn_xml_stream *all_streams;
+static uv_timer_t *idle_sweep;
+
+static void on_idle_sweep(uv_timer_t *timer)
+{
+    for (vn_xml_stream *x = all_streams; x; x = x->next) {
+        if (!x->read_recently && !x->closing)
+            vn_xml_parser_release(x->parser);
+        x->read_recently = false;
+    }
+}
+
+static void sweep_closed(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+static void stream_list_add(vn_xml_stream *x)
+{
+    DL_APPEND(all_streams, x);
+    if (idle_sweep)
+        return;
+    idle_sweep = vn_alloc(sizeof *idle_sweep);
+    uv_timer_init(vn_srv.loop, idle_sweep);
+    uv_unref((uv_handle_t *)idle_sweep); /* the streams keep the loop alive */
+    uv_timer_start(idle_sweep, on_idle_sweep, IDLE_SWEEP_MS, IDLE_SWEEP_MS);
+}
+
+static void stream_list_remove(vn_xml_stream *x)
+{
+    DL_DELETE(all_streams, x);
+    if (all_streams || !idle_sweep)
+        return;
+    uv_close((uv_handle_t *)idle_sweep, sweep_closed);
+    idle_sweep = NULL;
+}
 
 /* ---- parser events, to the owner unless closing ---- */
 
@@ -92,6 +139,7 @@ static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
 
     if (x->closing)
         return;
+    x->read_recently = true;
     if (x->h->data)
         x->h->data(x->ud);
     if (!x->closing)
@@ -118,6 +166,7 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
 
     x->closing = true;
     x->h->closed(x->ud, reason);
+    stream_list_remove(x);
     vn_xml_parser_free(x->parser);
     free(x);
 }
@@ -136,6 +185,7 @@ static vn_xml_stream *stream_new(const vn_xml_stream_handler *h, void *ud)
     x->h = h;
     x->ud = ud;
     x->parser = vn_xml_parser_new(&xml_callbacks, x, cfg->max_stanza_size, cfg->max_xml_depth);
+    stream_list_add(x);
     return x;
 }
 
@@ -156,6 +206,7 @@ vn_xml_stream *vn_xml_stream_connect(const struct sockaddr *addr, const vn_xml_s
     x->conn = vn_conn_connect(vn_srv.loop, addr, vn_srv.cfg->max_output_buffer, &conn_callbacks,
                               on_connected, x);
     if (!x->conn) {
+        stream_list_remove(x);
         vn_xml_parser_free(x->parser);
         free(x);
         return NULL;

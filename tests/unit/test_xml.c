@@ -504,6 +504,65 @@ static void test_pause_and_resume(void **state)
     done(&ev);
 }
 
+/* Idle memory: expat is freed between stanzas and comes back on the next
+ * byte, inside the same root: the root's namespace prefixes still apply,
+ * the stanza size limit still counts from the stanza's start, and the
+ * root's end still closes the stream. */
+static void test_release_between_stanzas(void **state)
+{
+    events ev;
+    vn_xml_parser *p = parser_for(&ev, 200, 16);
+    const char *header = "<stream:stream xmlns='jabber:client' xmlns:db='jabber:server:dialback' "
+                         "xmlns:stream='http://etherx.jabber.org/streams'>";
+
+    assert_false(vn_xml_parser_release(p)); /* no stream yet */
+    assert_int_equal(feed_str(p, header), 0);
+    assert_true(vn_xml_parser_release(p));
+    assert_false(vn_xml_parser_release(p)); /* once is enough */
+    assert_int_equal(feed_str(p, "<message id='1'><body>a</body></message> "), 0);
+    assert_int_equal(ev.stanza_count, 1);
+    assert_true(vn_stanza_is(ev.stanzas[0], "message", VN_NS_CLIENT));
+    assert_true(vn_xml_parser_release(p));
+
+    /* In the middle of a stanza, or with bytes expat has not reported: kept. */
+    assert_int_equal(feed_str(p, "<db:result to='a'>k"), 0);
+    assert_false(vn_xml_parser_release(p));
+    assert_int_equal(feed_str(p, "ey</db:result><iq"), 0);
+    assert_false(vn_xml_parser_release(p));
+    assert_int_equal(feed_str(p, " id='2'/>"), 0);
+    assert_int_equal(ev.stanza_count, 3);
+    assert_true(vn_stanza_is(ev.stanzas[1], "result", "jabber:server:dialback"));
+    assert_string_equal(vn_stanza_text(ev.stanzas[1]), "key");
+    assert_true(vn_stanza_is(ev.stanzas[2], "iq", VN_NS_CLIENT));
+
+    /* The size limit after a release: 200 bytes from the stanza's start. */
+    assert_true(vn_xml_parser_release(p));
+    char big[256];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    memcpy(big, "<message><body>", 15);
+    assert_int_equal(feed_str(p, "<presence/>"), 0);
+    assert_true(vn_xml_parser_release(p));
+    assert_int_equal(feed_str(p, big), -1);
+    assert_int_equal(ev.errors, 1);
+    assert_string_equal(ev.condition, "policy-violation");
+    assert_int_equal(ev.stanza_count, 4);
+
+    /* And the root's end closes the stream. */
+    vn_xml_parser_reset(p);
+    events_clear(&ev);
+    memset(&ev, 0, sizeof ev);
+    ev.parser = p;
+    assert_int_equal(feed_str(p, header), 0);
+    assert_int_equal(feed_str(p, "<presence/>"), 0);
+    assert_true(vn_xml_parser_release(p));
+    assert_int_equal(feed_str(p, "</stream:stream>"), 0);
+    assert_int_equal(ev.closes, 1);
+    assert_int_equal(ev.opens, 1);
+    assert_int_equal(ev.errors, 0);
+    done(&ev);
+}
+
 static void test_reset_then_new_stream(void **state)
 {
     events ev;
@@ -605,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_stop_inside_callback),
         cmocka_unit_test(test_pause_and_resume),
+        cmocka_unit_test(test_release_between_stanzas),
         cmocka_unit_test(test_reset_then_new_stream),
         cmocka_unit_test(test_stanza_parse_round_trip),
         cmocka_unit_test(test_xml_namespace_element_refused),
