@@ -1106,6 +1106,35 @@ def _():
                          e.get('type') == 'error', 'the refusal'), 'cancel conflict')
 
 
+@row('room occupant', 'semi-anonymous room archive', 'read it (public room)',
+     'allowed, without real JIDs')
+def _():
+    mallory = A['mallory']
+    mallory.ok('set', ROOM_OPEN, "<query xmlns='%s' queryid='tea'/>" % NS_MAM)
+    mallory.pump(0.5)
+    results = [e for e in mallory.backlog if e.tag == MESSAGE and
+               e.find(qname(NS_MAM, 'result')) is not None and
+               e.find(qname(NS_MAM, 'result')).get('queryid') == 'tea']
+    assert any('bob-in-tea' in text_of(e) for e in results), [tostring(e) for e in results]
+    for e in results:
+        assert bare('bob') not in tostring(e) and bare('alice') not in tostring(e), tostring(e)
+
+
+@row('room occupant', 'semi-anonymous room history', 'join and read it', 'no real JIDs')
+def _():
+    frank = Actor('frank', 'history')
+    join(frank, ROOM_OPEN, 'Frank')
+    history = [e for e in frank.backlog if e.tag == MESSAGE and e.get('from', '').startswith(
+        ROOM_OPEN)]
+    assert any('bob-in-tea' in text_of(e) for e in history), [tostring(e) for e in history]
+    for e in history + [e for e in frank.backlog if e.tag == PRESENCE]:
+        if e.get('from') == ROOM_OPEN + '/Frank':
+            continue
+        assert bare('bob') not in tostring(e) and bare('mallory') not in tostring(e), (
+            tostring(e))
+    frank.close()
+
+
 @row('room occupant', 'subject', 'change it (changesubject off)', 'forbidden')
 def _():
     mallory = A['mallory']
