@@ -1550,6 +1550,15 @@ def _():
 
 # ---- unauthenticated c2s streams (RFC 6120 §4.9.3.12, §5.3.1)
 
+@row('unauthenticated stream', 'a component and the MUC service', 'open a client stream to them',
+     'host-unknown stream error')
+def _():
+    for domain in (COMPONENT, MUC):
+        stream = harness.RawStream(server.c2s_port)
+        stream.open(to=domain)
+        stream.expect_stream_error('host-unknown')
+
+
 @row('unauthenticated stream', 'alice', 'message before TLS', 'policy-violation stream error')
 def _():
     stream = harness.RawStream(server.c2s_port)
