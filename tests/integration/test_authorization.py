@@ -1512,6 +1512,31 @@ def _():
     stream.close()
 
 
+def scram_first(user):
+    """The server-first-message of SCRAM-SHA-256 for user, as a dict."""
+    stream = tls_stream()
+    scram = harness.Scram('sha256', user, 'any-password')
+    stream.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
+                % (harness.NS_SASL, scram.mechanism, harness.b64(scram.client_first())))
+    challenge = stream.expect(qname(harness.NS_SASL, 'challenge'))
+    stream.send("<abort xmlns='%s'/>" % harness.NS_SASL)
+    stream.close()
+    text = base64.b64decode(challenge.text).decode()
+    return dict(item.split('=', 1) for item in text.split(','))
+
+
+@row('stranger', 'account names', 'SCRAM challenge for a name with no account',
+     'looks like an account: same iterations, stable salt of the same size')
+def _():
+    real = scram_first('alice')
+    fake = scram_first('nobody-at-all')
+    again = scram_first('nobody-at-all')
+    assert fake['i'] == real['i'], 'iterations differ: %s for accounts, %s for others' % (
+        real['i'], fake['i'])
+    assert len(base64.b64decode(fake['s'])) == len(base64.b64decode(real['s'])), (real, fake)
+    assert again['s'] == fake['s'], 'the salt of an unknown name changes between attempts'
+
+
 @row('stranger', 'the SM session of alice', 'resume it (XEP-0198)', 'failed item-not-found')
 def _():
     stream = tls_stream()
