@@ -319,7 +319,7 @@ static vn_hook_result blocklist_set(vn_event *ev, void *ud)
         vn_stanza_free(command);
         return VN_HANDLED;
     }
-    vn_route(vn_stanza_iq_result(ev->stanza));
+    vn_route_durable(vn_stanza_iq_result(ev->stanza));
 
     push_context push = {.m = ud, .command = command, .bare = ev->to->bare};
     vn_sessions_foreach(ev->to, push_to_resource, &push);

@@ -254,7 +254,7 @@ static vn_hook_result private_set(vn_event *ev, void *ud)
         vn_log_error("private: cannot store the data of %s", ev->to->bare);
         vn_route_error(ev->stanza, "wait", "internal-server-error", NULL);
     } else {
-        vn_route(vn_stanza_iq_result(ev->stanza));
+        vn_route_durable(vn_stanza_iq_result(ev->stanza));
     }
     batch_free(&batch);
     return VN_HANDLED;

@@ -496,7 +496,7 @@ static vn_hook_result push_iq(vn_event *ev, void *ud)
             forget_window(ev->to->bare, jid, node);
         vn_log_info("push: %s %s for %s (node %s)", ev->to->bare,
                     is_enable ? "enabled" : "disabled", jid, node ? node : "*");
-        vn_route(vn_stanza_iq_result(ev->stanza));
+        vn_route_durable(vn_stanza_iq_result(ev->stanza));
     }
     vn_stanza_free(regs);
     free(jid);

@@ -166,7 +166,7 @@ static void roster_remove(vn_event *ev, const char *contact)
     if (vn_subscription_has_to(item->subscription) || item->ask)
         send_from_account(ev->to, contact, "unsubscribe");
     vn_roster_item_free(item);
-    vn_route(vn_stanza_iq_result(ev->stanza));
+    vn_route_durable(vn_stanza_iq_result(ev->stanza));
 }
 
 /* §2.3.3: groups must be non-empty, within limits and distinct. Sets
@@ -224,7 +224,7 @@ static void roster_update(vn_event *ev, const vn_stanza *el, const char *contact
     else if (rc != VN_STORE_OK)
         reply_store_error(ev);
     else
-        vn_route(vn_stanza_iq_result(ev->stanza));
+        vn_route_durable(vn_stanza_iq_result(ev->stanza));
 }
 
 static vn_hook_result roster_set(vn_event *ev, void *ud)

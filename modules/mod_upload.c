@@ -335,7 +335,7 @@ static vn_hook_result request_slot(vn_event *ev, void *ud)
         char sig[65];
         char *url = vn_asprintf("%s%s", base, path.data);
         sign(path.data, r.size, r.content_type, r.time_s, sig);
-        vn_route(slot_reply(ev->stanza, url, sig, r.time_s, url));
+        vn_route_durable(slot_reply(ev->stanza, url, sig, r.time_s, url));
         free(url);
     }
     vn_buf_free(&path);

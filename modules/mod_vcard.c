@@ -153,7 +153,7 @@ static vn_hook_result vcard_set(vn_event *ev, void *ud)
             VN_STORE_OK &&
         vn_store_put(store, ev->host, ev->to->local, VCARD_STORE, PHOTO_KEY, hash, strlen(hash)) ==
             VN_STORE_OK) {
-        vn_route(vn_stanza_iq_result(ev->stanza));
+        vn_route_durable(vn_stanza_iq_result(ev->stanza));
     } else {
         vn_log_error("vcard: cannot store the vCard of %s", ev->to->bare);
         vn_route_error(ev->stanza, "wait", "internal-server-error", NULL);

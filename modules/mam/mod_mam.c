@@ -259,38 +259,68 @@ static void reply(const vn_stanza *iq, vn_stanza *payload)
     vn_route(result);
 }
 
-static void run_query(const vn_module *m, const vn_event *ev, const vn_stanza *query)
-{
+/* A page read, to be sent once what it shows is durable. */
+typedef struct page_reply {
+    vn_stanza *iq;
+    vn_jid *owner, *asker;
     mam_query q;
     mam_page page;
-    const char *text = NULL;
-    size_t max_page = (size_t)vn_module_config_int(m, "max_page");
-    const char *condition = mam_query_parse(query, max_page, &q, &text);
+} page_reply;
 
-    if (condition) {
-        vn_route_error(ev->stanza, "modify", condition, text);
-        mam_query_free(&q);
-        return;
-    }
-    int rc = mam_query_run(vn_server_store(), ev->to->domain, ev->to->local, &q, &page);
-    if (rc == VN_STORE_NOT_FOUND) {
-        vn_route_error(ev->stanza, "cancel", "item-not-found", "No such id in the archive");
-    } else if (rc != VN_STORE_OK) {
-        vn_route_error(ev->stanza, "wait", "internal-server-error", NULL);
+static void send_page(int status, void *arg)
+{
+    page_reply *r = arg;
+
+    if (status != VN_STORE_OK) {
+        vn_route_error(r->iq, "wait", "internal-server-error", NULL);
     } else {
-        for (size_t i = 0; i < page.count; i++) {
+        for (size_t i = 0; i < r->page.count; i++) {
             vn_stanza *result =
-                mam_result_message(&q, &page.items[i], ev->to->bare, ev->from->full);
+                mam_result_message(&r->q, &r->page.items[i], r->owner->bare, r->asker->full);
             /* Writing may end a session whose client stopped reading. */
-            vn_session *session = vn_session_find(ev->from);
+            vn_session *session = vn_session_find(r->asker);
             if (result && session)
                 vn_session_send(session, result);
             vn_stanza_free(result);
         }
-        vn_route(mam_fin(ev->stanza, &page));
+        vn_route(mam_fin(r->iq, &r->page));
     }
-    mam_page_free(&page);
-    mam_query_free(&q);
+    mam_page_free(&r->page);
+    mam_query_free(&r->q);
+    vn_jid_free(r->owner);
+    vn_jid_free(r->asker);
+    vn_stanza_free(r->iq);
+    free(r);
+}
+
+static void run_query(const vn_module *m, const vn_event *ev, const vn_stanza *query)
+{
+    page_reply *r = vn_alloc(sizeof *r);
+    const char *text = NULL;
+    size_t max_page = (size_t)vn_module_config_int(m, "max_page");
+    const char *condition = mam_query_parse(query, max_page, &r->q, &text);
+    int rc = condition
+                 ? VN_STORE_OK
+                 : mam_query_run(vn_server_store(), ev->to->domain, ev->to->local, &r->q, &r->page);
+
+    if (condition)
+        vn_route_error(ev->stanza, "modify", condition, text);
+    else if (rc == VN_STORE_NOT_FOUND)
+        vn_route_error(ev->stanza, "cancel", "item-not-found", "No such id in the archive");
+    else if (rc != VN_STORE_OK)
+        vn_route_error(ev->stanza, "wait", "internal-server-error", NULL);
+    if (condition || rc != VN_STORE_OK) {
+        mam_page_free(&r->page);
+        mam_query_free(&r->q);
+        free(r);
+        return;
+    }
+    /* The page may show messages archived in this very batch: only what is
+     * on disk is shown to a client. */
+    r->iq = vn_stanza_copy(ev->stanza);
+    r->owner = vn_jid_copy(ev->to);
+    r->asker = vn_jid_copy(ev->from);
+    vn_store_when_durable(vn_server_store(), send_page, r);
 }
 
 /* XEP-0313 §4.1.3 (form discovery): the fields a query may use. */
@@ -407,7 +437,9 @@ static void set_prefs(const vn_module *m, const vn_event *ev, const vn_stanza *r
     } else {
         vn_stanza_set_attr(prefs, "default", def);
         if (prefs_save(ev->to->domain, ev->to->local, prefs) == VN_STORE_OK) {
-            reply(ev->stanza, prefs);
+            vn_stanza *result = vn_stanza_iq_result(ev->stanza);
+            vn_stanza_append(result, prefs);
+            vn_route_durable(result);
             return;
         }
         vn_route_error(ev->stanza, "wait", "internal-server-error", NULL);

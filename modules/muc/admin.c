@@ -174,7 +174,7 @@ static void admin_set(muc_room *room, vn_event *ev, const vn_stanza *query)
     }
     if (room->config.persistent)
         muc_store_save(room);
-    vn_route(vn_stanza_iq_result(ev->stanza));
+    vn_route_durable(vn_stanza_iq_result(ev->stanza));
 }
 
 static void admin_get(muc_room *room, vn_event *ev, const vn_stanza *query)
@@ -331,7 +331,7 @@ static void owner_submit(muc_room *room, vn_event *ev, const vn_stanza *form)
     room->locked = false;
     muc_store_save(room);
     vn_log_info("muc: %s configured by %s", room->jid->bare, ev->from->full);
-    vn_route(vn_stanza_iq_result(ev->stanza));
+    vn_route_durable(vn_stanza_iq_result(ev->stanza));
     config_changed(room, &before, was_locked);
     muc_room_maybe_drop(room);
 }
@@ -427,7 +427,7 @@ void muc_handle_register(muc_room *room, vn_event *ev)
     if (vn_stanza_child(query, "remove", NS_REGISTER)) {
         muc_room_set_nick(room, ev->from->bare, NULL);
         muc_store_save(room);
-        vn_route(vn_stanza_iq_result(ev->stanza));
+        vn_route_durable(vn_stanza_iq_result(ev->stanza));
         return;
     }
     const char *wanted = submitted_nick(query);
@@ -447,5 +447,5 @@ void muc_handle_register(muc_room *room, vn_event *ev)
     }
     muc_room_set_nick(room, ev->from->bare, nick);
     muc_store_save(room);
-    vn_route(vn_stanza_iq_result(ev->stanza));
+    vn_route_durable(vn_stanza_iq_result(ev->stanza));
 }

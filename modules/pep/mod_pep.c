@@ -120,7 +120,7 @@ static void handle_publish(vn_event *ev, const pep_request *req, const vn_stanza
     vn_stanza_set_attr(published, "node", node);
     vn_stanza_set_attr(vn_stanza_add_child(published, "item", NS_PUBSUB), "id", id);
     free(id);
-    vn_route(reply);
+    vn_route_durable(reply);
 }
 
 static void handle_retract(vn_event *ev, const pep_request *req, const vn_stanza *retract)
@@ -134,7 +134,7 @@ static void handle_retract(vn_event *ev, const pep_request *req, const vn_stanza
             notify && (strcmp(notify, "true") == 0 || strcmp(notify, "1") == 0), &err))
         pep_route_error(ev->stanza, &err);
     else
-        vn_route(vn_stanza_iq_result(ev->stanza));
+        vn_route_durable(vn_stanza_iq_result(ev->stanza));
 }
 
 static vn_hook_result pubsub_set(vn_event *ev, void *ud)
@@ -220,7 +220,7 @@ static vn_hook_result owner_set(vn_event *ev, void *ud)
         return VN_HANDLED;
     }
     if (ok)
-        vn_route(vn_stanza_iq_result(ev->stanza));
+        vn_route_durable(vn_stanza_iq_result(ev->stanza));
     else
         pep_route_error(ev->stanza, &err);
     return VN_HANDLED;
