@@ -3,8 +3,8 @@
 
 Over HTTPS with http.client: the page, its generated script and style
 (branding from the config, escaped), Converse.js's files with their content
-types, caching headers and conditional requests, nosniff and a CSP on every
-answer, HEAD, 405 for other methods, 404 for missing files and every way
+types, caching headers, conditional requests and gzip, nosniff and a CSP on
+every answer, HEAD, 405 for other methods, 404 for missing files and every way
 out of the root (dot segments raw and encoded, hidden files, NUL,
 backslash), /health and the other routes kept, and a reload (SIGHUP) that
 changes the page and moves it to /chat/.
@@ -26,6 +26,7 @@ fetches Converse.js there).
 """
 
 import asyncio
+import gzip
 import http.client
 import json
 import os
@@ -206,6 +207,17 @@ def test_converse_files():
     status, head_headers, body = get('/dist/converse.min.js', method='HEAD')
     assert status == 200 and body == b'', status
     assert head_headers['content-length'] == str(len(on_disk)), head_headers
+    # Compressed for browsers that take it (the .gz made at build time).
+    assert 'content-encoding' not in headers and headers['vary'] == 'Accept-Encoding', headers
+    status, gz_headers, body = get('/dist/converse.min.js',
+                                   headers={'Accept-Encoding': 'gzip, deflate, br'})
+    assert status == 200 and gz_headers.get('content-encoding') == 'gzip', gz_headers
+    assert gz_headers['content-type'] == 'text/javascript; charset=utf-8', gz_headers
+    assert gzip.decompress(body) == on_disk and len(body) < len(on_disk) / 2, len(body)
+    assert gz_headers['etag'] != headers['etag'], 'one ETag for two representations'
+    status, plain_headers, body = get('/dist/converse.min.js',
+                                      headers={'Accept-Encoding': 'gzip;q=0, br'})
+    assert 'content-encoding' not in plain_headers and body == on_disk, plain_headers
 
 
 def test_logo():
@@ -395,9 +407,30 @@ def browser_tests(transport, user, peer_user):
     return tests
 
 
+def converse_caps_cached():
+    """Converse's entity capabilities verify (XEP-0115) and are cached: its
+    four sessions above cost the server one disco#info query in all."""
+    log = server.log_text()
+    assert 'do not hash to their ver' not in log, server.log_tail()
+    queries = re.findall(r"SEND <iq type='get' id='pep-caps-[0-9]+' [^>]*"
+                         r"to='[^']*/converse\.js-[^']*'", log)
+    assert len(queries) == 1, queries
+
+
+def caps_test():
+    missing = browser_missing()
+    if not missing:
+        return converse_caps_cached
+
+    def skipped():
+        pass
+    skipped.__name__ = 'converse_caps_cached # SKIP %s' % missing
+    return skipped
+
+
 if __name__ == '__main__':
     harness.run([test_page, test_generated_script_and_style, test_converse_files, test_logo,
                  test_errors, test_routes_of_others_stay, test_reload_changes_the_page]
                 + browser_tests('websocket', 'alice', 'bob')
-                + browser_tests('bosh', 'carol', 'dave'),
+                + browser_tests('bosh', 'carol', 'dave') + [caps_test()],
                 server=server, setup=setup, timeout=240)
