@@ -284,7 +284,7 @@ static void add_feature(vn_stanza *query, const char *var)
     vn_stanza_set_attr(vn_stanza_add_child(query, "feature", NS_DISCO_INFO), "var", var);
 }
 
-void muc_room_disco_info(const muc_room *room, vn_stanza *query)
+void muc_room_disco_info(const muc_room *room, vn_stanza *query, bool insider)
 {
     const muc_config *cfg = &room->config;
     vn_stanza *identity = vn_stanza_add_child(query, "identity", NS_DISCO_INFO);
@@ -318,8 +318,12 @@ void muc_room_disco_info(const muc_room *room, vn_stanza *query)
               cfg->description ? cfg->description : "");
     snprintf(count, sizeof count, "%zu", room->occupant_count);
     add_field(x, "muc#roominfo_occupants", "text-single", "Number of occupants", count);
-    add_field(x, "muc#roominfo_subject", "text-single", "Subject",
-              room->subject ? room->subject : "");
+    /* What is said inside a members-only or password-protected room,
+     * its subject included, is for those who may enter. */
+    bool closed = cfg->members_only || cfg->password_protected;
+    if (!closed || insider)
+        add_field(x, "muc#roominfo_subject", "text-single", "Subject",
+                  room->subject ? room->subject : "");
     add_field(x, "muc#roominfo_changesubject", "boolean", "Occupants may change the subject",
               cfg->change_subject ? "1" : "0");
     add_field(x, "muc#roomconfig_roomname", "text-single", "Name", cfg->name ? cfg->name : "");

@@ -395,7 +395,9 @@ static void room_disco_info(muc_room *room, vn_event *ev, const vn_stanza *query
         muc_iq_error(ev, "cancel", "item-not-found", NULL);
         return;
     } else {
-        muc_room_disco_info(room, info);
+        muc_room_disco_info(room, info,
+                            muc_occupant_by_session(room, ev->from) ||
+                                muc_room_affiliation(room, ev->from->bare) >= MUC_AFF_MEMBER);
     }
     vn_route(reply);
 }

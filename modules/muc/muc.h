@@ -236,7 +236,9 @@ vn_stanza *muc_config_form(const muc_room *room);
 /* Applies a submitted form; on error returns false with the stanza error. */
 bool muc_config_submit(muc_room *room, const vn_stanza *form, const char **type,
                        const char **condition, const char **text);
-void muc_room_disco_info(const muc_room *room, vn_stanza *query);
+/* insider: the requester is an occupant or a member, and sees the subject
+ * of a closed room too. */
+void muc_room_disco_info(const muc_room *room, vn_stanza *query, bool insider);
 
 /* ---- admin.c ---- */
 void muc_handle_admin(muc_room *room, vn_event *ev);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -534,7 +535,9 @@ static bool refuse_entry(const muc_room *room, vn_event *ev, muc_affiliation aff
         return false; /* another resource of the same occupant */
     if (room->config.password_protected && aff < MUC_AFF_OWNER) {
         const char *given = x ? vn_stanza_child_text(x, "password", NS_MUC) : NULL;
-        if (!given || strcmp(given, room->config.password ? room->config.password : "") != 0) {
+        const char *password = room->config.password ? room->config.password : "";
+        if (!given || strlen(given) != strlen(password) ||
+            CRYPTO_memcmp(given, password, strlen(password)) != 0) {
             vn_route_error(ev->stanza, "auth", "not-authorized", "A password is required");
             return true;
         }

@@ -383,7 +383,21 @@ async def test_password_protected_archive():
     results, _ = await muc.mam(bob, room)
     bodies = [muc.archived(r).findtext(q(harness.NS_CLIENT, 'body')) for r in results]
     assert bodies == ['the combination'], bodies
-    await muc.close_all(alice, bob)
+    # nor does the subject of a closed room go to those outside
+    alice.send_raw("<message to='%s' type='groupchat'><subject>Safe at the back</subject>"
+                   "</message>" % room)
+    await message_from(bob, room + '/Alice', lambda m: m['subject'] == 'Safe at the back')
+    carol = await login('carol')
+
+    def roominfo(info):
+        form = info.xml.find('.//{%s}x' % muc.NS_DATA)
+        return {f.get('var'): f.findtext('{%s}value' % muc.NS_DATA)
+                for f in form.iter('{%s}field' % muc.NS_DATA)}
+    outside = roominfo(await carol['xep_0030'].get_info(jid=room))
+    assert 'muc#roominfo_subject' not in outside, outside
+    inside = roominfo(await bob['xep_0030'].get_info(jid=room))
+    assert inside['muc#roominfo_subject'] == 'Safe at the back', inside
+    await muc.close_all(alice, bob, carol)
 
 
 if __name__ == '__main__':
