@@ -31,8 +31,8 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
-import ssl
 import struct
 import time
 import zlib
@@ -56,6 +56,7 @@ class Server(harness.Server):
         self.transports = 'websocket,bosh'
         self.name = NAME
         self.path = '/'
+        self.language = 'ru'
         super().__init__()
 
     def write_config(self):
@@ -73,7 +74,7 @@ c2s:
                  f'    root: {WEBCLIENT_ROOT}\n'
                  f'    name: {json.dumps(self.name)}\n'
                  f'    primary_color: "#123456"\n'
-                 f'    language: ru\n'
+                 f'    language: {self.language}\n'
                  f'    logo: {self.logo_path()}\n'
                  f'    transports: {self.transports}\n')
         with open(self.config_path, 'w') as f:
@@ -287,14 +288,21 @@ def test_reload_changes_the_page():
     assert '"assets": "/chat/dist"' in get('/chat/vestnik-webclient.js')[2].decode()
     for path in ('/', '/index.html', '/chatroom', '/dist/converse.min.css'):
         assert get(path)[0] == 404, path
+    # Chinese: Converse's zh_CN, and a BCP 47 tag for the page.
+    server.language = 'zh'
+    reload_until('/chat/', b'<html lang="zh-CN">')
+    assert '"language": "zh_CN"' in get('/chat/vestnik-webclient.js')[2].decode()
     server.name = NAME
     server.path = '/'
+    server.language = 'ru'
     reload_until('/', b'<title>Vestnik')
 
 
 # -------------------------------------------------------- in the browser
 
 def browser_missing():
+    if not shutil.which('node'):
+        return 'node not installed (.ci/run installs it)'
     if not os.access(CHROMIUM, os.X_OK):
         return '%s not installed (Debian chromium; .ci/run installs it)' % CHROMIUM
     if not PLAYWRIGHT or not os.path.isdir(os.path.join(PLAYWRIGHT, 'node_modules',
