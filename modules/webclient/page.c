@@ -83,7 +83,11 @@ static void build_html(const wc_conf *conf, wc_doc *doc)
 
     vn_buf_init(&b);
     vn_buf_append_str(&b, "<!DOCTYPE html>\n<html lang=\"");
-    append_html(&b, conf->language);
+    char *tag = vn_strdup(conf->language); /* BCP 47: "zh-CN", not "zh_CN" */
+    for (char *p = strchr(tag, '_'); p; p = strchr(p, '_'))
+        *p = '-';
+    append_html(&b, tag);
+    free(tag);
     vn_buf_append_str(&b, "\">\n<head>\n<meta charset=\"utf-8\">\n"
                           "<meta name=\"viewport\" content=\"width=device-width, "
                           "initial-scale=1\">\n<title>");
