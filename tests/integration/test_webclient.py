@@ -99,6 +99,8 @@ def png(width=16, height=16, rgb=(200, 30, 30)):
 
 
 def setup():
+    assert os.path.isfile(os.path.join(WEBCLIENT_ROOT, 'dist', 'converse.min.js')), (
+        '%s has no Converse.js: `make` fetches it with npm (see its warning)' % WEBCLIENT_ROOT)
     with open(server.logo_path(), 'wb') as f:
         f.write(png(rgb=(0, 90, 200)))
     for user in ('alice', 'bob', 'carol', 'dave'):
