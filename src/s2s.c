@@ -485,6 +485,14 @@ bool vn_s2s_route(const vn_stanza *st, const vn_jid *from, const vn_jid *to)
                        "Federation with that domain is not allowed");
         return true;
     }
+    /* XEP-0288: back over the peer's own stream, unless stanzas wait for
+     * an outgoing one (they must not be overtaken). */
+    HASH_FIND_STR(routes, to->domain, r);
+    s2s_stream *bidi = r && r->queue ? NULL : s2s_incoming_bidi(from->domain, to->domain);
+    if (bidi) {
+        s2s_stream_write_stanza(bidi, st);
+        return true;
+    }
     r = route_get(to->domain);
     if (r->stream && r->stream->ready && !r->queue &&
         s2s_pair_has(r->stream->pairs, from->domain, to->domain)) {

@@ -22,6 +22,8 @@
 
 #define VN_NS_DIALBACK "jabber:server:dialback"
 #define VN_NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
+#define VN_NS_BIDI "urn:xmpp:bidi" /* XEP-0288 */
+#define VN_NS_BIDI_FEATURE "urn:xmpp:features:bidi"
 
 typedef struct s2s_route s2s_route;
 
@@ -48,8 +50,9 @@ typedef struct s2s_stream {
     bool starttls_sent, external_sent;
     bool ready; /* outgoing: features done, dialback and stanzas may flow */
     bool ever_authenticated;
-    uv_timer_t timer;  /* incoming: authentication deadline, then idle timeout */
-    vn_shaper shaper;  /* incoming: limits.s2s_stanza_rate */
+    bool bidi;        /* incoming: the peer asked for XEP-0288, so stanzas to it may go back here */
+    uv_timer_t timer; /* incoming: authentication deadline, then idle timeout */
+    vn_shaper shaper; /* incoming: limits.s2s_stanza_rate */
     UT_hash_handle hh; /* incoming streams by id */
     struct s2s_stream *prev, *next;
 } s2s_stream;
@@ -72,6 +75,9 @@ void s2s_incoming_authenticated(s2s_stream *s);
 /* May incoming s authenticate remote? False, with s closed, when
  * s2s.max_streams_per_domain other incoming streams already carry it. */
 bool s2s_incoming_admit(s2s_stream *s, const char *remote);
+/* An incoming bidirectional stream (XEP-0288) on which remote is
+ * authenticated towards local, to send local's stanzas to remote; or NULL. */
+s2s_stream *s2s_incoming_bidi(const char *local, const char *remote);
 /* The peer's certificate is valid for its domain (false without TLS). */
 bool s2s_stream_peer_valid(s2s_stream *s, const char **why);
 const char *s2s_stream_peer_ip(const s2s_stream *s);

@@ -364,6 +364,7 @@ static void in_features(s2s_stream *s)
             vn_stanza *db = vn_stanza_add_child(features, "dialback", VN_NS_DIALBACK_FEATURE);
             vn_stanza_add_child(db, "errors", VN_NS_DIALBACK_FEATURE);
         }
+        vn_stanza_add_child(features, "bidi", VN_NS_BIDI_FEATURE);
     }
     write_element(s, features);
     vn_stanza_free(features);
@@ -518,6 +519,9 @@ static void in_element(s2s_stream *s, vn_stanza *el)
         in_starttls(s);
     } else if (!tls && s2s_require_encryption()) {
         s2s_stream_close(s, "policy-violation", "Encryption is required: use STARTTLS");
+    } else if (vn_stanza_is(el, "bidi", VN_NS_BIDI)) {
+        s->bidi = true; /* XEP-0288 §2: no answer */
+        log_stream(s, VN_LOG_INFO, "bidirectional (XEP-0288)");
     } else if (vn_stanza_is(el, "auth", VN_NS_SASL)) {
         in_auth(s, el);
     } else if (vn_stanza_is(el, NULL, VN_NS_DIALBACK)) {
@@ -746,6 +750,14 @@ void s2s_incoming_authenticated(s2s_stream *s)
         uv_timer_start(&s->timer, on_incoming_timer, (uint64_t)idle * 1000, 0);
     else
         uv_timer_stop(&s->timer);
+}
+
+s2s_stream *s2s_incoming_bidi(const char *local, const char *remote)
+{
+    for (s2s_stream *s = incoming_by_id; s; s = s->hh.next)
+        if (s->bidi && !vn_xml_stream_closing(s->xs) && s2s_pair_has(s->pairs, local, remote))
+            return s;
+    return NULL;
 }
 
 bool s2s_incoming_admit(s2s_stream *s, const char *remote)

@@ -407,9 +407,11 @@ def test_spoofed_from_is_invalid_from():
     assert 'stanza from beta.test, which is not authenticated' in fed.alpha.log_text()
 
 
-def test_incoming_streams_capped_per_domain_and_closed_when_idle():
-    """s2s.max_streams_per_domain authenticated incoming streams from one
-    domain, no more (policy-violation); an incoming stream silent for
+def test_incoming_streams_bidi_capped_per_domain_and_closed_when_idle():
+    """Bidirectional streams (XEP-0288): offered, and a peer that asks gets
+    our stanzas back over its own stream. s2s.max_streams_per_domain
+    authenticated incoming streams from one domain, no more
+    (policy-violation); an incoming stream silent for
     s2s.incoming_idle_timeout is closed with connection-timeout, one kept
     alive with whitespace is not."""
     eta = 'eta.test'
@@ -424,9 +426,14 @@ def test_incoming_streams_capped_per_domain_and_closed_when_idle():
         fake = FakeAuthoritative(spoof_port, os.path.join(certs, eta + '.crt'),
                                  os.path.join(certs, eta + '.key'), receiving=eta)
         fake.start()
+        e.adduser('frank@' + eta, PASSWORD)
         streams = []
-        for _ in range(3):
-            stream, _ = s2s_secure(SPOOF, e)
+        for i in range(3):
+            stream, features = s2s_secure(SPOOF, e)
+            assert features.find(qname('urn:xmpp:features:bidi', 'bidi')) is not None, (
+                harness.tostring(features))
+            if i == 0:
+                stream.send("<bidi xmlns='urn:xmpp:bidi'/>")
             stream.send("<db:result from='%s' to='%s'>key</db:result>" % (SPOOF, eta))
             streams.append(stream)
         for stream in streams[:2]:
@@ -435,6 +442,16 @@ def test_incoming_streams_capped_per_domain_and_closed_when_idle():
         streams[2].expect_stream_error('policy-violation')
         assert fake.error is None, fake.error
         assert 'refused: spoof.test already has 2 incoming streams' in e.log_text(), e.log_tail()
+
+        async def send():
+            frank = await harness.login(e, 'frank@%s/desk' % eta, PASSWORD)
+            frank.send_message(mto='eve@%s/x' % SPOOF, mbody='back over your stream')
+            await frank.ping(eta)
+            await frank.close()
+        asyncio.run(send())
+        message = streams[0].expect(qname(NS_SERVER, 'message'))
+        assert message.get('from') == 'frank@%s/desk' % eta, harness.tostring(message)
+        assert message.findtext(qname(NS_SERVER, 'body')) == 'back over your stream'
 
         started = time.monotonic()
         for _ in range(5):  # a whitespace keepalive every second keeps the first one
@@ -554,5 +571,5 @@ if __name__ == '__main__':
                  test_unknown_host_in_header_is_host_unknown,
                  test_trusted_certificates_authenticate_with_external_starttls_and_direct_tls,
                  test_srv_id_certificates_authenticate_with_external,
-                 test_incoming_streams_capped_per_domain_and_closed_when_idle],
+                 test_incoming_streams_bidi_capped_per_domain_and_closed_when_idle],
                 server=fed, setup=setup, timeout=30)
