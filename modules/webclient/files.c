@@ -5,6 +5,8 @@
  * A file is read whole on a worker thread (the loop never waits on the
  * disk), kept in a cache of bounded size, and sent in pieces as the
  * connection drains; the next request for it is answered from memory.
+ * Requests for a file being read wait for that one read, so a crowd of
+ * browsers arriving at once (after a restart) costs one copy, not one each.
  * The files change only when the server is upgraded, so the cache lives
  * until the module is reloaded (SIGHUP). Each file has an ETag (size and
  * modification time) for conditional requests. A client that accepts gzip
@@ -45,24 +47,28 @@ typedef struct wc_file {
 } wc_file;
 
 struct wc_files {
-    char *root;     /* as configured */
-    wc_file *cache; /* by key, oldest first */
-    size_t cached;  /* bytes */
+    char *root;               /* as configured */
+    wc_file *cache;           /* by key, oldest first */
+    struct read_job *pending; /* reads in flight, by key */
+    size_t cached;            /* bytes */
     size_t cache_size, max_file_size;
     unsigned jobs; /* reads in flight */
     bool freed;    /* the module let go; the last job frees */
 };
 
-/* A read in flight; req is NULL once the request went away. */
+/* A read in flight and the requests waiting for it (NULL: gone away). */
 typedef struct read_job {
     wc_files *files;
-    vn_http_request *req;
+    vn_http_request **waiters;
+    size_t n_waiters;
     long long max_age;
+    char *key; /* as wc_file's */
     char *rel;
     bool gzip;  /* the client accepts it */
     int status; /* 200, 404, 500 */
     char *why;  /* of a 500 */
     wc_file *file;
+    UT_hash_handle hh;
 } read_job;
 
 /* A response being sent. */
@@ -295,7 +301,7 @@ static void read_work(void *ud)
     else
         job->status = read_file(files->root, job->rel, files->max_file_size, &job->file, &job->why);
     if (job->file) {
-        job->file->key = vn_asprintf("%c%s", job->gzip ? 'z' : 'i', job->rel);
+        job->file->key = vn_strdup(job->key);
         job->file->type = wc_files_type(job->rel);
     }
 }
@@ -374,27 +380,30 @@ static void read_done(void *ud)
     wc_files *files = job->files;
 
     files->jobs--;
+    HASH_DEL(files->pending, job);
     if (job->why)
         vn_log_warn("webclient: %s", job->why);
-    if (job->req) {
-        slot *sl = vn_http_request_data(job->req);
-        vn_http_request_set_data(job->req, NULL);
-        free(sl);
-    }
     if (job->file && !files->freed) {
         wc_file *have = NULL;
         HASH_FIND_STR(files->cache, job->file->key, have);
         if (!have)
             cache_add(files, job->file);
     }
-    if (job->req) {
+    for (size_t i = 0; i < job->n_waiters; i++) {
+        vn_http_request *req = job->waiters[i];
+        if (!req)
+            continue;
+        free(vn_http_request_data(req));
+        vn_http_request_set_data(req, NULL);
         if (job->status == 200)
-            respond_file(job->req, job->file, job->max_age);
+            respond_file(req, job->file, job->max_age);
         else
-            respond_status(job->req, job->status);
+            respond_status(req, job->status);
     }
     if (job->file)
         file_release(job->file);
+    free(job->waiters);
+    free(job->key);
     free(job->rel);
     free(job->why);
     free(job);
@@ -424,25 +433,34 @@ void wc_files_serve(wc_files *files, vn_http_request *req, const char *rel, long
     wc_file *f = NULL;
 
     HASH_FIND_STR(files->cache, key, f);
-    free(key);
     if (f) {
         /* Most recently used goes last, so eviction takes the oldest. */
         HASH_DEL(files->cache, f);
         HASH_ADD_KEYPTR(hh, files->cache, f->key, strlen(f->key), f);
         respond_file(req, f, max_age);
+        free(key);
         return;
     }
-    read_job *job = vn_alloc(sizeof *job);
+    read_job *job = NULL;
+    HASH_FIND_STR(files->pending, key, job);
+    if (!job) {
+        job = vn_alloc(sizeof *job);
+        job->files = files;
+        job->max_age = max_age;
+        job->key = key;
+        job->rel = vn_strdup(rel);
+        job->gzip = gzip;
+        HASH_ADD_KEYPTR(hh, files->pending, job->key, strlen(job->key), job);
+        files->jobs++;
+        vn_work_queue(read_work, read_done, job);
+    } else {
+        free(key);
+    }
+    job->waiters = vn_realloc(job->waiters, (job->n_waiters + 1) * sizeof *job->waiters);
+    job->waiters[job->n_waiters++] = req;
     slot *sl = vn_alloc(sizeof *sl);
-    job->files = files;
-    job->req = req;
-    job->max_age = max_age;
-    job->rel = vn_strdup(rel);
-    job->gzip = gzip;
     sl->job = job;
     vn_http_request_set_data(req, sl);
-    files->jobs++;
-    vn_work_queue(read_work, read_done, job);
 }
 
 void wc_files_on_writable(vn_http_request *req)
@@ -459,8 +477,9 @@ void wc_files_on_abort(vn_http_request *req)
 
     if (!sl)
         return;
-    if (sl->job)
-        sl->job->req = NULL;
+    for (size_t i = 0; sl->job && i < sl->job->n_waiters; i++)
+        if (sl->job->waiters[i] == req)
+            sl->job->waiters[i] = NULL;
     if (sl->send) {
         file_release(sl->send->file);
         free(sl->send);

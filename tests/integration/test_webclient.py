@@ -26,6 +26,7 @@ fetches Converse.js there).
 """
 
 import asyncio
+import concurrent.futures
 import gzip
 import http.client
 import json
@@ -221,6 +222,25 @@ def test_converse_files():
     status, plain_headers, body = get('/dist/converse.min.js',
                                       headers={'Accept-Encoding': 'gzip;q=0, br'})
     assert 'content-encoding' not in plain_headers and body == on_disk, plain_headers
+
+
+def test_many_first_requests_at_once():
+    """A crowd asking for a file not read yet: each gets all of it (they wait
+    for one read), with and without gzip."""
+    import concurrent.futures
+    with open(os.path.join(WEBCLIENT_ROOT, 'dist', 'converse.js'), 'rb') as f:
+        on_disk = f.read()
+
+    def fetch(n):
+        headers = {'Accept-Encoding': 'gzip'} if n % 2 else {}
+        status, got_headers, body = get('/dist/converse.js', headers=headers)
+        if got_headers.get('content-encoding') == 'gzip':
+            body = gzip.decompress(body)
+        return status, body == on_disk
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(fetch, range(32)))
+    assert results == [(200, True)] * 32, results
+    server.assert_running()
 
 
 def test_logo():
@@ -439,7 +459,8 @@ def caps_test():
 
 
 if __name__ == '__main__':
-    harness.run([test_page, test_generated_script_and_style, test_converse_files, test_logo,
+    harness.run([test_page, test_generated_script_and_style, test_converse_files,
+                 test_many_first_requests_at_once, test_logo,
                  test_errors, test_routes_of_others_stay, test_reload_changes_the_page]
                 + browser_tests('websocket', 'alice', 'bob')
                 + browser_tests('bosh', 'carol', 'dave') + [caps_test()],
