@@ -128,22 +128,98 @@ static const vn_http_handler handler = {
     .on_abort = on_abort,
 };
 
-/* ---- configuration ---- */
+/* ---- configuration ----
+ * Every value is checked by the config loader (at start, on reload and by
+ * --check-config) with these functions, so read_conf trusts them. */
+
+/* "/", or "/a/b" or "/a/b/" of plain segments, nothing percent-encoded. */
+static const char *check_path(const char *path)
+{
+    size_t len = strlen(path);
+
+    if (path[0] != '/')
+        return "must start with /";
+    if (len == 1)
+        return NULL;
+    char *given = vn_strndup(path + 1, len - 1 - (path[len - 1] == '/'));
+    char *rel = wc_files_decode_path(given);
+    bool ok = rel && strcmp(rel, given) == 0;
+    free(rel);
+    free(given);
+    return ok ? NULL : "must be a path of plain segments (no '.', '..', '//' or %-escapes)";
+}
+
+static const char *check_logo(const char *logo)
+{
+    if (logo[0] && (logo[0] != '/' || logo[strlen(logo) - 1] == '/'))
+        return "must be the absolute name of a file";
+    return NULL;
+}
+
+/* A Converse locale: "ru", "fa", "zh_CN"; "zh" stands for "zh_CN". */
+static const char *check_language(const char *lang)
+{
+    static const char lower[] = "abcdefghijklmnopqrstuvwxyz";
+    size_t len = strlen(lang);
+
+    if ((len == 2 && strspn(lang, lower) == 2) ||
+        (len == 5 && strspn(lang, lower) == 2 && lang[2] == '_' &&
+         strspn(lang + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 2))
+        return NULL;
+    return "must be a locale such as en, ru, zh, zh_TW or fa";
+}
+
+static const char *check_colour(const char *colour)
+{
+    return !colour[0] || wc_page_colour_ok(colour) ? NULL : "must be #rgb or #rrggbb, or empty";
+}
+
+static const char *check_transports(const char *value)
+{
+    char *list = vn_strdup(value);
+    char *save = NULL;
+    size_t count = 0;
+    bool valid = true;
+
+    for (char *t = strtok_r(list, ", ", &save); t && valid; t = strtok_r(NULL, ", ", &save)) {
+        valid = strcmp(t, "websocket") == 0 || strcmp(t, "bosh") == 0;
+        count++;
+    }
+    free(list);
+    if (!valid)
+        return "names a transport other than websocket and bosh";
+    return count ? NULL : "must name websocket, bosh or both";
+}
+
+/* Origins for the CSP: "https://cdn.example.org https://media.example.org". */
+static const char *check_sources(const char *sources)
+{
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789.-:/[]* ";
+
+    return strspn(sources, allowed) == strlen(sources) ? NULL
+                                                       : "must be origins separated by spaces";
+}
+
+static const char *const themes[] = {"classic", "dracula", "cyberpunk", "nordic", NULL};
 
 static const vn_config_key keys[] = {
-    {.name = "path", .type = VN_CONF_STRING, .default_value = "/"},
+    {.name = "path", .type = VN_CONF_STRING, .default_value = "/", .check = check_path},
     {.name = "root", .type = VN_CONF_STRING, .default_value = VN_WEBCLIENT_DIR},
     {.name = "name", .type = VN_CONF_STRING, .default_value = "vestnik"},
-    {.name = "logo", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "language", .type = VN_CONF_STRING, .default_value = "en"},
-    {.name = "theme", .type = VN_CONF_STRING, .default_value = "classic"},
-    {.name = "primary_color", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "chat_color", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "muc_color", .type = VN_CONF_STRING, .default_value = ""},
+    {.name = "logo", .type = VN_CONF_STRING, .default_value = "", .check = check_logo},
+    {.name = "language", .type = VN_CONF_STRING, .default_value = "en", .check = check_language},
+    {.name = "theme", .type = VN_CONF_STRING, .default_value = "classic", .choices = themes},
+    {.name = "primary_color", .type = VN_CONF_STRING, .default_value = "", .check = check_colour},
+    {.name = "chat_color", .type = VN_CONF_STRING, .default_value = "", .check = check_colour},
+    {.name = "muc_color", .type = VN_CONF_STRING, .default_value = "", .check = check_colour},
     {.name = "muc_domain", .type = VN_CONF_STRING, .default_value = ""},
-    {.name = "transports", .type = VN_CONF_STRING, .default_value = "websocket,bosh"},
+    {.name = "transports",
+     .type = VN_CONF_STRING,
+     .default_value = "websocket,bosh",
+     .check = check_transports},
     {.name = "allow_registration", .type = VN_CONF_BOOL, .default_value = "false"},
-    {.name = "extra_sources", .type = VN_CONF_STRING, .default_value = ""},
+    {.name = "extra_sources", .type = VN_CONF_STRING, .default_value = "", .check = check_sources},
     {.name = "max_age", .type = VN_CONF_INT, .default_value = "86400", .min = 0, .max = 31536000},
     {.name = "max_file_size",
      .type = VN_CONF_INT,
@@ -158,51 +234,8 @@ static const vn_config_key keys[] = {
     {.name = NULL},
 };
 
-static bool one_of(const char *value, const char *const *allowed)
+static void read_conf(vn_module *m, wc_conf *c)
 {
-    for (; *allowed; allowed++)
-        if (strcmp(value, *allowed) == 0)
-            return true;
-    return false;
-}
-
-/* A Converse locale: "ru", "fa", "zh_CN"; "zh" stands for "zh_CN". */
-static bool language_ok(const char *lang)
-{
-    size_t len = strlen(lang);
-
-    return (len == 2 && strspn(lang, "abcdefghijklmnopqrstuvwxyz") == 2) ||
-           (len == 5 && strspn(lang, "abcdefghijklmnopqrstuvwxyz") == 2 && lang[2] == '_' &&
-            strspn(lang + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 2);
-}
-
-/* Origins for the CSP: "https://cdn.example.org https://media.example.org". */
-static bool sources_ok(const char *sources)
-{
-    return strspn(sources, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                           ".-:/[]* ") == strlen(sources);
-}
-
-/* "/", or "/a/b" or "/a/b/" of plain segments, nothing percent-encoded. */
-static bool path_ok(const char *path)
-{
-    size_t len = strlen(path);
-
-    if (path[0] != '/')
-        return false;
-    if (len == 1)
-        return true;
-    char *given = vn_strndup(path + 1, len - 1 - (path[len - 1] == '/'));
-    char *rel = wc_files_decode_path(given);
-    bool ok = rel && strcmp(rel, given) == 0;
-    free(rel);
-    free(given);
-    return ok;
-}
-
-static int read_conf(vn_module *m, wc_conf *c)
-{
-    static const char *const themes[] = {"classic", "dracula", "cyberpunk", "nordic", NULL};
     const char *transports = vn_module_config_string(m, "transports");
 
     c->path = vn_module_config_string(m, "path");
@@ -222,40 +255,6 @@ static int read_conf(vn_module *m, wc_conf *c)
     c->bosh = strstr(transports, "bosh") != NULL;
     if (strcmp(c->language, "zh") == 0)
         c->language = "zh_CN";
-
-    if (!path_ok(c->path)) {
-        vn_log_error("webclient: path '%s' must be an absolute path of plain segments", c->path);
-        return -1;
-    }
-    if (!language_ok(c->language)) {
-        vn_log_error("webclient: language '%s' is not a locale such as ru, en, zh or fa",
-                     c->language);
-        return -1;
-    }
-    if (!one_of(c->theme, themes)) {
-        vn_log_error("webclient: theme '%s': classic, dracula, cyberpunk or nordic", c->theme);
-        return -1;
-    }
-    const char *colours[] = {c->primary_color, c->chat_color, c->muc_color};
-    for (size_t i = 0; i < 3; i++) {
-        if (colours[i][0] && !wc_page_colour_ok(colours[i])) {
-            vn_log_error("webclient: colour '%s' is not #rgb or #rrggbb", colours[i]);
-            return -1;
-        }
-    }
-    if (!c->websocket && !c->bosh) {
-        vn_log_error("webclient: transports '%s': websocket, bosh or both", transports);
-        return -1;
-    }
-    if (!sources_ok(c->extra_sources)) {
-        vn_log_error("webclient: extra_sources '%s' is not a list of origins", c->extra_sources);
-        return -1;
-    }
-    if (c->logo[0] && (c->logo[0] != '/' || c->logo[strlen(c->logo) - 1] == '/')) {
-        vn_log_error("webclient: logo '%s' must be the absolute name of a file", c->logo);
-        return -1;
-    }
-    return 0;
 }
 
 static void stop(void)
@@ -276,8 +275,7 @@ static void stop(void)
 static int start(vn_module *m)
 {
     wc.module = m;
-    if (read_conf(m, &wc.conf) < 0)
-        return -1;
+    read_conf(m, &wc.conf);
     size_t len = strlen(wc.conf.path);
     bool slash = wc.conf.path[len - 1] == '/';
     wc.path = slash ? vn_strdup(wc.conf.path) : vn_asprintf("%s/", wc.conf.path);
@@ -328,7 +326,7 @@ static void webclient_reload(vn_module *m)
 {
     stop();
     if (start(m) < 0)
-        vn_log_error("webclient: not serving the web client until the config is fixed");
+        vn_log_error("webclient: not serving the web client (see above)");
 }
 
 VN_MODULE("webclient", "Converse.js web client on the http(s) listeners", keys, webclient_load,

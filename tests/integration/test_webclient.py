@@ -35,6 +35,7 @@ import re
 import shutil
 import socket
 import struct
+import subprocess
 import time
 import zlib
 
@@ -77,7 +78,9 @@ c2s:
                  f'    primary_color: "#123456"\n'
                  f'    language: {self.language}\n'
                  f'    logo: {self.logo_path()}\n'
-                 f'    transports: {self.transports}\n')
+                 f'    transports: {self.transports}\n'
+                 f'    theme: classic\n'
+                 f'    extra_sources: ""\n')
         with open(self.config_path, 'w') as f:
             f.write(text)
 
@@ -320,6 +323,37 @@ def test_reload_changes_the_page():
     reload_until('/', b'<title>Vestnik')
 
 
+def test_bad_values_refused_with_their_line():
+    """--check-config finds a bad webclient setting, with its line."""
+    with open(server.config_path) as f:
+        good_text = f.read()
+    for bad, why in (
+            ('    path: chat/', "key 'path' must start with /"),
+            ('    path: /a/../b/', "key 'path' must be a path of plain segments"),
+            ('    path: /%61/', "key 'path' must be a path of plain segments"),
+            ('    logo: logo.png', "key 'logo' must be the absolute name of a file"),
+            ('    language: russian', "key 'language' must be a locale such as"),
+            ('    theme: pink', "key 'theme' must be one of classic, dracula, cyberpunk, nordic"),
+            ('    primary_color: red', "key 'primary_color' must be #rgb or #rrggbb"),
+            ('    transports: smoke', "key 'transports' names a transport other than"),
+            ('    transports: ","', "key 'transports' must name websocket, bosh or both"),
+            ('    extra_sources: "https://x.example; script-src *"',
+             "key 'extra_sources' must be origins separated by spaces")):
+        key = bad.split(':')[0]
+        lines = good_text.splitlines()
+        where = next(i for i, line in enumerate(lines)
+                     if line.startswith(key + ':') and i > lines.index('  webclient:'))
+        lines[where] = bad
+        path = os.path.join(server.dir, 'bad.yaml')
+        with open(path, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        result = subprocess.run([server.daemon, '--check-config', '-c', path],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 1, (bad, result.stdout + result.stderr)
+        assert ':%d: modules.webclient: %s' % (where + 1, why) in result.stderr, (
+            bad, result.stderr)
+
+
 # -------------------------------------------------------- in the browser
 
 def browser_missing():
@@ -461,7 +495,8 @@ def caps_test():
 if __name__ == '__main__':
     harness.run([test_page, test_generated_script_and_style, test_converse_files,
                  test_many_first_requests_at_once, test_logo,
-                 test_errors, test_routes_of_others_stay, test_reload_changes_the_page]
+                 test_errors, test_routes_of_others_stay, test_reload_changes_the_page,
+                 test_bad_values_refused_with_their_line]
                 + browser_tests('websocket', 'alice', 'bob')
                 + browser_tests('bosh', 'carol', 'dave') + [caps_test()],
                 server=server, setup=setup, timeout=240)
