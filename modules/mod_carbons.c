@@ -72,6 +72,23 @@ static vn_hook_result carbons_iq(vn_event *ev, void *ud)
     return VN_HANDLED;
 }
 
+/* Bind 2 (XEP-0386): <enable/> inside a SASL2 login. */
+static vn_hook_result carbons_bind2(vn_event *ev, void *ud)
+{
+    if (!vn_stanza_is(ev->stanza, "enable", NS_CARBONS))
+        return VN_PASS;
+    vn_session_set_data(ev->session, ud, &carbons_on, NULL);
+    vn_log_debug("carbons: enable for %s (Bind 2)", ev->from->full);
+    return VN_HANDLED;
+}
+
+static vn_hook_result carbons_bind2_feature(vn_event *ev, void *ud)
+{
+    vn_stanza_set_attr(vn_stanza_add_child(ev->data, "feature", vn_stanza_ns(ev->data)), "var",
+                       NS_CARBONS);
+    return VN_PASS;
+}
+
 /* ---- which messages ---- */
 
 static bool eligible(const vn_stanza *msg, bool received)
@@ -207,6 +224,8 @@ static int carbons_load(vn_module *m)
     vn_hook_add("stanza/in", CARBONS_PRIORITY, carbons_sent, m);
     vn_hook_add("message/full", CARBONS_PRIORITY, carbons_received_full, m);
     vn_hook_add("message/bare", CARBONS_PRIORITY, carbons_received_bare, m);
+    vn_hook_add("bind2/inline", 0, carbons_bind2, m);
+    vn_hook_add("bind2/features", 0, carbons_bind2_feature, m);
     vn_disco_add_feature(NS_CARBONS);
     return 0;
 }
@@ -217,6 +236,8 @@ static void carbons_unload(vn_module *m)
     vn_hook_remove("stanza/in", carbons_sent, m);
     vn_hook_remove("message/full", carbons_received_full, m);
     vn_hook_remove("message/bare", carbons_received_bare, m);
+    vn_hook_remove("bind2/inline", carbons_bind2, m);
+    vn_hook_remove("bind2/features", carbons_bind2_feature, m);
     vn_disco_remove_feature(NS_CARBONS);
 }
 

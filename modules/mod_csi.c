@@ -247,6 +247,15 @@ static vn_hook_result csi_feature(vn_event *ev, void *ud)
     return VN_PASS;
 }
 
+/* Bind 2 (XEP-0386): <active/> or <inactive/> inside a SASL2 login is
+ * taken as the same element on the stream (csi_element). */
+static vn_hook_result csi_bind2_feature(vn_event *ev, void *ud)
+{
+    vn_stanza_set_attr(vn_stanza_add_child(ev->data, "feature", vn_stanza_ns(ev->data)), "var",
+                       NS_CSI);
+    return VN_PASS;
+}
+
 /* ---- module ---- */
 
 static int csi_load(vn_module *m)
@@ -255,6 +264,8 @@ static int csi_load(vn_module *m)
     vn_hook_add("stream/element", 0, csi_element, m);
     vn_hook_add("stanza/out", 0, csi_filter, m);
     vn_hook_add("session/hibernated", 0, csi_hibernated, m);
+    vn_hook_add("bind2/inline", 0, csi_element, m);
+    vn_hook_add("bind2/features", 0, csi_bind2_feature, m);
     return 0;
 }
 
@@ -264,6 +275,8 @@ static void csi_unload(vn_module *m)
     vn_hook_remove("stream/element", csi_element, m);
     vn_hook_remove("stanza/out", csi_filter, m);
     vn_hook_remove("session/hibernated", csi_hibernated, m);
+    vn_hook_remove("bind2/inline", csi_element, m);
+    vn_hook_remove("bind2/features", csi_bind2_feature, m);
     /* What is held goes out now: nothing would send it later. */
     while (all_states) {
         vn_session *s = all_states->session;

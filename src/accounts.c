@@ -174,6 +174,35 @@ int vn_accounts_create(vn_store *s, const char *host, const char *user, const ch
     return rc;
 }
 
+static bool collect_key(const char *key, const void *value, size_t len, void *ud)
+{
+    vn_buf *keys = ud;
+
+    (void)value;
+    (void)len;
+    vn_buf_append(keys, key, strlen(key) + 1);
+    return true;
+}
+
+/* A new password: the tokens issued against the old one go (XEP-0484). */
+static int forget_tokens(vn_store *s, const char *host, const char *user)
+{
+    vn_buf keys;
+    int rc = 0;
+
+    vn_buf_init(&keys);
+    if (vn_store_foreach(s, host, user, VN_ACCOUNTS_FAST_STORE, collect_key, &keys) != VN_STORE_OK)
+        rc = -1;
+    for (size_t at = 0; rc == 0 && at < keys.len; at += strlen(keys.data + at) + 1)
+        if (vn_store_delete(s, host, user, VN_ACCOUNTS_FAST_STORE, keys.data + at) != VN_STORE_OK)
+            rc = -1;
+    if (keys.len)
+        vn_log_info("accounts: password of %s@%s changed: its FAST tokens are forgotten", user,
+                    host);
+    vn_buf_free(&keys);
+    return rc;
+}
+
 int vn_accounts_set_password(vn_store *s, const char *host, const char *user, const char *password,
                              unsigned iterations)
 {
@@ -183,7 +212,11 @@ int vn_accounts_set_password(vn_store *s, const char *host, const char *user, co
     if (!name)
         return 1;
     switch (load(s, host, name, NULL)) {
-    case VN_STORE_OK: rc = store_password(s, host, name, password, iterations); break;
+    case VN_STORE_OK:
+        rc = store_password(s, host, name, password, iterations);
+        if (rc == 0)
+            rc = forget_tokens(s, host, name);
+        break;
     case VN_STORE_NOT_FOUND: rc = 1; break;
     default: break;
     }

@@ -17,10 +17,15 @@
 #include "scram.h"
 #include "vestnik/store.h"
 
+/* The store of the account's FAST tokens (fast.c), forgotten whenever its
+ * password changes. */
+#define VN_ACCOUNTS_FAST_STORE "fast-tokens"
+
 /* 0 created; 1 exists already; -1 error (invalid username or store). */
 int vn_accounts_create(vn_store *s, const char *host, const char *user, const char *password,
                        unsigned iterations);
-/* 0 changed; 1 no such account; -1 error. */
+/* 0 changed (and every FAST token of the account forgotten); 1 no such
+ * account; -1 error. */
 int vn_accounts_set_password(vn_store *s, const char *host, const char *user, const char *password,
                              unsigned iterations);
 /* 0 deleted (with all the user's data); 1 no such account; -1 error. */

@@ -17,6 +17,7 @@
 #include "c2s_internal.h"
 #include "i18n.h"
 #include "sasl.h"
+#include "sasl2.h"
 #include "server.h"
 #include "sessions.h"
 #include "tls.h"
@@ -156,7 +157,7 @@ bool vn_c2s_hibernating(const vn_c2s *s)
 
 /* ---- stream features ---- */
 
-static vn_sasl_context sasl_context(vn_c2s *s)
+vn_sasl_context vn_c2s_sasl_context(vn_c2s *s)
 {
     vn_sasl_context ctx = {
         .store = vn_srv.store,
@@ -173,7 +174,7 @@ static vn_sasl_context sasl_context(vn_c2s *s)
     return ctx;
 }
 
-static void send_features(vn_c2s *s)
+void vn_c2s_send_features(vn_c2s *s)
 {
     vn_stanza *features = vn_stanza_new("features", VN_NS_STREAMS);
     bool tls = secure(s);
@@ -191,15 +192,18 @@ static void send_features(vn_c2s *s)
                 vn_stanza_add_child(starttls, "required", VN_NS_TLS);
         }
         if (tls || !vn_srv.cfg->require_encryption) {
-            vn_sasl_context ctx = sasl_context(s);
+            vn_sasl_context ctx = vn_c2s_sasl_context(s);
             vn_sasl_add_features(&ctx, features);
+            vn_c2s_sasl2_add_features(s, &ctx, features);
             vn_event ev = {.host = s->host, .data = features};
             vn_hook_run("stream/features/unauthenticated", &ev);
         }
     } else {
-        vn_stanza_add_child(features, "bind", VN_NS_BIND);
-        vn_stanza *session = vn_stanza_add_child(features, "session", VN_NS_SESSION);
-        vn_stanza_add_child(session, "optional", VN_NS_SESSION);
+        if (!s->session) { /* SASL2 with Bind 2 may have bound one */
+            vn_stanza_add_child(features, "bind", VN_NS_BIND);
+            vn_stanza *session = vn_stanza_add_child(features, "session", VN_NS_SESSION);
+            vn_stanza_add_child(session, "optional", VN_NS_SESSION);
+        }
         vn_c2s_sm_add_feature(s, features);
         vn_event ev = {.host = s->host, .data = features};
         vn_hook_run("stream/features", &ev);
@@ -269,7 +273,7 @@ void vn_c2s_input_open(vn_c2s *s, const vn_stanza *header)
         vn_c2s_close(s, "unsupported-version", "XMPP 1.0 streams only");
         return;
     }
-    send_features(s);
+    vn_c2s_send_features(s);
 }
 
 /* ---- SASL ---- */
@@ -353,7 +357,7 @@ static void handle_sasl(vn_c2s *s, vn_stanza *st)
         s->sasl = NULL;
         const char *mech = vn_stanza_attr(st, "mechanism");
         const char *condition = "invalid-mechanism";
-        vn_sasl_context ctx = sasl_context(s);
+        vn_sasl_context ctx = vn_c2s_sasl_context(s);
         if (mech)
             s->sasl = vn_sasl_start(&ctx, mech, &condition);
         if (mech && strlen(mech) > 5 && strcmp(mech + strlen(mech) - 5, "-PLUS") == 0)
@@ -586,6 +590,8 @@ void vn_c2s_input_element(vn_c2s *s, vn_stanza *st)
         vn_c2s_close(s, "policy-violation", "Use STARTTLS first");
     } else if (strcmp(ns, VN_NS_SASL) == 0) {
         handle_sasl(s, st);
+    } else if (strcmp(ns, VN_NS_SASL2) == 0) {
+        vn_c2s_sasl2_element(s, st);
     } else if (!s->authenticated) {
         handle_unauthenticated_iq(s, st);
     } else if (strcmp(ns, VN_NS_SM) == 0) {
@@ -680,6 +686,7 @@ void vn_c2s_destroy(vn_c2s *s)
 
     vn_c2s_sm_free(s);
     vn_sasl_free(s->sasl);
+    vn_sasl2_free(s->sasl2);
     free(s->host);
     free(s->lang);
     free(s->user);

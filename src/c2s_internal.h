@@ -55,6 +55,7 @@ struct vn_c2s {
     bool authenticated;
     char *user; /* normalised localpart, after SASL */
     vn_sasl *sasl;
+    struct vn_sasl2 *sasl2; /* a SASL2 exchange in progress (sasl2.c) */
     unsigned auth_failures;
     bool tried_plus;     /* a -PLUS mechanism was attempted (see sasl.h) */
     vn_session *session; /* after resource binding (or resumption) */
@@ -69,9 +70,16 @@ struct vn_c2s {
 void vn_c2s_write_element(vn_c2s *s, const vn_stanza *st); /* any state, no SM counting */
 void vn_c2s_start_session_timer(vn_c2s *s);
 void vn_c2s_destroy(vn_c2s *s);
+/* For SASL2 (sasl2.c): the features of the stream in its current state,
+ * and the SASL context of its transport and account. */
+void vn_c2s_send_features(vn_c2s *s);
+vn_sasl_context vn_c2s_sasl_context(vn_c2s *s);
 
 /* c2s_sm.c */
 void vn_c2s_sm_add_feature(vn_c2s *s, vn_stanza *features);
+/* The answer to an <enable/> (<enabled/> or <failed/>), unsent: Bind 2
+ * puts it in <bound/>. */
+vn_stanza *vn_c2s_sm_enable(vn_c2s *s, const vn_stanza *el);
 /* A <enable/>, <r/>, <a/> or <resume/> from the client. */
 void vn_c2s_sm_element(vn_c2s *s, const vn_stanza *el);
 /* A stanza was handled (counts toward h). */

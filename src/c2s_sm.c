@@ -146,17 +146,19 @@ static bool apply_ack(sm_state *sm, uint32_t h)
 
 void vn_c2s_sm_add_feature(vn_c2s *s, vn_stanza *features)
 {
-    vn_stanza_add_child(features, "sm", VN_NS_SM);
+    if (!s->sm.enabled) /* Bind 2 may have enabled it already */
+        vn_stanza_add_child(features, "sm", VN_NS_SM);
 }
 
-static void handle_enable(vn_c2s *s, const vn_stanza *el)
+vn_stanza *vn_c2s_sm_enable(vn_c2s *s, const vn_stanza *el)
 {
     const char *resume = vn_stanza_attr(el, "resume");
     unsigned timeout = vn_srv.cfg->resume_timeout;
 
     if (!s->session || s->sm.enabled) {
-        send_failed(s, "unexpected-request");
-        return;
+        vn_stanza *failed = vn_stanza_new("failed", VN_NS_SM);
+        vn_stanza_add_child(failed, "unexpected-request", VN_NS_STANZA_ERRORS);
+        return failed;
     }
     s->sm.enabled = true;
     vn_stanza *enabled = vn_stanza_new("enabled", VN_NS_SM);
@@ -174,7 +176,12 @@ static void handle_enable(vn_c2s *s, const vn_stanza *el)
         vn_stanza_set_attr(enabled, "resume", "true");
         vn_stanza_set_attr(enabled, "max", max);
     }
-    send_nonza(s, enabled);
+    return enabled;
+}
+
+static void handle_enable(vn_c2s *s, const vn_stanza *el)
+{
+    send_nonza(s, vn_c2s_sm_enable(s, el));
 }
 
 /* Take the old stream's session, SM state and queue over into s. */

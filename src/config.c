@@ -131,6 +131,10 @@ static const field_spec c2s_fields[] = {
 
 static const field_spec auth_fields[] = {
     {CFG("scram_iterations", FIELD_UNSIGNED, scram_iterations), .min = 4096, .max = 1000000},
+    {CFG("sasl2", FIELD_BOOL, sasl2)},
+    {CFG("fast_token_lifetime", FIELD_UNSIGNED, fast_token_lifetime), .min = 0, .max = 31536000},
+    {CFG("fast_rotate_after", FIELD_UNSIGNED, fast_rotate_after), .min = 0, .max = 31536000},
+    {CFG("fast_max_tokens", FIELD_UNSIGNED, fast_max_tokens), .min = 1, .max = 1000},
     {.name = NULL},
 };
 
@@ -611,6 +615,10 @@ static vn_config *config_new(const char *path)
     cfg->require_encryption = true;
     cfg->allow_plain = true;
     cfg->scram_iterations = 4096;
+    cfg->sasl2 = true;
+    cfg->fast_token_lifetime = 1209600;
+    cfg->fast_rotate_after = 86400;
+    cfg->fast_max_tokens = 10;
     cfg->max_stanza_size = 262144;
     cfg->max_xml_depth = 32;
     cfg->max_output_buffer = 1048576;

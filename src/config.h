@@ -90,6 +90,10 @@ typedef struct vn_config {
     bool allow_plain;         /* SASL PLAIN (only ever over TLS) */
     bool web_channel_binding; /* offer SCRAM-*-PLUS on WebSocket and BOSH too */
     unsigned scram_iterations;
+    bool sasl2;                   /* offer XEP-0388 SASL2 (with Bind 2 and FAST) */
+    unsigned fast_token_lifetime; /* seconds a FAST token is valid; 0: no FAST */
+    unsigned fast_rotate_after;   /* token age (s) at which a FAST login gets a new one */
+    unsigned fast_max_tokens;     /* FAST tokens (client instances) per account */
 
     size_t max_stanza_size;      /* bytes */
     unsigned max_xml_depth;      /* element nesting inside a stanza */

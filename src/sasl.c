@@ -82,14 +82,18 @@ static bool mechanism_offered(const vn_sasl_context *ctx, const mechanism *mech)
     return true;
 }
 
-void vn_sasl_add_features(const vn_sasl_context *ctx, vn_stanza *features)
+void vn_sasl_add_mechanisms(const vn_sasl_context *ctx, vn_stanza *list)
 {
-    vn_stanza *list = vn_stanza_add_child(features, "mechanisms", VN_NS_SASL);
-    vn_stanza *bindings = NULL;
-
     for (size_t i = 0; i < sizeof mechanisms / sizeof mechanisms[0]; i++)
         if (mechanism_offered(ctx, &mechanisms[i]))
-            vn_stanza_add_text_child(list, "mechanism", VN_NS_SASL, mechanisms[i].name);
+            vn_stanza_add_text_child(list, "mechanism", vn_stanza_ns(list), mechanisms[i].name);
+}
+
+void vn_sasl_add_features(const vn_sasl_context *ctx, vn_stanza *features)
+{
+    vn_stanza *bindings = NULL;
+
+    vn_sasl_add_mechanisms(ctx, vn_stanza_add_child(features, "mechanisms", VN_NS_SASL));
     for (size_t i = 0; plus_available(ctx) && i < sizeof cb_types / sizeof cb_types[0]; i++) {
         if (!cb_type_available(ctx->ssl, cb_types[i]))
             continue;

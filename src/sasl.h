@@ -46,6 +46,9 @@ typedef enum { VN_SASL_CONTINUE, VN_SASL_SUCCESS, VN_SASL_FAILURE } vn_sasl_stat
  * for this stream to features; channel binding types go into a
  * <sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'/> (XEP-0440) element. */
 void vn_sasl_add_features(const vn_sasl_context *ctx, vn_stanza *features);
+/* Add one <mechanism/> per mechanism offered to list, in list's namespace
+ * (the SASL2 <authentication/> offers the same ones). */
+void vn_sasl_add_mechanisms(const vn_sasl_context *ctx, vn_stanza *list);
 
 /* Start an exchange. On an unknown or unoffered mechanism returns NULL and
  * sets *condition ("invalid-mechanism", "encryption-required"). The

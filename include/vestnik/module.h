@@ -76,6 +76,16 @@ typedef struct vn_session vn_session; /* a bound client resource */
  *   "session/hibernated" the connection of a stream-management session
  *                    dropped; it stays bound, waiting to be resumed
  *   "session/resumed" such a session was resumed on a new connection
+ *   "bind2/features" the SASL2 stream feature is being built, before
+ *                    authentication; ev->data is the <inline/> of its Bind 2
+ *                    (XEP-0386) <bind/>: add <feature var='NAMESPACE'/> for
+ *                    each request a module serves through "bind2/inline"
+ *   "bind2/inline"   a SASL2 login just bound ev->session with Bind 2;
+ *                    ev->stanza is one child of the client's <bind/> (e.g.
+ *                    <enable xmlns='urn:xmpp:carbons:2'/>), ev->data the
+ *                    <bound/> of the answer, for a reply if the feature
+ *                    defines one; HANDLED when served (the session then
+ *                    starts with it, as after the request's usual form)
  *   "disco/host-info" mod_disco builds the host's disco#info; ev->data is
  *                    the <query/>: add extension forms (XEP-0128) here, so
  *                    the caps hash covers them
