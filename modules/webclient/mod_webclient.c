@@ -13,9 +13,9 @@
  * The WebSocket, BOSH, host-meta and upload paths are longer prefixes and
  * stay with their own routes.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <vestnik/http.h>
 #include <vestnik/module.h>
 
@@ -28,7 +28,6 @@
 #define OMEMO_WASM "curve25519_compiled.wasm"
 
 typedef struct webclient {
-    vn_module *module;
     wc_conf conf;
     char *path;   /* conf.path, with its trailing '/' */
     char *prefix; /* what the route claims: path without the '/', or "/" */
@@ -274,7 +273,6 @@ static void stop(void)
 
 static int start(vn_module *m)
 {
-    wc.module = m;
     read_conf(m, &wc.conf);
     size_t len = strlen(wc.conf.path);
     bool slash = wc.conf.path[len - 1] == '/';
@@ -300,10 +298,7 @@ static int start(vn_module *m)
     }
     wc_page_build(&wc.conf, &wc.html, &wc.script, &wc.style);
     char *probe = vn_asprintf("%s/dist/converse.min.js", wc.conf.root);
-    FILE *f = fopen(probe, "rb");
-    if (f)
-        fclose(f);
-    else
+    if (access(probe, R_OK) != 0)
         vn_log_warn("webclient: %s is missing: install Converse.js there (make install does)",
                     probe);
     free(probe);
