@@ -9,6 +9,17 @@ iterations, have no rate limits or traffic shapers, log warnings only, and
 let 127.0.0.1 register accounts in band (XEP-0077) without throttling,
 which is how the load generator pre-creates accounts on all three alike.
 
+Two profiles (PROFILES):
+- shipped: what users run. vestnik loads the module set of the shipped
+  conf/vestnik.yaml with its settings (MAM archives every message, MUC rooms
+  keep an archive), only registration opened and the MUC flood limits
+  raised; Prosody adds mod_mam archiving everything, mod_offline,
+  mod_carbons, mod_smacks, mod_csi_simple and mod_muc_mam; ejabberd adds
+  mod_mam (default: always, rooms too), mod_offline, mod_carboncopy (its
+  carbons) and mod_stream_mgmt.
+- minimal: the smallest set the scenarios need (ping, disco, roster,
+  presence, register, MUC without archive), as in the first benchmarks.
+
 Prosody runs as the user prosody (it refuses root), ejabberd through
 ejabberdctl as the user ejabberd under its own Erlang node name; both are
 started with setuid rather than su/runuser, so they keep our file limit.
@@ -109,13 +120,44 @@ def cmdline(pid):
         return ''
 
 
+PROFILES = ('shipped', 'minimal')
+
+
+def shipped_modules(srcdir, overrides):
+    """The modules: section of the shipped conf/vestnik.yaml, as text, with
+    the options in overrides ({module: {option: value}}) set."""
+    with open(os.path.join(srcdir, 'conf', 'vestnik.yaml')) as f:
+        lines = f.read().splitlines()
+    blocks = {}  # module: its option lines, in the order of the file
+    for line in lines[lines.index('modules:') + 1:]:
+        if line and not line.startswith((' ', '#')):
+            break  # the next top-level key
+        if not line.strip() or line.lstrip().startswith('#'):
+            continue
+        if not line.startswith('   '):
+            module = line.strip().rstrip(':')
+            blocks[module] = []
+        else:
+            blocks[module].append(line)
+    text = ['modules:']
+    for module, options in blocks.items():
+        wanted = dict(overrides.get(module, {}))
+        text.append('  %s:' % module)
+        for line in options:
+            key = line.strip().split(':')[0]
+            text.append('    %s: %s' % (key, wanted.pop(key)) if key in wanted else line)
+        text += ['    %s: %s' % item for item in wanted.items()]
+    return '\n'.join(text) + '\n'
+
+
 class Server:
     """What the benchmark needs of each: start, stop, port, pid, MUC room."""
     name = ''
     muc_room = None  # room JID when the server has MUC
 
-    def __init__(self, base):
-        self.dir = os.path.join(base, self.name)
+    def __init__(self, base, profile):
+        self.profile = profile
+        self.dir = os.path.join(base, '%s-%s' % (self.name, profile))
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -132,8 +174,8 @@ class Server:
 class Vestnik(Server):
     name = 'vestnik'
 
-    def __init__(self, base, builddir, cert, key):
-        super().__init__(base)
+    def __init__(self, base, builddir, cert, key, profile='minimal', srcdir='.'):
+        super().__init__(base, profile)
         self.builddir = builddir
         self.log_path = os.path.join(self.dir, 'vestnikd.log')
         module_path = os.path.join(builddir, 'modules', '.libs')
@@ -167,16 +209,19 @@ limits:
 admin:
   socket: {self.dir}/admin.sock
 module_path: {module_path}
-modules:
-  ping:
-  disco:
-  roster:
-  presence:
-  register:
-    allow_registration: true
-    registrations_per_ip_per_hour: 0
-""" + ('  muc:\n    max_occupants: 5000\n    max_messages_per_minute: 1000000\n'
-       '    max_history_messages: 0\n' if has_muc else ''))
+""")
+            register = {'allow_registration': 'true', 'registrations_per_ip_per_hour': '0'}
+            muc = {'max_occupants': '5000', 'max_messages_per_minute': '1000000'}
+            if profile == 'shipped':
+                # Rooms keep their archive (logging is on by default) and
+                # history as shipped; only the flood limits are raised.
+                f.write(shipped_modules(srcdir, {'register': register, 'muc': muc}))
+            else:
+                f.write('modules:\n  ping:\n  disco:\n  roster:\n  presence:\n  register:\n'
+                        + ''.join('    %s: %s\n' % item for item in register.items()))
+                if has_muc:
+                    f.write('  muc:\n' + ''.join('    %s: %s\n' % item for item in muc.items())
+                            + '    max_history_messages: 0\n')
         os.mkdir(os.path.join(self.dir, 'data'))
         self.proc = None
 
@@ -203,13 +248,23 @@ class Prosody(Server):
     name = 'prosody'
     muc_room = 'bench@' + MUC_SERVICE
 
-    def __init__(self, base, cert, key):
-        super().__init__(base)
+    def __init__(self, base, cert, key, profile='minimal'):
+        super().__init__(base, profile)
         self.log_path = os.path.join(self.dir, 'prosody.log')
         self.pidfile = os.path.join(self.dir, 'prosody.pid')
         self.config = os.path.join(self.dir, 'prosody.cfg.lua')
         data = os.path.join(self.dir, 'data')
         os.mkdir(data)
+        shipped = profile == 'shipped'
+        extra = (', "mam", "offline", "carbons", "smacks", "csi_simple"' if shipped else '')
+        offline = '' if shipped else '"offline", '
+        # Archive every message, kept for ever, like vestnik's mam.default: always.
+        archive = ('default_archive_policy = true\narchive_expires_after = "never"\n'
+                   if shipped else '')
+        history = 20 if shipped else 0
+        muc_archive = ('  modules_enabled = { "muc_mam" }\n  muc_log_by_default = true\n'
+                       '  muc_log_all_rooms = true\n  muc_log_expires_after = "never"\n'
+                       if shipped else '')
         with open(self.config, 'w') as f:
             f.write(f"""-- written by tests/bench/peers.py
 pidfile = "{self.pidfile}"
@@ -222,8 +277,8 @@ s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
 network_backend = "epoll"
-modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "register", "posix" }}
-modules_disabled = {{ "s2s", "offline", "c2s_direct_tls" }}
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "register", "posix"{extra} }}
+modules_disabled = {{ "s2s", {offline}"c2s_direct_tls" }}
 c2s_require_encryption = true
 authentication = "internal_hashed"
 default_iteration_count = {SCRAM_ITERATIONS}
@@ -232,11 +287,11 @@ allow_registration = true
 registration_whitelist = {{ "127.0.0.1" }}
 ssl = {{ certificate = "{cert}", key = "{key}" }}
 unbound = {{ hoststxt = "/etc/hosts" }}
-VirtualHost "{DOMAIN}"
+{archive}VirtualHost "{DOMAIN}"
 Component "{MUC_SERVICE}" "muc"
   muc_room_locking = false
-  max_history_messages = 0
-""")
+  max_history_messages = {history}
+{muc_archive}""")
         for path in (self.dir, data):
             shutil.chown(path, 'prosody', 'prosody')
         self.runner = None
@@ -267,8 +322,8 @@ class Ejabberd(Server):
     name = 'ejabberd'
     muc_room = 'bench@' + MUC_SERVICE
 
-    def __init__(self, base, cert, key):
-        super().__init__(base)
+    def __init__(self, base, cert, key, profile='minimal'):
+        super().__init__(base, profile)
         self.node = 'vnbench%d@localhost' % os.getpid()
         self.spool = os.path.join(self.dir, 'spool')
         self.logs = os.path.join(self.dir, 'logs')
@@ -281,6 +336,13 @@ class Ejabberd(Server):
                 with open(part) as f:
                     out.write(f.read())
         self.config = os.path.join(self.dir, 'ejabberd.yml')
+        shipped = profile == 'shipped'
+        history = 20 if shipped else 0
+        # mod_mam archiving every message (rooms too), offline storage,
+        # carbons and stream management, as a mobile-ready ejabberd has.
+        shipped_modules = ('      mam: true\n  mod_mam:\n    default: always\n'
+                           '  mod_offline: {}\n  mod_carboncopy: {}\n  mod_stream_mgmt: {}\n'
+                           if shipped else '')
         with open(self.config, 'w') as f:
             f.write(f"""# written by tests/bench/peers.py
 hosts:
@@ -321,10 +383,10 @@ modules:
     access_create: muc_create
     max_users: 5000
     max_users_presence: 5000
-    history_size: 0
+    history_size: {history}
     default_room_options:
       max_users: 5000
-""")
+{shipped_modules}""")
         # Our own ejabberdctl.cfg: Debian's (/etc/default/ejabberd) would set
         # EJABBERD_CONFIG_PATH back to the system's config.
         self.ctl_config = os.path.join(self.dir, 'ejabberdctl.cfg')
