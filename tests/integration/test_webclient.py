@@ -323,6 +323,24 @@ def test_reload_changes_the_page():
     reload_until('/', b'<title>Vestnik')
 
 
+def test_make_install_puts_it_where_the_module_looks():
+    """`make install` copies Converse.js to the module's default root."""
+    destdir = os.path.join(server.dir, 'destdir')
+    result = subprocess.run(['make', '-s', '-C', harness.builddir(), 'install-webclient',
+                             'DESTDIR=' + destdir], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = [os.path.join(d, f)[len(destdir):] for d, _, files in os.walk(destdir)
+             for f in files if f == 'converse.min.js']
+    assert len(found) == 1, found
+    root = os.path.dirname(os.path.dirname(found[0]))
+    with open(os.path.join(harness.builddir(), 'modules', '.libs', 'mod_webclient.so'),
+              'rb') as f:
+        assert (root + '\0').encode() in f.read(), 'the default root is not ' + root
+    with open(os.path.join(destdir + root, 'dist', 'converse.min.js'), 'rb') as f, \
+            open(os.path.join(WEBCLIENT_ROOT, 'dist', 'converse.min.js'), 'rb') as g:
+        assert f.read() == g.read()
+
+
 def test_bad_values_refused_with_their_line():
     """--check-config finds a bad webclient setting, with its line."""
     with open(server.config_path) as f:
@@ -496,7 +514,8 @@ if __name__ == '__main__':
     harness.run([test_page, test_generated_script_and_style, test_converse_files,
                  test_many_first_requests_at_once, test_logo,
                  test_errors, test_routes_of_others_stay, test_reload_changes_the_page,
-                 test_bad_values_refused_with_their_line]
+                 test_bad_values_refused_with_their_line,
+                 test_make_install_puts_it_where_the_module_looks]
                 + browser_tests('websocket', 'alice', 'bob')
                 + browser_tests('bosh', 'carol', 'dave') + [caps_test()],
                 server=server, setup=setup, timeout=240)
