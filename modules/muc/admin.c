@@ -119,8 +119,13 @@ static void apply_affiliation_change(muc_room *room, const actor *by, const vn_s
     vn_log_info("muc: %s in %s is now %s", jid->bare, room->jid->bare,
                 muc_affiliation_name(affiliation));
     muc_room_set_affiliation(room, jid->bare, affiliation, reason);
-    muc_occupant *occ;
-    while ((occ = muc_occupant_by_bare(room, jid->bare)) != NULL) {
+    /* Every occupant of that user: one may be in the room under several
+     * nicks. */
+    muc_occupant *occ, *next;
+    HASH_ITER(hh, room->occupants, occ, next)
+    {
+        if (strcmp(occ->real_bare->bare, jid->bare) != 0)
+            continue;
         muc_presence_info info = {.reason = reason, .actor_nick = by->nick};
         if (affiliation == MUC_AFF_OUTCAST ||
             (affiliation == MUC_AFF_NONE && room->config.members_only)) {
@@ -131,7 +136,6 @@ static void apply_affiliation_change(muc_room *room, const actor *by, const vn_s
         }
         occ->role = muc_default_role(room, affiliation);
         muc_broadcast_presence(room, occ, &info);
-        break;
     }
     vn_jid_free(jid);
 }

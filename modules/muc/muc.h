@@ -186,7 +186,6 @@ const char *muc_room_nick_owner(const muc_room *room, const char *nick);
 muc_occupant *muc_occupant_find(const muc_room *room, const char *nick);
 /* The occupant the real full JID joined as, or NULL. */
 muc_occupant *muc_occupant_by_session(const muc_room *room, const vn_jid *full);
-muc_occupant *muc_occupant_by_bare(const muc_room *room, const char *bare);
 /* A nick a room accepts (RFC 7700 in spirit), already resourceprepped. */
 bool muc_valid_nick(const char *nick);
 muc_role muc_default_role(const muc_room *room, muc_affiliation a);

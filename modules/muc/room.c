@@ -247,14 +247,6 @@ muc_occupant *muc_occupant_by_session(const muc_room *room, const vn_jid *full)
     return NULL;
 }
 
-muc_occupant *muc_occupant_by_bare(const muc_room *room, const char *bare)
-{
-    for (muc_occupant *occ = room->occupants; occ; occ = occ->hh.next)
-        if (strcmp(occ->real_bare->bare, bare) == 0)
-            return occ;
-    return NULL;
-}
-
 muc_role muc_default_role(const muc_room *room, muc_affiliation a)
 {
     if (a >= MUC_AFF_ADMIN)

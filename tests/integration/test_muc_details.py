@@ -117,6 +117,23 @@ async def test_one_nick_from_two_devices():
     await muc.close_all(alice, phone, laptop)
 
 
+async def test_one_user_under_two_nicks():
+    alice = await login('alice')
+    phone, laptop = await login('bob', 'phone'), await login('bob', 'laptop')
+    room = room_jid('aliases')
+    await create(alice, room, 'Alice', {'muc#roomconfig_moderatedroom': '1'})
+    for device, nick in ((phone, 'Bob'), (laptop, 'Robert')):
+        pres = await join(device, room, nick)
+        assert item(pres).get('role') == 'visitor', pres
+    # an affiliation is the user's: both of his occupants get its role
+    await muc.set_affiliation(alice, room, jid('bob'), 'member')
+    for nick in ('Bob', 'Robert'):
+        pres = await presence_from(alice, '%s/%s' % (room, nick),
+                                   lambda p: item(p).get('affiliation') == 'member')
+        assert item(pres).get('role') == 'participant', pres
+    await muc.close_all(alice, phone, laptop)
+
+
 def with_form(value):
     return ("<x xmlns='%s' type='submit'><field var='FORM_TYPE' type='hidden'><value>%s</value>"
             "</field><field var='with'><value>%s</value></field></x>" % (NS_DATA, NS_MAM, value))
@@ -244,6 +261,7 @@ async def test_voice_request():
 if __name__ == '__main__':
     harness.run([test_occupant_vcard_and_pep_items,
                  test_one_nick_from_two_devices,
+                 test_one_user_under_two_nicks,
                  test_room_archive_with_filter,
                  test_configuration_change_status_codes,
                  test_voice_request],
