@@ -311,6 +311,7 @@ vn_store_batcher *vn_store_batcher_new(vn_store *s, uv_loop_t *loop, int *err)
         close_handles(b);
         return NULL;
     }
+    pthread_setname_np(b->thread, "vn-store"); /* for top -H and perf */
     return b;
 }
 
