@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "outbound.h"
 #include "tls.h"
 #include "vestnik/log.h"
 #include "vestnik/util.h"
@@ -644,6 +645,14 @@ vn_conn *vn_conn_connect(uv_loop_t *loop, const struct sockaddr *addr, size_t ma
     memcpy(&peer, addr,
            addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     set_peer_address(c, &peer);
+    unsigned port =
+        ntohs(addr->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)addr)->sin6_port
+                                          : ((const struct sockaddr_in *)addr)->sin_port);
+    snprintf(reason, sizeof reason, "%s:%u", c->peer_ip, port);
+    if (!vn_outbound_permit(VN_OUTBOUND_CONNECT, reason)) {
+        conn_close(c, "connect: refused by network.allow_outbound", false);
+        return c;
+    }
     c->connect_req.data = c;
     rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connected);
     if (rc < 0) { /* reported through on_close, from the loop */

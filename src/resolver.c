@@ -21,6 +21,8 @@
 #include <strings.h>
 #include <utlist.h>
 
+#include "outbound.h"
+
 #define QUERY_TIMEOUT_MS 3000
 #define QUERY_TRIES 2
 
@@ -302,7 +304,9 @@ vn_resolve *vn_resolve_xmpp_server(const char *domain, vn_server_cb cb, void *ud
 
     q->cb.server = cb;
     q->pending = 1; /* held until both queries are sent */
-    if (!is_invalid_name(domain)) {
+    if (!vn_outbound_permit(VN_OUTBOUND_DNS, domain)) {
+        q->error = "DNS queries refused by network.allow_outbound";
+    } else if (!is_invalid_name(domain)) {
         char *direct = vn_asprintf("_xmpps-server._tcp.%s", domain);
         char *starttls = vn_asprintf("_xmpp-server._tcp.%s", domain);
         q->pending += 2;
@@ -356,6 +360,9 @@ vn_resolve *vn_resolve_address(const char *host, uint16_t port, vn_address_cb cb
     q->pending = 1;
     if (is_invalid_name(host)) {
         q->error = "the name does not exist (.invalid)";
+        query_step_done(q);
+    } else if (!vn_outbound_permit(VN_OUTBOUND_DNS, host)) {
+        q->error = "DNS queries refused by network.allow_outbound";
         query_step_done(q);
     } else {
         ares_getaddrinfo(channel, host, NULL, &hints, on_addrinfo, q);

@@ -21,6 +21,7 @@
 #include <uthash.h>
 #include <utlist.h>
 
+#include "outbound.h"
 #include "resolver.h"
 #include "s2s_internal.h"
 #include "server.h"
@@ -483,6 +484,11 @@ bool vn_s2s_route(const vn_stanza *st, const vn_jid *from, const vn_jid *to)
     if (!s2s_remote_allowed(to->domain)) {
         vn_route_error(st, "cancel", "remote-server-not-found",
                        "Federation with that domain is not allowed");
+        return true;
+    }
+    if (!vn_outbound_permit(VN_OUTBOUND_FEDERATION, to->domain)) {
+        vn_route_error(st, "cancel", "remote-server-not-found",
+                       "This server does not connect to other servers");
         return true;
     }
     /* XEP-0288: back over the peer's own stream, unless stanzas wait for

@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "log_internal.h"
 #include "modload.h"
+#include "outbound.h"
 #include "s2s.h"
 #include "server.h"
 #include "sessions.h"
@@ -189,6 +190,7 @@ void vn_server_stop(void)
 
 void vn_server_cleanup(void)
 {
+    vn_outbound_reset();
     vn_modules_unload_all();
     vn_hooks_clear();
     vn_disco_clear();
@@ -220,6 +222,8 @@ void vn_server_status(vn_buf *out)
     vn_modules_describe(out);
     vn_buf_append_str(out, "; ");
     vn_limits_describe(out);
+    vn_buf_append_str(out, "; ");
+    vn_outbound_describe(out);
 }
 
 /* ---- the module API's server information ---- */
