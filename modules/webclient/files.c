@@ -228,7 +228,8 @@ static const struct {
     {".txt", "text/plain; charset=utf-8"},
 };
 
-const char *wc_files_type(const char *name)
+/* The Content-Type for a file name, by its extension. */
+static const char *file_type(const char *name)
 {
     size_t len = strlen(name);
 
@@ -309,7 +310,7 @@ static void read_work(void *ud)
         job->status = read_file(files->root, job->rel, files->max_file_size, &job->file, &job->why);
     if (job->file) {
         job->file->key = vn_strdup(job->key);
-        job->file->type = wc_files_type(job->rel);
+        job->file->type = file_type(job->rel);
     }
 }
 
