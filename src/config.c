@@ -196,6 +196,13 @@ static const field_spec s2s_fields[] = {
     {.name = NULL},
 };
 
+static const char *const outbound_policies[] = {"all", "federation", "none", NULL};
+
+static const field_spec network_fields[] = {
+    {CFG("allow_outbound", FIELD_STRING, allow_outbound), .choices = outbound_policies},
+    {.name = NULL},
+};
+
 static const field_spec admin_fields[] = {
     {CFG("socket", FIELD_STRING, admin_socket)},
     {.name = NULL},
@@ -216,6 +223,7 @@ static const field_spec top_fields[] = {
     {.name = "s2s", .kind = FIELD_SECTION, .fields = s2s_fields},
     {.name = "s2s_peers", .kind = FIELD_CUSTOM, .load = load_s2s_peers},
     {.name = "admin", .kind = FIELD_SECTION, .fields = admin_fields},
+    {.name = "network", .kind = FIELD_SECTION, .fields = network_fields},
     {CFG("module_path", FIELD_STRING, module_path)},
     {CFG("language", FIELD_STRING, language), .choices = languages},
     {CFG("locale_dir", FIELD_STRING, locale_dir)},
@@ -662,6 +670,7 @@ static vn_config *config_new(const char *path)
     cfg->s2s_max_streams_per_domain = 10;
     cfg->module_path = vn_strdup(VN_MODULE_DIR);
     cfg->language = vn_strdup("en");
+    cfg->allow_outbound = vn_strdup("all");
     return cfg;
 }
 
@@ -994,6 +1003,7 @@ void vn_config_free(vn_config *cfg)
     free(cfg->admin_socket);
     free(cfg->module_path);
     free(cfg->language);
+    free(cfg->allow_outbound);
     free(cfg->locale_dir);
     vn_conf_node_free(cfg->root);
     free(cfg->path);

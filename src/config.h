@@ -155,6 +155,8 @@ typedef struct vn_config {
     vn_s2s_peer_conf *s2s_peers;
     size_t n_s2s_peers;
 
+    char *allow_outbound; /* network.allow_outbound: "all", "federation" or "none" */
+
     char *language;   /* default language of texts for people (i18n.c) */
     char *locale_dir; /* where the gettext catalogs are; NULL: LOCALEDIR */
 

@@ -779,8 +779,7 @@ static void shut_down_room(muc_room *room)
     muc_presence_info info = {.type = "unavailable", .codes = {332}, .code_count = 1};
     for (muc_occupant *occ = room->occupants; occ; occ = occ->hh.next) {
         vn_stanza *own = muc_occupant_presence(room, occ, &info, true, true);
-        for (size_t i = 0; i < occ->session_count; i++)
-            muc_send_own_presence(own, occ->sessions[i]);
+        muc_send_to_occupant(occ, own);
         vn_stanza_free(own);
     }
     if (!room->config.persistent)

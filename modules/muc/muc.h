@@ -198,9 +198,6 @@ void muc_send_to_occupant(const muc_occupant *occ, vn_stanza *st);
 void muc_broadcast(const muc_room *room, vn_stanza *st);
 /* occ's presence (info may add codes etc.) to every occupant. */
 void muc_broadcast_presence(muc_room *room, muc_occupant *occ, const muc_presence_info *info);
-/* Routes a copy of own (an occupant's presence as it sees it itself) to
- * one of its sessions, the item naming that very session. */
-void muc_send_own_presence(const vn_stanza *own, const vn_jid *session);
 /* The presence of occ as recipient sees it. */
 vn_stanza *muc_occupant_presence(const muc_room *room, const muc_occupant *occ,
                                  const muc_presence_info *info, bool with_jid, bool self);

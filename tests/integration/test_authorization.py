@@ -33,7 +33,6 @@ import http.client
 import os
 import socket
 import stat
-import subprocess
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -92,7 +91,7 @@ UPLOAD_MAX_FILE = 60000
 UPLOAD_QUOTA = 100000
 
 USERS = ('alice', 'bob', 'carol', 'dave', 'mallory', 'trudy', 'erin', 'frank', 'grace', 'henry',
-         'ivan', 'kate')
+         'ivan')
 
 
 def bare(user):
@@ -1741,27 +1740,6 @@ def _():
         problems.append("bob's presence")
     new.close()
     assert not problems, 'the new ivan inherited: ' + ', '.join(problems)
-
-
-@row('operator', "kate's contacts", 'vestnikctl deluser kate',
-     "bob's subscription to and from kate is cancelled")
-def _():
-    bob = A['bob']
-    kate = Actor('kate', 'desk')
-    kate.send('<presence/>')
-    subscribe_both(kate, bob)
-    result = subprocess.run([server.ctl, '-c', server.config_path, 'deluser', kate.bare],
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stdout + result.stderr
-    deadline = time.monotonic() + 5
-    while True:
-        roster = bob.ok('get', None, "<query xmlns='%s'/>" % NS_ROSTER)
-        left = [i for i in roster.iter(qname(NS_ROSTER, 'item')) if i.get('jid') == kate.bare and
-                i.get('subscription') not in (None, 'none')]
-        if not left:
-            break
-        assert time.monotonic() < deadline, 'bob still has %s' % tostring(left[0])
-        time.sleep(0.1)
 
 
 # ---- ad-hoc commands (XEP-0050) and admin operations
