@@ -29,10 +29,12 @@ feed never holds the address the other rows use.
 import base64
 import contextlib
 import hashlib
+import hmac
 import http.client
 import os
 import socket
 import stat
+import subprocess
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -81,6 +83,8 @@ NS_FASTEN = 'urn:xmpp:fasten:0'
 NS_UPLOAD = 'urn:xmpp:http:upload:0'
 NS_EXTDISCO = 'urn:xmpp:extdisco:2'
 NS_SM = 'urn:xmpp:sm:3'
+NS_SASL2 = 'urn:xmpp:sasl:2'
+NS_FAST = 'urn:xmpp:fast:0'
 NS_BOOKMARKS = 'urn:xmpp:bookmarks:1'
 
 IQ = qname(NS_CLIENT, 'iq')
@@ -91,7 +95,7 @@ UPLOAD_MAX_FILE = 60000
 UPLOAD_QUOTA = 100000
 
 USERS = ('alice', 'bob', 'carol', 'dave', 'mallory', 'trudy', 'erin', 'frank', 'grace', 'henry',
-         'ivan')
+         'ivan', 'kate')
 
 
 def bare(user):
@@ -1512,6 +1516,46 @@ def _():
     stream.close()
 
 
+def sasl2(stream, mechanism, initial, children=''):
+    """One SASL2 <authenticate/> (XEP-0388); the answer."""
+    stream.send("<authenticate xmlns='%s' mechanism='%s'><initial-response>%s</initial-response>"
+                "%s</authenticate>" % (NS_SASL2, mechanism, harness.b64(initial), children))
+    return stream.next_element()
+
+
+def sasl2_failure(answer):
+    assert answer.tag == qname(NS_SASL2, 'failure'), tostring(answer)
+    return [c.tag.split('}')[1] for c in answer if c.tag.startswith('{%s}' % harness.NS_SASL)]
+
+
+USER_AGENT = "<user-agent id='matrix-ua'><software>matrix</software></user-agent>"
+
+
+@row('account', "alice's account", 'SASL2 PLAIN with authzid alice', 'invalid-authzid')
+def _():
+    stream = tls_stream(fresh_address())
+    answer = sasl2(stream, 'PLAIN', ('%s\0trudy\0%s' % (bare('alice'), PASSWORD)).encode())
+    assert sasl2_failure(answer) == ['invalid-authzid']
+    stream.close()
+
+
+@row('account', "alice's account", "log in as alice with his own FAST token (XEP-0484)",
+     'not-authorized')
+def _():
+    stream = tls_stream()
+    answer = sasl2(stream, 'PLAIN', ('\0trudy\0%s' % PASSWORD).encode(), USER_AGENT +
+                   "<request-token xmlns='%s' mechanism='HT-SHA-256-NONE'/>" % NS_FAST)
+    token = answer.find(qname(NS_FAST, 'token'))
+    assert answer.tag == qname(NS_SASL2, 'success') and token is not None, tostring(answer)
+    stream.close()
+    stream = tls_stream(fresh_address())
+    proof = hmac.new(token.get('token').encode(), b'Initiator', hashlib.sha256).digest()
+    answer = sasl2(stream, 'HT-SHA-256-NONE', b'alice\0' + proof,
+                   USER_AGENT + "<fast xmlns='%s'/>" % NS_FAST)
+    assert sasl2_failure(answer) == ['not-authorized']
+    stream.close()
+
+
 def scram_first(user):
     """The server-first-message of SCRAM-SHA-256 for user, as a dict."""
     stream = tls_stream()
@@ -1740,6 +1784,27 @@ def _():
         problems.append("bob's presence")
     new.close()
     assert not problems, 'the new ivan inherited: ' + ', '.join(problems)
+
+
+@row('operator', "kate's contacts", 'vestnikctl deluser kate',
+     "bob's subscription to and from kate is cancelled")
+def _():
+    bob = A['bob']
+    kate = Actor('kate', 'desk')
+    kate.send('<presence/>')
+    subscribe_both(kate, bob)
+    result = subprocess.run([server.ctl, '-c', server.config_path, 'deluser', kate.bare],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    deadline = time.monotonic() + 5
+    while True:
+        roster = bob.ok('get', None, "<query xmlns='%s'/>" % NS_ROSTER)
+        left = [i for i in roster.iter(qname(NS_ROSTER, 'item')) if i.get('jid') == kate.bare and
+                i.get('subscription') not in (None, 'none')]
+        if not left:
+            break
+        assert time.monotonic() < deadline, 'bob still has %s' % tostring(left[0])
+        time.sleep(0.1)
 
 
 # ---- ad-hoc commands (XEP-0050) and admin operations
