@@ -48,6 +48,11 @@ static const vn_config_key muc_keys[] = {
      .default_value = "120",
      .min = 1,
      .max = 1000000},
+    {.name = "max_pending_iq",
+     .type = VN_CONF_INT,
+     .default_value = "200",
+     .min = 1,
+     .max = 100000},
     {.name = "max_history_messages",
      .type = VN_CONF_INT,
      .default_value = "50",
@@ -490,8 +495,10 @@ static void room_iq(muc_room *room, vn_event *ev)
  * items, goes to the occupant's bare JID, where its server answers, as
  * Prosody and ejabberd do; but only for requesters the room shows real
  * JIDs to: to anyone else the answer would tell who is behind the nick.
- * Relayed requests count against the requester's message budget, which
- * also bounds how many the room remembers. */
+ * An occupant may have max_pending_iq requests relayed and not yet
+ * answered, which bounds what the room remembers (for RELAY_TIMEOUT_US
+ * at most); they do not count against its message budget: a client
+ * asks every occupant of a big room for its caps and avatar on joining. */
 
 #define RELAY_TIMEOUT_US (60LL * 1000000)
 #define NS_VCARD_TEMP "vcard-temp"
@@ -513,6 +520,13 @@ static relayed_iq *relays;
 
 static void relay_drop(relayed_iq *r)
 {
+    vn_jid *room_jid = vn_jid_parse(r->room);
+    muc_service *svc = room_jid ? service_for(room_jid->domain) : NULL;
+    muc_room *room = svc ? muc_room_find(svc, room_jid->local) : NULL;
+    muc_occupant *requester = room ? muc_occupant_by_session(room, r->requester) : NULL;
+    if (requester && requester->relays_pending > 0)
+        requester->relays_pending--;
+    vn_jid_free(room_jid);
     HASH_DEL(relays, r);
     free(r->room);
     free(r->requester_id);
@@ -551,11 +565,14 @@ static void relay_request(muc_room *room, muc_occupant *sender, const muc_occupa
         }
         to = target->real_bare;
     }
-    if (!muc_within_rate(room, sender, ev))
-        return;
     int64_t now = vn_now_us();
     while (relays && now - relays->started_us >= RELAY_TIMEOUT_US)
         relay_drop(relays); /* never answered */
+    if (sender->relays_pending >= room->service->limits->max_pending_iq) {
+        muc_iq_error(ev, "wait", "resource-constraint",
+                     "Too many of your requests wait for an answer");
+        return;
+    }
     char id[sizeof relays->id];
     if (!random_id(id, sizeof id, "iq-")) {
         muc_iq_error(ev, "wait", "internal-server-error", NULL);
@@ -570,6 +587,7 @@ static void relay_request(muc_room *room, muc_occupant *sender, const muc_occupa
     relay->responder_nick = vn_strdup(target->nick);
     relay->started_us = now;
     HASH_ADD_STR(relays, id, relay);
+    sender->relays_pending++;
 
     char *from = vn_asprintf("%s/%s", room->jid->bare, sender->nick);
     vn_stanza *relayed = vn_stanza_copy(ev->stanza);
@@ -733,6 +751,7 @@ static void read_limits(const vn_module *m)
         .max_rooms_per_user = vn_module_config_int(m, "max_rooms_per_user"),
         .max_occupants = vn_module_config_int(m, "max_occupants"),
         .max_messages_per_minute = vn_module_config_int(m, "max_messages_per_minute"),
+        .max_pending_iq = vn_module_config_int(m, "max_pending_iq"),
         .max_history_messages = vn_module_config_int(m, "max_history_messages"),
     };
 }
@@ -779,7 +798,8 @@ static void shut_down_room(muc_room *room)
     muc_presence_info info = {.type = "unavailable", .codes = {332}, .code_count = 1};
     for (muc_occupant *occ = room->occupants; occ; occ = occ->hh.next) {
         vn_stanza *own = muc_occupant_presence(room, occ, &info, true, true);
-        muc_send_to_occupant(occ, own);
+        for (size_t i = 0; i < occ->session_count; i++)
+            muc_send_own_presence(own, occ->sessions[i]);
         vn_stanza_free(own);
     }
     if (!room->config.persistent)

@@ -64,6 +64,7 @@ typedef struct muc_limits {
     long long max_rooms_per_user;
     long long max_occupants;
     long long max_messages_per_minute;
+    long long max_pending_iq;
     long long max_history_messages;
 } muc_limits;
 
@@ -106,6 +107,7 @@ typedef struct muc_occupant {
     char occupant_id[32]; /* XEP-0421 */
     int64_t rate_window_start_us;
     long long rate_count;
+    long long relays_pending; /* its iq requests relayed, not answered yet */
     UT_hash_handle hh;
 } muc_occupant;
 
@@ -198,6 +200,9 @@ void muc_send_to_occupant(const muc_occupant *occ, vn_stanza *st);
 void muc_broadcast(const muc_room *room, vn_stanza *st);
 /* occ's presence (info may add codes etc.) to every occupant. */
 void muc_broadcast_presence(muc_room *room, muc_occupant *occ, const muc_presence_info *info);
+/* Routes a copy of own (an occupant's presence as it sees it itself) to
+ * one of its sessions, the item naming that very session. */
+void muc_send_own_presence(const vn_stanza *own, const vn_jid *session);
 /* The presence of occ as recipient sees it. */
 vn_stanza *muc_occupant_presence(const muc_room *room, const muc_occupant *occ,
                                  const muc_presence_info *info, bool with_jid, bool self);
@@ -217,8 +222,8 @@ void muc_session_gone(muc_service *svc, muc_room *room, const vn_jid *full, int 
 void muc_room_maybe_drop(muc_room *room);
 
 /* ---- message.c ---- */
-/* Counts a message (or relayed iq) against occ's budget of
- * max_messages_per_minute; false (error sent) when over. */
+/* Counts a message (presence, invitation, voice request) against occ's
+ * budget of max_messages_per_minute; false (error sent) when over. */
 bool muc_within_rate(const muc_room *room, muc_occupant *occ, vn_event *ev);
 /* The same without the error: false when over. */
 bool muc_rate_take(const muc_room *room, muc_occupant *occ);

@@ -49,6 +49,7 @@ NS_REGISTER = 'jabber:iq:register'
 MAX_OCCUPANTS = 50
 MAX_HISTORY = 20
 RATE = 15
+PENDING_IQ = 5
 ROOMS_PER_USER = 4
 USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'teacher', 'parent1', 'parent2',
          'outsider']
@@ -79,7 +80,8 @@ class Server(harness.Server):
                     '    max_history_messages: %d\n'
                     '    max_messages_per_minute: %d\n'
                     '    max_rooms_per_user: %d\n'
-                    % (MAX_OCCUPANTS, MAX_HISTORY, RATE, ROOMS_PER_USER))
+                    '    max_pending_iq: %d\n'
+                    % (MAX_OCCUPANTS, MAX_HISTORY, RATE, ROOMS_PER_USER, PENDING_IQ))
 
 
 server = Server()

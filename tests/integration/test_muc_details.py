@@ -63,6 +63,9 @@ async def test_occupant_vcard_and_pep_items():
     reply = await iq_result(carol, room + '/Bob', 'get', "<pubsub xmlns='%s'><items node="
                             "'urn:example:mood'/></pubsub>" % NS_PUBSUB)
     assert reply.xml.find('.//{urn:example:mood}mood').text == 'sunny', reply
+    # a client fetches every occupant's avatar on joining: no message budget
+    for n in range(muc.RATE + 5):
+        await iq_result(carol, room + '/Bob', 'get', "<vCard xmlns='%s'/>" % NS_VCARD)
     # semi-anonymous: refused to participants, answered for moderators
     await configure(alice, room, {'muc#roomconfig_whois': 'moderators'})
     assert await iq_error(carol, room + '/Bob', 'get', "<vCard xmlns='%s'/>" % NS_VCARD) == (
@@ -84,6 +87,7 @@ async def test_one_nick_from_two_devices():
     seen = await presence_from(alice, room + '/Bob')
     pres = await join(laptop, room, 'Bob', '', '<status>at the desk</status>')
     assert pres['type'] != 'error' and 110 in codes(pres), pres
+    assert item(pres).get('jid') == str(laptop.boundjid), pres  # its own session
     # one occupant: the room lists Bob once, both devices get the room's traffic
     occupants = await alice['xep_0030'].get_items(jid=room)
     assert sorted(i[0] for i in occupants['disco_items']['items']) == [room + '/Alice',
@@ -100,6 +104,10 @@ async def test_one_nick_from_two_devices():
     promoted = await presence_from(alice, room + '/Bob', lambda p: item(p).get('role') ==
                                    'moderator')
     assert promoted['status'] == 'on the phone', promoted
+    for device in (phone, laptop):  # each device is told of itself
+        own = await presence_from(device, room + '/Bob', lambda p: item(p).get('role') ==
+                                  'moderator')
+        assert 110 in codes(own) and item(own).get('jid') == str(device.boundjid), own
     # one device leaves: only it is told; the occupant stays
     phone.send_presence(pto=room + '/Bob', ptype='unavailable', pstatus='phone off')
     own = await presence_from(phone, room + '/Bob', lambda p: p['type'] == 'unavailable')

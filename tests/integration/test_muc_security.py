@@ -278,6 +278,34 @@ async def test_only_the_asked_answer_relayed_requests():
     await muc.close_all(alice, bob, mallory)
 
 
+async def test_requests_waiting_for_an_answer_are_bounded():
+    alice, bob, mallory = await login('alice'), await login('bob'), await login('carol')
+    room = room_jid('backlog')
+    await create(alice, room, 'Alice')
+    await join(bob, room, 'Bob')
+    await join(mallory, room, 'Mallory')
+    held = []
+    bob.register_handler(Callback('slow', MatchXPath(
+        "{%s}iq/{urn:example:slow}query" % harness.NS_CLIENT), held.append))
+    def slow_request():
+        iq = muc.make_iq(mallory, room + '/Bob', 'get', "<query xmlns='urn:example:slow'/>")
+        iq['id'] = mallory.new_id()
+        return iq.send(timeout=10)
+    pending = [slow_request() for _ in range(muc.PENDING_IQ)]
+    reply = await mallory.iq_error(muc.make_iq(mallory, room + '/Bob', 'get',
+                                               "<query xmlns='urn:example:slow'/>"))
+    assert error_of(reply) == ('wait', 'resource-constraint'), reply
+    # Bob answers: the slots free up, and his answers reach Mallory
+    while len(held) < muc.PENDING_IQ:
+        await asyncio.sleep(0.05)
+    for iq in held:
+        bob.send_raw("<iq to='%s' id='%s' type='result'/>" % (iq['from'], iq['id']))
+    for answer in await asyncio.gather(*pending):
+        assert answer['from'] == room + '/Bob', answer
+    await mallory['xep_0092'].get_version(room + '/Bob')
+    await muc.close_all(alice, bob, mallory)
+
+
 def invite(client, room, who):
     client.send_raw("<message to='%s'><x xmlns='%s'><invite to='%s'/></x></message>"
                     % (room, NS_USER, who))
@@ -406,6 +434,7 @@ if __name__ == '__main__':
                  test_gone_occupant_is_removed_and_told,
                  test_remote_occupant_gone_by_its_servers_word,
                  test_only_the_asked_answer_relayed_requests,
+                 test_requests_waiting_for_an_answer_are_bounded,
                  test_stanza_id_by_room_in_any_spelling_is_dropped,
                  test_members_do_not_invite_into_members_only_room_by_default,
                  test_room_relays_no_declines_nor_floods_of_invitations,
