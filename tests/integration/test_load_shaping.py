@@ -10,9 +10,12 @@ throttled meanwhile. (That sustained excess past limits.max_throttle_time
 does close the stream is in test_limits.py.)
 
 The sender is a raw TLS stream writing 10,000 messages in one go from a
-thread; the recipient is a second raw stream reading them.
+thread; the recipient is a second raw stream reading them. An external
+component (XEP-0114) flooding a user is shaped the same way, at
+limits.component_stanza_rate.
 """
 
+import hashlib
 import subprocess
 import threading
 import time
@@ -25,7 +28,35 @@ RATE = 2000
 BURST = 200
 MESSAGES = 10000
 
-server = harness.Server(limits_options={'stanza_rate': RATE, 'stanza_burst': BURST})
+COMPONENT = 'bank.localhost'
+SECRET = 'bank-secret'
+COMPONENT_RATE = 1000
+COMPONENT_BURST = 100
+COMPONENT_MESSAGES = 3000
+NS_COMPONENT = 'jabber:component:accept'
+
+
+class Server(harness.Server):
+    """With a component listener and one component."""
+
+    def __init__(self, **kwargs):
+        self.component_port = harness.free_ports(1)[0]
+        super().__init__(**kwargs)
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config_path) as f:
+            text = f.read()
+        text = text.replace('listeners:\n', 'listeners:\n  - type: component\n'
+                            '    address: 127.0.0.1\n    port: %d\n' % self.component_port, 1)
+        text += 'components:\n  - domain: %s\n    secret: %s\n' % (COMPONENT, SECRET)
+        with open(self.config_path, 'w') as f:
+            f.write(text)
+
+
+server = Server(limits_options={'stanza_rate': RATE, 'stanza_burst': BURST,
+                                'component_stanza_rate': COMPONENT_RATE,
+                                'component_stanza_burst': COMPONENT_BURST})
 
 
 def setup():
@@ -95,6 +126,43 @@ def test_burst_is_delivered_in_full_at_the_rate():
     server.assert_running()
 
 
+def test_component_burst_is_shaped_not_cut_off():
+    receiver = harness.RawStream(server.c2s_port, timeout=10)
+    receiver.open()
+    bob = receiver.login('bob', PASSWORD, 'notifications')
+    bank = harness.RawStream(server.component_port, timeout=10)
+    bank.open(to=COMPONENT, ns=NS_COMPONENT)
+    deadline = time.monotonic() + bank.timeout
+    while bank.header is None and not bank.eof:
+        bank._read_some(deadline)
+    digest = hashlib.sha1((bank.header.get('id') + SECRET).encode()).hexdigest()
+    bank.send('<handshake>%s</handshake>' % digest)
+    bank.expect(qname(NS_COMPONENT, 'handshake'))
+
+    started = time.monotonic()
+    burst = ''.join("<message from='alerts@%s' to='%s' id='n%d'><body>payment %d</body>"
+                    "</message>" % (COMPONENT, bob, i, i)
+                    for i in range(COMPONENT_MESSAGES)).encode()
+    threading.Thread(target=bank.sock.sendall, args=(burst,), daemon=True).start()
+    for i in range(COMPONENT_MESSAGES):
+        msg = receiver.expect(qname(NS_CLIENT, 'message'))
+        assert msg.get('id') == 'n%d' % i, 'expected n%d, got %s' % (i, tostring(msg))
+    elapsed = time.monotonic() - started
+    assert elapsed >= (COMPONENT_MESSAGES - COMPONENT_BURST) / COMPONENT_RATE * 0.8, elapsed
+
+    # Still connected: an iq to the server is answered.
+    bank.send("<iq type='get' id='after' from='alerts@%s' to='%s'>"
+              "<ping xmlns='urn:xmpp:ping'/></iq>" % (COMPONENT, harness.DOMAIN))
+    iq = bank.expect(qname(NS_COMPONENT, 'iq'))
+    assert iq.get('id') == 'after' and iq.get('type') == 'result', tostring(iq)
+    assert ('component %s: over its stanza rate (%d/s): reading slowed down'
+            % (COMPONENT, COMPONENT_RATE)) in server.log_text()
+    bank.close()
+    receiver.close()
+    server.assert_running()
+
+
 if __name__ == '__main__':
-    harness.run([test_burst_is_delivered_in_full_at_the_rate], server=server, setup=setup,
+    harness.run([test_burst_is_delivered_in_full_at_the_rate,
+                 test_component_burst_is_shaped_not_cut_off], server=server, setup=setup,
                 timeout=120)
