@@ -1907,6 +1907,29 @@ def _():
         tostring(reply))
 
 
+def component_row(target, action, type_, payload, *allowed):
+    """A row that is one iq from the component to alice's bare JID."""
+    def check():
+        stream = component()
+        stream.send("<iq type='%s' id='c1' from='%s' to='%s'>%s</iq>"
+                    % (type_, COMPONENT, bare('alice'), payload))
+        refused(stream.expect(qname(NS_COMPONENT, 'iq')), *allowed)
+        stream.close()
+    check.__name__ = 'component | %s | %s -> %s' % (target, action, ' or '.join(allowed))
+    MATRIX.append(check)
+
+
+component_row("alice's private storage", 'get', 'get', "<query xmlns='%s'><secret "
+              "xmlns='urn:example:diary'/></query>" % NS_PRIVATE, 'auth forbidden')
+component_row("alice's roster", 'add itself', 'set', "<query xmlns='%s'><item jid='%s'/></query>"
+              % (NS_ROSTER, COMPONENT), 'auth forbidden')
+component_row("alice's vCard", 'set', 'set', "<vCard xmlns='%s'><FN>bot</FN></vCard>" % NS_VCARD,
+              'auth forbidden')
+component_row("alice's archive", 'query', 'set', "<query xmlns='%s'/>" % NS_MAM, 'auth forbidden')
+component_row("alice's whitelist node", 'read items', 'get', "<pubsub xmlns='%s'><items node='%s'/>"
+              "</pubsub>" % (NS_PUBSUB, WHITELIST_NODE), 'cancel not-allowed closed-node')
+
+
 @row('unauthenticated component', 'alice', 'message before the handshake',
      'not-authorized stream error')
 def _():
