@@ -263,7 +263,8 @@ void muc_room_destroy(muc_room *room, const char *alternate, const char *reason)
                 alternate ? alternate : "");
     for (muc_occupant *occ = room->occupants; occ; occ = occ->hh.next) {
         vn_stanza *own = muc_occupant_presence(room, occ, &info, true, true);
-        muc_send_to_occupant(occ, own);
+        for (size_t i = 0; i < occ->session_count; i++)
+            muc_send_own_presence(own, occ->sessions[i]);
         vn_stanza_free(own);
         for (size_t i = 0; i < occ->session_count; i++)
             muc_track_session(room, occ->sessions[i], false);

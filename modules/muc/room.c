@@ -410,6 +410,16 @@ void muc_broadcast(const muc_room *room, vn_stanza *st)
     free(targets);
 }
 
+void muc_send_own_presence(const vn_stanza *own, const vn_jid *session)
+{
+    vn_stanza *copy = vn_stanza_copy(own);
+    vn_stanza *item = vn_stanza_child(vn_stanza_child(copy, "x", NS_MUC_USER), "item", NS_MUC_USER);
+    if (item)
+        vn_stanza_set_attr(item, "jid", session->full);
+    vn_stanza_set_attr(copy, "to", session->full);
+    vn_route(copy);
+}
+
 void muc_broadcast_presence(muc_room *room, muc_occupant *occ, const muc_presence_info *info)
 {
     vn_stanza *plain = muc_occupant_presence(room, occ, info, false, false);
@@ -430,7 +440,10 @@ void muc_broadcast_presence(muc_room *room, muc_occupant *occ, const muc_presenc
         }
     }
     for (size_t i = 0; i < n; i++) {
-        route_copy_to(variants[i], targets[i]);
+        if (variants[i] == own)
+            muc_send_own_presence(own, targets[i]);
+        else
+            route_copy_to(variants[i], targets[i]);
         vn_jid_free(targets[i]);
     }
     free(targets);
@@ -611,8 +624,8 @@ static void join(muc_service *svc, muc_room *room, vn_event *ev)
         info.self_codes[info.self_code_count++] = 201;
     if (another_session) {
         vn_stanza *own = muc_occupant_presence(room, occ, &info, true, true);
-        vn_stanza_set_attr(own, "to", ev->from->full);
-        vn_route(own);
+        muc_send_own_presence(own, ev->from);
+        vn_stanza_free(own);
     } else {
         muc_broadcast_presence(room, occ, &info);
     }
@@ -657,8 +670,8 @@ static void leave(muc_room *room, muc_occupant *occ, vn_event *ev)
      * with the presence it had. */
     if (occ->session_count > 1) {
         vn_stanza *own = muc_occupant_presence(room, occ, &info, true, true);
-        vn_stanza_set_attr(own, "to", ev->from->full);
-        vn_route(own);
+        muc_send_own_presence(own, ev->from);
+        vn_stanza_free(own);
         occupant_drop_session(occ, ev->from);
         muc_track_session(room, ev->from, false);
         return;
@@ -714,8 +727,8 @@ void muc_session_gone(muc_service *svc, muc_room *room, const vn_jid *full, int 
          * for a resource it lost track of): then it learns it is out. */
         muc_presence_info own_info = {.type = "unavailable", .codes = {code}, .code_count = 1};
         vn_stanza *own = muc_occupant_presence(room, occ, &own_info, true, true);
-        vn_stanza_set_attr(own, "to", full->full);
-        vn_route(own);
+        muc_send_own_presence(own, full);
+        vn_stanza_free(own);
     }
     occupant_drop_session(occ, full);
     muc_track_session(room, full, false);
