@@ -1678,13 +1678,14 @@ def _():
     Actor('alice', 'check').close()
 
 
-@row('unauthenticated stream', "alice's account", 'register ALICE (another spelling)',
-     'conflict')
+@row('unauthenticated stream', "alice's account", 'register ALICE or fullwidth alice',
+     'conflict: the same name after PRECIS mapping')
 def _():
     stream = tls_stream()
-    stream.send("<iq type='set' id='reg3'><query xmlns='%s'><username>ALICE</username>"
-                "<password>taken-over</password></query></iq>" % NS_REGISTER)
-    refused(stream.expect(IQ), 'cancel conflict')
+    for n, name in enumerate(('ALICE', '\uff41\uff4c\uff49\uff43\uff45')):
+        stream.send("<iq type='set' id='reg3-%d'><query xmlns='%s'><username>%s</username>"
+                    "<password>taken-over</password></query></iq>" % (n, NS_REGISTER, name))
+        refused(stream.expect(IQ), 'cancel conflict')
     stream.close()
 
 
