@@ -3,12 +3,14 @@
 trigger what, tried the way an attacker works through a server.
 
 One server runs every shipped module and store (private storage, vCards,
-rosters, blocking, carbons, push, offline, MAM, PEP, MUC, upload,
-registration) with http, component and s2s listeners. The actors are
-ordinary accounts: alice (the victim, with data in every store), bob (her
-contact, subscribed both ways), mallory (the attacker: a stranger to alice
-and an occupant of her room), a component, an unauthenticated c2s stream
-and an unauthenticated s2s peer.
+rosters, blocking, carbons, push, offline, MAM, PEP, MUC, upload, TURN
+credentials, registration, ad-hoc commands) with https, component and s2s
+listeners and http.allowed_origins set. The actors are ordinary accounts:
+alice (the victim, with data in every store and the owner of the rooms),
+bob (her contact, subscribed both ways, a member and an admin in her
+rooms), mallory (the attacker: a stranger to alice and an occupant of her
+open room), the operator (vestnikctl), a component, unauthenticated c2s,
+BOSH and s2s streams, and web pages of an allowed and another origin.
 
 Each row of MATRIX is one TAP line named "actor | target | action ->
 expected outcome": that the attempt is refused with the condition the
@@ -16,7 +18,9 @@ standard names (a stanza error's type and condition, a stream error, a
 SASL failure, an HTTP status) and that nothing changed or leaked. A few
 rows are positive controls (what an actor may do), so that a refusal is
 known to come from the check and not from a broken fixture. New modules
-add their rows to the table with the row() decorator.
+add their rows with iq_row() (one refused iq), component_row() or the
+row() decorator (anything longer); a row that changes the fixture's state
+for later rows says so in its body, and rows run in the order written.
 
 Clients are raw streams (harness.RawStream: STARTTLS, PLAIN, bind) driven
 synchronously, so each row sees exactly which elements arrive; like a real
