@@ -568,6 +568,7 @@ def _():
 @row('stranger', "alice's presence", 'subscribe', 'no presence until alice approves')
 def _():
     mallory = A['mallory']
+    # the request stays pending: the 'pending requester' rows below use it
     mallory.send("<presence to='%s' type='subscribe'/>" % bare('alice'))
     A['alice'].wait(lambda e: e.tag == PRESENCE and e.get('type') == 'subscribe' and
                     e.get('from', '').startswith(mallory.bare), "mallory's request")
