@@ -445,6 +445,8 @@ int vn_pending_register(vn_store *s, vn_store_op *op)
 int vn_pending_get(vn_store *s, const char *host, const char *user, const char *store,
                    const char *key, vn_buf *out)
 {
+    if (!s->pending->docs && !s->pending->wipes)
+        return s->ops->get(s->impl, host, user, store, key, out);
     size_t len;
     char *k = compose(&len, host, user, store, key);
     doc_entry *d;
@@ -530,6 +532,8 @@ int vn_pending_foreach(vn_store *s, const char *host, const char *user, const ch
                        vn_store_key_cb cb, void *ud)
 {
     doc_merge m = {.cb = cb, .ud = ud};
+    if (!s->pending->docs && !s->pending->wipes)
+        return s->ops->foreach (s->impl, host, user, store, cb, ud);
     bool gone = wiped(s->pending, host, user) != 0;
     int rc = VN_STORE_OK;
 

@@ -74,6 +74,11 @@ static bool valid_default(const char *value)
 
 /* The stored <prefs/> of an account, or NULL when it has none (or on a
  * store error: *rc tells). */
+/* What prefs_save stores for an empty <prefs/>, the document of nearly
+ * every account: recognised without an XML parser, which would otherwise
+ * be created twice for every archived message. */
+static const char EMPTY_PREFS[] = "<prefs xmlns='" MAM_NS "'/>";
+
 static vn_stanza *prefs_load(const char *host, const char *user, int *rc)
 {
     vn_buf doc;
@@ -81,7 +86,10 @@ static vn_stanza *prefs_load(const char *host, const char *user, int *rc)
 
     vn_buf_init(&doc);
     *rc = vn_store_get(vn_server_store(), host, user, PREFS_STORE, PREFS_KEY, &doc);
-    if (*rc == VN_STORE_OK) {
+    if (*rc == VN_STORE_OK && doc.len == sizeof EMPTY_PREFS - 1 &&
+        memcmp(doc.data, EMPTY_PREFS, doc.len) == 0) {
+        prefs = vn_stanza_new("prefs", MAM_NS);
+    } else if (*rc == VN_STORE_OK) {
         prefs = vn_stanza_parse(doc.data, doc.len);
         if (!prefs || !vn_stanza_is(prefs, "prefs", MAM_NS)) {
             vn_log_warn("mam: the stored preferences of %s@%s do not parse", user, host);
