@@ -20,9 +20,11 @@ of that moment (src/c2s_sm.c), so the <a/> covers only stanzas whose
 writes are on disk.
 
 Two cases: a steady flood with a few batches in flight, killed early; and
-a flood of 10,000 messages sent as fast as the socket takes them, killed
-once half of them are acknowledged, so that thousands are in flight, in
-the open batch and in the one being committed.
+a flood of 10,000 messages with up to 3,000 unacknowledged at a time,
+killed as soon as half of them are acknowledged, while the rest are still
+arriving: in the socket, in the open batch and in the one being committed.
+With acks given before the writes are durable, the second case loses
+thousands of acknowledged messages.
 """
 
 import time
