@@ -1038,6 +1038,17 @@ def _():
             'auth forbidden')
 
 
+@row('stranger (not in the room)', 'open room', 'invite someone through it (spam)',
+     'not-acceptable, nothing relayed')
+def _():
+    carol, bob = A['carol'], A['bob']
+    carol.send("<message to='%s' id='inv2'><x xmlns='%s'><invite to='%s'><reason>buy now</reason>"
+               "</invite></x></message>" % (ROOM_OPEN, NS_MUC_USER, bob.bare))
+    refused(carol.wait(lambda e: e.tag == MESSAGE and e.get('id') == 'inv2', 'the refusal'),
+            'modify not-acceptable')
+    bob.quiet(lambda e: 'buy now' in text_of(e), 'the relayed invitation', seconds=0.5)
+
+
 @row('stranger (not in the room)', 'open room', 'groupchat message', 'not-acceptable, not shown')
 def _():
     carol = A['carol']
