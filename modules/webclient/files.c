@@ -149,7 +149,14 @@ static void cache_add(wc_files *files, wc_file *f)
     HASH_ADD_KEYPTR(hh, files->cache, f->key, strlen(f->key), f);
 }
 
-/* ---- paths and types ---- */
+/* ---- paths, types, validators ---- */
+
+bool wc_etag_matches(const char *if_none_match, const char *etag)
+{
+    /* Weak comparison (RFC 9110 §13.1.2): W/"x" matches "x" too. */
+    return if_none_match &&
+           (strcmp(if_none_match, "*") == 0 || strstr(if_none_match, etag) != NULL);
+}
 
 static int hex(char c)
 {
@@ -221,7 +228,8 @@ static const struct {
     {".txt", "text/plain; charset=utf-8"},
 };
 
-const char *wc_files_type(const char *name)
+/* The Content-Type for a file name, by its extension. */
+static const char *file_type(const char *name)
 {
     size_t len = strlen(name);
 
@@ -302,7 +310,7 @@ static void read_work(void *ud)
         job->status = read_file(files->root, job->rel, files->max_file_size, &job->file, &job->why);
     if (job->file) {
         job->file->key = vn_strdup(job->key);
-        job->file->type = wc_files_type(job->rel);
+        job->file->type = file_type(job->rel);
     }
 }
 
@@ -344,7 +352,7 @@ static void respond_file(vn_http_request *req, wc_file *f, long long max_age)
     vn_http_response_header(req, "Vary", "Accept-Encoding");
     if (f->gzip)
         vn_http_response_header(req, "Content-Encoding", "gzip");
-    if (match && strstr(match, f->etag)) {
+    if (wc_etag_matches(match, f->etag)) {
         vn_http_respond(req, 304, NULL, NULL, 0);
         return;
     }

@@ -60,7 +60,7 @@ static void respond_doc(vn_http_request *req, const wc_doc *doc)
     /* Generated from the config: a reload may change it at any time. */
     vn_http_response_header(req, "Cache-Control", "no-cache");
     vn_http_response_header(req, "ETag", doc->etag);
-    if (match && strstr(match, doc->etag))
+    if (wc_etag_matches(match, doc->etag))
         vn_http_respond(req, 304, NULL, NULL, 0);
     else
         vn_http_respond(req, 200, doc->type, doc->body, doc->len);

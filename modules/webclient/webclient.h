@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <vestnik/http.h>
 
-/* The module's settings, checked at load (modules.webclient in the config). */
+/* The module's settings (modules.webclient), checked by the config loader. */
 typedef struct wc_conf {
     const char *path; /* where the page is, ends with '/' */
     const char *root; /* directory holding dist/ */
@@ -62,8 +62,8 @@ void wc_files_serve(wc_files *files, vn_http_request *req, const char *rel, long
 /* The route's on_writable and on_abort, for responses wc_files_serve began. */
 void wc_files_on_writable(vn_http_request *req);
 void wc_files_on_abort(vn_http_request *req);
-/* The Content-Type for a file name, by its extension. */
-const char *wc_files_type(const char *name);
+/* If-None-Match (may be NULL) names this ETag (quoted), or is "*". */
+bool wc_etag_matches(const char *if_none_match, const char *etag);
 /* Percent-decode a request path below the page; NULL when it is not a
  * plain relative path (empty or dot segments, hidden files, NUL, '\'). */
 char *wc_files_decode_path(const char *raw);

@@ -211,6 +211,11 @@ def test_converse_files():
     # Conditional request, and HEAD: headers without the body.
     status, _, body = get('/dist/converse.min.js', headers={'If-None-Match': headers['etag']})
     assert status == 304 and body == b'', status
+    for match in ('"other", W/' + headers['etag'], '*'):
+        assert get('/dist/converse.min.js', headers={'If-None-Match': match})[0] == 304, match
+    assert get('/dist/converse.min.js', headers={'If-None-Match': '"other"'})[0] == 200
+    status, page_headers, _ = get('/')
+    assert get('/', headers={'If-None-Match': page_headers['etag']})[0] == 304
     status, head_headers, body = get('/dist/converse.min.js', method='HEAD')
     assert status == 200 and body == b'', status
     assert head_headers['content-length'] == str(len(on_disk)), head_headers
