@@ -1155,6 +1155,21 @@ def _():
     frank.close()
 
 
+@row('visitor', 'moderated room', 'groupchat message', 'forbidden, not shown')
+def _():
+    mallory, bob = A['mallory'], A['bob']
+    A['alice'].ok('set', ROOM_STAFF, room_form({'muc#roomconfig_moderatedroom': '1'}))
+    presence = join(mallory, ROOM_STAFF, 'Mallory')
+    item = presence.find('{%s}x/{%s}item' % (NS_MUC_USER, NS_MUC_USER))
+    assert item is not None and item.get('role') == 'visitor', tostring(presence)
+    mallory.send("<message to='%s' type='groupchat' id='mute1'><body>unvoiced</body></message>"
+                 % ROOM_STAFF)
+    refused(mallory.wait(lambda e: e.tag == MESSAGE and e.get('id') == 'mute1', 'the refusal'),
+            'auth forbidden')
+    bob.quiet(lambda e: e.findtext(qname(NS_CLIENT, 'body')) == 'unvoiced', "the visitor's message",
+              seconds=0.5)
+
+
 @row('room occupant', 'subject', 'change it (changesubject off)', 'forbidden')
 def _():
     mallory = A['mallory']
