@@ -1435,6 +1435,18 @@ def _():
                      "the web page's message", seconds=0.3)
 
 
+@row('stranger', 'BOSH sessions', 'post to a session id he made up',
+     'terminated with item-not-found')
+def _():
+    status, reply = bosh_post("<body xmlns='%s' rid='5000' sid='%s'><message xmlns='%s' to='%s'>"
+                              "<body>guessed</body></message></body>"
+                              % (NS_HTTPBIND, '0' * 32, NS_CLIENT, bare('alice')))
+    assert status == 200 and reply.get('type') == 'terminate', (status, reply)
+    assert reply.get('condition') == 'item-not-found', tostring(reply)
+    A['alice'].quiet(lambda e: e.findtext(qname(NS_CLIENT, 'body')) == 'guessed',
+                     'the guessed session\'s message', seconds=0.3)
+
+
 @row('hostile web page', 'uploaded HTML and SVG files', 'open them as pages of the server',
      'nosniff, sandbox CSP, HTML as attachment')
 def _():
