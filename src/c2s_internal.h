@@ -39,6 +39,7 @@ typedef struct sm_state {
     /* A <resume/> waits likewise for the old stream's last writes. */
     vn_store_waiter *resume_wait;
     vn_stanza *resume_el;
+    bool resume_inline; /* it came inside a SASL2 login (sasl2.c) */
     UT_hash_handle hh;
 } sm_state;
 
@@ -80,6 +81,12 @@ void vn_c2s_sm_add_feature(vn_c2s *s, vn_stanza *features);
 /* The answer to an <enable/> (<enabled/> or <failed/>), unsent: Bind 2
  * puts it in <bound/>. */
 vn_stanza *vn_c2s_sm_enable(vn_c2s *s, const vn_stanza *el);
+/* A <resume/> inside a SASL2 login: its answer (<resumed/>, the session
+ * taken over, or <failed/>) goes to vn_c2s_sasl2_resumed, maybe later,
+ * once what the old stream stored is durable; after writing it, the
+ * caller has vn_c2s_sm_resend send what the client had not acknowledged. */
+void vn_c2s_sm_resume_inline(vn_c2s *s, const vn_stanza *el);
+void vn_c2s_sm_resend(vn_c2s *s);
 /* A <enable/>, <r/>, <a/> or <resume/> from the client. */
 void vn_c2s_sm_element(vn_c2s *s, const vn_stanza *el);
 /* A stanza was handled (counts toward h). */

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "c2s_internal.h"
+#include "sasl2.h"
 #include "server.h"
 #include "sessions.h"
 
@@ -48,14 +49,14 @@ static void send_nonza(vn_c2s *s, vn_stanza *el)
     vn_stanza_free(el);
 }
 
-static void send_failed(vn_c2s *s, const char *condition)
+static vn_stanza *failed_element(const char *condition)
 {
     vn_stanza *failed = vn_stanza_new("failed", VN_NS_SM);
     vn_stanza_add_child(failed, condition, VN_NS_STANZA_ERRORS);
-    send_nonza(s, failed);
+    return failed;
 }
 
-static void send_h(vn_c2s *s, const char *name, uint32_t h)
+static vn_stanza *h_element(vn_c2s *s, const char *name, uint32_t h)
 {
     char num[16];
     vn_stanza *el = vn_stanza_new(name, VN_NS_SM);
@@ -63,7 +64,12 @@ static void send_h(vn_c2s *s, const char *name, uint32_t h)
     vn_stanza_set_attr(el, "h", num);
     if (strcmp(name, "resumed") == 0)
         vn_stanza_set_attr(el, "previd", s->sm.id);
-    send_nonza(s, el);
+    return el;
+}
+
+static void send_h(vn_c2s *s, const char *name, uint32_t h)
+{
+    send_nonza(s, h_element(s, name, h));
 }
 
 static void answer_r(vn_c2s *s);
@@ -155,11 +161,8 @@ vn_stanza *vn_c2s_sm_enable(vn_c2s *s, const vn_stanza *el)
     const char *resume = vn_stanza_attr(el, "resume");
     unsigned timeout = vn_srv.cfg->resume_timeout;
 
-    if (!s->session || s->sm.enabled) {
-        vn_stanza *failed = vn_stanza_new("failed", VN_NS_SM);
-        vn_stanza_add_child(failed, "unexpected-request", VN_NS_STANZA_ERRORS);
-        return failed;
-    }
+    if (!s->session || s->sm.enabled)
+        return failed_element("unexpected-request");
     s->sm.enabled = true;
     vn_stanza *enabled = vn_stanza_new("enabled", VN_NS_SM);
     if (resume && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0) && timeout > 0) {
@@ -207,32 +210,44 @@ static void take_over(vn_c2s *s, vn_c2s *old)
     }
 }
 
-static void handle_resume(vn_c2s *s, const vn_stanza *el, bool durable);
+static void handle_resume(vn_c2s *s, const vn_stanza *el, bool durable, bool inline_resume);
+
+/* Where the answer to a <resume/> goes: the stream, or the SASL2 login it
+ * came inside (sasl2.c, which writes it in its <success/>). */
+static void resume_answer(vn_c2s *s, bool inline_resume, vn_stanza *answer)
+{
+    if (inline_resume)
+        vn_c2s_sasl2_resumed(s, answer);
+    else
+        send_nonza(s, answer);
+}
 
 static void on_resume_durable(int status, void *arg)
 {
     vn_c2s *s = arg;
     vn_stanza *el = s->sm.resume_el;
+    bool inline_resume = s->sm.resume_inline;
 
     s->sm.resume_wait = NULL;
     s->sm.resume_el = NULL;
+    s->sm.resume_inline = false;
     if (!s->closing && status != VN_STORE_OK)
-        send_failed(s, "internal-server-error");
+        resume_answer(s, inline_resume, failed_element("internal-server-error"));
     else if (!s->closing)
-        handle_resume(s, el, true);
+        handle_resume(s, el, true, inline_resume);
     vn_stanza_free(el);
 }
 
 /* durable: everything written before is on disk, so the old stream's h
  * may be told. */
-static void handle_resume(vn_c2s *s, const vn_stanza *el, bool durable)
+static void handle_resume(vn_c2s *s, const vn_stanza *el, bool durable, bool inline_resume)
 {
     const char *previd = vn_stanza_attr(el, "previd");
     sm_state *sm = NULL;
     uint32_t h;
 
     if (s->session || s->sm.resume_wait) {
-        send_failed(s, "unexpected-request");
+        resume_answer(s, inline_resume, failed_element("unexpected-request"));
         return;
     }
     if (previd)
@@ -240,26 +255,33 @@ static void handle_resume(vn_c2s *s, const vn_stanza *el, bool durable)
     vn_c2s *old = sm ? stream_of(sm) : NULL;
     if (!old || !old->session || strcmp(old->host, s->host) != 0 ||
         strcmp(old->user, s->user) != 0) {
-        send_failed(s, "item-not-found");
+        resume_answer(s, inline_resume, failed_element("item-not-found"));
         return;
     }
     if (!parse_h(vn_stanza_attr(el, "h"), &h)) {
-        send_failed(s, "unexpected-request");
+        resume_answer(s, inline_resume, failed_element("unexpected-request"));
         return;
     }
     if (!durable) {
         s->sm.resume_el = vn_stanza_copy(el);
+        s->sm.resume_inline = inline_resume;
         s->sm.resume_wait = vn_store_when_durable(vn_server_store(), on_resume_durable, s);
         return;
     }
     if (!apply_ack(&old->sm, h)) {
-        send_failed(s, "unexpected-request");
+        resume_answer(s, inline_resume, failed_element("unexpected-request"));
         return;
     }
     take_over(s, old);
     vn_log_info("session resumed: %s (%zu stanza(s) to resend)", vn_session_jid(s->session)->full,
                 s->sm.unacked);
-    send_h(s, "resumed", s->sm.h_in);
+    resume_answer(s, inline_resume, h_element(s, "resumed", s->sm.h_in));
+    if (!inline_resume)
+        vn_c2s_sm_resend(s);
+}
+
+void vn_c2s_sm_resend(vn_c2s *s)
+{
     /* A backlog over the output cap aborts the stream from inside a write,
      * which ends the session and frees the queue being walked. */
     for (sm_item *item = s->sm.head; item && !s->closing;) {
@@ -273,6 +295,11 @@ static void handle_resume(vn_c2s *s, const vn_stanza *el, bool durable)
     run_session_hook("session/resumed", s);
 }
 
+void vn_c2s_sm_resume_inline(vn_c2s *s, const vn_stanza *el)
+{
+    handle_resume(s, el, false, true);
+}
+
 void vn_c2s_sm_element(vn_c2s *s, const vn_stanza *el)
 {
     const char *name = vn_stanza_name(el);
@@ -281,7 +308,7 @@ void vn_c2s_sm_element(vn_c2s *s, const vn_stanza *el)
     if (strcmp(name, "enable") == 0) {
         handle_enable(s, el);
     } else if (strcmp(name, "resume") == 0) {
-        handle_resume(s, el, false);
+        handle_resume(s, el, false, false);
     } else if (!s->sm.enabled) {
         vn_c2s_close(s, "unsupported-stanza-type", "Stream management is not enabled");
     } else if (strcmp(name, "r") == 0) {

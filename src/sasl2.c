@@ -5,9 +5,9 @@
  * protection holds here too: the 'y' flag is refused when -PLUS was
  * offered), plus the FAST HT-SHA-256-* mechanisms of fast.c for a token
  * login. The <authenticate/> element carries the initial response, the
- * client's <user-agent id/>, and requests to run once authenticated: a
- * Bind 2 <bind/> (bind2.c, which also enables XEP-0198 stream management)
- * and a FAST <request-token/>.
+ * client's <user-agent id/>, and requests to run once authenticated: an
+ * XEP-0198 <resume/> (c2s_sm.c), else a Bind 2 <bind/> (bind2.c, which can
+ * enable stream management anew), and a FAST <request-token/>.
  * <success/> carries their results, and the stream's features follow it
  * at once, without a restart. The login back-off (abuse_limits.c) and
  * the close after repeated failures apply as to SASL.
@@ -30,6 +30,10 @@
 struct vn_sasl2 {
     vn_sasl *sasl;           /* the exchange, for sasl.c's mechanisms */
     vn_stanza *authenticate; /* the request, for what follows success */
+    /* Once authenticated, while an inline <resume/> waits: */
+    vn_stanza *success; /* the answer being built */
+    char *mechanism;    /* the one that succeeded */
+    bool rotate;        /* its FAST token is due for rotation */
 };
 
 static const char *peer_ip(const vn_c2s *s)
@@ -43,6 +47,8 @@ void vn_sasl2_free(vn_sasl2 *x)
         return;
     vn_sasl_free(x->sasl);
     vn_stanza_free(x->authenticate);
+    vn_stanza_free(x->success);
+    free(x->mechanism);
     free(x);
 }
 
@@ -62,6 +68,8 @@ void vn_c2s_sasl2_add_features(vn_c2s *s, const vn_sasl_context *ctx, vn_stanza 
     vn_sasl_add_mechanisms(ctx, auth);
     vn_stanza *inline_el = vn_stanza_add_child(auth, "inline", VN_NS_SASL2);
     vn_bind2_add_feature(s->host, inline_el);
+    if (vn_srv.cfg->resume_timeout)
+        vn_stanza_add_child(inline_el, "sm", VN_NS_SM);
     vn_fast_add_feature(ctx, inline_el);
 }
 
@@ -153,43 +161,68 @@ static void add_token(vn_c2s *s, const vn_sasl_context *ctx, vn_stanza *success,
     free(token);
 }
 
-static void succeeded(vn_c2s *s, const vn_sasl_context *ctx, const char *mechanism,
-                      const char *user, const char *additional, bool rotate)
+/* What follows a resumption, or its absence: Bind 2 (unless resumed),
+ * the FAST token, the identity; <success/>, then the stream's features and
+ * what a resumed session had not had acknowledged. */
+static void finish(vn_c2s *s, bool resumed)
 {
-    vn_stanza *authenticate = s->sasl2->authenticate;
-    vn_stanza *success = vn_stanza_new("success", VN_NS_SASL2);
-    bool fast =
-        vn_stanza_child(authenticate, "fast", VN_NS_FAST) || strncmp(mechanism, "HT-", 3) == 0;
+    vn_sasl2 *x = s->sasl2;
+    vn_sasl_context ctx = vn_c2s_sasl_context(s);
+    const vn_stanza *bind = vn_stanza_child(x->authenticate, "bind", VN_NS_BIND2);
+    bool fast = vn_stanza_child(x->authenticate, "fast", VN_NS_FAST) ||
+                strncmp(x->mechanism, "HT-", 3) == 0;
 
-    s->sasl2->authenticate = NULL;
+    if (!resumed && bind) {
+        vn_stanza *bound = vn_bind2_bind(s, bind, user_agent_id(x->authenticate));
+        if (bound)
+            vn_stanza_append(x->success, bound);
+    }
+    add_token(s, &ctx, x->success, x->authenticate, fast ? x->mechanism : NULL, x->rotate);
+    char *jid = s->session ? vn_strdup(vn_session_jid(s->session)->full)
+                           : vn_asprintf("%s@%s", s->user, s->host);
+    vn_stanza_add_text_child(x->success, "authorization-identifier", VN_NS_SASL2, jid);
+    free(jid);
+    vn_c2s_write_element(s, x->success);
     end_exchange(s);
+    if (s->closing)
+        return;
+    vn_c2s_send_features(s);
+    if (resumed)
+        vn_c2s_sm_resend(s);
+}
+
+void vn_c2s_sasl2_resumed(vn_c2s *s, vn_stanza *answer)
+{
+    bool resumed = vn_stanza_is(answer, "resumed", VN_NS_SM);
+
+    vn_stanza_append(s->sasl2->success, answer);
+    finish(s, resumed);
+}
+
+static void succeeded(vn_c2s *s, const char *mechanism, const char *user, const char *additional,
+                      bool rotate)
+{
+    vn_sasl2 *x = s->sasl2;
+
+    vn_sasl_free(x->sasl);
+    x->sasl = NULL;
+    x->mechanism = vn_strdup(mechanism);
+    x->rotate = rotate;
+    x->success = vn_stanza_new("success", VN_NS_SASL2);
     s->authenticated = true;
     s->user = vn_strdup(user);
     vn_limits_login_succeeded(peer_ip(s), s->host, s->user);
     vn_log_info("c2s %s: authenticated %s@%s with %s (SASL2)", peer_ip(s), s->user, s->host,
                 mechanism);
     if (additional && additional[0])
-        vn_stanza_add_text_child(success, "additional-data", VN_NS_SASL2, additional);
-    vn_stanza *ident = vn_stanza_add_child(success, "authorization-identifier", VN_NS_SASL2);
-
-    const vn_stanza *bind = vn_stanza_child(authenticate, "bind", VN_NS_BIND2);
-    if (bind) {
-        vn_stanza *bound = vn_bind2_bind(s, bind, user_agent_id(authenticate));
-        if (bound)
-            vn_stanza_append(success, bound);
-    }
-    add_token(s, ctx, success, authenticate, fast ? mechanism : NULL, rotate);
-
-    char *jid = s->session ? vn_strdup(vn_session_jid(s->session)->full)
-                           : vn_asprintf("%s@%s", s->user, s->host);
-    vn_stanza_add_text(ident, jid, strlen(jid));
-    free(jid);
-    vn_c2s_write_element(s, success);
-    vn_stanza_free(success);
-    vn_stanza_free(authenticate);
-    if (s->closing)
-        return;
-    vn_c2s_send_features(s);
+        vn_stanza_add_text_child(x->success, "additional-data", VN_NS_SASL2, additional);
+    /* XEP-0386 §3.2: a resumption first (it may wait for the store); when
+     * it fails, a bind instead. */
+    const vn_stanza *resume = vn_stanza_child(x->authenticate, "resume", VN_NS_SM);
+    if (resume)
+        vn_c2s_sm_resume_inline(s, resume);
+    else
+        finish(s, false);
 }
 
 /* ---- the exchange ---- */
@@ -197,7 +230,6 @@ static void succeeded(vn_c2s *s, const vn_sasl_context *ctx, const char *mechani
 static void step(vn_c2s *s, const char *input)
 {
     const char *condition = "not-authorized";
-    vn_sasl_context ctx = vn_c2s_sasl_context(s);
     vn_buf out;
 
     vn_buf_init(&out);
@@ -210,7 +242,7 @@ static void step(vn_c2s *s, const char *input)
         vn_stanza_free(challenge);
     } else if (status == VN_SASL_SUCCESS) {
         char *user = vn_strdup(vn_sasl_username(s->sasl2->sasl));
-        succeeded(s, &ctx, vn_sasl_mechanism(s->sasl2->sasl), user, out.data, false);
+        succeeded(s, vn_sasl_mechanism(s->sasl2->sasl), user, out.data, false);
         free(user);
     } else {
         vn_sasl *sasl = s->sasl2->sasl;
@@ -243,7 +275,7 @@ static void fast_login(vn_c2s *s, const vn_sasl_context *ctx, const vn_stanza *a
         if (login.invalidate)
             vn_log_info("c2s %s: FAST token of %s@%s invalidated at the client's request",
                         peer_ip(s), result.user, s->host);
-        succeeded(s, ctx, mechanism, result.user, out.data, result.rotate);
+        succeeded(s, mechanism, result.user, out.data, result.rotate);
     } else {
         failed(s, mechanism, condition, result.wrong_credentials, result.attempted);
     }

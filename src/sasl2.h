@@ -1,9 +1,9 @@
 /*
  * sasl2.h - XEP-0388 SASL2 on client streams (sasl2.c), with what can be
- * negotiated inside it: XEP-0386 Bind 2 (bind2.c) and XEP-0484 FAST tokens
- * (fast.c). One <authenticate/> round trip can authenticate (with a token),
- * bind, and enable carbons, CSI and stream management; no stream restart
- * follows.
+ * negotiated inside it: XEP-0198 resumption (c2s_sm.c), XEP-0386 Bind 2
+ * (bind2.c) and XEP-0484 FAST tokens (fast.c). One <authenticate/> round
+ * trip can authenticate (with a token), resume or bind, and enable
+ * carbons, CSI and stream management; no stream restart follows.
  *
  * Only c2s.c and the files named above include this header.
  */
@@ -24,6 +24,9 @@ typedef struct vn_sasl2 vn_sasl2;
 void vn_c2s_sasl2_add_features(vn_c2s *s, const vn_sasl_context *ctx, vn_stanza *features);
 /* An element in the SASL2 namespace from the client. */
 void vn_c2s_sasl2_element(vn_c2s *s, const vn_stanza *el);
+/* The answer to the login's inline <resume/> (c2s_sm.c): the login goes
+ * on and <success/> is written. Takes answer. */
+void vn_c2s_sasl2_resumed(vn_c2s *s, vn_stanza *answer);
 void vn_sasl2_free(vn_sasl2 *x);
 
 /* bind2.c */

@@ -24,6 +24,7 @@ import random
 import socket
 import struct
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 
 import harness
@@ -350,6 +351,58 @@ def test_sasl2_failures():
     s.expect_stream_error('policy-violation')
 
 
+def test_sasl2_inline_resume():
+    """XEP-0198 <resume/> inside <authenticate/>: one round trip gives the
+    old session back, with what it had not acknowledged."""
+    s, _ = tls_stream()
+    success = authenticate(s, 'PLAIN', plain('dave', PASSWORD),
+                           user_agent('phone') + "<bind xmlns='%s'><tag>Phone</tag>"
+                           "<enable xmlns='%s' resume='true'/></bind>" % (NS_BIND2, NS_SM))
+    jid = success.findtext(qname(NS_SASL2, 'authorization-identifier'))
+    previd = success.find('%s/%s' % (qname(NS_BIND2, 'bound'), qname(NS_SM, 'enabled'))).get('id')
+    s.features()
+    sender = harness.RawStream(server.c2s_port)
+    sender.open()
+    sender.login('bob', PASSWORD, 'sender')
+    sender.send("<message to='%s' type='chat' id='lost1'><body>while you were away</body>"
+                "</message>" % jid)
+    msg = s.expect(qname(harness.NS_CLIENT, 'message'))
+    assert msg.get('id') == 'lost1', tostring(msg)
+    s.close()  # the phone loses its connection, never acknowledging it
+    deadline = time.monotonic() + 5
+    while 'session %s hibernates' % jid not in server.log_text():
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.05)
+
+    t, features = tls_stream()
+    inline = features.find('%s/%s' % (qname(NS_SASL2, 'authentication'), qname(NS_SASL2, 'inline')))
+    assert inline.find(qname(NS_SM, 'sm')) is not None, tostring(features)
+    success = authenticate(t, 'PLAIN', plain('dave', PASSWORD),
+                           user_agent('phone') + "<resume xmlns='%s' previd='%s' h='0'/>"
+                           "<bind xmlns='%s'><tag>Phone</tag></bind>" % (NS_SM, previd, NS_BIND2))
+    assert success.tag == qname(NS_SASL2, 'success'), tostring(success)
+    resumed = success.find(qname(NS_SM, 'resumed'))
+    assert resumed is not None and resumed.get('previd') == previd, tostring(success)
+    assert success.find(qname(NS_BIND2, 'bound')) is None, 'a resumed session binds nothing'
+    assert success.findtext(qname(NS_SASL2, 'authorization-identifier')) == jid
+    features = t.features()
+    assert features.find(qname(harness.NS_BIND, 'bind')) is None, tostring(features)
+    msg = t.expect(qname(harness.NS_CLIENT, 'message'))
+    assert msg.get('id') == 'lost1', tostring(msg)
+    # A second resumption of the same id fails inline and binds instead.
+    t.close()
+    u, _ = tls_stream()
+    success = authenticate(u, 'PLAIN', plain('dave', PASSWORD),
+                           "<resume xmlns='%s' previd='nonexistent' h='0'/>"
+                           "<bind xmlns='%s'/>" % (NS_SM, NS_BIND2))
+    failed = success.find(qname(NS_SM, 'failed'))
+    assert failed is not None and failed.find(qname(harness.NS_STANZA_ERRORS, 'item-not-found')) \
+        is not None, tostring(success)
+    assert success.find(qname(NS_BIND2, 'bound')) is not None, tostring(success)
+    u.close()
+    sender.close()
+
+
 def test_fast_tokens():
     ua = 'c0ffee-instance'
     t1 = request_token('carol', ua)
@@ -420,6 +473,7 @@ if __name__ == '__main__':
              test_sasl2_feature_lists_the_same_mechanisms_and_inline_features,
              test_sasl2_scram_with_bind2_enabling_carbons_csi_and_sm,
              test_sasl2_failures,
+             test_sasl2_inline_resume,
              test_fast_tokens]
     if os.environ.get('VN_XMPP_JS_DIR'):
         tests.append(test_xmpp_js_sasl2_bind2_and_fast_reconnect)
