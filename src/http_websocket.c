@@ -38,6 +38,12 @@ typedef struct ws_stream {
     bool closing;
     bool flush_on_close;  /* send what is queued before closing */
     bool close_frame_due; /* ours, after the queued messages */
+    /* Load shaping (shaper.h): while paused, wslay reads nothing more; the
+     * messages it had buffered already wait in held_messages (length, then
+     * bytes, each) and unread input in held_input, in order. */
+    bool paused;
+    vn_buf held_messages;
+    vn_buf held_input;
 } ws_stream;
 
 /* ---- output ---- */
@@ -150,6 +156,8 @@ static const char *ws_peer_ip(void *tx)
     return vn_conn_peer_ip(((ws_stream *)tx)->conn);
 }
 
+static void ws_pause(void *tx, bool paused);
+
 static const vn_c2s_transport ws_transport = {
     .open = ws_open,
     .element = ws_element,
@@ -159,6 +167,7 @@ static const vn_c2s_transport ws_transport = {
     .secure = ws_secure,
     .ssl = ws_ssl,
     .peer_ip = ws_peer_ip,
+    .pause = ws_pause,
 };
 
 /* ---- input: one message, one element ---- */
@@ -166,6 +175,12 @@ static const vn_c2s_transport ws_transport = {
 static void on_text_message(ws_stream *t, const char *data, size_t len)
 {
     const char *condition;
+
+    if (t->paused) {
+        vn_buf_append(&t->held_messages, &len, sizeof len);
+        vn_buf_append(&t->held_messages, data, len);
+        return;
+    }
     vn_stanza *el = vn_web_parse(data, len, 0, &condition);
 
     if (!el) {
@@ -232,7 +247,7 @@ static ssize_t ws_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int
 {
     ws_stream *t = ud;
 
-    if (t->input_len == 0) {
+    if (t->input_len == 0 || t->paused) {
         wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -271,11 +286,17 @@ static void on_data(vn_conn *c, void *ud, const char *data, size_t len)
     if (t->closing)
         return;
     vn_c2s_input_activity(t->c2s);
+    if (t->paused) {
+        vn_buf_append(&t->held_input, data, len);
+        return;
+    }
     t->input = data;
     t->input_len = len;
     t->in_recv = true;
     int rc = wslay_event_recv(t->ws);
     t->in_recv = false;
+    if (t->paused && t->input_len)
+        vn_buf_append(&t->held_input, t->input, t->input_len);
     t->input_len = 0;
     if (rc != 0 && !t->closing) {
         vn_log_info("c2s %s: WebSocket protocol error: closing", vn_conn_peer_ip(c));
@@ -292,7 +313,39 @@ static void on_close(vn_conn *c, void *ud, const char *reason)
     vn_limits_connection_closed(vn_conn_peer_ip(c));
     vn_c2s_gone(t->c2s, reason);
     wslay_event_context_free(t->ws);
+    vn_buf_free(&t->held_messages);
+    vn_buf_free(&t->held_input);
     free(t);
+}
+
+/* Resuming hands over the held messages, then the held input, unless a
+ * message pauses the stream again (what is left is held on). */
+static void ws_pause(void *tx, bool paused)
+{
+    ws_stream *t = tx;
+    size_t len, off = 0;
+
+    if (t->closing || t->paused == paused)
+        return;
+    t->paused = paused;
+    vn_conn_pause_reading(t->conn, paused);
+    if (paused)
+        return;
+    char *held = vn_buf_steal(&t->held_messages, &len);
+    while (off < len && !t->paused && !t->closing) {
+        size_t n;
+        memcpy(&n, held + off, sizeof n);
+        on_text_message(t, held + off + sizeof n, n);
+        off += sizeof n + n;
+    }
+    if (off < len && t->paused) /* the rest, ahead of nothing: held is empty */
+        vn_buf_append(&t->held_messages, held + off, len - off);
+    free(held);
+    if (t->paused || t->closing || !t->held_input.len)
+        return;
+    char *input = vn_buf_steal(&t->held_input, &len);
+    on_data(t->conn, t, input, len);
+    free(input);
 }
 
 static const vn_conn_callbacks conn_callbacks = {

@@ -10,15 +10,20 @@ throttled meanwhile. (That sustained excess past limits.max_throttle_time
 does close the stream is in test_limits.py.)
 
 The sender is a raw TLS stream writing 10,000 messages in one go from a
-thread; the recipient is a second raw stream reading them. An external
-component (XEP-0114) flooding a user is shaped the same way, at
-limits.component_stanza_rate.
+thread; the recipient is a second raw stream reading them. A client on
+WebSocket (RFC 7395) is shaped the same way, and so is an external
+component (XEP-0114) flooding a user, at limits.component_stanza_rate.
 """
 
+import base64
 import hashlib
+import os
+import struct
 import subprocess
+import socket
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 import harness
 from harness import NS_CLIENT, qname, tostring
@@ -40,7 +45,7 @@ class Server(harness.Server):
     """With a component listener and one component."""
 
     def __init__(self, **kwargs):
-        self.component_port = harness.free_ports(1)[0]
+        self.component_port, self.https_port = harness.free_ports(2)
         super().__init__(**kwargs)
 
     def write_config(self):
@@ -48,7 +53,9 @@ class Server(harness.Server):
         with open(self.config_path) as f:
             text = f.read()
         text = text.replace('listeners:\n', 'listeners:\n  - type: component\n'
-                            '    address: 127.0.0.1\n    port: %d\n' % self.component_port, 1)
+                            '    address: 127.0.0.1\n    port: %d\n  - type: https\n'
+                            '    address: 127.0.0.1\n    port: %d\n'
+                            % (self.component_port, self.https_port), 1)
         text += 'components:\n  - domain: %s\n    secret: %s\n' % (COMPONENT, SECRET)
         with open(self.config_path, 'w') as f:
             f.write(text)
@@ -126,6 +133,107 @@ def test_burst_is_delivered_in_full_at_the_rate():
     server.assert_running()
 
 
+class WebSocket:
+    """Just enough of an RFC 6455 client for XMPP framing (RFC 7395)."""
+
+    def __init__(self):
+        raw = socket.create_connection(('127.0.0.1', server.https_port), timeout=10)
+        self.sock = harness.insecure_tls_context().wrap_socket(raw,
+                                                               server_hostname=harness.DOMAIN)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(('GET /xmpp-websocket HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n'
+                           'Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n'
+                           'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n'
+                           % (harness.DOMAIN, key)).encode())
+        self.buffer = b''
+        while b'\r\n\r\n' not in self.buffer:
+            self._read()
+        head, self.buffer = self.buffer.split(b'\r\n\r\n', 1)
+        assert head.startswith(b'HTTP/1.1 101'), head
+
+    def _read(self):
+        data = self.sock.recv(65536)
+        assert data, 'WebSocket connection closed'
+        self.buffer += data
+
+    @staticmethod
+    def frame(xml):
+        payload = xml.encode()
+        mask = os.urandom(4)
+        size = len(payload)
+        header = bytes([0x81, 0x80 | size]) if size < 126 else (
+            bytes([0x81, 0x80 | 126]) + struct.pack('!H', size))
+        return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    def send(self, xml):
+        self.sock.sendall(self.frame(xml))
+
+    def recv(self):
+        """The next text message's element (pings and pongs skipped)."""
+        while True:
+            while len(self.buffer) < 2:
+                self._read()
+            opcode, size, offset = self.buffer[0] & 0x0f, self.buffer[1] & 0x7f, 2
+            if size == 126:
+                while len(self.buffer) < 4:
+                    self._read()
+                size, offset = struct.unpack('!H', self.buffer[2:4])[0], 4
+            elif size == 127:
+                while len(self.buffer) < 10:
+                    self._read()
+                size, offset = struct.unpack('!Q', self.buffer[2:10])[0], 10
+            while len(self.buffer) < offset + size:
+                self._read()
+            payload = self.buffer[offset:offset + size]
+            self.buffer = self.buffer[offset + size:]
+            assert opcode != 8, 'close frame %r' % payload
+            if opcode == 1:
+                return ET.fromstring(payload.decode())
+
+    def login(self, user, resource):
+        framing = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>"
+        self.send(framing % harness.DOMAIN)
+        self.recv()  # <open/>
+        self.recv()  # features
+        token = base64.b64encode(b'\0' + user.encode() + b'\0' + PASSWORD.encode()).decode()
+        self.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (harness.NS_SASL, token))
+        assert self.recv().tag == qname(harness.NS_SASL, 'success')
+        self.send(framing % harness.DOMAIN)
+        self.recv()
+        self.recv()
+        self.send("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='%s'>"
+                  "<resource>%s</resource></bind></iq>" % (harness.NS_BIND, resource))
+        assert self.recv().get('type') == 'result'
+
+
+def test_websocket_burst_is_shaped_not_cut_off():
+    receiver = harness.RawStream(server.c2s_port, timeout=10)
+    receiver.open()
+    bob = receiver.login('bob', PASSWORD, 'tablet')
+    ws = WebSocket()
+    ws.login('alice', 'browser')
+    count = 2 * RATE
+    burst = b''.join(WebSocket.frame("<message xmlns='jabber:client' to='%s' type='chat' "
+                                     "id='w%d'><body>web %d</body></message>" % (bob, i, i))
+                     for i in range(count))
+    started = time.monotonic()
+    threading.Thread(target=ws.sock.sendall, args=(burst,), daemon=True).start()
+    for i in range(count):
+        msg = receiver.expect(qname(NS_CLIENT, 'message'))
+        assert msg.get('id') == 'w%d' % i, 'expected w%d, got %s' % (i, tostring(msg))
+    elapsed = time.monotonic() - started
+    assert elapsed >= (count - BURST) / RATE * 0.8, elapsed
+    ws.send("<iq xmlns='jabber:client' type='get' id='after' to='%s'>"
+            "<ping xmlns='urn:xmpp:ping'/></iq>" % harness.DOMAIN)
+    iq = ws.recv()
+    assert iq.get('id') == 'after' and iq.get('type') == 'result', tostring(iq)
+    assert ('c2s alice@%s/browser: over its stanza rate (%d/s): reading slowed down'
+            % (harness.DOMAIN, RATE)) in server.log_text()
+    ws.sock.close()
+    receiver.close()
+    server.assert_running()
+
+
 def test_component_burst_is_shaped_not_cut_off():
     receiver = harness.RawStream(server.c2s_port, timeout=10)
     receiver.open()
@@ -164,5 +272,6 @@ def test_component_burst_is_shaped_not_cut_off():
 
 if __name__ == '__main__':
     harness.run([test_burst_is_delivered_in_full_at_the_rate,
+                 test_websocket_burst_is_shaped_not_cut_off,
                  test_component_burst_is_shaped_not_cut_off], server=server, setup=setup,
                 timeout=120)
