@@ -185,7 +185,8 @@ static void run_scram(uint8_t control, vn_buf *messages, size_t count)
 
 static void run_plain(uint8_t control, vn_buf *messages, size_t count)
 {
-    vn_sasl_context ctx = {.store = store, .host = HOST, .ssl = ssl, .allow_plain = true};
+    vn_sasl_context ctx = {
+        .store = store, .host = HOST, .ssl = ssl, .secure = true, .allow_plain = true};
     const char *condition = NULL;
     vn_sasl *sasl = vn_sasl_start(&ctx, "PLAIN", &condition);
     vn_buf text, out;
