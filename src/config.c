@@ -89,6 +89,7 @@ static const char *const store_backends[] = {"lmdb", NULL};
 static const char *const listener_types[] = {"c2s",       "c2s_tls", "http",    "https",
                                              "component", "s2s",     "s2s_tls", NULL};
 static const char *const s2s_tls_modes[] = {"starttls", "direct", NULL};
+static const char *const tls_profiles[] = {"standard", "gost", NULL};
 /* The languages of po/ (vestnik/i18n.h), as xml:lang names them. */
 static const char *const languages[] = {"en", "ru", "zh", "zh-CN", "fa", NULL};
 
@@ -114,6 +115,8 @@ static const field_spec tls_fields[] = {
     {CFG("key", FIELD_STRING, tls_key)},
     {CFG("ciphers", FIELD_STRING, tls_ciphers)},
     {CFG("ciphersuites", FIELD_STRING, tls_ciphersuites)},
+    {CFG("gost_certificate", FIELD_STRING, tls_gost_cert)},
+    {CFG("gost_key", FIELD_STRING, tls_gost_key)},
     {.name = NULL},
 };
 
@@ -267,6 +270,7 @@ static const field_spec listener_fields[] = {
     {FIELD("type", FIELD_LISTENER_TYPE, vn_listener_conf, type), .choices = listener_types},
     {FIELD("address", FIELD_STRING, vn_listener_conf, address)},
     {FIELD("port", FIELD_INT, vn_listener_conf, port), .min = 1, .max = 65535},
+    {FIELD("tls_profile", FIELD_STRING, vn_listener_conf, tls_profile), .choices = tls_profiles},
     {.name = NULL},
 };
 
@@ -495,6 +499,12 @@ static bool parse_address(const char *text, ip_address *out)
 static void listener_free(vn_listener_conf *l)
 {
     free(l->address);
+    free(l->tls_profile);
+}
+
+bool vn_listener_gost(const vn_listener_conf *l)
+{
+    return l->tls_profile && strcmp(l->tls_profile, "gost") == 0;
 }
 
 static bool read_listener(loader *ld, const vn_conf_node *item, vn_listener_conf *l)
@@ -514,6 +524,10 @@ static bool read_listener(loader *ld, const vn_conf_node *item, vn_listener_conf
              "s2s or s2s_tls)");
     if (!vn_conf_map_get(item, "port"))
         fail(ld, item->line, "listeners: a listener needs a 'port'");
+    if (vn_listener_gost(l) && l->type != VN_LISTEN_C2S_TLS && l->type != VN_LISTEN_HTTPS)
+        fail(ld, key_line(item, "tls_profile"),
+             "listeners: tls_profile gost is for c2s_tls and https listeners (TLS from the "
+             "first byte)");
     if (!l->address)
         l->address = vn_strdup("::");
     else if (!parse_address(l->address, &addr))
@@ -905,10 +919,18 @@ static void finish(loader *ld, const vn_conf_node *root)
     if (!cfg->tls_cert != !cfg->tls_key)
         fail(ld, key_line(tls, cfg->tls_cert ? "certificate" : "key"),
              "tls: 'certificate' and 'key' must be given together");
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        if (vn_listener_gost(&cfg->listeners[i]) && (!cfg->tls_gost_cert || !cfg->tls_gost_key)) {
+            fail(ld, cfg->listeners[i].line,
+                 "listeners: tls_profile gost needs tls.gost_certificate and tls.gost_key "
+                 "(a GOST R 34.10-2012 certificate; doc/crypto.md)");
+            break;
+        }
+    }
     if (!vn_conf_map_get(root, "listeners")) {
         static const vn_listener_conf standard[] = {
-            {VN_LISTEN_C2S, NULL, 5222, 0},
-            {VN_LISTEN_C2S_TLS, NULL, 5223, 0},
+            {VN_LISTEN_C2S, NULL, 5222, 0, NULL},
+            {VN_LISTEN_C2S_TLS, NULL, 5223, 0, NULL},
         };
         size_t n = sizeof standard / sizeof standard[0];
         cfg->listeners = vn_alloc(sizeof standard);
@@ -996,6 +1018,8 @@ void vn_config_free(vn_config *cfg)
     free(cfg->store_backend);
     free(cfg->tls_cert);
     free(cfg->tls_key);
+    free(cfg->tls_gost_cert);
+    free(cfg->tls_gost_key);
     free(cfg->tls_ciphers);
     free(cfg->tls_ciphersuites);
     free(cfg->websocket_path);

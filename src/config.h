@@ -31,6 +31,7 @@ typedef struct vn_listener_conf {
     char *address; /* default "::" (dual stack) */
     int port;
     int line;
+    char *tls_profile; /* NULL or "standard"; "gost": GOST TLS (tls_gost.c) */
 } vn_listener_conf;
 
 typedef struct vn_host_conf {
@@ -85,6 +86,8 @@ typedef struct vn_config {
     char *tls_key;
     char *tls_ciphers;      /* TLS 1.2 cipher list */
     char *tls_ciphersuites; /* TLS 1.3 suites */
+    char *tls_gost_cert;    /* GOST R 34.10-2012 certificate for tls_profile: gost */
+    char *tls_gost_key;
 
     bool require_encryption;  /* c2s: STARTTLS before anything else */
     bool allow_plain;         /* SASL PLAIN (only ever over TLS) */
@@ -165,6 +168,9 @@ typedef struct vn_config {
     vn_module_conf *modules;
     size_t n_modules;
 } vn_config;
+
+/* A listener with tls_profile: gost. */
+bool vn_listener_gost(const vn_listener_conf *l);
 
 /* Load and validate; NULL on failure, with every problem found appended to
  * err as a "file:line: message\n" line. */

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "server.h"
+#include "tls.h"
 #include "vestnik/log.h"
 
 #define WRITABLE_POLL_MS 5
@@ -875,7 +876,7 @@ void vn_http_accept(vn_conn *c, const vn_listener_conf *lc, void *ud)
     const vn_config *cfg = vn_srv.cfg;
     http_conn *hc;
 
-    if (lc->type == VN_LISTEN_HTTPS && vn_conn_start_tls(c, NULL) != 0) {
+    if (lc->type == VN_LISTEN_HTTPS && vn_conn_start_tls(c, vn_tls_listener_ctx(lc)) != 0) {
         vn_log_warn("http connection from %s: cannot start TLS", vn_conn_peer_ip(c));
         vn_conn_close(c, false);
         return;

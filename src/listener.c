@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tls.h"
+
 #define LISTEN_BACKLOG 511
 
 typedef struct listener {
@@ -53,6 +55,7 @@ static void on_listener_closed(uv_handle_t *handle)
     listener *l = handle->data;
 
     free(l->conf.address);
+    free(l->conf.tls_profile);
     free(l);
 }
 
@@ -70,7 +73,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (!c)
         return;
     bool direct_tls = l->conf.type == VN_LISTEN_C2S_TLS || l->conf.type == VN_LISTEN_S2S_TLS;
-    if (direct_tls && vn_conn_start_tls(c, NULL) != 0) {
+    if (direct_tls && vn_conn_start_tls(c, vn_tls_listener_ctx(&l->conf)) != 0) {
         vn_log_warn("connection from %s port %d: cannot start TLS", vn_conn_peer_ip(c),
                     vn_conn_peer_port(c));
         vn_conn_close(c, false);
@@ -109,6 +112,7 @@ static int open_listener(uv_loop_t *loop, const vn_listener_conf *lc, const char
     l->tcp.data = l;
     l->conf = *lc;
     l->conf.address = vn_strdup(address);
+    l->conf.tls_profile = vn_strdup(lc->tls_profile);
     l->max_output = max_output;
     rc = bind_and_listen(l);
     if (rc < 0) {

@@ -471,6 +471,10 @@ int vn_tls_init(const vn_config *cfg, vn_buf *err)
 
     if (build_set(&set, cfg, err) != 0)
         return -1;
+    if (vn_tls_gost_configure(cfg, err) != 0) {
+        free_set(&set);
+        return -1;
+    }
     free_set(&active);
     active = set;
     return 0;
@@ -483,6 +487,7 @@ int vn_tls_reload(const vn_config *cfg, vn_buf *err)
 
 void vn_tls_shutdown(void)
 {
+    vn_tls_gost_shutdown();
     free_set(&active);
 }
 

@@ -21,6 +21,15 @@ int vn_tls_init(const vn_config *cfg, vn_buf *err);   /* 0 ok; -1 with message *
 int vn_tls_reload(const vn_config *cfg, vn_buf *err); /* on failure the old contexts stay */
 void vn_tls_shutdown(void);
 
+/* tls_gost.c: the context of listeners with tls_profile: gost (GOST R
+ * 34.10-2012 certificate, GOST TLS 1.2 suites through the gost engine of
+ * libengine-gost-openssl), built when one is configured; NULL otherwise. */
+int vn_tls_gost_configure(const vn_config *cfg, vn_buf *err);
+void vn_tls_gost_shutdown(void);
+/* The context a direct-TLS listener starts connections with: the GOST one
+ * for tls_profile: gost, else NULL (the hosts' contexts, chosen by SNI). */
+SSL_CTX *vn_tls_listener_ctx(const vn_listener_conf *lc);
+
 /* Context for a host; NULL or unknown host gives the first host's. */
 SSL_CTX *vn_tls_ctx_for_host(const char *host);
 
