@@ -1066,10 +1066,11 @@ def _():
     assert not list(reply.iter(qname(NS_DISCO_ITEMS, 'item'))), tostring(reply)
 
 
-@row('stranger (not in the room)', 'occupant', 'iq through the room', 'not-acceptable')
+@row('stranger (not in the room)', 'occupant', 'iq through the room',
+     'not-acceptable (XEP-0410 §4)')
 def _():
     refused(A['carol'].iq('get', ROOM_OPEN + '/Bob', "<query xmlns='jabber:iq:version'/>"),
-            'modify not-acceptable', 'cancel not-acceptable')
+            'cancel not-acceptable')
 
 
 @row('room occupant', 'semi-anonymous room', 'occupant presence', 'carries no real JIDs')
@@ -1087,14 +1088,14 @@ def _():
 
 
 @row('room occupant', 'semi-anonymous room archive', "filter on bob's real JID",
-     'refused: no real-JID oracle')
+     'forbidden: no real-JID oracle')
 def _():
     form = ("<x xmlns='%s' type='submit'><field var='FORM_TYPE' type='hidden'><value>%s</value>"
             "</field><field var='with'><value>%s</value></field></x>" % (NS_DATA, NS_MAM,
                                                                           bare('bob')))
     reply = A['mallory'].iq('set', ROOM_OPEN, "<query xmlns='%s' queryid='oracle'>%s</query>"
                             % (NS_MAM, form))
-    refused(reply, 'auth forbidden', 'cancel feature-not-implemented')
+    refused(reply, 'auth forbidden')
 
 
 @row('room occupant', 'his own role', 'presence claiming owner and moderator',
