@@ -140,8 +140,13 @@ class Conn:
         self.stream.close()
 
 
+XML_LANG = '{http://www.w3.org/XML/1998/namespace}lang'
+
+
 def attrs(elem):
-    return dict(elem.attrib)
+    """Attributes but xml:lang, which the server adds from the sender's
+    stream (RFC 6120 §4.7.4; test_i18n checks it)."""
+    return {k: v for k, v in elem.attrib.items() if k != XML_LANG}
 
 
 def items(reply):
