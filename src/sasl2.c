@@ -199,9 +199,25 @@ void vn_c2s_sasl2_resumed(vn_c2s *s, vn_stanza *answer)
     finish(s, resumed);
 }
 
+/* The client's own words for its software and device (XEP-0388 §2.3),
+ * for the log: printable ASCII, at most 64 characters, "-" when absent. */
+static void user_agent_text(const vn_stanza *authenticate, const char *name, char out[65])
+{
+    const vn_stanza *ua = vn_stanza_child(authenticate, "user-agent", VN_NS_SASL2);
+    const char *text = vn_stanza_child_text(ua, name, VN_NS_SASL2);
+    size_t n = 0;
+
+    for (; text && *text && n < 64; text++)
+        out[n++] = *text >= 0x20 && *text < 0x7f ? *text : '?';
+    if (!n)
+        out[n++] = '-';
+    out[n] = '\0';
+}
+
 static void succeeded(vn_c2s *s, const char *mechanism, const char *user, const char *additional,
                       bool rotate)
 {
+    char software[65], device[65];
     vn_sasl2 *x = s->sasl2;
 
     vn_sasl_free(x->sasl);
@@ -212,8 +228,10 @@ static void succeeded(vn_c2s *s, const char *mechanism, const char *user, const 
     s->authenticated = true;
     s->user = vn_strdup(user);
     vn_limits_login_succeeded(peer_ip(s), s->host, s->user);
-    vn_log_info("c2s %s: authenticated %s@%s with %s (SASL2)", peer_ip(s), s->user, s->host,
-                mechanism);
+    user_agent_text(x->authenticate, "software", software);
+    user_agent_text(x->authenticate, "device", device);
+    vn_log_info("c2s %s: authenticated %s@%s with %s (SASL2; software %s, device %s)", peer_ip(s),
+                s->user, s->host, mechanism, software, device);
     if (additional && additional[0])
         vn_stanza_add_text_child(x->success, "additional-data", VN_NS_SASL2, additional);
     /* XEP-0386 §3.2: a resumption first (it may wait for the store); when
