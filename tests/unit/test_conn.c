@@ -841,8 +841,8 @@ static void test_listen_failure(void **state)
     assert_int_equal(listen(busy, 1), 0);
     assert_int_equal(getsockname(busy, (struct sockaddr *)&addr, &len), 0);
 
-    confs[0] = (vn_listener_conf){VN_LISTEN_C2S, "127.0.0.1", free_port(), 1};
-    confs[1] = (vn_listener_conf){VN_LISTEN_C2S_TLS, "127.0.0.1", ntohs(addr.sin_port), 2};
+    confs[0] = (vn_listener_conf){VN_LISTEN_C2S, "127.0.0.1", free_port(), 1, NULL};
+    confs[1] = (vn_listener_conf){VN_LISTEN_C2S_TLS, "127.0.0.1", ntohs(addr.sin_port), 2, NULL};
     bad.listeners = confs;
     bad.n_listeners = 2;
     vn_buf_init(&err);
