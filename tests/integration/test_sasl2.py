@@ -353,6 +353,35 @@ def test_sasl2_failures():
     s.expect_stream_error('policy-violation')
 
 
+def test_sasl2_with_channel_binding():
+    """SCRAM-SHA-256-PLUS in SASL2, and a FAST token requested for and used
+    with HT-SHA-256-ENDP, both bound to tls-server-end-point."""
+    s, _ = tls_stream()
+    cb = harness.tls_server_end_point(s.sock.getpeercert(binary_form=True))
+    scram = harness.Scram('sha256', 'bob', PASSWORD, 'tls-server-end-point', cb)
+    challenge = authenticate(s, 'SCRAM-SHA-256-PLUS', scram.client_first(),
+                             user_agent('bound-client') +
+                             "<request-token xmlns='%s' mechanism='HT-SHA-256-ENDP'/>" % NS_FAST)
+    assert challenge.tag == qname(NS_SASL2, 'challenge'), tostring(challenge)
+    s.send("<response xmlns='%s'>%s</response>"
+           % (NS_SASL2, b64(scram.client_final(base64.b64decode(challenge.text)))))
+    success = s.expect(qname(NS_SASL2, 'success'))
+    token = token_of(success)
+    s.close()
+    t, _ = tls_stream()
+    cb = harness.tls_server_end_point(t.sock.getpeercert(binary_form=True))
+    initiator = hmac.new(token.encode(), b'Initiator' + cb, hashlib.sha256).digest()
+    el = authenticate(t, 'HT-SHA-256-ENDP', b'bob\0' + initiator,
+                      user_agent('bound-client') + "<fast xmlns='%s'/>" % NS_FAST)
+    assert el.tag == qname(NS_SASL2, 'success'), tostring(el)
+    responder = hmac.new(token.encode(), b'Responder' + cb, hashlib.sha256).digest()
+    assert el.findtext(qname(NS_SASL2, 'additional-data')) == b64(responder), tostring(el)
+    t.close()
+    # Without the channel binding data the same token fails.
+    assert fast_login('bob', token, 'bound-client', 'HT-SHA-256-ENDP') == \
+        ('failure', ['not-authorized'])
+
+
 def test_sasl2_inline_resume():
     """XEP-0198 <resume/> inside <authenticate/>: one round trip gives the
     old session back, with what it had not acknowledged."""
@@ -475,6 +504,7 @@ if __name__ == '__main__':
              test_sasl2_feature_lists_the_same_mechanisms_and_inline_features,
              test_sasl2_scram_with_bind2_enabling_carbons_csi_and_sm,
              test_sasl2_failures,
+             test_sasl2_with_channel_binding,
              test_sasl2_inline_resume,
              test_fast_tokens]
     if os.environ.get('VN_XMPP_JS_DIR'):
