@@ -85,11 +85,7 @@ def cb_types(features):
     return [c.get('type') for c in features.iter(qname(NS_SASL_CB, 'channel-binding'))]
 
 
-def bosh_features():
-    """The stream features of a new BOSH session (XEP-0206)."""
-    body = ("<body xmlns='%s' rid='%d' to='%s' wait='5' hold='1' ver='1.6' xmlns:xmpp='%s'"
-            " xmpp:version='1.0'/>" % (NS_HTTPBIND, random.randrange(1 << 20, 1 << 40), D,
-                                       NS_XBOSH))
+def bosh_post(body):
     conn = http.client.HTTPSConnection('127.0.0.1', server.https_port, timeout=10,
                                        context=harness.insecure_tls_context())
     try:
@@ -100,9 +96,21 @@ def bosh_features():
     finally:
         conn.close()
     assert response.status == 200, (response.status, data)
-    features = ET.fromstring(data).find(qname(NS_STREAM, 'features'))
-    assert features is not None, data
-    return features
+    return ET.fromstring(data)
+
+
+def bosh_session():
+    """A new BOSH session (XEP-0206): (sid, rid, its stream features)."""
+    rid = random.randrange(1 << 20, 1 << 40)
+    reply = bosh_post("<body xmlns='%s' rid='%d' to='%s' wait='2' hold='1' ver='1.6'"
+                      " xmlns:xmpp='%s' xmpp:version='1.0'/>" % (NS_HTTPBIND, rid, D, NS_XBOSH))
+    features = reply.find(qname(NS_STREAM, 'features'))
+    assert features is not None, ET.tostring(reply)
+    return reply.get('sid'), rid, features
+
+
+def bosh_features():
+    return bosh_session()[2]
 
 
 class WebSocket:
@@ -382,6 +390,26 @@ def test_sasl2_with_channel_binding():
         ('failure', ['not-authorized'])
 
 
+def test_sasl2_over_bosh():
+    """SASL2 and Bind 2 over BOSH: no restart request, the bound stream's
+    features come in the same session."""
+    sid, rid, features = bosh_session()
+    assert features.find(qname(NS_SASL2, 'authentication')) is not None, tostring(features)
+    got = []
+    reply = bosh_post("<body xmlns='%s' rid='%d' sid='%s'><authenticate xmlns='%s'"
+                      " mechanism='PLAIN'><initial-response>%s</initial-response>%s"
+                      "<bind xmlns='%s'><tag>Bosh</tag></bind></authenticate></body>"
+                      % (NS_HTTPBIND, rid + 1, sid, NS_SASL2, b64(plain('alice', PASSWORD)),
+                         user_agent('web-tab'), NS_BIND2))
+    got += list(reply)
+    if not any(el.tag == qname(NS_STREAM, 'features') for el in got):
+        got += list(bosh_post("<body xmlns='%s' rid='%d' sid='%s'/>" % (NS_HTTPBIND, rid + 2, sid)))
+    tags = [el.tag for el in got]
+    assert tags == [qname(NS_SASL2, 'success'), qname(NS_STREAM, 'features')], tags
+    jid = got[0].findtext(qname(NS_SASL2, 'authorization-identifier'))
+    assert jid.startswith('alice@%s/Bosh/' % D), tostring(got[0])
+
+
 def test_sasl2_inline_resume():
     """XEP-0198 <resume/> inside <authenticate/>: one round trip gives the
     old session back, with what it had not acknowledged."""
@@ -505,6 +533,7 @@ if __name__ == '__main__':
              test_sasl2_scram_with_bind2_enabling_carbons_csi_and_sm,
              test_sasl2_failures,
              test_sasl2_with_channel_binding,
+             test_sasl2_over_bosh,
              test_sasl2_inline_resume,
              test_fast_tokens]
     if os.environ.get('VN_XMPP_JS_DIR'):
