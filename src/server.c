@@ -137,6 +137,9 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     describe_listeners(cfg, &where);
     vn_log_info("vestnik %s started: %zu host(s), listening on %s", PACKAGE_VERSION, cfg->n_hosts,
                 where.data);
+    vn_buf_reset(&where);
+    vn_limits_describe(&where);
+    vn_log_info("limits: %s", where.data);
     vn_buf_free(&where);
     return 0;
 }

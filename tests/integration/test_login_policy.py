@@ -104,6 +104,7 @@ def test_owner_logs_in_while_an_attacker_guesses():
     assert try_plain(stranger, 'bob', PASSWORD) == 'success'
     line = status()
     assert 'login back-off: %d failures in 60 s hold an address' % MAX_FAILURES in line, line
+    assert 'limits: login back-off: %d failures' % MAX_FAILURES in server.log_text()
     assert 'held now: 1 address(es), 0 range(s), 1 account(s)' in line, line
 
 
