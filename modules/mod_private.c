@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vestnik/i18n.h>
 #include <vestnik/module.h>
 
 #define NS_PRIVATE "jabber:iq:private"
@@ -247,7 +248,9 @@ static vn_hook_result private_set(vn_event *ev, void *ud)
                          &batch) != VN_STORE_OK) {
         vn_route_error(ev->stanza, "wait", "internal-server-error", NULL);
     } else if (batch.kept_bytes + batch_bytes(&batch) > (unsigned long long)max_size) {
-        char *text = vn_asprintf("An account may keep at most %lld bytes", max_size);
+        char *text = vn_asprintf(vn_tr(vn_stanza_attr(ev->stanza, "xml:lang"),
+                                       N_("An account may keep at most %lld bytes")),
+                                 max_size);
         vn_route_error(ev->stanza, "modify", "policy-violation", text);
         free(text);
     } else if (!batch_write(ev, &batch)) {

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <uthash.h>
 
+#include <vestnik/form.h>
+#include <vestnik/i18n.h>
 #include <vestnik/module.h>
 
 #define NS_REGISTER "jabber:iq:register"
@@ -144,9 +146,9 @@ static size_t utf8_length(const char *s)
 static const char *password_problem(const vn_module *m, const char *password)
 {
     if (!password || !*password)
-        return "A password is required";
+        return N_("A password is required");
     if ((long long)utf8_length(password) < vn_module_config_int(m, "min_password_length"))
-        return "The password is too short";
+        return N_("The password is too short");
     return NULL;
 }
 
@@ -159,38 +161,60 @@ static vn_hook_result advertise(vn_event *ev, void *ud)
     return VN_PASS;
 }
 
+/* The legacy fields and, for clients that show forms, the same as a data
+ * form (XEP-0077 §6), in the language of the request. */
 static vn_stanza *registration_form(const vn_stanza *iq)
 {
+    const char *lang = vn_stanza_attr(iq, "xml:lang");
     vn_stanza *reply = vn_stanza_iq_result(iq);
     vn_stanza *query = vn_stanza_add_child(reply, "query", NS_REGISTER);
-    vn_stanza_add_text_child(query, "instructions", NS_REGISTER,
-                             "Choose a username and password for use with this server.");
+    const char *instructions = N_("Choose a username and password for use with this server.");
+
+    vn_stanza_add_text_child(query, "instructions", NS_REGISTER, vn_tr(lang, instructions));
     vn_stanza_add_child(query, "username", NS_REGISTER);
     vn_stanza_add_child(query, "password", NS_REGISTER);
+    vn_stanza *form = vn_form_new("form", lang, N_("Account registration"));
+    vn_stanza_append(query, form);
+    vn_form_add_instructions(form, lang, instructions);
+    vn_form_add_field(form, lang, "FORM_TYPE", "hidden", NULL, NS_REGISTER);
+    vn_stanza_add_child(
+        vn_form_add_field(form, lang, "username", "text-single", N_("Username"), NULL), "required",
+        VN_NS_DATA);
+    vn_stanza_add_child(
+        vn_form_add_field(form, lang, "password", "text-private", N_("Password"), NULL), "required",
+        VN_NS_DATA);
     return reply;
+}
+
+/* A field of the request: the legacy element, or the data form's field. */
+static const char *submitted(const vn_stanza *query, const char *name)
+{
+    const vn_stanza *form = vn_stanza_child(query, "x", VN_NS_DATA);
+    const char *value = vn_stanza_child_text(query, name, NS_REGISTER);
+    return value || !form ? value : vn_form_value(form, name);
 }
 
 static vn_stanza *create_account(const vn_module *m, const vn_stanza *iq, const vn_stanza *query,
                                  const char *host, const char *ip)
 {
-    const char *username = vn_stanza_child_text(query, "username", NS_REGISTER);
-    const char *password = vn_stanza_child_text(query, "password", NS_REGISTER);
+    const char *username = submitted(query, "username");
+    const char *password = submitted(query, "password");
 
     if (vn_stanza_child(query, "remove", NS_REGISTER))
-        return error_reply(iq, "cancel", "unexpected-request", "Not registered");
+        return error_reply(iq, "cancel", "unexpected-request", N_("Not registered"));
     if (!username || !*username)
-        return error_reply(iq, "modify", "not-acceptable", "A username is required");
+        return error_reply(iq, "modify", "not-acceptable", N_("A username is required"));
     const char *problem = password_problem(m, password);
     if (problem)
         return error_reply(iq, "modify", "not-acceptable", problem);
     vn_jid *jid = vn_jid_make(username, host, NULL);
     if (!jid)
-        return error_reply(iq, "modify", "not-acceptable", "This username is not allowed");
+        return error_reply(iq, "modify", "not-acceptable", N_("This username is not allowed"));
     if (over_rate_limit(m, ip)) {
         vn_log_info("register: refused %s from %s: too many registrations", jid->bare, ip);
         vn_jid_free(jid);
         return error_reply(iq, "wait", "policy-violation",
-                           "Too many registrations from your address; try again later");
+                           N_("Too many registrations from your address; try again later"));
     }
 
     vn_stanza *reply;
@@ -201,7 +225,7 @@ static vn_stanza *create_account(const vn_module *m, const vn_stanza *iq, const 
         vn_log_info("register: created %s from %s", jid->bare, ip);
         reply = vn_stanza_iq_result(iq);
     } else if (rc == 1) {
-        reply = error_reply(iq, "cancel", "conflict", "This username is taken");
+        reply = error_reply(iq, "cancel", "conflict", N_("This username is taken"));
     } else {
         vn_log_error("register: cannot create %s", jid->bare);
         reply = error_reply(iq, "wait", "internal-server-error", NULL);
@@ -287,7 +311,7 @@ static vn_hook_result registration_info(vn_event *ev, void *ud)
 static void remove_account(const vn_event *ev, const vn_stanza *query)
 {
     if (vn_stanza_element_count(query) != 1) {
-        route_error(ev->stanza, "modify", "bad-request", "<remove/> must come alone");
+        route_error(ev->stanza, "modify", "bad-request", N_("<remove/> must come alone"));
         return;
     }
     char *user = vn_strdup(ev->from->local);
@@ -308,14 +332,14 @@ static void change_password(const vn_module *m, const vn_event *ev, const vn_sta
     const char *password = vn_stanza_child_text(query, "password", NS_REGISTER);
 
     if (!username || !password || !*password) {
-        route_error(ev->stanza, "modify", "bad-request", "Give <username/> and a <password/>");
+        route_error(ev->stanza, "modify", "bad-request", N_("Give <username/> and a <password/>"));
         return;
     }
     char *canonical = vn_jid_prep_local(username);
     bool same_user = canonical && strcmp(canonical, ev->from->local) == 0;
     free(canonical);
     if (!same_user) {
-        route_error(ev->stanza, "auth", "forbidden", "You may only change your own password");
+        route_error(ev->stanza, "auth", "forbidden", N_("You may only change your own password"));
         return;
     }
     const char *problem = password_problem(m, password);

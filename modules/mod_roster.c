@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vestnik/i18n.h>
 #include <vestnik/module.h>
 
 #define NS_ROSTER_VER "urn:xmpp:features:rosterver"
@@ -36,7 +37,7 @@ static void reply_error(vn_event *ev, const char *type, const char *condition, c
 
 static void reply_store_error(vn_event *ev)
 {
-    reply_error(ev, "wait", "internal-server-error", "The roster could not be read or saved");
+    reply_error(ev, "wait", "internal-server-error", N_("The roster could not be read or saved"));
 }
 
 /* Only the account itself may read or change its roster (RFC 6121 §2.1.5). */
@@ -63,12 +64,12 @@ static vn_hook_result roster_get(vn_event *ev, void *ud)
 {
     vn_module *m = ud;
     if (!from_owner(ev)) {
-        reply_error(ev, "auth", "forbidden", "Not your roster");
+        reply_error(ev, "auth", "forbidden", N_("Not your roster"));
         return VN_HANDLED;
     }
     const vn_stanza *query = vn_stanza_child(ev->stanza, "query", VN_NS_ROSTER);
     if (!query) { /* the payload is in the roster namespace but no <query/> */
-        reply_error(ev, "modify", "bad-request", "Expected <query xmlns='jabber:iq:roster'/>");
+        reply_error(ev, "modify", "bad-request", N_("Expected <query xmlns='jabber:iq:roster'/>"));
         return VN_HANDLED;
     }
     const char *client_ver = vn_stanza_attr(query, "ver");
@@ -196,7 +197,7 @@ static void roster_update(vn_event *ev, const vn_stanza *el, const char *contact
     const char *host = ev->to->domain, *user = ev->to->local;
     const char *name = vn_stanza_attr(el, "name");
     if (name && strlen(name) > VN_ROSTER_MAX_TEXT) {
-        reply_error(ev, "modify", "not-acceptable", "The name is too long");
+        reply_error(ev, "modify", "not-acceptable", N_("The name is too long"));
         return;
     }
     vn_roster_item *item = NULL;
@@ -220,7 +221,7 @@ static void roster_update(vn_event *ev, const vn_stanza *el, const char *contact
     rc = vn_roster_put(store, host, user, item, NULL);
     vn_roster_item_free(item);
     if (rc == VN_ROSTER_FULL)
-        reply_error(ev, "cancel", "not-allowed", "The roster is full");
+        reply_error(ev, "cancel", "not-allowed", N_("The roster is full"));
     else if (rc != VN_STORE_OK)
         reply_store_error(ev);
     else
@@ -230,13 +231,13 @@ static void roster_update(vn_event *ev, const vn_stanza *el, const char *contact
 static vn_hook_result roster_set(vn_event *ev, void *ud)
 {
     if (!from_owner(ev)) {
-        reply_error(ev, "auth", "forbidden", "Not your roster");
+        reply_error(ev, "auth", "forbidden", N_("Not your roster"));
         return VN_HANDLED;
     }
     const vn_stanza *query = vn_stanza_child(ev->stanza, "query", VN_NS_ROSTER);
     const vn_stanza *el = query ? vn_stanza_first_element(query) : NULL;
     if (!el || vn_stanza_element_count(query) != 1 || !vn_stanza_is(el, "item", VN_NS_ROSTER)) {
-        reply_error(ev, "modify", "bad-request", "A roster set carries exactly one item");
+        reply_error(ev, "modify", "bad-request", N_("A roster set carries exactly one item"));
         return VN_HANDLED;
     }
     vn_jid *contact = vn_jid_parse(vn_stanza_attr(el, "jid") ? vn_stanza_attr(el, "jid") : "");
@@ -245,7 +246,7 @@ static vn_hook_result roster_set(vn_event *ev, void *ud)
         return VN_HANDLED;
     }
     if (contact->resource) {
-        reply_error(ev, "modify", "bad-request", "A roster item is a bare JID");
+        reply_error(ev, "modify", "bad-request", N_("A roster item is a bare JID"));
     } else {
         /* §2.1.2.5: every 'subscription' value but "remove" is ignored. */
         const char *sub = vn_stanza_attr(el, "subscription");

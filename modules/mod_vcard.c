@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vestnik/i18n.h>
 #include <vestnik/module.h>
 
 #define NS_VCARD "vcard-temp"
@@ -133,7 +134,9 @@ static vn_hook_result vcard_set(vn_event *ev, void *ud)
     char *serialized = vn_stanza_serialize(vcard, VN_NS_CLIENT, &len);
     long long max_size = vn_module_config_int(m, "max_size");
     if (len > (unsigned long long)max_size) {
-        char *text = vn_asprintf("A vCard may take at most %lld bytes", max_size);
+        char *text = vn_asprintf(vn_tr(vn_stanza_attr(ev->stanza, "xml:lang"),
+                                       N_("A vCard may take at most %lld bytes")),
+                                 max_size);
         vn_route_error(ev->stanza, "modify", "policy-violation", text);
         free(text);
         free(serialized);

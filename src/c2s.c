@@ -414,7 +414,7 @@ static void reply_error(vn_c2s *s, const vn_stanza *st, const char *type, const 
 static void handle_bind(vn_c2s *s, vn_stanza *iq, const vn_stanza *bind)
 {
     if (s->session) {
-        reply_error(s, iq, "cancel", "not-allowed", "A resource is already bound");
+        reply_error(s, iq, "cancel", "not-allowed", N_("A resource is already bound"));
         return;
     }
     const char *condition = "bad-request";
@@ -422,11 +422,11 @@ static void handle_bind(vn_c2s *s, vn_stanza *iq, const vn_stanza *bind)
     s->session = vn_sessions_bind(s, s->host, s->user, resource, &condition);
     if (!s->session && strcmp(condition, "resource-constraint") == 0) {
         /* RFC 6120 §7.6.2.2: limits.max_resources_per_account reached. */
-        reply_error(s, iq, "wait", condition, "Too many resources bound for this account");
+        reply_error(s, iq, "wait", condition, N_("Too many resources bound for this account"));
         return;
     }
     if (!s->session) {
-        reply_error(s, iq, "modify", condition, "Invalid resource");
+        reply_error(s, iq, "modify", condition, N_("Invalid resource"));
         return;
     }
     vn_stanza *result = vn_stanza_iq_result(iq);
@@ -517,7 +517,7 @@ static void handle_client_stanza(vn_c2s *s, vn_stanza *st)
     const vn_jid *me = vn_session_jid(s->session);
 
     if (strcmp(name, "iq") == 0 && !valid_iq(st)) {
-        reply_error(s, st, "modify", "bad-request", "An iq needs an id and a valid type");
+        reply_error(s, st, "modify", "bad-request", N_("An iq needs an id and a valid type"));
         vn_stanza_free(st);
         return;
     }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <libintl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "accounts.h"
 #include "admin_protocol.h"
 #include "config.h"
+#include "i18n.h"
 #include "log_internal.h"
 #include "store_backend.h"
 #include "vestnik/jid.h"
@@ -34,32 +36,39 @@
 #define VN_SBINDIR "/usr/local/sbin"
 #endif
 
+/* Messages for the person at the terminal, in the language of their locale
+ * (LANGUAGE, LC_ALL, LC_MESSAGES, LANG), from the server's catalogs. */
+#define _(text) gettext(text)
+
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3 };
 
 /* How long to wait for vestnikd's answer (an account change hashes the
  * password on a worker, a reload reads certificates). */
 #define ADMIN_ANSWER_TIMEOUT_S 60
 
-static const char usage_text[] =
-    "usage: vestnikctl [-c CONFIG] COMMAND [ARGS]\n"
-    "\n"
-    "commands:\n"
-    "  adduser JID [PASSWORD]  create the account JID (user@host)\n"
-    "  passwd JID [PASSWORD]   change the password of an account\n"
-    "  deluser JID             delete an account and all its data\n"
-    "  listusers [HOST]        list the accounts of HOST (default: every host)\n"
-    "  status                  show the status of the running server\n"
-    "  reload                  make the running server re-read its configuration\n"
-    "  check-config            validate the configuration (vestnikd --check-config)\n"
-    "\n"
-    "options:\n"
-    "  -c, --config FILE  configuration file (default " VN_SYSCONFDIR "/vestnik.yaml)\n"
-    "  -h, --help         show this help\n"
-    "  --version          print the version\n"
-    "\n"
-    "Without PASSWORD, it is asked for twice on a terminal, or read as one line\n"
-    "from standard input. Exit status: 0 done, 1 failed, 2 usage error,\n"
-    "3 the server is not running.\n";
+static void usage(void)
+{
+    printf(_("usage: vestnikctl [-c CONFIG] COMMAND [ARGS]\n"
+             "\n"
+             "commands:\n"
+             "  adduser JID [PASSWORD]  create the account JID (user@host)\n"
+             "  passwd JID [PASSWORD]   change the password of an account\n"
+             "  deluser JID             delete an account and all its data\n"
+             "  listusers [HOST]        list the accounts of HOST (default: every host)\n"
+             "  status                  show the status of the running server\n"
+             "  reload                  make the running server re-read its configuration\n"
+             "  check-config            validate the configuration (vestnikd --check-config)\n"
+             "\n"
+             "options:\n"
+             "  -c, --config FILE  configuration file (default %s/vestnik.yaml)\n"
+             "  -h, --help         show this help\n"
+             "  --version          print the version\n"
+             "\n"
+             "Without PASSWORD, it is asked for twice on a terminal, or read as one line\n"
+             "from standard input. Exit status: 0 done, 1 failed, 2 usage error,\n"
+             "3 the server is not running.\n"),
+           VN_SYSCONFDIR);
+}
 
 typedef struct ctl {
     const char *config_path;
@@ -126,7 +135,7 @@ static char *prompt_silently(const char *prompt)
     struct termios quiet;
 
     if (tcgetattr(STDIN_FILENO, &terminal_saved) < 0) {
-        fprintf(stderr, "vestnikctl: cannot read the terminal settings: %s\n", strerror(errno));
+        fprintf(stderr, _("vestnikctl: cannot read the terminal settings: %s\n"), strerror(errno));
         return NULL;
     }
     fputs(prompt, stderr);
@@ -152,22 +161,22 @@ static char *password_get(const char *arg)
     if (arg) {
         password = vn_strdup(arg);
     } else if (isatty(STDIN_FILENO)) {
-        password = prompt_silently("Password: ");
-        char *again = password ? prompt_silently("Repeat password: ") : NULL;
+        password = prompt_silently(_("Password: "));
+        char *again = password ? prompt_silently(_("Repeat password: ")) : NULL;
         if (!again || strcmp(password, again) != 0) {
-            fputs(again ? "vestnikctl: the passwords do not match\n"
-                        : "vestnikctl: no password given\n",
+            fputs(again ? _("vestnikctl: the passwords do not match\n")
+                        : _("vestnikctl: no password given\n"),
                   stderr);
             secret_free(password);
             password = NULL;
         }
         secret_free(again);
     } else if (!(password = line_read(stdin))) {
-        fputs("vestnikctl: no password on standard input\n", stderr);
+        fputs(_("vestnikctl: no password on standard input\n"), stderr);
     }
     if (password && (password[0] == '\0' || strchr(password, '\n'))) {
-        fputs(password[0] ? "vestnikctl: a password cannot contain a line break\n"
-                          : "vestnikctl: the password is empty\n",
+        fputs(password[0] ? _("vestnikctl: a password cannot contain a line break\n")
+                          : _("vestnikctl: the password is empty\n"),
               stderr);
         secret_free(password);
         password = NULL;
@@ -201,13 +210,13 @@ static int admin_connect(const char *path, admin_outcome *outcome)
 
     *outcome = ADMIN_FAILED;
     if (strlen(path) >= sizeof addr.sun_path) {
-        fprintf(stderr, "vestnikctl: admin socket path %s is too long\n", path);
+        fprintf(stderr, _("vestnikctl: admin socket path %s is too long\n"), path);
         return -1;
     }
     memcpy(addr.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        fprintf(stderr, "vestnikctl: cannot create a socket: %s\n", strerror(errno));
+        fprintf(stderr, _("vestnikctl: cannot create a socket: %s\n"), strerror(errno));
         return -1;
     }
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
@@ -216,7 +225,7 @@ static int admin_connect(const char *path, admin_outcome *outcome)
         if (connect_errno == ENOENT || connect_errno == ECONNREFUSED)
             *outcome = ADMIN_NOT_RUNNING;
         else
-            fprintf(stderr, "vestnikctl: cannot connect to the admin socket %s: %s\n", path,
+            fprintf(stderr, _("vestnikctl: cannot connect to the admin socket %s: %s\n"), path,
                     strerror(connect_errno));
         return -1;
     }
@@ -233,7 +242,7 @@ static admin_outcome admin_exchange(int fd, const vn_buf *request, const char *p
 
     vn_buf_reset(answer);
     if (write_all(fd, request->data, request->len) < 0 && errno != EPIPE && errno != ECONNRESET) {
-        fprintf(stderr, "vestnikctl: cannot send to vestnikd: %s\n", strerror(errno));
+        fprintf(stderr, _("vestnikctl: cannot send to vestnikd: %s\n"), strerror(errno));
         return ADMIN_FAILED;
     }
     while ((n = read(fd, chunk, sizeof chunk)) != 0) {
@@ -244,18 +253,18 @@ static admin_outcome admin_exchange(int fd, const vn_buf *request, const char *p
         vn_buf_append(answer, chunk, (size_t)n);
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        fprintf(stderr, "vestnikctl: no answer from vestnikd within %d seconds\n",
+        fprintf(stderr, _("vestnikctl: no answer from vestnikd within %d seconds\n"),
                 ADMIN_ANSWER_TIMEOUT_S);
         return ADMIN_FAILED;
     }
     if (n < 0 && errno != ECONNRESET) {
-        fprintf(stderr, "vestnikctl: cannot read the answer of vestnikd: %s\n", strerror(errno));
+        fprintf(stderr, _("vestnikctl: cannot read the answer of vestnikd: %s\n"), strerror(errno));
         return ADMIN_FAILED;
     }
     if (answer->len == 0) {
         fprintf(stderr,
-                "vestnikctl: vestnikd closed the admin connection without answering "
-                "(only root and the server's user may use %s)\n",
+                _("vestnikctl: vestnikd closed the admin connection without answering "
+                  "(only root and the server's user may use %s)\n"),
                 path);
         return ADMIN_FAILED;
     }
@@ -274,7 +283,7 @@ static admin_outcome admin_request(const char *path, const char *const *fields, 
     for (int i = 0; i < n_fields; i++)
         vn_buf_printf(&request, "%s\n", fields[i]);
     if (request.len > VN_ADMIN_MAX_REQUEST) {
-        fputs("vestnikctl: the arguments are too long\n", stderr);
+        fputs(_("vestnikctl: the arguments are too long\n"), stderr);
     } else {
         int fd = admin_connect(path, &outcome);
         if (fd >= 0) {
@@ -304,7 +313,7 @@ static int admin_answer(const vn_buf *answer, const char **body)
     if (strncmp(text, "error ", 6) == 0)
         fprintf(stderr, "vestnikctl: %.*s\n%s", (int)(first_len - 6), text + 6, rest);
     else
-        fputs("vestnikctl: unexpected answer from vestnikd\n", stderr);
+        fputs(_("vestnikctl: unexpected answer from vestnikd\n"), stderr);
     return -1;
 }
 
@@ -326,11 +335,11 @@ static vn_store *store_open(const vn_config *cfg, bool create, bool *missing)
     if (!create && access(path, F_OK) < 0 && errno == ENOENT) {
         *missing = true;
     } else if (create && mkdir(cfg->data_dir, 0750) < 0 && errno != EEXIST) {
-        fprintf(stderr, "vestnikctl: cannot create data_dir %s: %s\n", cfg->data_dir,
+        fprintf(stderr, _("vestnikctl: cannot create data_dir %s: %s\n"), cfg->data_dir,
                 strerror(errno));
     } else if (!(store = vn_store_open(&opts, &err))) {
-        fprintf(stderr, "vestnikctl: cannot open the store %s: %s\n", path,
-                err.data ? err.data : "unknown error\n");
+        fprintf(stderr, _("vestnikctl: cannot open the store %s: %s\n"), path,
+                err.data ? err.data : _("unknown error\n"));
     }
     vn_buf_free(&err);
     free(path);
@@ -342,14 +351,14 @@ static int account_name_parse(const vn_config *cfg, const char *arg, account_nam
 {
     out->jid = vn_jid_parse(arg);
     if (!out->jid || !out->jid->local || out->jid->resource) {
-        fprintf(stderr, "vestnikctl: %s is not an account JID (user@host)\n", arg);
+        fprintf(stderr, _("vestnikctl: %s is not an account JID (user@host)\n"), arg);
         vn_jid_free(out->jid);
         return EXIT_USAGE;
     }
     out->host = out->jid->domain;
     out->user = out->jid->local;
     if (!vn_config_host(cfg, out->host)) {
-        fprintf(stderr, "vestnikctl: %s is not a host in %s\n", out->host, cfg->path);
+        fprintf(stderr, _("vestnikctl: %s is not a host in %s\n"), out->host, cfg->path);
         vn_jid_free(out->jid);
         return EXIT_FAIL;
     }
@@ -363,7 +372,7 @@ static int account_change_direct(const vn_config *cfg, account_op op, const acco
     bool missing;
     vn_store *store = store_open(cfg, op == ACCOUNT_ADD, &missing);
     if (missing)
-        fprintf(stderr, "vestnikctl: no such account %s\n", a->jid->bare);
+        fprintf(stderr, _("vestnikctl: no such account %s\n"), a->jid->bare);
     if (!store)
         return EXIT_FAIL;
     int rc = -1;
@@ -378,13 +387,16 @@ static int account_change_direct(const vn_config *cfg, account_op op, const acco
     }
     vn_store_close(store);
 
-    static const char *const fail_verbs[] = {"create", "change the password of", "delete"};
     if (rc == 1 && op == ACCOUNT_ADD)
-        fprintf(stderr, "vestnikctl: account %s already exists\n", a->jid->bare);
+        fprintf(stderr, _("vestnikctl: account %s already exists\n"), a->jid->bare);
     else if (rc == 1)
-        fprintf(stderr, "vestnikctl: no such account %s\n", a->jid->bare);
+        fprintf(stderr, _("vestnikctl: no such account %s\n"), a->jid->bare);
+    else if (rc < 0 && op == ACCOUNT_ADD)
+        fprintf(stderr, _("vestnikctl: cannot create account %s\n"), a->jid->bare);
+    else if (rc < 0 && op == ACCOUNT_PASSWD)
+        fprintf(stderr, _("vestnikctl: cannot change the password of account %s\n"), a->jid->bare);
     else if (rc < 0)
-        fprintf(stderr, "vestnikctl: cannot %s account %s\n", fail_verbs[op], a->jid->bare);
+        fprintf(stderr, _("vestnikctl: cannot delete account %s\n"), a->jid->bare);
     return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
@@ -477,7 +489,7 @@ static int cmd_listusers(ctl *c, char **args, int n_args)
     if (n_args == 1) {
         only_host = vn_jid_prep_domain(args[0]);
         if (!only_host || !vn_config_host(cfg, only_host)) {
-            fprintf(stderr, "vestnikctl: %s is not a host in %s\n", args[0], cfg->path);
+            fprintf(stderr, _("vestnikctl: %s is not a host in %s\n"), args[0], cfg->path);
             free(only_host);
             return EXIT_FAIL;
         }
@@ -506,7 +518,7 @@ static int cmd_listusers(ctl *c, char **args, int n_args)
             }
         }
         if (vn_accounts_foreach(store, list.host, jid_list_add, &list) < 0) {
-            fprintf(stderr, "vestnikctl: cannot list the accounts of %s\n", list.host);
+            fprintf(stderr, _("vestnikctl: cannot list the accounts of %s\n"), list.host);
             rc = EXIT_FAIL;
         }
     }
@@ -544,7 +556,7 @@ static int server_command(ctl *c, const char *command)
         }
         break;
     case ADMIN_NOT_RUNNING:
-        fprintf(stderr, "vestnikctl: vestnikd is not running (no admin socket at %s)\n", path);
+        fprintf(stderr, _("vestnikctl: vestnikd is not running (no admin socket at %s)\n"), path);
         rc = EXIT_NOT_RUNNING;
         break;
     case ADMIN_FAILED: break;
@@ -590,7 +602,7 @@ static int cmd_check_config(ctl *c, char **args, int n_args)
 
     fflush(NULL);
     execl(daemon, "vestnikd", "--check-config", "-c", c->config_path, (char *)NULL);
-    fprintf(stderr, "vestnikctl: cannot run %s: %s\n", daemon, strerror(errno));
+    fprintf(stderr, _("vestnikctl: cannot run %s: %s\n"), daemon, strerror(errno));
     free(daemon);
     return EXIT_FAIL;
 }
@@ -609,7 +621,7 @@ static int usage_error(const char *problem, const char *what)
 {
     if (problem)
         fprintf(stderr, "vestnikctl: %s%s\n", problem, what);
-    fputs("Try 'vestnikctl --help'.\n", stderr);
+    fputs(_("Try 'vestnikctl --help'.\n"), stderr);
     return EXIT_USAGE;
 }
 
@@ -624,16 +636,18 @@ int main(int argc, char **argv)
     ctl c = {.config_path = VN_SYSCONFDIR "/vestnik.yaml"};
     int opt;
 
+    vn_i18n_setup_cli(NULL);
+
     while ((opt = getopt_long(argc, argv, "+c:h", options, NULL)) != -1) {
         switch (opt) {
         case 'c': c.config_path = optarg; break;
-        case 'h': fputs(usage_text, stdout); return EXIT_OK;
+        case 'h': usage(); return EXIT_OK;
         case 'V': printf("vestnikctl %s\n", PACKAGE_VERSION); return EXIT_OK;
         default: return usage_error(NULL, NULL); /* getopt said what is wrong */
         }
     }
     if (optind >= argc)
-        return usage_error("no command given", "");
+        return usage_error(_("no command given"), "");
 
     const char *name = argv[optind];
     char **args = argv + optind + 1;
@@ -643,9 +657,9 @@ int main(int argc, char **argv)
         if (strcmp(name, commands[i].name) == 0)
             cmd = &commands[i];
     if (!cmd)
-        return usage_error("unknown command: ", name);
+        return usage_error(_("unknown command: "), name);
     if (n_args < cmd->min_args || n_args > cmd->max_args)
-        return usage_error("wrong number of arguments for ", name);
+        return usage_error(_("wrong number of arguments for "), name);
 
     signal(SIGPIPE, SIG_IGN);
     vn_log_setup(VN_LOG_WARN, false, "vestnikctl");
@@ -654,11 +668,13 @@ int main(int argc, char **argv)
         vn_buf_init(&err);
         c.cfg = vn_config_load(c.config_path, &err);
         if (!c.cfg) {
-            fprintf(stderr, "vestnikctl: %s", err.data ? err.data : "cannot load the config\n");
+            fprintf(stderr, "vestnikctl: %s", err.data ? err.data : _("cannot load the config\n"));
             vn_buf_free(&err);
             return EXIT_FAIL;
         }
         vn_buf_free(&err);
+        if (c.cfg->locale_dir) /* where the configuration keeps the catalogs */
+            vn_i18n_setup_cli(c.cfg->locale_dir);
     }
     int rc = cmd->run(&c, args, n_args);
     vn_config_free(c.cfg);

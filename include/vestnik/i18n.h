@@ -26,8 +26,9 @@
 /* msgid in the language named by an xml:lang value ("ru", "zh-Hans-CN",
  * "fa-IR"...); lang NULL or without a catalog: the server's default
  * language. Returns msgid itself when nothing translates it. The result
- * lives as long as the catalogs (the whole run). */
-const char *vn_tr(const char *lang, const char *msgid);
+ * lives as long as the catalogs (the whole run). format_arg: a translated
+ * format string is checked against the arguments like its msgid. */
+const char *vn_tr(const char *lang, const char *msgid) __attribute__((format_arg(2)));
 
 /* The language tag vn_tr(lang, ...) answers in: "en", "ru", "zh-CN" or
  * "fa", to put in the xml:lang of the element that carries the text. */

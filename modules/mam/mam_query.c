@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <vestnik/i18n.h>
 
 #define NS_DATA "jabber:x:data"
 #define NS_RSM "http://jabber.org/protocol/rsm"
@@ -53,14 +54,14 @@ static const char *parse_ids_field(const vn_stanza *field, mam_query *q, const c
         if (!vn_stanza_is(value, "value", NS_DATA))
             continue;
         if (q->n_ids == MAM_MAX_IDS) {
-            *text = "Too many ids";
+            *text = N_("Too many ids");
             return "bad-request";
         }
         q->ids = vn_realloc(q->ids, (q->n_ids + 1) * sizeof *q->ids);
         q->ids[q->n_ids++] = parse_id(vn_stanza_text(value));
     }
     if (q->n_ids == 0) {
-        *text = "The ids field has no value";
+        *text = N_("The ids field has no value");
         return "bad-request";
     }
     qsort(q->ids, q->n_ids, sizeof *q->ids, compare_ids);
@@ -80,25 +81,25 @@ static const char *parse_field(const vn_stanza *field, mam_query *q, const char 
     int64_t when;
 
     if (!var) {
-        *text = "A form field has no var";
+        *text = N_("A form field has no var");
         return "bad-request";
     }
     if (strcmp(var, "ids") == 0)
         return parse_ids_field(field, q, text);
     if (!value) {
-        *text = "A form field has no value";
+        *text = N_("A form field has no value");
         return "bad-request";
     }
     if (strcmp(var, "FORM_TYPE") == 0) {
         if (strcmp(value, MAM_NS) == 0)
             return NULL;
-        *text = "FORM_TYPE is not " MAM_NS;
+        *text = N_("FORM_TYPE is not urn:xmpp:mam:2");
     } else if (strcmp(var, "with") == 0) {
         free(q->with);
         q->with = vn_jid_normalize(value);
         if (q->with)
             return NULL;
-        *text = "The with field is not a JID";
+        *text = N_("The with field is not a JID");
     } else if (strcmp(var, "start") == 0) {
         /* Every archived stamp is after the epoch: a start at or before it
          * (Dino asks for 1970-01-01T00:00:00Z) bounds nothing. */
@@ -106,7 +107,7 @@ static const char *parse_field(const vn_stanza *field, mam_query *q, const char 
             q->start_us = when > 0 ? when : 0;
             return NULL;
         }
-        *text = "The start field is not a DateTime";
+        *text = N_("The start field is not a DateTime");
     } else if (strcmp(var, "end") == 0) {
         /* ...and an end at or before it leaves nothing. */
         if (vn_datetime_parse(value, &when)) {
@@ -114,7 +115,7 @@ static const char *parse_field(const vn_stanza *field, mam_query *q, const char 
             q->before_epoch = when <= 0;
             return NULL;
         }
-        *text = "The end field is not a DateTime";
+        *text = N_("The end field is not a DateTime");
     } else if (strcmp(var, "after-id") == 0) {
         q->form_after = parse_id(value);
         return NULL;
@@ -122,7 +123,7 @@ static const char *parse_field(const vn_stanza *field, mam_query *q, const char 
         q->form_before = parse_id(value);
         return NULL;
     } else {
-        *text = "Unknown form field";
+        *text = N_("Unknown form field");
     }
     return "bad-request";
 }
@@ -132,7 +133,7 @@ static const char *parse_form(const vn_stanza *form, mam_query *q, const char **
     const char *type = vn_stanza_attr(form, "type");
 
     if (type && strcmp(type, "submit") != 0) {
-        *text = "The form is not of type submit";
+        *text = N_("The form is not of type submit");
         return "bad-request";
     }
     for (const vn_stanza *field = vn_stanza_first_element(form); field;
@@ -158,7 +159,7 @@ static const char *parse_rsm(const vn_stanza *set, size_t max_page, mam_query *q
         errno = 0;
         long long wanted = strtoll(max, &end, 10);
         if (errno || end == max || *end || wanted < 0) {
-            *text = "RSM max is not a non-negative integer";
+            *text = N_("RSM max is not a non-negative integer");
             return "bad-request";
         }
         q->max = (unsigned long long)wanted < max_page ? (size_t)wanted : max_page;

@@ -55,20 +55,20 @@ static bool check_role_change(const muc_room *room, const actor *by, const vn_st
     const char *nick = vn_stanza_attr(item, "nick");
 
     if (!muc_role_parse(vn_stanza_attr(item, "role"), &role) || !nick)
-        return refuse(err, "modify", "bad-request", "A role item has a role and a nick");
+        return refuse(err, "modify", "bad-request", N_("A role item has a role and a nick"));
     if (!by->occupant || by->occupant->role != MUC_ROLE_MODERATOR)
-        return refuse(err, "auth", "forbidden", "Only moderators change roles");
+        return refuse(err, "auth", "forbidden", N_("Only moderators change roles"));
     const muc_occupant *target = muc_occupant_find(room, nick);
     if (!target)
-        return refuse(err, "cancel", "item-not-found", "No occupant with that nick");
+        return refuse(err, "cancel", "item-not-found", N_("No occupant with that nick"));
     muc_affiliation target_aff = muc_room_affiliation(room, target->real_bare->bare);
     if (role == MUC_ROLE_MODERATOR && by->affiliation < MUC_AFF_ADMIN)
-        return refuse(err, "auth", "forbidden", "Only admins grant moderation");
+        return refuse(err, "auth", "forbidden", N_("Only admins grant moderation"));
     /* An admin's or owner's moderation comes with the affiliation: nobody
      * kicks, mutes or demotes them (§8.2, §8.4, §9.7); change the
      * affiliation instead. */
     if (role != MUC_ROLE_MODERATOR && target_aff >= MUC_AFF_ADMIN)
-        return refuse(err, "cancel", "not-allowed", "Admins and owners keep their role");
+        return refuse(err, "cancel", "not-allowed", N_("Admins and owners keep their role"));
     return true;
 }
 
@@ -92,20 +92,20 @@ static bool check_affiliation_change(const muc_room *room, const actor *by, cons
 
     if (!muc_affiliation_parse(vn_stanza_attr(item, "affiliation"), &affiliation) || !jid_text)
         return refuse(err, "modify", "bad-request",
-                      "An affiliation item has an affiliation and a jid");
+                      N_("An affiliation item has an affiliation and a jid"));
     vn_jid *jid = vn_jid_parse(jid_text);
     if (!jid)
-        return refuse(err, "modify", "jid-malformed", "Not a JID");
+        return refuse(err, "modify", "jid-malformed", N_("Not a JID"));
     muc_affiliation current = muc_room_affiliation(room, jid->bare);
     vn_jid_free(jid);
     if (by->affiliation < MUC_AFF_ADMIN)
-        return refuse(err, "auth", "forbidden", "Only admins and owners change affiliations");
+        return refuse(err, "auth", "forbidden", N_("Only admins and owners change affiliations"));
     if (affiliation >= MUC_AFF_ADMIN && by->affiliation < MUC_AFF_OWNER)
-        return refuse(err, "auth", "forbidden", "Only owners grant admin or owner");
+        return refuse(err, "auth", "forbidden", N_("Only owners grant admin or owner"));
     if (current >= MUC_AFF_ADMIN && by->affiliation < MUC_AFF_OWNER)
-        return refuse(err, "cancel", "not-allowed", "An admin cannot change an admin or owner");
+        return refuse(err, "cancel", "not-allowed", N_("An admin cannot change an admin or owner"));
     if (current == MUC_AFF_OWNER && affiliation != MUC_AFF_OWNER && muc_room_owner_count(room) == 1)
-        return refuse(err, "cancel", "conflict", "A room keeps at least one owner");
+        return refuse(err, "cancel", "conflict", N_("A room keeps at least one owner"));
     return true;
 }
 
@@ -351,7 +351,8 @@ void muc_handle_owner(muc_room *room, vn_event *ev)
     }
     if (muc_is_type(vn_stanza_attr(ev->stanza, "type"), "get")) {
         vn_stanza *reply = vn_stanza_iq_result(ev->stanza);
-        vn_stanza_append(vn_stanza_add_child(reply, "query", NS_MUC_OWNER), muc_config_form(room));
+        vn_stanza_append(vn_stanza_add_child(reply, "query", NS_MUC_OWNER),
+                         muc_config_form(room, vn_stanza_attr(ev->stanza, "xml:lang")));
         vn_route(reply);
         return;
     }
@@ -394,18 +395,14 @@ static void register_get(muc_room *room, vn_event *ev, const muc_member *member)
         vn_route(reply);
         return;
     }
+    const char *lang = vn_stanza_attr(ev->stanza, "xml:lang");
     vn_stanza_add_text_child(query, "instructions", NS_REGISTER,
-                             "Choose the nickname to reserve in this room");
-    vn_stanza *form = vn_stanza_add_child(query, "x", NS_DATA);
-    vn_stanza_set_attr(form, "type", "form");
-    vn_stanza *type = vn_stanza_add_child(form, "field", NS_DATA);
-    vn_stanza_set_attr(type, "var", "FORM_TYPE");
-    vn_stanza_set_attr(type, "type", "hidden");
-    vn_stanza_add_text_child(type, "value", NS_DATA, NS_MUC "#register");
-    vn_stanza *nick = vn_stanza_add_child(form, "field", NS_DATA);
-    vn_stanza_set_attr(nick, "var", "muc#register_roomnick");
-    vn_stanza_set_attr(nick, "type", "text-single");
-    vn_stanza_set_attr(nick, "label", "Nickname");
+                             vn_tr(lang, N_("Choose the nickname to reserve in this room")));
+    vn_stanza *form = vn_form_new("form", lang, NULL);
+    vn_stanza_append(query, form);
+    vn_form_add_field(form, lang, "FORM_TYPE", "hidden", NULL, NS_MUC "#register");
+    vn_stanza *nick =
+        vn_form_add_field(form, lang, "muc#register_roomnick", "text-single", N_("Nickname"), NULL);
     vn_stanza_add_child(nick, "required", NS_DATA);
     vn_route(reply);
 }

@@ -45,73 +45,55 @@ void muc_config_free(muc_config *cfg)
 
 /* ---- the form ---- */
 
-static vn_stanza *add_field(vn_stanza *x, const char *var, const char *type, const char *label,
-                            const char *value)
+static void add_bool_field(vn_stanza *x, const char *lang, const char *var, const char *label,
+                           bool value)
 {
-    vn_stanza *field = vn_stanza_add_child(x, "field", NS_DATA);
-    vn_stanza_set_attr(field, "var", var);
-    if (type)
-        vn_stanza_set_attr(field, "type", type);
-    if (label)
-        vn_stanza_set_attr(field, "label", label);
-    if (value)
-        vn_stanza_add_text_child(field, "value", NS_DATA, value);
-    return field;
+    vn_form_add_field(x, lang, var, "boolean", label, value ? "1" : "0");
 }
 
-static void add_bool_field(vn_stanza *x, const char *var, const char *label, bool value)
-{
-    add_field(x, var, "boolean", label, value ? "1" : "0");
-}
-
-static void add_option(vn_stanza *field, const char *label, const char *value)
-{
-    vn_stanza *option = vn_stanza_add_child(field, "option", NS_DATA);
-    vn_stanza_set_attr(option, "label", label);
-    vn_stanza_add_text_child(option, "value", NS_DATA, value);
-}
-
-vn_stanza *muc_config_form(const muc_room *room)
+vn_stanza *muc_config_form(const muc_room *room, const char *lang)
 {
     const muc_config *cfg = &room->config;
     char number[32];
-    vn_stanza *x = vn_stanza_new("x", NS_DATA);
+    vn_stanza *x = vn_form_new("form", lang, N_("Room configuration"));
 
-    vn_stanza_set_attr(x, "type", "form");
-    vn_stanza_add_text_child(x, "title", NS_DATA, "Room configuration");
-    add_field(x, "FORM_TYPE", "hidden", NULL, FORM_ROOMCONFIG);
-    add_field(x, "muc#roomconfig_roomname", "text-single", "Name", cfg->name ? cfg->name : "");
-    add_field(x, "muc#roomconfig_roomdesc", "text-single", "Description",
-              cfg->description ? cfg->description : "");
-    add_bool_field(x, "muc#roomconfig_persistentroom", "Persistent", cfg->persistent);
-    add_bool_field(x, "muc#roomconfig_publicroom", "Listed in the directory", cfg->public_room);
-    add_bool_field(x, "muc#roomconfig_membersonly", "Members only", cfg->members_only);
-    add_bool_field(x, "muc#roomconfig_moderatedroom", "Moderated", cfg->moderated);
-    add_bool_field(x, "muc#roomconfig_passwordprotectedroom", "Password protected",
+    vn_form_add_field(x, lang, "FORM_TYPE", "hidden", NULL, FORM_ROOMCONFIG);
+    vn_form_add_field(x, lang, "muc#roomconfig_roomname", "text-single", "Name",
+                      cfg->name ? cfg->name : "");
+    vn_form_add_field(x, lang, "muc#roomconfig_roomdesc", "text-single", "Description",
+                      cfg->description ? cfg->description : "");
+    add_bool_field(x, lang, "muc#roomconfig_persistentroom", N_("Persistent"), cfg->persistent);
+    add_bool_field(x, lang, "muc#roomconfig_publicroom", N_("Listed in the directory"),
+                   cfg->public_room);
+    add_bool_field(x, lang, "muc#roomconfig_membersonly", N_("Members only"), cfg->members_only);
+    add_bool_field(x, lang, "muc#roomconfig_moderatedroom", N_("Moderated"), cfg->moderated);
+    add_bool_field(x, lang, "muc#roomconfig_passwordprotectedroom", N_("Password protected"),
                    cfg->password_protected);
-    add_field(x, "muc#roomconfig_roomsecret", "text-private", "Password",
-              cfg->password ? cfg->password : "");
+    vn_form_add_field(x, lang, "muc#roomconfig_roomsecret", "text-private", "Password",
+                      cfg->password ? cfg->password : "");
     snprintf(number, sizeof number, "%lld", cfg->max_occupants);
-    add_field(x, "muc#roomconfig_maxusers", "text-single", "Maximum number of occupants", number);
-    vn_stanza *whois = add_field(x, "muc#roomconfig_whois", "list-single", "Who may see real JIDs",
-                                 cfg->whois_anyone ? "anyone" : "moderators");
-    add_option(whois, "Moderators only", "moderators");
-    add_option(whois, "Anyone", "anyone");
+    vn_form_add_field(x, lang, "muc#roomconfig_maxusers", "text-single",
+                      "Maximum number of occupants", number);
+    vn_stanza *whois =
+        vn_form_add_field(x, lang, "muc#roomconfig_whois", "list-single", "Who may see real JIDs",
+                          cfg->whois_anyone ? "anyone" : "moderators");
+    vn_form_add_option(whois, lang, N_("Moderators only"), "moderators", true);
+    vn_form_add_option(whois, lang, N_("Anyone"), "anyone", true);
     snprintf(number, sizeof number, "%lld", cfg->history_length);
-    add_field(x, "muc#maxhistoryfetch", "text-single", "Messages of history sent on joining",
-              number);
-    add_bool_field(x, "muc#roomconfig_changesubject", "Occupants may change the subject",
+    vn_form_add_field(x, lang, "muc#maxhistoryfetch", "text-single",
+                      "Messages of history sent on joining", number);
+    add_bool_field(x, lang, "muc#roomconfig_changesubject", N_("Occupants may change the subject"),
                    cfg->change_subject);
-    add_bool_field(x, "muc#roomconfig_allowinvites", "Occupants may invite others",
+    add_bool_field(x, lang, "muc#roomconfig_allowinvites", N_("Occupants may invite others"),
                    cfg->allow_invites);
-    add_bool_field(x, "muc#roomconfig_enablelogging",
-                   "Keep an archive of the messages (history on joining, MAM)", cfg->logging);
-    vn_stanza *pm = add_field(x, "muc#roomconfig_allowpm", "list-single",
-                              "Who may send private messages", pm_values[cfg->allow_pm]);
-    add_option(pm, "Anyone", "anyone");
-    add_option(pm, "Participants", "participants");
-    add_option(pm, "Moderators", "moderators");
-    add_option(pm, "Nobody", "none");
+    add_bool_field(x, lang, "muc#roomconfig_enablelogging",
+                   N_("Keep an archive of the messages (history on joining, MAM)"), cfg->logging);
+    vn_stanza *pm = vn_form_add_field(x, lang, "muc#roomconfig_allowpm", "list-single",
+                                      "Who may send private messages", pm_values[cfg->allow_pm]);
+    vn_form_add_option(pm, lang, N_("Anyone"), "anyone", true);
+    vn_form_add_option(pm, lang, N_("Participants"), "participants", true);
+    vn_form_add_option(pm, lang, N_("Moderators"), "moderators", true);
+    vn_form_add_option(pm, lang, N_("Nobody"), "none", true);
     return x;
 }
 
@@ -139,7 +121,7 @@ static const char *single_value(const vn_stanza *field, form_error *err)
         if (vn_stanza_is(v, "value", NS_DATA))
             count++;
     if (count > 1) {
-        fail(err, "modify", "bad-request", "A single-valued field has several values");
+        fail(err, "modify", "bad-request", N_("A single-valued field has several values"));
         return NULL;
     }
     return first ? vn_stanza_text(first) : "";
@@ -155,7 +137,7 @@ static bool parse_bool(const char *value, bool *out, form_error *err)
         *out = false;
         return true;
     }
-    return fail(err, "modify", "bad-request", "A boolean field holds 0, 1, true or false");
+    return fail(err, "modify", "bad-request", N_("A boolean field holds 0, 1, true or false"));
 }
 
 static bool parse_count(const char *value, long long max, long long *out, form_error *err)
@@ -164,9 +146,9 @@ static bool parse_count(const char *value, long long max, long long *out, form_e
     errno = 0;
     long long n = strtoll(value, &end, 10);
     if (!*value || *end || errno || n < 0)
-        return fail(err, "modify", "bad-request", "A number field holds a whole number");
+        return fail(err, "modify", "bad-request", N_("A number field holds a whole number"));
     if (n > max)
-        return fail(err, "cancel", "not-acceptable", "More than this service allows");
+        return fail(err, "cancel", "not-acceptable", N_("More than this service allows"));
     *out = n;
     return true;
 }
@@ -176,7 +158,7 @@ static bool apply_field(muc_config *cfg, const muc_limits *limits, const char *v
 {
     if (strcmp(var, "FORM_TYPE") == 0)
         return strcmp(value, FORM_ROOMCONFIG) == 0 ||
-               fail(err, "modify", "bad-request", "Not a muc#roomconfig form");
+               fail(err, "modify", "bad-request", N_("Not a muc#roomconfig form"));
     if (strcmp(var, "muc#roomconfig_roomname") == 0) {
         free(cfg->name);
         cfg->name = *value ? vn_strdup(value) : NULL;
@@ -214,13 +196,13 @@ static bool apply_field(muc_config *cfg, const muc_limits *limits, const char *v
         if (!parse_count(value, limits->max_occupants, &cfg->max_occupants, err))
             return false;
         return cfg->max_occupants > 0 ||
-               fail(err, "cancel", "not-acceptable", "A room holds at least one occupant");
+               fail(err, "cancel", "not-acceptable", N_("A room holds at least one occupant"));
     }
     if (strcmp(var, "muc#maxhistoryfetch") == 0 || strcmp(var, "muc#roomconfig_historylength") == 0)
         return parse_count(value, limits->max_history_messages, &cfg->history_length, err);
     if (strcmp(var, "muc#roomconfig_whois") == 0) {
         if (strcmp(value, "anyone") != 0 && strcmp(value, "moderators") != 0)
-            return fail(err, "cancel", "not-acceptable", "whois is moderators or anyone");
+            return fail(err, "cancel", "not-acceptable", N_("whois is moderators or anyone"));
         cfg->whois_anyone = strcmp(value, "anyone") == 0;
         return true;
     }
@@ -231,7 +213,7 @@ static bool apply_field(muc_config *cfg, const muc_limits *limits, const char *v
                 return true;
             }
         return fail(err, "cancel", "not-acceptable",
-                    "allowpm is anyone, participants, moderators or none");
+                    N_("allowpm is anyone, participants, moderators or none"));
     }
     return true; /* XEP-0004 §3.3: fields the service does not know are ignored */
 }
@@ -253,14 +235,15 @@ bool muc_config_submit(muc_room *room, const vn_stanza *form, const char **type,
         const char *var = vn_stanza_attr(field, "var");
         const char *value = single_value(field, &err);
         if (!var)
-            ok = fail(&err, "modify", "bad-request", "A submitted field has no var");
+            ok = fail(&err, "modify", "bad-request", N_("A submitted field has no var"));
         else if (!value)
             ok = false;
         else
             ok = apply_field(&cfg, room->service->limits, var, value, &err);
     }
     if (ok && cfg.password_protected && !cfg.password)
-        ok = fail(&err, "cancel", "not-acceptable", "A password-protected room needs a password");
+        ok = fail(&err, "cancel", "not-acceptable",
+                  N_("A password-protected room needs a password"));
     if (!ok) {
         muc_config_free(&cfg);
         *type = err.type;
@@ -284,7 +267,7 @@ static void add_feature(vn_stanza *query, const char *var)
     vn_stanza_set_attr(vn_stanza_add_child(query, "feature", NS_DISCO_INFO), "var", var);
 }
 
-void muc_room_disco_info(const muc_room *room, vn_stanza *query, bool insider)
+void muc_room_disco_info(const muc_room *room, vn_stanza *query, bool insider, const char *lang)
 {
     const muc_config *cfg = &room->config;
     vn_stanza *identity = vn_stanza_add_child(query, "identity", NS_DISCO_INFO);
@@ -311,24 +294,27 @@ void muc_room_disco_info(const muc_room *room, vn_stanza *query, bool insider)
     add_feature(query, cfg->whois_anyone ? "muc_nonanonymous" : "muc_semianonymous");
 
     char count[32];
-    vn_stanza *x = vn_stanza_add_child(query, "x", NS_DATA);
-    vn_stanza_set_attr(x, "type", "result");
-    add_field(x, "FORM_TYPE", "hidden", NULL, FORM_ROOMINFO);
-    add_field(x, "muc#roominfo_description", "text-single", "Description",
-              cfg->description ? cfg->description : "");
+    vn_stanza *x = vn_form_new("result", lang, NULL);
+    vn_stanza_append(query, x);
+    vn_form_add_field(x, lang, "FORM_TYPE", "hidden", NULL, FORM_ROOMINFO);
+    vn_form_add_field(x, lang, "muc#roominfo_description", "text-single", "Description",
+                      cfg->description ? cfg->description : "");
     snprintf(count, sizeof count, "%zu", room->occupant_count);
-    add_field(x, "muc#roominfo_occupants", "text-single", "Number of occupants", count);
+    vn_form_add_field(x, lang, "muc#roominfo_occupants", "text-single", "Number of occupants",
+                      count);
     /* What is said inside a members-only or password-protected room,
      * its subject included, is for those who may enter. */
     bool closed = cfg->members_only || cfg->password_protected;
     if (!closed || insider)
-        add_field(x, "muc#roominfo_subject", "text-single", "Subject",
-                  room->subject ? room->subject : "");
-    add_field(x, "muc#roominfo_changesubject", "boolean", "Occupants may change the subject",
-              cfg->change_subject ? "1" : "0");
-    add_field(x, "muc#roomconfig_roomname", "text-single", "Name", cfg->name ? cfg->name : "");
+        vn_form_add_field(x, lang, "muc#roominfo_subject", "text-single", "Subject",
+                          room->subject ? room->subject : "");
+    vn_form_add_field(x, lang, "muc#roominfo_changesubject", "boolean",
+                      "Occupants may change the subject", cfg->change_subject ? "1" : "0");
+    vn_form_add_field(x, lang, "muc#roomconfig_roomname", "text-single", "Name",
+                      cfg->name ? cfg->name : "");
     snprintf(count, sizeof count, "%lld", cfg->max_occupants);
-    add_field(x, "muc#roomconfig_maxusers", "text-single", "Maximum number of occupants", count);
-    add_field(x, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite others",
-              cfg->allow_invites ? "1" : "0");
+    vn_form_add_field(x, lang, "muc#roomconfig_maxusers", "text-single",
+                      "Maximum number of occupants", count);
+    vn_form_add_field(x, lang, "muc#roomconfig_allowinvites", "boolean",
+                      "Occupants may invite others", cfg->allow_invites ? "1" : "0");
 }

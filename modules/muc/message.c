@@ -266,8 +266,12 @@ static void relay_invite(muc_room *room, vn_event *ev, const vn_stanza *invite)
         vn_stanza_add_text_child(relayed, "reason", NS_MUC_USER, reason);
     if (room->config.password_protected && room->config.password)
         vn_stanza_add_text_child(x, "password", NS_MUC_USER, room->config.password);
-    char *body = vn_asprintf("%s invites you to the room %s%s%s", ev->from->bare, room->jid->bare,
-                             reason ? ": " : "", reason ? reason : "");
+    /* The invitee's language is unknown here: the inviter's is the best guess. */
+    const char *lang = vn_stanza_attr(ev->stanza, "xml:lang");
+    char *body = reason ? vn_asprintf(vn_tr(lang, N_("%s invites you to the room %s: %s")),
+                                      ev->from->bare, room->jid->bare, reason)
+                        : vn_asprintf(vn_tr(lang, N_("%s invites you to the room %s")),
+                                      ev->from->bare, room->jid->bare);
     vn_stanza_add_text_child(msg, "body", VN_NS_CLIENT, body);
     free(body);
     remember_invitation(room, invitee->bare, ev->from);
@@ -316,16 +320,19 @@ static const char *form_value(const vn_stanza *form, const char *var)
     return NULL;
 }
 
-static void add_form_field(vn_stanza *form, const char *var, const char *type, const char *label,
-                           const char *value)
+/* The form that asks a moderator to give occ a voice, in lang. */
+static vn_stanza *voice_request_form(const muc_occupant *occ, const vn_jid *from, const char *lang)
 {
-    vn_stanza *field = vn_stanza_add_child(form, "field", NS_DATA);
-    vn_stanza_set_attr(field, "var", var);
-    if (type)
-        vn_stanza_set_attr(field, "type", type);
-    if (label)
-        vn_stanza_set_attr(field, "label", label);
-    vn_stanza_add_text_child(field, "value", NS_DATA, value);
+    vn_stanza *form = vn_form_new("form", lang, N_("Voice request"));
+    vn_form_add_instructions(form, lang,
+                             N_("To give this occupant a voice, tick the box and submit the form"));
+    vn_form_add_field(form, lang, "FORM_TYPE", "hidden", NULL, NS_MUC_REQUEST);
+    vn_form_add_field(form, lang, "muc#role", "list-single", N_("Requested role"), "participant");
+    vn_form_add_field(form, lang, "muc#jid", "jid-single", N_("User ID"), from->full);
+    vn_form_add_field(form, lang, "muc#roomnick", "text-single", N_("Room nickname"), occ->nick);
+    vn_form_add_field(form, lang, "muc#request_allow", "boolean", N_("Grant voice to this person?"),
+                      "false");
+    return form;
 }
 
 /* A visitor asks for voice: every moderator gets the form to approve. */
@@ -348,22 +355,17 @@ static void request_voice(muc_room *room, vn_event *ev, const vn_stanza *form)
     }
     if (!muc_within_rate(room, occ, ev))
         return;
-    vn_stanza *msg = muc_new_stanza("message", room->jid->bare, NULL, NULL);
-    vn_stanza *approve = vn_stanza_add_child(msg, "x", NS_DATA);
-    vn_stanza_set_attr(approve, "type", "form");
-    vn_stanza_add_text_child(approve, "title", NS_DATA, "Voice request");
-    vn_stanza_add_text_child(approve, "instructions", NS_DATA,
-                             "To give this occupant a voice, tick the box and submit the form");
-    add_form_field(approve, "FORM_TYPE", "hidden", NULL, NS_MUC_REQUEST);
-    add_form_field(approve, "muc#role", "list-single", "Requested role", "participant");
-    add_form_field(approve, "muc#jid", "jid-single", "User ID", ev->from->full);
-    add_form_field(approve, "muc#roomnick", "text-single", "Room nickname", occ->nick);
-    add_form_field(approve, "muc#request_allow", "boolean", "Grant voice to this person?", "false");
     vn_log_info("muc: %s asks for voice in %s", occ->nick, room->jid->bare);
-    for (const muc_occupant *m = room->occupants; m; m = m->hh.next)
-        if (m->role == MUC_ROLE_MODERATOR)
-            muc_send_to_occupant(m, msg);
-    vn_stanza_free(msg);
+    /* Each moderator reads the form in the language of their presence. */
+    for (const muc_occupant *m = room->occupants; m; m = m->hh.next) {
+        if (m->role != MUC_ROLE_MODERATOR)
+            continue;
+        vn_stanza *msg = muc_new_stanza("message", room->jid->bare, NULL, NULL);
+        vn_stanza_append(
+            msg, voice_request_form(occ, ev->from, vn_stanza_attr(m->presence, "xml:lang")));
+        muc_send_to_occupant(m, msg);
+        vn_stanza_free(msg);
+    }
 }
 
 /* A moderator answers a voice request: allowed, the visitor gets a voice. */

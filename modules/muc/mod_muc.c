@@ -402,7 +402,8 @@ static void room_disco_info(muc_room *room, vn_event *ev, const vn_stanza *query
     } else {
         muc_room_disco_info(room, info,
                             muc_occupant_by_session(room, ev->from) ||
-                                muc_room_affiliation(room, ev->from->bare) >= MUC_AFF_MEMBER);
+                                muc_room_affiliation(room, ev->from->bare) >= MUC_AFF_MEMBER,
+                            vn_stanza_attr(ev->stanza, "xml:lang"));
     }
     vn_route(reply);
 }

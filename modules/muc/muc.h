@@ -19,6 +19,8 @@
 #include <stdint.h>
 
 #include <uthash.h>
+#include <vestnik/form.h>
+#include <vestnik/i18n.h>
 #include <vestnik/module.h>
 
 #define NS_MUC "http://jabber.org/protocol/muc"
@@ -236,13 +238,13 @@ void muc_notify_codes(muc_room *room, const int *codes, size_t count);
 /* ---- config.c ---- */
 void muc_config_defaults(muc_config *cfg, const muc_limits *limits);
 void muc_config_free(muc_config *cfg);
-vn_stanza *muc_config_form(const muc_room *room);
+vn_stanza *muc_config_form(const muc_room *room, const char *lang);
 /* Applies a submitted form; on error returns false with the stanza error. */
 bool muc_config_submit(muc_room *room, const vn_stanza *form, const char **type,
                        const char **condition, const char **text);
 /* insider: the requester is an occupant or a member, and sees the subject
  * of a closed room too. */
-void muc_room_disco_info(const muc_room *room, vn_stanza *query, bool insider);
+void muc_room_disco_info(const muc_room *room, vn_stanza *query, bool insider, const char *lang);
 
 /* ---- admin.c ---- */
 void muc_handle_admin(muc_room *room, vn_event *ev);

@@ -492,6 +492,10 @@ static vn_stanza *clean_presence(const vn_stanza *st)
     const char *type = vn_stanza_attr(st, "type");
     if (type)
         vn_stanza_set_attr(copy, "type", type);
+    /* The language of its status, and of the texts the room sends it. */
+    const char *lang = vn_stanza_attr(st, "xml:lang");
+    if (lang)
+        vn_stanza_set_attr(copy, "xml:lang", lang);
     for (const vn_stanza *child = vn_stanza_first_element(st); child;
          child = vn_stanza_next_element(child))
         if (!is_muc_payload(child))

@@ -248,7 +248,7 @@ static vn_hook_result owner_get(vn_event *ev, void *ud)
     vn_stanza *reply = pubsub_result(ev, NS_PUBSUB_OWNER, &result);
     vn_stanza *configure = vn_stanza_add_child(result, "configure", NS_PUBSUB_OWNER);
     vn_stanza_set_attr(configure, "node", node);
-    pep_form_add_config(configure, &config);
+    pep_form_add_config(configure, &config, vn_stanza_attr(ev->stanza, "xml:lang"));
     vn_route(reply);
     return VN_HANDLED;
 }

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <vestnik/i18n.h>
 #include <vestnik/module.h>
 
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
@@ -129,7 +130,7 @@ void pep_node_forget_volatile(void);
 bool pep_form_apply(const vn_stanza *form, const char *form_type, pep_config *config,
                     bool check_only, pep_error *err);
 /* The node_config form (type 'form') describing config, appended to parent. */
-void pep_form_add_config(vn_stanza *parent, const pep_config *config);
+void pep_form_add_config(vn_stanza *parent, const pep_config *config, const char *lang);
 
 /* ---- XEP-0115 verification (pep_caps_ver.c) ---- */
 

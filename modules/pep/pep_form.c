@@ -81,23 +81,23 @@ bool pep_form_apply(const vn_stanza *form, const char *form_type, pep_config *co
         const char *value = field_value(f);
         if (strcmp(var, "FORM_TYPE") == 0) {
             if (strcmp(value, form_type) != 0)
-                return refuse(err, form_type, "Unexpected FORM_TYPE");
+                return refuse(err, form_type, N_("Unexpected FORM_TYPE"));
         } else if (strcmp(var, FIELD_ACCESS) == 0) {
             if (!pep_access_parse(value, &wanted.access))
-                return refuse(err, form_type, "Unsupported pubsub#access_model");
+                return refuse(err, form_type, N_("Unsupported pubsub#access_model"));
         } else if (strcmp(var, FIELD_PERSIST) == 0) {
             if (!parse_bool(value, &wanted.persist_items))
-                return refuse(err, form_type, "pubsub#persist_items is a boolean");
+                return refuse(err, form_type, N_("pubsub#persist_items is a boolean"));
         } else if (strcmp(var, FIELD_MAX_ITEMS) == 0) {
             if (!parse_max_items(value, &wanted.max_items))
                 return refuse(err, form_type,
-                              "pubsub#max_items is 'max' or 1 to the server's limit");
+                              N_("pubsub#max_items is 'max' or 1 to the server's limit"));
         }
     }
     if (check_only &&
         (wanted.access != config->access || wanted.persist_items != config->persist_items ||
          effective_max(wanted.max_items) != effective_max(config->max_items))) {
-        return refuse(err, form_type, "The node exists with a different configuration");
+        return refuse(err, form_type, N_("The node exists with a different configuration"));
     }
     *config = wanted;
     return true;
@@ -112,7 +112,7 @@ static vn_stanza *add_field(vn_stanza *form, const char *var, const char *type, 
     return field;
 }
 
-void pep_form_add_config(vn_stanza *parent, const pep_config *config)
+void pep_form_add_config(vn_stanza *parent, const pep_config *config, const char *lang)
 {
     vn_stanza *form = vn_stanza_add_child(parent, "x", NS_DATA_FORMS);
     vn_stanza_set_attr(form, "type", "form");
@@ -120,7 +120,7 @@ void pep_form_add_config(vn_stanza *parent, const pep_config *config)
 
     vn_stanza *access =
         add_field(form, FIELD_ACCESS, "list-single", pep_access_name(config->access));
-    vn_stanza_set_attr(access, "label", "Who may subscribe and retrieve items");
+    vn_stanza_set_attr(access, "label", vn_tr(lang, N_("Who may subscribe and retrieve items")));
     for (pep_access a = PEP_ACCESS_PRESENCE; a <= PEP_ACCESS_WHITELIST; a++) {
         vn_stanza *option = vn_stanza_add_child(access, "option", NS_DATA_FORMS);
         vn_stanza_add_text_child(option, "value", NS_DATA_FORMS, pep_access_name(a));

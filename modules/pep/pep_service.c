@@ -152,7 +152,7 @@ static bool check_name(const char *name, const char *what, pep_error *err)
     if (!name || !*name)
         return fail(err, "modify", "bad-request", "nodeid-required", what);
     if (strlen(name) > PEP_MAX_NAME_LEN)
-        return fail(err, "modify", "not-acceptable", NULL, "Name too long");
+        return fail(err, "modify", "not-acceptable", NULL, N_("Name too long"));
     return true;
 }
 
@@ -179,7 +179,7 @@ static pep_node *node_for_publish(const pep_request *req, const char *node_name,
         return NULL;
     }
     if (count >= pep_limits_current.max_nodes_per_user) {
-        fail(err, "cancel", "not-allowed", "max-nodes-exceeded", "Too many nodes");
+        fail(err, "cancel", "not-allowed", "max-nodes-exceeded", N_("Too many nodes"));
         return NULL;
     }
     pep_config config = pep_config_default();
@@ -199,7 +199,7 @@ bool pep_service_publish(const pep_request *req, const char *node_name, const vn
 {
     *id_out = NULL;
     if (!pep_is_owner(req))
-        return fail(err, "auth", "forbidden", NULL, "Only the account publishes here");
+        return fail(err, "auth", "forbidden", NULL, N_("Only the account publishes here"));
     if (!check_name(node_name, "Name the node", err))
         return false;
     if (!item)
@@ -257,7 +257,7 @@ static pep_node *owned_node(const pep_request *req, const char *node_name, pep_e
 {
     pep_node *node = NULL;
     if (!pep_is_owner(req)) {
-        fail(err, "auth", "forbidden", NULL, "Only the account manages its nodes");
+        fail(err, "auth", "forbidden", NULL, N_("Only the account manages its nodes"));
         return NULL;
     }
     if (!check_name(node_name, "Name the node", err))
@@ -353,8 +353,8 @@ static bool refuse_reader(const pep_config *config, pep_error *err)
 {
     if (config->access == PEP_ACCESS_PRESENCE)
         return fail(err, "auth", "not-authorized", "presence-subscription-required",
-                    "Items are for contacts with a presence subscription");
-    return fail(err, "cancel", "not-allowed", "closed-node", "Items are for the account only");
+                    N_("Items are for contacts with a presence subscription"));
+    return fail(err, "cancel", "not-allowed", "closed-node", N_("Items are for the account only"));
 }
 
 vn_stanza *pep_service_items(const pep_request *req, const char *node_name, const char *const *ids,

@@ -96,7 +96,12 @@ def test_register_feature_form_and_account_creation():
     query = form.find(harness.qname(NS_REGISTER, 'query'))
     fields = [child.tag for child in query]
     assert fields == [harness.qname(NS_REGISTER, name)
-                      for name in ('instructions', 'username', 'password')], fields
+                      for name in ('instructions', 'username', 'password')] + [
+                          '{jabber:x:data}x'], fields
+    # the same fields as a data form (XEP-0077 §6), for clients that show forms
+    x = query.find('{jabber:x:data}x')
+    assert [f.get('var') for f in x.findall('{jabber:x:data}field')] == [
+        'FORM_TYPE', 'username', 'password'], harness.tostring(x)
 
     reply = create(stream, 'Gina', 'gina-password')
     assert reply.get('type') == 'result', harness.tostring(reply)
