@@ -30,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "vestnik/i18n.h"
 #include "vestnik/log.h"
 #include "vestnik/util.h"
 
@@ -162,13 +163,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     if (p->halted)
         return;
     if (depth > p->max_depth) {
-        fail(p, "policy-violation", "elements nested too deeply");
+        fail(p, "policy-violation", N_("elements nested too deeply"));
         return;
     }
     /* <xml:name/> parses, but nothing can write it back: the xml prefix
      * may not be declared, nor its namespace made the default one. */
     if (strncmp(name, XML_NS_PREFIX, strlen(XML_NS_PREFIX)) == 0) {
-        fail(p, "bad-format", "elements in the reserved xml namespace are not allowed");
+        fail(p, "bad-format", N_("elements in the reserved xml namespace are not allowed"));
         return;
     }
     p->open_elements++;
@@ -235,7 +236,7 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     }
     /* Between stanzas: whitespace keepalives are consumed, text is not XMPP. */
     if (!all_whitespace(s, len)) {
-        fail(p, "bad-format", "text between stanzas");
+        fail(p, "bad-format", N_("text between stanzas"));
         return;
     }
     p->unit_start = event_end(p);
@@ -247,13 +248,13 @@ static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Cha
     vn_xml_parser *p = ud;
 
     if (encoding && strcasecmp(encoding, "UTF-8") != 0)
-        fail(p, "unsupported-encoding", "only UTF-8 is supported");
+        fail(p, "unsupported-encoding", N_("only UTF-8 is supported"));
 }
 
 static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
                                const XML_Char *pubid, int has_internal_subset)
 {
-    fail(ud, "restricted-xml", "document type declarations are not allowed");
+    fail(ud, "restricted-xml", N_("document type declarations are not allowed"));
 }
 
 static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_parameter_entity,
@@ -261,18 +262,18 @@ static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_parame
                                    const XML_Char *system_id, const XML_Char *public_id,
                                    const XML_Char *notation_name)
 {
-    fail(ud, "restricted-xml", "entity declarations are not allowed");
+    fail(ud, "restricted-xml", N_("entity declarations are not allowed"));
 }
 
 static void XMLCALL on_processing_instruction(void *ud, const XML_Char *target,
                                               const XML_Char *data)
 {
-    fail(ud, "restricted-xml", "processing instructions are not allowed");
+    fail(ud, "restricted-xml", N_("processing instructions are not allowed"));
 }
 
 static void XMLCALL on_comment(void *ud, const XML_Char *data)
 {
-    fail(ud, "restricted-xml", "comments are not allowed");
+    fail(ud, "restricted-xml", N_("comments are not allowed"));
 }
 
 static XML_Parser expat_new(vn_xml_parser *p)
@@ -370,7 +371,7 @@ static void revive(vn_xml_parser *p)
     enum XML_Status status = XML_Parse(p->expat, p->root_tag, (int)p->root_tag_len, XML_FALSE);
     p->replaying = false;
     if (status != XML_STATUS_OK || p->open_elements != 1)
-        fail(p, "internal-server-error", "cannot restore the stream's parser");
+        fail(p, "internal-server-error", N_("cannot restore the stream's parser"));
 }
 
 void vn_xml_parser_stop(vn_xml_parser *p)
@@ -407,7 +408,7 @@ int vn_xml_parser_feed(vn_xml_parser *p, const char *data, size_t len)
         /* Bytes the stanza (or stream header) in progress may still grow by. */
         uint64_t used = p->fed - p->unit_start;
         if (used >= p->max_stanza_size) {
-            fail(p, "policy-violation", "stanza too large");
+            fail(p, "policy-violation", N_("stanza too large"));
             break;
         }
         uint64_t room = p->max_stanza_size - used;

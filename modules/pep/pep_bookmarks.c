@@ -247,7 +247,7 @@ bool pep_bookmarks_publish_legacy(const pep_request *req, const vn_stanza *item,
     const vn_stanza *storage = vn_stanza_first_element(item);
     if (!vn_stanza_is(storage, "storage", NS_BOOKMARKS_LEGACY)) {
         *err = (pep_error){"modify", "bad-request", "invalid-payload",
-                           "storage:bookmarks holds <storage xmlns='storage:bookmarks'/>"};
+                           N_("storage:bookmarks holds <storage xmlns='storage:bookmarks'/>")};
         return false;
     }
     return import_storage(req, storage, err);
@@ -256,7 +256,7 @@ bool pep_bookmarks_publish_legacy(const pep_request *req, const vn_stanza *item,
 vn_stanza *pep_bookmarks_legacy_items(const pep_request *req, pep_error *err)
 {
     if (!pep_is_owner(req)) {
-        *err = (pep_error){"cancel", "not-allowed", "closed-node", "Bookmarks are private"};
+        *err = (pep_error){"cancel", "not-allowed", "closed-node", N_("Bookmarks are private")};
         return NULL;
     }
     bool failed;

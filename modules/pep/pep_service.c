@@ -200,12 +200,12 @@ bool pep_service_publish(const pep_request *req, const char *node_name, const vn
     *id_out = NULL;
     if (!pep_is_owner(req))
         return fail(err, "auth", "forbidden", NULL, N_("Only the account publishes here"));
-    if (!check_name(node_name, "Name the node", err))
+    if (!check_name(node_name, N_("Name the node"), err))
         return false;
     if (!item)
         return fail(err, "modify", "bad-request", "item-required", NULL);
     const char *given_id = vn_stanza_attr(item, "id");
-    if (given_id && !check_name(given_id, "Empty item id", err))
+    if (given_id && !check_name(given_id, N_("Empty item id"), err))
         return false;
     size_t n_payloads = vn_stanza_element_count(item);
     if (n_payloads != 1)
@@ -260,7 +260,7 @@ static pep_node *owned_node(const pep_request *req, const char *node_name, pep_e
         fail(err, "auth", "forbidden", NULL, N_("Only the account manages its nodes"));
         return NULL;
     }
-    if (!check_name(node_name, "Name the node", err))
+    if (!check_name(node_name, N_("Name the node"), err))
         return NULL;
     int rc = pep_node_load(req->service->domain, req->service->local, node_name, &node);
     if (rc == VN_STORE_NOT_FOUND)
@@ -360,7 +360,7 @@ static bool refuse_reader(const pep_config *config, pep_error *err)
 vn_stanza *pep_service_items(const pep_request *req, const char *node_name, const char *const *ids,
                              size_t n_ids, size_t max_items, pep_error *err)
 {
-    if (!check_name(node_name, "Name the node", err))
+    if (!check_name(node_name, N_("Name the node"), err))
         return NULL;
     if (pep_bookmarks_is_legacy_node(node_name))
         return pep_bookmarks_legacy_items(req, err);
