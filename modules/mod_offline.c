@@ -8,7 +8,9 @@
  * <service-unavailable/>, as XEP-0160 §2 says). When a session of the
  * account sends available presence with a non-negative priority for the
  * first time, the stored messages go to that session, oldest first, each
- * stamped with <delay/>, and are removed from the archive once written.
+ * stamped with <delay/>, and are removed from the archive once written; a
+ * large backlog is paced by the client's output drain (see below), so it
+ * never overflows the connection's limits.
  *
  * Messages to accounts that do not exist are left to the router, which
  * answers them with <service-unavailable/>.
@@ -117,32 +119,98 @@ static vn_hook_result offline_store(vn_event *ev, void *ud)
 
 /* ---- delivering ---- */
 
-typedef struct pending_message {
-    uint64_t id;
-    vn_stanza *stanza; /* NULL if the stored item is unreadable */
-} pending_message;
+/* A backlog can be far larger than what a connection may queue
+ * (limits.max_output_buffer) or leave unacknowledged (XEP-0198): it goes
+ * out in steps, each as much as the client can take now
+ * (vn_session_can_take_more), the next one when its output has drained,
+ * polled every STEP_INTERVAL_MS. Each message is removed from the archive
+ * once written. */
+#define STEP_MESSAGES 100
+#define STEP_INTERVAL_MS 10
 
-typedef struct pending_list {
-    const char *host;
-    pending_message *items;
-    size_t count;
-} pending_list;
+typedef struct backlog {
+    vn_session *session;
+    vn_jid *me;
+    vn_timer *timer;   /* NULL when nothing is left to send */
+    uint64_t after_id; /* the last stored message handled */
+    size_t sent;
+    uint64_t done[STEP_MESSAGES]; /* handled in this step, to remove */
+    size_t n_done;
+    bool stalled; /* the client could take no more in this step */
+} backlog;
 
-static bool collect_item(const vn_archive_item *item, void *ud)
+static void backlog_free(void *data)
 {
-    pending_list *list = ud;
-    vn_stanza *msg = parse_stored(item->data, item->len);
+    backlog *b = data;
+    if (b->timer)
+        vn_timer_stop(b->timer);
+    vn_jid_free(b->me);
+    free(b);
+}
 
+static bool send_item(const vn_archive_item *item, void *ud)
+{
+    backlog *b = ud;
+    if (!vn_session_can_take_more(b->session)) {
+        b->stalled = true;
+        return false;
+    }
+    vn_stanza *msg = parse_stored(item->data, item->len);
     if (msg) {
         char stamp[VN_DATETIME_SIZE];
         vn_datetime_format(item->ts_us, stamp);
         vn_stanza *delay = vn_stanza_add_child(msg, "delay", NS_DELAY);
-        vn_stanza_set_attr(delay, "from", list->host);
+        vn_stanza_set_attr(delay, "from", b->me->domain);
         vn_stanza_set_attr(delay, "stamp", stamp);
+        vn_session_send(b->session, msg);
+        vn_stanza_free(msg);
+        b->sent++;
+    } else {
+        vn_log_warn("offline: dropping unreadable stored message %llu of %s",
+                    (unsigned long long)item->id, b->me->bare);
     }
-    list->items = vn_realloc(list->items, (list->count + 1) * sizeof *list->items);
-    list->items[list->count++] = (pending_message){item->id, msg};
+    b->after_id = item->id;
+    b->done[b->n_done++] = item->id;
     return true;
+}
+
+static void backlog_finish(backlog *b)
+{
+    if (b->timer)
+        vn_timer_stop(b->timer);
+    b->timer = NULL;
+    if (b->sent)
+        vn_log_info("offline: delivered %zu stored message(s) to %s", b->sent, b->me->full);
+}
+
+static void on_step_timer(vn_timer *t, void *ud);
+
+/* Send what the client can take of the next STEP_MESSAGES messages. */
+static void backlog_step(backlog *b)
+{
+    vn_store *store = vn_server_store();
+    vn_archive_query q = {.after_id = b->after_id, .limit = STEP_MESSAGES};
+    bool complete = false;
+
+    b->n_done = 0;
+    b->stalled = false;
+    int rc = vn_archive_query_items(store, b->me->domain, b->me->local, OFFLINE_ARCHIVE, &q,
+                                    send_item, b, &complete);
+    for (size_t i = 0; i < b->n_done; i++)
+        vn_archive_delete_id(store, b->me->domain, b->me->local, OFFLINE_ARCHIVE, b->done[i]);
+    if (rc != VN_STORE_OK) {
+        vn_log_error("offline: cannot read the stored messages of %s", b->me->bare);
+        backlog_finish(b);
+    } else if (complete && !b->stalled) {
+        backlog_finish(b);
+    } else if (!b->timer) {
+        b->timer = vn_timer_start(STEP_INTERVAL_MS, STEP_INTERVAL_MS, on_step_timer, b);
+    }
+}
+
+static void on_step_timer(vn_timer *t, void *ud)
+{
+    backlog_step(ud);
 }
 
 static int presence_priority(const vn_stanza *presence)
@@ -162,37 +230,10 @@ static vn_hook_result offline_deliver(vn_event *ev, void *ud)
     if (vn_stanza_attr(ev->stanza, "type") || presence_priority(ev->stanza) < 0 ||
         vn_session_get_data(session, m))
         return VN_PASS;
-    vn_session_set_data(session, m, (void *)m, NULL);
-
-    vn_store *store = vn_server_store();
-    vn_jid *me = vn_jid_copy(vn_session_jid(session));
-    pending_list list = {.host = me->domain};
-    if (vn_archive_query_items(store, me->domain, me->local, OFFLINE_ARCHIVE, NULL, collect_item,
-                               &list, NULL) != VN_STORE_OK)
-        vn_log_error("offline: cannot read the stored messages of %s", me->bare);
-
-    size_t sent = 0;
-    for (size_t i = 0; i < list.count; i++) {
-        pending_message *p = &list.items[i];
-        /* A write may close a stream whose client stopped reading, which
-         * ends the session: keep what was not written for the next time. */
-        if (vn_session_find(me) != session)
-            break;
-        if (p->stanza) {
-            vn_session_send(session, p->stanza);
-            sent++;
-        } else {
-            vn_log_warn("offline: dropping unreadable stored message %llu of %s",
-                        (unsigned long long)p->id, me->bare);
-        }
-        vn_archive_delete_id(store, me->domain, me->local, OFFLINE_ARCHIVE, p->id);
-    }
-    if (sent)
-        vn_log_info("offline: delivered %zu stored message(s) to %s", sent, me->full);
-    for (size_t i = 0; i < list.count; i++)
-        vn_stanza_free(list.items[i].stanza);
-    free(list.items);
-    vn_jid_free(me);
+    backlog *b = vn_alloc(sizeof *b);
+    *b = (backlog){.session = session, .me = vn_jid_copy(vn_session_jid(session))};
+    vn_session_set_data(session, m, b, backlog_free);
+    backlog_step(b);
     return VN_PASS;
 }
 

@@ -40,6 +40,9 @@ typedef struct vn_c2s_transport {
     /* Load shaping (shaper.h): stop reading after the current element, or
      * read again; NULL if the transport cannot pause. */
     void (*pause)(void *tx, bool paused);
+    /* Bytes written and not yet sent (they count against
+     * limits.max_output_buffer); NULL if the transport does not say. */
+    size_t (*queued)(void *tx);
 } vn_c2s_transport;
 
 /* A new stream on a transport. The transport must call vn_c2s_gone when
@@ -71,5 +74,10 @@ void vn_c2s_close(vn_c2s *s, const char *condition, const char *text);
 void vn_c2s_close_all(const char *condition);
 size_t vn_c2s_count(void);
 bool vn_c2s_hibernating(const vn_c2s *s);
+/* May a bulk sender (an offline backlog) write more now? False while the
+ * output queue is over half of limits.max_output_buffer, or half of
+ * limits.max_unacked_stanzas are unacknowledged (XEP-0198), or the stream
+ * is hibernating or closing: either limit would end the stream. */
+bool vn_c2s_can_take_more(const vn_c2s *s);
 
 #endif

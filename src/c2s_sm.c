@@ -353,6 +353,17 @@ static void on_hibernation_timeout(uv_timer_t *t)
     vn_c2s_close(s, NULL, NULL);
 }
 
+/* Stream management's unacknowledged window is one of the two limits a
+ * bulk sender must stay under; the transport's output queue the other. */
+bool vn_c2s_can_take_more(const vn_c2s *s)
+{
+    if (s->closing || s->hibernating || !s->tx)
+        return false;
+    if (s->sm.enabled && s->sm.unacked >= vn_srv.cfg->max_unacked / 2)
+        return false;
+    return !s->ops->queued || s->ops->queued(s->tx) < vn_srv.cfg->max_output_buffer / 2;
+}
+
 bool vn_c2s_sm_hibernate(vn_c2s *s)
 {
     if (!s->sm.resumable || !s->session || vn_srv.stopping)

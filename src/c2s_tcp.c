@@ -45,6 +45,11 @@ static int tcp_element(void *tx, const vn_stanza *st)
     return vn_xml_stream_write_element(((tcp_stream *)tx)->xs, st, VN_NS_CLIENT);
 }
 
+static size_t tcp_queued(void *tx)
+{
+    return vn_conn_queued(vn_xml_stream_conn(((tcp_stream *)tx)->xs));
+}
+
 static void tcp_keepalive(void *tx)
 {
     vn_xml_stream_write(((tcp_stream *)tx)->xs, " ", 1);
@@ -93,6 +98,7 @@ static const vn_c2s_transport tcp_transport = {
     .ssl = tcp_ssl,
     .peer_ip = tcp_peer_ip,
     .pause = tcp_pause,
+    .queued = tcp_queued,
 };
 
 /* ---- input: the XML stream's events to the state machine ---- */

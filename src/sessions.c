@@ -294,6 +294,11 @@ bool vn_session_hibernating(const vn_session *s)
     return vn_c2s_hibernating(s->stream);
 }
 
+bool vn_session_can_take_more(const vn_session *s)
+{
+    return !s->dead && vn_c2s_can_take_more(s->stream);
+}
+
 void *vn_session_get_data(const vn_session *s, const void *key)
 {
     for (size_t i = 0; i < s->n_slots; i++)

@@ -147,6 +147,10 @@ bool vn_session_available(const vn_session *s); /* has sent available presence *
 /* Its connection dropped and it waits for resumption (XEP-0198): stanzas
  * sent to it are queued, not seen by anyone yet (push notifications). */
 bool vn_session_hibernating(const vn_session *s);
+/* Can the client take more now without a limit (output buffer, unacked
+ * stanzas) ending its stream? For paced bulk sending: when false, try
+ * again a little later. */
+bool vn_session_can_take_more(const vn_session *s);
 void vn_session_set_available(vn_session *s, bool available);
 /* Per-session data slots keyed by any pointer (use your module handle).
  * free_fn (may be NULL) runs when the slot is replaced or the session ends,
@@ -187,7 +191,9 @@ typedef void (*vn_disco_identity_cb)(const char *category, const char *type, con
 void vn_disco_foreach_feature(vn_disco_feature_cb cb, void *ud); /* sorted, unique */
 void vn_disco_foreach_identity(vn_disco_identity_cb cb, void *ud);
 /* Items of a local host's disco#items: services on their own JIDs (a MUC
- * service at conference.<host>, components). name may be NULL. */
+ * service at conference.<host>, components). name may be NULL; it is
+ * looked up with vn_tr in the language of each request (a msgid marked
+ * N_(), or a configured name, which stays as it is). */
 void vn_disco_add_item(const char *host, const char *jid, const char *name);
 void vn_disco_remove_item(const char *host, const char *jid);
 typedef void (*vn_disco_item_cb)(const char *jid, const char *name, void *ud);
