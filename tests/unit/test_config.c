@@ -435,7 +435,7 @@ static void test_minimal_config_defaults(void **state)
 
     static const char *const defaults[] = {
         "ping", "version", "disco",   "roster",  "presence", "offline", "blocking", "last",
-        "time", "vcard",   "private", "carbons", "csi",      "mam",     "pep",
+        "time", "vcard",   "private", "carbons", "csi",      "mam",     "pep",      "adhoc",
     };
     assert_int_equal(cfg->n_modules, sizeof defaults / sizeof defaults[0]);
     for (size_t i = 0; i < cfg->n_modules; i++) {

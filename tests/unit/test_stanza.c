@@ -319,7 +319,8 @@ static void test_error_reply_message(void **state)
                       "<message from='juliet@example.com' to='romeo@example.net/orchard' id='m1'"
                       " type='error'><body>hi</body><error type='cancel'>"
                       "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
-                      "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>nobody home &amp; away"
+                      "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>nobody home "
+                      "&amp; away"
                       "</text></error></message>");
     /* The original is untouched. */
     assert_string_equal(vn_stanza_attr(msg, "type"), "chat");
