@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vestnik/i18n.h>
 #include <vestnik/module.h>
 
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
@@ -375,12 +376,19 @@ static vn_stanza *nodeless_result(const vn_event *ev, const char *ns)
     return reply;
 }
 
+/* The disco#items query being answered, and the language of its names. */
+typedef struct item_list {
+    vn_stanza *query;
+    const char *lang;
+} item_list;
+
 static void add_item(const char *jid, const char *name, void *ud)
 {
-    vn_stanza *item = vn_stanza_add_child(ud, "item", NS_DISCO_ITEMS);
+    const item_list *list = ud;
+    vn_stanza *item = vn_stanza_add_child(list->query, "item", NS_DISCO_ITEMS);
     vn_stanza_set_attr(item, "jid", jid);
     if (name)
-        vn_stanza_set_attr(item, "name", name);
+        vn_stanza_set_attr(item, "name", vn_tr(list->lang, name));
 }
 
 static vn_hook_result host_items(vn_event *ev, void *ud)
@@ -388,7 +396,8 @@ static vn_hook_result host_items(vn_event *ev, void *ud)
     vn_stanza *reply = nodeless_result(ev, NS_DISCO_ITEMS);
 
     if (reply) {
-        vn_disco_foreach_item(ev->host, add_item, vn_stanza_first_element(reply));
+        item_list list = {vn_stanza_first_element(reply), vn_stanza_attr(ev->stanza, "xml:lang")};
+        vn_disco_foreach_item(ev->host, add_item, &list);
         vn_route(reply);
     }
     return VN_HANDLED;

@@ -357,7 +357,8 @@ static void service_disco_info(muc_service *svc, vn_event *ev, const vn_stanza *
     vn_stanza *identity = vn_stanza_add_child(info, "identity", NS_DISCO_INFO);
     vn_stanza_set_attr(identity, "category", "conference");
     vn_stanza_set_attr(identity, "type", "text");
-    vn_stanza_set_attr(identity, "name", "Chatrooms");
+    vn_stanza_set_attr(identity, "name",
+                       vn_tr(vn_stanza_attr(ev->stanza, "xml:lang"), N_("Chatrooms")));
     static const char *const features[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC,
                                            NS_PING,       NS_MAM,         NS_OCCUPANT_ID};
     for (size_t i = 0; i < sizeof features / sizeof *features; i++)
@@ -781,7 +782,7 @@ static int muc_load(vn_module *m)
         muc.services = vn_realloc(muc.services, (muc.service_count + 1) * sizeof *muc.services);
         muc.services[muc.service_count++] = svc;
         muc_store_load(svc);
-        vn_disco_add_item(svc->host, svc->domain, "Chatrooms");
+        vn_disco_add_item(svc->host, svc->domain, N_("Chatrooms"));
     }
     vn_hook_add("route/remote", ROUTE_PRIORITY, muc_route, m);
     vn_hook_add("session/closed", 0, muc_session_closed, m);

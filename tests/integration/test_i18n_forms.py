@@ -7,7 +7,8 @@ the MUC room configuration form (XEP-0045 §10.2) asked for on a Russian
 stream, and on the same stream by an iq in Persian; the in-band registration
 form (XEP-0077) on a Chinese stream, submitted back as a data form; a voice
 request that reaches a Russian moderator as a Russian form while the visitor
-writes English; an invitation's body in the inviter's language; and
+writes English; an invitation's body in the inviter's language; the MUC
+service's name in disco#items and disco#info; and
 vestnikctl's messages under LANGUAGE=ru with the build's catalogs (the config's
 locale_dir), English in the C locale.
 """
@@ -26,6 +27,7 @@ NS_OWNER = NS_MUC + '#owner'
 NS_USER = NS_MUC + '#user'
 NS_REQUEST = NS_MUC + '#request'
 NS_REGISTER = 'jabber:iq:register'
+NS_DISCO = 'http://jabber.org/protocol/disco'
 FSI, PDI = '\u2068', '\u2069'
 
 
@@ -187,6 +189,20 @@ def test_invitation_body_in_the_inviters_language():
         carol.close()
 
 
+def test_service_names_in_russian():
+    stream = logged_in('alice', 'ru')
+    try:
+        reply = iq(stream, 'get', D, "<query xmlns='%s#items'/>" % NS_DISCO, 'd1')
+        names = {i.get('jid'): i.get('name')
+                 for i in reply.iter('{%s#items}item' % NS_DISCO)}
+        assert names.get(MUC) == 'Комнаты для бесед', names
+        reply = iq(stream, 'get', MUC, "<query xmlns='%s#info'/>" % NS_DISCO, 'd2')
+        identity = reply.find('{%s#info}query/{%s#info}identity' % (NS_DISCO, NS_DISCO))
+        assert identity.get('name') == 'Комнаты для бесед', harness.tostring(reply)
+    finally:
+        stream.close()
+
+
 def ctl(env_lang, *args):
     env = dict(os.environ, LC_ALL='C.UTF-8')
     env.pop('LANG', None)
@@ -218,5 +234,6 @@ if __name__ == '__main__':
                  test_registration_form_in_chinese_submitted_as_a_data_form,
                  test_voice_request_reaches_a_moderator_in_their_language,
                  test_invitation_body_in_the_inviters_language,
+                 test_service_names_in_russian,
                  test_vestnikctl_speaks_the_users_language],
                 server=SERVER, setup=setup)
