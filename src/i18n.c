@@ -90,7 +90,9 @@ void vn_i18n_setup(const char *locale_dir, const char *default_lang)
 
 void vn_i18n_setup_cli(const char *locale_dir)
 {
-    setlocale(LC_ALL, "");
+    /* Only the messages: numbers, character classes and collation stay
+     * the C locale's, which the configuration parser and JIDs expect. */
+    setlocale(LC_MESSAGES, "");
     bind_domain(locale_dir);
     textdomain(VN_TEXT_DOMAIN);
 }
