@@ -8,7 +8,8 @@ stream, and on the same stream by an iq in Persian; the in-band registration
 form (XEP-0077) on a Chinese stream, submitted back as a data form; a voice
 request that reaches a Russian moderator as a Russian form while the visitor
 writes English; an invitation's body in the inviter's language; the MUC
-service's name in disco#items and disco#info; and
+service's name in disco#items and disco#info; a stream error of the XML
+parser in Persian; and
 vestnikctl's messages under LANGUAGE=ru with the build's catalogs (the config's
 locale_dir), English in the C locale.
 """
@@ -203,6 +204,21 @@ def test_service_names_in_russian():
         stream.close()
 
 
+def test_xml_parser_stream_error_in_persian():
+    stream = harness.RawStream(SERVER.c2s_port, lang='fa')
+    try:
+        stream.open()
+        stream.features()
+        stream.send('<!-- a comment -->')
+        error = stream.expect_stream_error('restricted-xml')
+        text = error.find('{urn:ietf:params:xml:ns:xmpp-streams}text')
+        assert text is not None and text.text == 'توضیحات (%scomment%s) مجاز نیستند' % (
+            FSI, PDI), harness.tostring(error)
+        assert text.get('{http://www.w3.org/XML/1998/namespace}lang') == 'fa'
+    finally:
+        stream.close()
+
+
 def ctl(env_lang, *args):
     env = dict(os.environ, LC_ALL='C.UTF-8')
     env.pop('LANG', None)
@@ -235,5 +251,6 @@ if __name__ == '__main__':
                  test_voice_request_reaches_a_moderator_in_their_language,
                  test_invitation_body_in_the_inviters_language,
                  test_service_names_in_russian,
+                 test_xml_parser_stream_error_in_persian,
                  test_vestnikctl_speaks_the_users_language],
                 server=SERVER, setup=setup)
