@@ -9,9 +9,8 @@ form (XEP-0077) on a Chinese stream, submitted back as a data form; a voice
 request that reaches a Russian moderator as a Russian form while the visitor
 writes English; an invitation's body in the inviter's language; the MUC
 service's name in disco#items and disco#info; a stream error of the XML
-parser in Persian; and
-vestnikctl's messages under LANGUAGE=ru with the build's catalogs (the config's
-locale_dir), English in the C locale.
+parser in Persian; and vestnikctl's messages under LANGUAGE=ru with the
+build's catalogs (the config's locale_dir), English in the C locale.
 """
 
 import os
