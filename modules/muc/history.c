@@ -291,14 +291,17 @@ static bool mam_filters(const muc_room *room, vn_event *ev, const vn_stanza *que
         }
         if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
             int64_t when;
-            if (!vn_datetime_parse(value, &when) || when <= 0) {
+            if (!vn_datetime_parse(value, &when)) {
                 muc_iq_error(ev, "modify", "bad-request", "start and end are DateTimes");
                 return false;
             }
+            /* Any DateTime, the epoch and before too (Dino asks from
+             * 1970-01-01): a start that early bounds nothing, an end that
+             * early leaves nothing (the archive knows no 0, its "none"). */
             if (var[0] == 's')
-                q->start_us = when;
+                q->start_us = when > 0 ? when : 0;
             else
-                q->end_us = when;
+                q->end_us = when > 0 ? when : 1;
             continue;
         }
         muc_iq_error(ev, "modify", "feature-not-implemented",

@@ -152,6 +152,26 @@ async def bodies_with(client, room, value):
     return [muc.archived(r).findtext(q(harness.NS_CLIENT, 'body')) for r in results], fin
 
 
+def time_form(var, value):
+    return ("<x xmlns='%s' type='submit'><field var='FORM_TYPE' type='hidden'><value>%s</value>"
+            "</field><field var='%s'><value>%s</value></field></x>" % (NS_DATA, NS_MAM, var, value))
+
+
+async def test_room_archive_from_the_epoch():
+    alice = await login('alice')
+    room = room_jid('epoch')
+    await create(alice, room, 'Alice')
+    muc.groupchat(alice, room, 'since 1970')
+    await reflected(alice, room, 'Alice', 'since 1970')
+    for value in ('1970-01-01T00:00:00Z', '1969-12-31T23:59:59Z'):
+        results, _ = await muc.mam(alice, room, time_form('start', value))
+        assert [muc.archived(r).findtext(q(harness.NS_CLIENT, 'body')) for r in results] == \
+            ['since 1970'], value
+        results, fin = await muc.mam(alice, room, time_form('end', value))
+        assert results == [] and fin.get('complete') == 'true', value
+    await muc.close_all(alice)
+
+
 async def test_room_archive_with_filter():
     alice, bob, carol = await login('alice'), await login('bob'), await login('carol')
     room = room_jid('sayings')
@@ -270,6 +290,7 @@ if __name__ == '__main__':
     harness.run([test_occupant_vcard_and_pep_items,
                  test_one_nick_from_two_devices,
                  test_one_user_under_two_nicks,
+                 test_room_archive_from_the_epoch,
                  test_room_archive_with_filter,
                  test_configuration_change_status_codes,
                  test_voice_request],
