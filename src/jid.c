@@ -504,6 +504,20 @@ char *vn_jid_prep_domain(const char *domain)
 
 /* ---- JIDs ---- */
 
+/* "a<sep>b", or b if a is NULL. Called for every JID parsed (several per
+ * routed stanza), so without printf. */
+static char *join(const char *a, char sep, const char *b)
+{
+    if (!a)
+        return vn_strdup(b);
+    size_t a_len = strlen(a), b_len = strlen(b);
+    char *out = vn_alloc(a_len + b_len + 2);
+    memcpy(out, a, a_len);
+    out[a_len] = sep;
+    memcpy(out + a_len + 1, b, b_len + 1);
+    return out;
+}
+
 /* Takes ownership of the normalised parts. */
 static vn_jid *jid_assemble(char *local, char *domain, char *resource)
 {
@@ -512,8 +526,8 @@ static vn_jid *jid_assemble(char *local, char *domain, char *resource)
     jid->local = local;
     jid->domain = domain;
     jid->resource = resource;
-    jid->bare = local ? vn_asprintf("%s@%s", local, domain) : vn_strdup(domain);
-    jid->full = resource ? vn_asprintf("%s/%s", jid->bare, resource) : vn_strdup(jid->bare);
+    jid->bare = join(local, '@', domain);
+    jid->full = resource ? join(jid->bare, '/', resource) : vn_strdup(jid->bare);
     return jid;
 }
 
