@@ -29,6 +29,12 @@
  * A blocklist holds at most max_items entries: a block that would grow it
  * beyond that is refused whole with <policy-violation/> (XEP-0191 leaves
  * limits to the server; the entries already there keep working).
+ *
+ * Both filters run for every message, and most blocklists are empty: a
+ * session of the account remembers that its blocklist was empty (a session
+ * data slot), so the common case reads nothing from the store. Every block
+ * or unblock of the account forgets it in all the account's sessions
+ * before writing; this module is the only writer of the blocklist.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +77,49 @@ static bool is_blocked(const char *host, const char *user, const vn_jid *contact
         if (has_entry(host, user, domain))
             return true;
     }
+    return false;
+}
+
+/* ---- "the blocklist is empty", remembered per session ---- */
+
+static const char empty_list_key; /* the slot's key and its only value */
+
+/* Its own code, so the core drops the slots when the module unloads. */
+static void forget_empty(void *data)
+{
+}
+
+static bool any_entry(const char *key, const void *value, size_t len, void *ud)
+{
+    *(bool *)ud = true;
+    return false;
+}
+
+/* Is user@host's blocklist empty? session (may be NULL) is one of the
+ * account's and remembers the answer when it is yes. */
+static bool blocklist_empty(vn_session *session, const char *host, const char *user)
+{
+    if (session && vn_session_get_data(session, &empty_list_key))
+        return true;
+    bool found = false;
+    if (vn_store_foreach(vn_server_store(), host, user, BLOCKLIST_STORE, any_entry, &found) !=
+            VN_STORE_OK ||
+        found)
+        return false;
+    if (session)
+        vn_session_set_data(session, &empty_list_key, (void *)&empty_list_key, forget_empty);
+    return true;
+}
+
+static bool forget_in_session(vn_session *s, void *ud)
+{
+    vn_session_set_data(s, &empty_list_key, NULL, NULL);
+    return true;
+}
+
+static bool first_session(vn_session *s, void *ud)
+{
+    *(vn_session **)ud = s;
     return false;
 }
 
@@ -311,6 +360,7 @@ static vn_hook_result blocklist_set(vn_event *ev, void *ud)
         vn_stanza_free(command);
         return VN_HANDLED;
     }
+    vn_sessions_foreach(ev->to, forget_in_session, NULL);
     vn_stanza *unblocked = vn_stanza_new("unblock", NS_BLOCKING);
     if (apply_command(ev->host, ev->to->local, command, unblocked) != VN_STORE_OK) {
         vn_log_error("blocking: cannot update the blocklist of %s", ev->to->bare);
@@ -343,7 +393,11 @@ static bool is_iq_request(const vn_stanza *st)
 /* Inbound: from a blocked entity to a local account. */
 static vn_hook_result filter_inbound(vn_event *ev, void *ud)
 {
-    if (!ev->from || vn_jid_bare_equal(ev->from, ev->to) ||
+    if (!ev->from || vn_jid_bare_equal(ev->from, ev->to))
+        return VN_PASS;
+    vn_session *session = NULL;
+    vn_sessions_foreach(ev->to, first_session, &session);
+    if (blocklist_empty(session, ev->to->domain, ev->to->local) ||
         !is_blocked(ev->to->domain, ev->to->local, ev->from))
         return VN_PASS;
     const char *name = vn_stanza_name(ev->stanza);
@@ -357,6 +411,8 @@ static vn_hook_result filter_inbound(vn_event *ev, void *ud)
 static vn_hook_result filter_outbound(vn_event *ev, void *ud)
 {
     const vn_jid *me = vn_session_jid(ev->session);
+    if (blocklist_empty(ev->session, me->domain, me->local))
+        return VN_PASS;
     vn_jid *to = vn_jid_parse(vn_stanza_attr(ev->stanza, "to"));
 
     if (!to || vn_jid_bare_equal(to, me) || !is_blocked(me->domain, me->local, to)) {
