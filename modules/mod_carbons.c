@@ -118,9 +118,14 @@ static vn_stanza *wrap(const vn_stanza *msg, const char *kind, const char *accou
     return carbon;
 }
 
+/* The carbon is made when the first resource that gets one is found: most
+ * messages have none (one resource, or carbons off). */
 typedef struct copy_run {
     const vn_module *m;
-    vn_stanza *carbon;
+    const vn_stanza *msg;
+    const char *kind;       /* "sent" or "received" */
+    const char *account;    /* the carbon's from */
+    vn_stanza *carbon;      /* NULL until needed */
     const vn_session *skip; /* the resource that sent or received the original */
     const vn_jid *sender;   /* its sender, which never gets a copy either */
     int receivers_priority; /* bare delivery: resources at this priority got it */
@@ -134,15 +139,33 @@ static bool received_original(const vn_session *s, const copy_run *run)
            vn_session_priority(s) == run->receivers_priority;
 }
 
+static bool gets_copy(const vn_session *s, const copy_run *run)
+{
+    return s != run->skip && enabled(s, run->m) && !received_original(s, run) &&
+           !(run->sender && vn_jid_equal(vn_session_jid(s), run->sender));
+}
+
+typedef struct receiver_scan {
+    const copy_run *run;
+    bool found;
+} receiver_scan;
+
+static bool find_copy_receiver(vn_session *s, void *ud)
+{
+    receiver_scan *scan = ud;
+    scan->found = gets_copy(s, scan->run);
+    return !scan->found;
+}
+
 static bool send_copy(vn_session *s, void *ud)
 {
     copy_run *run = ud;
-    const vn_jid *jid = vn_session_jid(s);
 
-    if (s == run->skip || !enabled(s, run->m) || received_original(s, run) ||
-        (run->sender && vn_jid_equal(jid, run->sender)))
+    if (!gets_copy(s, run))
         return true;
-    vn_stanza_set_attr(run->carbon, "to", jid->full);
+    if (!run->carbon)
+        run->carbon = wrap(run->msg, run->kind, run->account);
+    vn_stanza_set_attr(run->carbon, "to", vn_session_jid(s)->full);
     vn_session_send(s, run->carbon);
     run->sent++;
     return true;
@@ -161,14 +184,19 @@ static void copy_to_account(copy_run *run, const vn_jid *account)
 static vn_hook_result carbons_sent(vn_event *ev, void *ud)
 {
     const vn_stanza *msg = ev->stanza;
-    vn_jid *to = vn_jid_parse(vn_stanza_attr(msg, "to"));
 
+    if (strcmp(vn_stanza_name(msg), "message") != 0 || !eligible(msg, false))
+        return VN_PASS;
+    copy_run run = {
+        .m = ud, .msg = msg, .kind = "sent", .account = ev->from->bare, .skip = ev->session};
+    receiver_scan scan = {.run = &run};
+    vn_sessions_foreach(ev->from, find_copy_receiver, &scan);
+    if (!scan.found)
+        return VN_PASS;
     /* To its own account, the received side makes the copies. */
-    if (strcmp(vn_stanza_name(msg), "message") == 0 && to && !vn_jid_bare_equal(to, ev->from) &&
-        eligible(msg, false)) {
-        copy_run run = {.m = ud, .carbon = wrap(msg, "sent", ev->from->bare), .skip = ev->session};
+    vn_jid *to = vn_jid_parse(vn_stanza_attr(msg, "to"));
+    if (to && !vn_jid_bare_equal(to, ev->from))
         copy_to_account(&run, ev->from);
-    }
     vn_jid_free(to);
     return VN_PASS;
 }
@@ -180,7 +208,9 @@ static vn_hook_result carbons_received_full(vn_event *ev, void *ud)
     if (!eligible(ev->stanza, true))
         return VN_PASS;
     copy_run run = {.m = ud,
-                    .carbon = wrap(ev->stanza, "received", ev->to->bare),
+                    .msg = ev->stanza,
+                    .kind = "received",
+                    .account = ev->to->bare,
                     .skip = ev->session,
                     .sender = ev->from};
     copy_to_account(&run, ev->to);
@@ -208,7 +238,9 @@ static vn_hook_result carbons_received_bare(vn_event *ev, void *ud)
     if (best < 0)
         return VN_PASS;
     copy_run run = {.m = ud,
-                    .carbon = wrap(ev->stanza, "received", ev->to->bare),
+                    .msg = ev->stanza,
+                    .kind = "received",
+                    .account = ev->to->bare,
                     .sender = ev->from,
                     .receivers_priority = best,
                     .skip_receivers = true};
