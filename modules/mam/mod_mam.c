@@ -143,18 +143,51 @@ static bool on_roster(const char *host, const char *user, const char *contact_ba
     return found;
 }
 
-/* XEP-0313 §7: whether user@host archives messages with contact. Makes
- * sure the account has a preferences document (see the top of the file). */
-static bool archiving_wanted(const vn_module *m, const char *host, const char *user,
-                             const vn_jid *contact)
-{
-    int rc;
-    vn_stanza *prefs = prefs_load(host, user, &rc);
+/* Archiving asks for the preferences of both parties of every message,
+ * and nearly all are the empty document: a session of the account
+ * remembers that they were (a session data slot), so the store is not read
+ * for them again. set_prefs, the one writer of other preferences, forgets
+ * it in all the account's sessions first. */
+static const char empty_prefs_key; /* the slot's key and its only value */
 
-    if (rc == VN_STORE_NOT_FOUND) {
-        vn_stanza *empty = vn_stanza_new("prefs", MAM_NS);
-        prefs_save(host, user, empty);
-        vn_stanza_free(empty);
+/* Its own code, so the core drops the slots when the module unloads. */
+static void forget_empty_prefs(void *data)
+{
+}
+
+static bool forget_prefs_in_session(vn_session *s, void *ud)
+{
+    vn_session_set_data(s, &empty_prefs_key, NULL, NULL);
+    return true;
+}
+
+static bool first_session(vn_session *s, void *ud)
+{
+    *(vn_session **)ud = s;
+    return false;
+}
+
+/* XEP-0313 §7: whether user@host archives messages with contact. Makes
+ * sure the account has a preferences document (see the top of the file).
+ * session, if not NULL, is one of the account's. */
+static bool archiving_wanted(const vn_module *m, vn_session *session, const char *host,
+                             const char *user, const vn_jid *contact)
+{
+    vn_stanza *prefs = NULL; /* NULL: the empty document */
+
+    if (!session || !vn_session_get_data(session, &empty_prefs_key)) {
+        int rc;
+        prefs = prefs_load(host, user, &rc);
+        if (rc == VN_STORE_NOT_FOUND) {
+            vn_stanza *empty = vn_stanza_new("prefs", MAM_NS);
+            prefs_save(host, user, empty);
+            vn_stanza_free(empty);
+        }
+        bool empty = rc == VN_STORE_NOT_FOUND || (prefs && !vn_stanza_attr(prefs, "default") &&
+                                                  !vn_stanza_first_element(prefs));
+        if (session && empty)
+            vn_session_set_data(session, &empty_prefs_key, (void *)&empty_prefs_key,
+                                forget_empty_prefs);
     }
     bool wanted;
     const char *def = prefs_default(m, prefs);
@@ -228,7 +261,7 @@ static vn_hook_result archive_outgoing(vn_event *ev, void *ud)
     vn_jid *to = vn_jid_parse(vn_stanza_attr(msg, "to") ? vn_stanza_attr(msg, "to") : "");
     if (to && !vn_jid_bare_equal(to, ev->from)) {
         remove_forged_ids(msg, ev->from->bare);
-        if (archiving_wanted(m, ev->from->domain, ev->from->local, to))
+        if (archiving_wanted(m, ev->session, ev->from->domain, ev->from->local, to))
             archive_append(ev->from, to, msg, NULL);
     }
     vn_jid_free(to);
@@ -245,8 +278,10 @@ static vn_hook_result archive_incoming(vn_event *ev, void *ud)
     if (!vn_stanza_is(msg, "message", VN_NS_CLIENT))
         return VN_PASS;
     remove_forged_ids(msg, ev->to->bare);
+    vn_session *session = NULL;
+    vn_sessions_foreach(ev->to, first_session, &session);
     if (!archivable(msg) || !vn_account_exists(ev->to->domain, ev->to->local) ||
-        !archiving_wanted(m, ev->to->domain, ev->to->local, ev->from) ||
+        !archiving_wanted(m, session, ev->to->domain, ev->to->local, ev->from) ||
         !archive_append(ev->to, ev->from, msg, &id))
         return VN_PASS;
 
@@ -444,6 +479,7 @@ static void set_prefs(const vn_module *m, const vn_event *ev, const vn_stanza *r
         vn_route_error(ev->stanza, "modify", "jid-malformed", NULL);
     } else {
         vn_stanza_set_attr(prefs, "default", def);
+        vn_sessions_foreach(ev->to, forget_prefs_in_session, NULL);
         if (prefs_save(ev->to->domain, ev->to->local, prefs) == VN_STORE_OK) {
             vn_stanza *result = vn_stanza_iq_result(ev->stanza);
             vn_stanza_append(result, prefs);

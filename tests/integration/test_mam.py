@@ -23,6 +23,8 @@ CAROL = 'carol@' + harness.DOMAIN
 DAVE = 'dave@' + harness.DOMAIN
 ERIN = 'erin@' + harness.DOMAIN
 FRANK = 'frank@' + harness.DOMAIN
+GRACE = 'grace@' + harness.DOMAIN
+HEIDI = 'heidi@' + harness.DOMAIN
 PASSWORD = 'secret-password'
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
@@ -52,7 +54,7 @@ server = Server()
 
 
 def setup():
-    for jid in (ALICE, BOB, CAROL, DAVE, ERIN, FRANK):
+    for jid in (ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE, HEIDI):
         server.adduser(jid, PASSWORD)
 
 
@@ -458,6 +460,27 @@ async def test_prefs_decide_what_is_archived():
     await erin.close()
 
 
+async def test_prefs_set_from_another_resource_apply_at_once():
+    """The sessions of an account remember that its preferences are the
+    default ones; a change from any resource must reach all of them."""
+    phone = await online(GRACE + '/phone')
+    desk = await online(GRACE + '/desk')
+    heidi = await online(HEIDI + '/desk')
+    heidi.send_message(mto=GRACE + '/phone', mbody='one', mtype='chat')
+    assert len(stanza_ids(await next_message(phone))) == 1
+    phone.send_message(mto=HEIDI, mbody='two', mtype='chat')
+    await next_message(heidi)
+
+    await set_prefs(desk, prefs_element('never'))
+    heidi.send_message(mto=GRACE + '/phone', mbody='three', mtype='chat')
+    assert stanza_ids(await next_message(phone)) == []
+    phone.send_message(mto=HEIDI, mbody='four', mtype='chat')
+    await next_message(heidi)
+    assert (await mam_query(desk)).bodies == ['one', 'two']
+    for client in (heidi, desk, phone):
+        await client.close()
+
+
 # ------------------------------------------------------------------- errors
 
 async def test_errors():
@@ -494,5 +517,6 @@ if __name__ == '__main__':
                  test_filters_with_start_end_and_ids,
                  test_metadata_and_form,
                  test_prefs_decide_what_is_archived,
+                 test_prefs_set_from_another_resource_apply_at_once,
                  test_errors],
                 server=server, setup=setup, timeout=60)
