@@ -85,10 +85,11 @@ static vn_hook_result offline_store(vn_event *ev, void *ud)
     bool online = false;
     size_t stored = 0;
 
-    if (!worth_storing(ev->stanza) || !vn_account_exists(ev->host, user))
+    if (!worth_storing(ev->stanza))
         return VN_PASS;
+    /* Sessions first: a table lookup, where the account is a store read. */
     vn_sessions_foreach(ev->to, find_receiving_resource, &online);
-    if (online)
+    if (online || !vn_account_exists(ev->host, user))
         return VN_PASS;
 
     long long quota = vn_module_config_int(m, "max_messages");
