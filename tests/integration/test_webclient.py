@@ -380,6 +380,15 @@ def test_bad_values_refused_with_their_line():
 # -------------------------------------------------------- in the browser
 
 def browser_missing():
+    """Why the browser steps cannot run here, or None. With
+    VN_REQUIRE_BROWSER set (CI) that is an error, never a skip."""
+    why = browser_missing_why()
+    if why and os.environ.get('VN_REQUIRE_BROWSER'):
+        raise SystemExit('VN_REQUIRE_BROWSER is set but ' + why)
+    return why
+
+
+def browser_missing_why():
     if not shutil.which('node'):
         return 'node not installed (.ci/run installs it)'
     if not os.access(CHROMIUM, os.X_OK):
