@@ -99,8 +99,9 @@ async def registered(jid, password):
     client.add_event_handler('register', register)
     await client.login(server)
     query = (await form).xml.find('{%s}query' % NS_REGISTER)
+    # The legacy fields, and the same as a XEP-0077 §6 data form.
     assert [child.tag.split('}')[1] for child in query] == [
-        'instructions', 'username', 'password'], harness.tostring(query)
+        'instructions', 'username', 'password', 'x'], harness.tostring(query)
     return client
 
 
