@@ -60,8 +60,9 @@ typedef struct account_job {
     char *user;     /* normalised localpart; NULL for listusers */
     char *password; /* wiped and freed on the worker once used */
     unsigned iterations;
-    int result;   /* what the vn_accounts_* call returned */
-    vn_buf users; /* listusers: one username per line */
+    int result;            /* what the vn_accounts_* call returned */
+    vn_buf users;          /* listusers: one username per line */
+    vn_farewell *farewell; /* deluser: to the account's contacts once it is gone */
 } account_job;
 
 typedef struct admin_command {
@@ -219,6 +220,8 @@ static void account_job_done(void *ud)
 
     /* The change is made whether or not the client is still there. */
     account_job_log(job);
+    if (job->farewell)
+        vn_farewell_finish(job->farewell, job->result == 0);
     if (job->kind == JOB_DELUSER && job->result == 0)
         vn_sessions_kick_user(job->host, job->user, "not-authorized");
     if (c->state != CLIENT_CLOSING) {
@@ -261,6 +264,7 @@ static void account_job_start(admin_client *c, account_job_kind kind, const char
     job->user = user_norm;
     job->password = vn_strdup(password);
     job->iterations = vn_srv.cfg->scram_iterations;
+    job->farewell = kind == JOB_DELUSER ? vn_farewell_collect(host_norm, user_norm) : NULL;
     vn_buf_init(&job->users);
     c->state = CLIENT_WORKING;
     c->refs++;

@@ -284,13 +284,13 @@ int vn_account_check_password(const char *host, const char *user, const char *pa
     return vn_accounts_check_password(vn_srv.store, host, user, password);
 }
 
-typedef struct farewell {
+struct vn_farewell {
     char *from;           /* the account's bare JID */
     vn_stanza **presence; /* to send once the account is gone */
     size_t n;
-} farewell;
+};
 
-static void farewell_add(farewell *f, const char *to, const char *type)
+static void farewell_add(vn_farewell *f, const char *to, const char *type)
 {
     vn_stanza *p = vn_stanza_new("presence", VN_NS_CLIENT);
     vn_stanza_set_attr(p, "from", f->from);
@@ -311,22 +311,32 @@ static bool farewell_item(const vn_roster_item *item, void *ud)
     return true;
 }
 
-/* A removed account cancels its subscriptions both ways (RFC 6121 §3.2,
- * §3.3), so that its contacts' rosters stop granting its presence and
- * their presence-access data to whoever registers the name next. */
+vn_farewell *vn_farewell_collect(const char *host, const char *user)
+{
+    vn_farewell *f = vn_alloc(sizeof *f);
+    f->from = vn_asprintf("%s@%s", user, host);
+    vn_roster_foreach(vn_srv.store, host, user, farewell_item, f);
+    return f;
+}
+
+void vn_farewell_finish(vn_farewell *f, bool send)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        if (send)
+            vn_route(f->presence[i]);
+        else
+            vn_stanza_free(f->presence[i]);
+    }
+    free(f->presence);
+    free(f->from);
+    free(f);
+}
+
 int vn_account_delete(const char *host, const char *user)
 {
-    farewell f = {.from = vn_asprintf("%s@%s", user, host)};
-    vn_roster_foreach(vn_srv.store, host, user, farewell_item, &f);
+    vn_farewell *f = vn_farewell_collect(host, user);
     int rc = vn_accounts_delete(vn_srv.store, host, user);
-    for (size_t i = 0; i < f.n; i++) {
-        if (rc == 0)
-            vn_route(f.presence[i]);
-        else
-            vn_stanza_free(f.presence[i]);
-    }
-    free(f.presence);
-    free(f.from);
+    vn_farewell_finish(f, rc == 0);
     if (rc == 0)
         vn_sessions_kick_user(host, user, "not-authorized");
     return rc;

@@ -37,4 +37,13 @@ void vn_server_cleanup(void);
 /* One-line human-readable status (uptime, sessions, modules). */
 void vn_server_status(vn_buf *out);
 
+/* The presence that cancels an account's subscriptions both ways (RFC 6121
+ * §3.2, §3.3), so that its contacts' rosters stop granting its presence and
+ * their presence-access data to whoever registers the name next: collected
+ * from the roster before the account is deleted (on the loop), then routed
+ * if the deletion succeeded (send) or dropped. vn_account_delete does both. */
+typedef struct vn_farewell vn_farewell;
+vn_farewell *vn_farewell_collect(const char *host, const char *user);
+void vn_farewell_finish(vn_farewell *f, bool send);
+
 #endif
