@@ -170,6 +170,7 @@ vn_sasl_context vn_c2s_sasl_context(vn_c2s *s)
         .channel_binding = s->ops->start_tls || vn_srv.cfg->web_channel_binding,
         .client_tried_plus = s->tried_plus,
         .account_held = vn_limits_login_held_account,
+        .scram_iterations = vn_srv.cfg->scram_iterations,
     };
     return ctx;
 }

@@ -162,6 +162,7 @@ vn_sasl *vn_sasl_start(const vn_sasl_context *ctx, const char *mechanism_name,
             .cb_data = scram_cb_data,
             .lookup = scram_lookup,
             .ud = s,
+            .unknown_iterations = ctx->scram_iterations,
         };
         s->scram = vn_scram_server_new(&params);
         if (!s->scram) {

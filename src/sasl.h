@@ -38,6 +38,7 @@ typedef struct vn_sasl_context {
      * (abuse_limits.c): its attempts fail with temporary-auth-failure before
      * any credential is checked. NULL: none is. */
     bool (*account_held)(const char *host, const char *user, const char *ip);
+    unsigned scram_iterations; /* new accounts' count, which unknown users show */
 } vn_sasl_context;
 
 typedef enum { VN_SASL_CONTINUE, VN_SASL_SUCCESS, VN_SASL_FAILURE } vn_sasl_status;

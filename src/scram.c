@@ -26,7 +26,7 @@
 
 #define SCRAM_SALT_LEN 16
 #define SCRAM_NONCE_BYTES 18       /* 24 base64 characters */
-#define SCRAM_FAKE_ITERATIONS 4096 /* what an unknown user appears to have */
+#define SCRAM_FAKE_ITERATIONS 4096 /* an unknown user's, unless the caller says */
 #define SCRAM_CB_MAX 128           /* channel binding data: a hash or exporter output */
 
 static const char COND_MALFORMED[] = "malformed-request";
@@ -182,14 +182,15 @@ static void fake_secret_init(void)
 
 /* The same salt for the same unknown name for the life of the process;
  * the keys stay zero and never match a proof. */
-static void fake_creds(vn_scram_hash hash, const char *username, vn_scram_creds *out)
+static void fake_creds(vn_scram_hash hash, const char *username, unsigned iterations,
+                       vn_scram_creds *out)
 {
     unsigned char digest[EVP_MAX_MD_SIZE];
 
     pthread_once(&fake_secret_once, fake_secret_init);
     memset(out, 0, sizeof *out);
     out->hash = hash;
-    out->iterations = SCRAM_FAKE_ITERATIONS;
+    out->iterations = iterations ? iterations : SCRAM_FAKE_ITERATIONS;
     out->key_len = hash_size(hash);
     out->salt_len = SCRAM_SALT_LEN;
     if (!hmac(VN_SCRAM_SHA256, fake_secret, sizeof fake_secret, username, strlen(username), digest))
@@ -399,7 +400,7 @@ static vn_scram_status client_first(vn_scram_server *s, const char *msg, vn_buf 
         return fail(s, out, condition, COND_TEMPORARY, "other-error");
     s->user_known = found == 0;
     if (!s->user_known)
-        fake_creds(s->params.hash, s->username, &s->creds);
+        fake_creds(s->params.hash, s->username, s->params.unknown_iterations, &s->creds);
 
     s->client_first_bare = vn_strdup(bare);
     s->nonce = vn_asprintf("%.*s%s", (int)client_nonce_len, client_nonce, s->server_nonce);

@@ -57,6 +57,10 @@ typedef struct vn_scram_server_params {
     int (*lookup)(void *ud, const char *username, vn_scram_creds *out);
     void *ud;
     const char *nonce_override; /* tests only: fixed server nonce part; NULL = random */
+    /* The iteration count an unknown user appears to have: the one new
+     * accounts get (auth.scram_iterations), so the challenge does not tell
+     * them apart; 0: 4096. */
+    unsigned unknown_iterations;
 } vn_scram_server_params;
 
 vn_scram_server *vn_scram_server_new(const vn_scram_server_params *params);

@@ -6,6 +6,7 @@ mechanism the server offers (with slixmpp, libstrophe and, for -PLUS, our
 own SCRAM client), resource binding and the ping/version/disco modules.
 """
 
+import base64
 import os
 import re
 import subprocess
@@ -216,6 +217,42 @@ async def test_server_still_accepts_logins():
     await slixmpp_login('SCRAM-SHA-256')
 
 
+class IterationsServer(harness.Server):
+    """New accounts get auth.scram_iterations 5000."""
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config_path, 'a') as f:
+            f.write('auth:\n  scram_iterations: 5000\n')
+
+
+def test_unknown_names_get_the_configured_iteration_count():
+    # The SCRAM challenge for a name with no account must not differ from
+    # that for a real one, or accounts can be enumerated.
+    server = IterationsServer()
+    try:
+        server.start()
+        server.adduser('real@' + harness.DOMAIN, PASSWORD)
+        counts = {}
+        for user in ('real', 'nobody-here'):
+            stream = harness.RawStream(server.c2s_port)
+            try:
+                stream.open()
+                stream.starttls()
+                scram = Scram('sha256', user, PASSWORD)
+                stream.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
+                            % (NS_SASL, scram.mechanism, harness.b64(scram.client_first())))
+                challenge = stream.expect(qname(NS_SASL, 'challenge'))
+                fields = dict(kv.split('=', 1) for kv in
+                              base64.b64decode(challenge.text).decode().split(','))
+                counts[user] = fields['i']
+            finally:
+                stream.close()
+        assert counts == {'real': '5000', 'nobody-here': '5000'}, counts
+    finally:
+        server.stop()
+
+
 if __name__ == '__main__':
     harness.run([test_features_before_tls_are_only_required_starttls,
                  test_unmodified_slixmpp_falls_back_to_scram_sha_256,
@@ -235,5 +272,6 @@ if __name__ == '__main__':
                  test_ping_version_and_disco_info,
                  test_libstrophe_over_starttls,
                  test_libstrophe_over_direct_tls,
-                 test_server_still_accepts_logins],
+                 test_server_still_accepts_logins,
+                 test_unknown_names_get_the_configured_iteration_count],
                 server=server, setup=lambda: server.adduser(JID, PASSWORD))
