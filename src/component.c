@@ -8,9 +8,26 @@
  * send stanzas from any JID at its domain (anything else is <invalid-from/>)
  * and gets every stanza routed to its domain. A wrong secret is a
  * <not-authorized/> stream error and a log line naming the domain and
- * address. While a component is away, stanzas for it are bounced with
- * <service-unavailable/> (durable queueing comes with the services bus).
+ * address.
+ *
+ * The durable queue (xeps/services-bus.md): a service must not lose what
+ * its users send while it restarts, so while a component is away, its
+ * messages, subscription presences and iq results are appended to an
+ * archive of the store ("component-queue" under the component's domain),
+ * at most limits.component_queue_max of them (then <resource-constraint/>),
+ * and delivered in order when it connects again. Only iq requests, which
+ * need an answer now, are still bounced with <service-unavailable/>, and
+ * other presence is dropped, as before.
+ * A component that sends XEP-0198's <enable/> as its first element gets
+ * acknowledged delivery both ways: every stanza written to it is kept in
+ * the queue until its <a h/> counts it (so a component killed mid-stream
+ * gets again, after it reconnects, what it had not acknowledged: delivery
+ * is at least once, stanza ids tell repeats), and its own stanzas are
+ * acknowledged only once every store write they caused is durable, as for
+ * clients (c2s_sm.c). A plain XEP-0114 component gets the queue after its
+ * first stanza or a short grace, each item deleted once written.
  */
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -27,9 +44,23 @@
 
 typedef struct comp_stream comp_stream;
 
+#define NS_SM "urn:xmpp:sm:3"
+#define QUEUE_ARCHIVE "component-queue"
+/* Stanzas written to an acknowledging component and not acknowledged yet,
+ * at most: a flow-control window, so a long queue does not fill the
+ * connection's output buffer (it is read from the store as acks come). */
+#define ACK_WINDOW 256
+/* A plain component's output is topped up from the queue while less than
+ * this is waiting to be written. */
+#define PLAIN_FLUSH_BYTES 65536
+/* How long a reconnected component with a queue waiting has to send
+ * <enable/> before the queue goes to it unacknowledged. */
+#define ENABLE_GRACE_MS 500
+
 typedef struct component {
     char *domain, *secret, *host, *name;
     comp_stream *stream; /* after a successful handshake */
+    size_t queued;       /* items in its queue archive */
     UT_hash_handle hh;
 } component;
 
@@ -42,6 +73,17 @@ struct comp_stream {
     bool header_sent;
     uv_timer_t timer; /* handshake timeout */
     vn_shaper shaper; /* limits.component_stanza_rate */
+    /* the queue on this stream (after the handshake) */
+    bool delivering;              /* the queue is being delivered */
+    bool caught_up;               /* every queued item has been written */
+    bool acked;                   /* <enable/> received: XEP-0198 acknowledgements */
+    bool r_sent;                  /* an <r/> waits for its <a/> */
+    bool r_again;                 /* an <r/> came while answering one */
+    uint64_t sent_upto;           /* id of the last queue item written */
+    uint64_t unacked[ACK_WINDOW]; /* ring of queue ids written, oldest first */
+    size_t unacked_head, n_unacked;
+    uint32_t h_out, h_in, ack_h;
+    vn_store_waiter *ack_wait;
     comp_stream *prev, *next;
 };
 
@@ -73,6 +115,9 @@ static void send_header(comp_stream *cs)
 
 static void detach(comp_stream *cs)
 {
+    vn_store_cancel(vn_server_store(), cs->ack_wait);
+    cs->ack_wait = NULL;
+    cs->delivering = false;
     if (cs->comp && cs->comp->stream == cs) {
         vn_log_info("component %s disconnected", cs->comp->domain);
         cs->comp->stream = NULL;
@@ -99,6 +144,261 @@ static void stream_close(comp_stream *cs, const char *condition, const char *tex
     }
     detach(cs);
     vn_xml_stream_close(cs->xs, true);
+}
+
+/* ---- the durable queue ---- */
+
+static bool is_subscription(const char *type)
+{
+    return type && (strcmp(type, "subscribe") == 0 || strcmp(type, "subscribed") == 0 ||
+                    strcmp(type, "unsubscribe") == 0 || strcmp(type, "unsubscribed") == 0);
+}
+
+/* What is kept for a component that is away: everything but iq requests,
+ * which need an answer now, and presence other than subscriptions. */
+static bool queueable(const vn_stanza *st)
+{
+    const char *name = vn_stanza_name(st);
+    const char *type = vn_stanza_attr(st, "type");
+
+    if (strcmp(name, "message") == 0)
+        return true;
+    if (strcmp(name, "iq") == 0)
+        return type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0);
+    return is_subscription(type);
+}
+
+static void send_nonza(comp_stream *cs, const char *name, uint32_t h, bool with_h)
+{
+    vn_stanza *el = vn_stanza_new(name, NS_SM);
+    if (with_h) {
+        char num[16];
+        snprintf(num, sizeof num, "%u", h);
+        vn_stanza_set_attr(el, "h", num);
+    }
+    write_stanza(cs, el);
+    vn_stanza_free(el);
+}
+
+/* Write one stanza; on an acknowledging stream, id (its queue item) waits
+ * in the window for the <a/> that counts it. */
+static void deliver(comp_stream *cs, const vn_stanza *st, uint64_t id)
+{
+    write_stanza(cs, st);
+    if (!cs->acked)
+        return;
+    cs->unacked[(cs->unacked_head + cs->n_unacked) % ACK_WINDOW] = id;
+    cs->n_unacked++;
+    cs->h_out++;
+    if (!cs->r_sent) {
+        cs->r_sent = true;
+        send_nonza(cs, "r", 0, false);
+    }
+}
+
+static bool stream_has_room(const comp_stream *cs)
+{
+    return cs->acked ? cs->n_unacked < ACK_WINDOW : vn_conn_queued(cs->conn) < PLAIN_FLUSH_BYTES;
+}
+
+static void queue_delete(component *comp, uint64_t id)
+{
+    if (vn_archive_delete_id(vn_server_store(), comp->domain, "", QUEUE_ARCHIVE, id) ==
+            VN_STORE_OK &&
+        comp->queued > 0)
+        comp->queued--;
+}
+
+static bool flush_item(const vn_archive_item *item, void *ud)
+{
+    comp_stream *cs = ud;
+    vn_stanza *st = vn_stanza_parse(item->data, item->len);
+
+    cs->sent_upto = item->id;
+    if (st)
+        deliver(cs, st, item->id);
+    else
+        vn_log_warn("component %s: dropping an unreadable queue item", cs->comp->domain);
+    vn_stanza_free(st);
+    if (!cs->acked || !st) /* written (or unreadable): done with it */
+        queue_delete(cs->comp, item->id);
+    return stream_has_room(cs);
+}
+
+static void schedule_flush(comp_stream *cs);
+
+/* Write queued items after sent_upto while the stream has room. */
+static void queue_flush(comp_stream *cs)
+{
+    if (!cs->delivering || cs->caught_up || vn_xml_stream_closing(cs->xs))
+        return;
+    while (stream_has_room(cs)) {
+        vn_archive_query q = {.after_id = cs->sent_upto, .limit = 64};
+        bool complete = false;
+        if (vn_archive_query_items(vn_server_store(), cs->comp->domain, "", QUEUE_ARCHIVE, &q,
+                                   flush_item, cs, &complete) != VN_STORE_OK) {
+            stream_close(cs, "internal-server-error", "Cannot read the queue");
+            return;
+        }
+        if (complete) {
+            cs->caught_up = true;
+            return;
+        }
+    }
+    if (!cs->acked)
+        schedule_flush(cs); /* the output drains by itself: look again soon */
+}
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    queue_flush(t->data);
+}
+
+static void schedule_flush(comp_stream *cs)
+{
+    if (!uv_is_active((uv_handle_t *)&cs->timer))
+        uv_timer_start(&cs->timer, on_flush_timer, 20, 0);
+}
+
+static void start_delivering(comp_stream *cs)
+{
+    if (cs->delivering)
+        return;
+    uv_timer_stop(&cs->timer);
+    cs->delivering = true;
+    cs->caught_up = cs->comp->queued == 0;
+    queue_flush(cs);
+}
+
+static void on_enable_grace(uv_timer_t *t)
+{
+    start_delivering(t->data);
+}
+
+/* Keep st for comp; false (and the sender told) when the queue is full or
+ * cannot be written. */
+static bool queue_append(component *comp, const vn_stanza *st)
+{
+    long long max = vn_srv.cfg->component_queue_max;
+
+    if (comp->queued >= (size_t)max) {
+        if (strcmp(vn_stanza_name(st), "presence") != 0)
+            vn_route_error(st, "wait", max ? "resource-constraint" : "service-unavailable",
+                           max ? "The service is away and its queue is full"
+                               : "The service is not connected");
+        if (max)
+            vn_log_warn("component %s: queue full (%lld), refusing a stanza", comp->domain, max);
+        return false;
+    }
+    size_t len;
+    char *xml = vn_stanza_serialize(st, VN_NS_CLIENT, &len);
+    int rc = vn_archive_append(vn_server_store(), comp->domain, "", QUEUE_ARCHIVE, 0,
+                               vn_stanza_attr(st, "from"), xml, len, NULL);
+    free(xml);
+    if (rc != VN_STORE_OK) {
+        vn_route_error(st, "wait", "internal-server-error", NULL);
+        return false;
+    }
+    comp->queued++;
+    return true;
+}
+
+/* ---- acknowledgements (XEP-0198 subset: no resumption, the queue is it) ---- */
+
+static void answer_r(comp_stream *cs);
+
+static void on_ack_durable(int status, void *arg)
+{
+    comp_stream *cs = arg;
+
+    cs->ack_wait = NULL;
+    if (status != VN_STORE_OK) {
+        /* Not acknowledged: the component sends them again. */
+        stream_close(cs, "internal-server-error", "Storage failed");
+        return;
+    }
+    send_nonza(cs, "a", cs->ack_h, true);
+    if (cs->r_again) {
+        cs->r_again = false;
+        answer_r(cs);
+    }
+}
+
+static void answer_r(comp_stream *cs)
+{
+    if (cs->ack_wait) {
+        cs->r_again = true;
+        return;
+    }
+    cs->ack_h = cs->h_in;
+    cs->ack_wait = vn_store_when_durable(vn_server_store(), on_ack_durable, cs);
+}
+
+static bool parse_h(const char *text, uint32_t *h)
+{
+    char *end;
+    if (!text || *text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || *end || v > UINT32_MAX)
+        return false;
+    *h = (uint32_t)v;
+    return true;
+}
+
+static void handle_ack(comp_stream *cs, const vn_stanza *el)
+{
+    uint32_t h;
+    if (!parse_h(vn_stanza_attr(el, "h"), &h)) {
+        stream_close(cs, "invalid-xml", "<a/> needs a number h");
+        return;
+    }
+    uint32_t newly = h - (cs->h_out - (uint32_t)cs->n_unacked);
+    if (newly > cs->n_unacked) {
+        stream_close(cs, "undefined-condition", "Acknowledged more than was sent");
+        return;
+    }
+    for (uint32_t i = 0; i < newly; i++) {
+        uint64_t id = cs->unacked[cs->unacked_head];
+        cs->unacked_head = (cs->unacked_head + 1) % ACK_WINDOW;
+        cs->n_unacked--;
+        if (id)
+            queue_delete(cs->comp, id);
+    }
+    cs->r_sent = false;
+    queue_flush(cs);
+    if (cs->n_unacked > 0 && !cs->r_sent) {
+        cs->r_sent = true;
+        send_nonza(cs, "r", 0, false);
+    }
+}
+
+/* An element of the urn:xmpp:sm:3 namespace after the handshake. */
+static void handle_sm(comp_stream *cs, const vn_stanza *el)
+{
+    const char *name = vn_stanza_name(el);
+
+    if (strcmp(name, "enable") == 0) {
+        if (cs->acked || cs->h_in > 0 || vn_srv.cfg->component_queue_max == 0) {
+            vn_stanza *failed = vn_stanza_new("failed", NS_SM);
+            vn_stanza_add_child(failed,
+                                cs->acked ? "unexpected-request" : "feature-not-implemented",
+                                VN_NS_STANZA_ERRORS);
+            write_stanza(cs, failed);
+            vn_stanza_free(failed);
+            return;
+        }
+        cs->acked = true;
+        send_nonza(cs, "enabled", 0, false);
+        start_delivering(cs);
+    } else if (strcmp(name, "r") == 0 && cs->acked) {
+        answer_r(cs);
+    } else if (strcmp(name, "a") == 0 && cs->acked) {
+        handle_ack(cs, el);
+    } else {
+        stream_close(cs, "unsupported-stanza-type", "Enable stream management first");
+    }
 }
 
 /* ---- the handshake ---- */
@@ -163,6 +463,12 @@ static void handle_handshake(comp_stream *cs, const vn_stanza *st)
     uv_timer_stop(&cs->timer);
     stream_write(cs, "<handshake/>", 12);
     vn_log_info("component %s connected from %s", comp->domain, vn_conn_peer_ip(cs->conn));
+    /* With nothing waiting, deliver at once; else give it the time to
+     * ask for acknowledgements first. */
+    if (comp->queued == 0)
+        start_delivering(cs);
+    else
+        uv_timer_start(&cs->timer, on_enable_grace, ENABLE_GRACE_MS, 0);
 }
 
 /* ---- stanzas from the component ---- */
@@ -203,7 +509,12 @@ static void on_stanza(void *ud, vn_stanza *st)
     if (!cs->comp) {
         handle_handshake(cs, st);
         vn_stanza_free(st);
+    } else if (vn_stanza_is(st, NULL, NS_SM)) {
+        handle_sm(cs, st);
+        vn_stanza_free(st);
     } else {
+        cs->h_in++;
+        start_delivering(cs); /* a plain component: it will not ask for acks */
         const vn_config *cfg = vn_srv.cfg;
         const vn_shaper_limits lim = {cfg->component_stanza_rate, cfg->component_stanza_burst,
                                       cfg->max_throttle_time};
@@ -258,6 +569,8 @@ static void on_closed(void *ud, const char *reason)
     if (cs->next)
         cs->next->prev = cs->prev;
     vn_shaper_cleanup(&cs->shaper);
+    vn_store_cancel(vn_server_store(), cs->ack_wait);
+    cs->ack_wait = NULL;
     free(cs->domain);
     uv_timer_stop(&cs->timer);
     uv_close((uv_handle_t *)&cs->timer, free_stream);
@@ -309,10 +622,16 @@ bool vn_components_route(const vn_stanza *st, const vn_jid *to)
     HASH_FIND_STR(components, to->domain, comp);
     if (!comp)
         return false;
-    if (comp->stream)
-        write_stanza(comp->stream, st);
-    else if (strcmp(vn_stanza_name(st), "presence") != 0)
-        vn_route_error(st, "cancel", "service-unavailable", "The service is not connected");
+    comp_stream *cs = comp->stream;
+    if (cs && !cs->acked && (!queueable(st) || (cs->delivering && cs->caught_up))) {
+        write_stanza(cs, st); /* nothing waits before it, nor is it kept */
+    } else if (!cs && !queueable(st)) {
+        if (strcmp(vn_stanza_name(st), "presence") != 0)
+            vn_route_error(st, "cancel", "service-unavailable", "The service is not connected");
+    } else if (queue_append(comp, st) && cs) {
+        cs->caught_up = false;
+        queue_flush(cs);
+    }
     return true;
 }
 
@@ -353,6 +672,11 @@ void vn_components_configure(const vn_config *cfg)
             comp = vn_alloc(sizeof *comp);
             comp->domain = vn_strdup(cc->domain);
             HASH_ADD_KEYPTR(hh, components, comp->domain, strlen(comp->domain), comp);
+            if (vn_archive_count(vn_server_store(), comp->domain, "", QUEUE_ARCHIVE, NULL,
+                                 &comp->queued) != VN_STORE_OK)
+                vn_log_warn("component %s: cannot count its queue", comp->domain);
+            else if (comp->queued)
+                vn_log_info("component %s: %zu stanzas wait for it", comp->domain, comp->queued);
         }
         comp->secret = vn_strdup(cc->secret);
         comp->host = vn_strdup(cc->host);

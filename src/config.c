@@ -163,6 +163,7 @@ static const field_spec limits_fields[] = {
     {CFG("component_stanza_rate", FIELD_UNSIGNED, component_stanza_rate), .min = 0, .max = 1000000},
     {CFG("component_stanza_burst", FIELD_UNSIGNED, component_stanza_burst), .min = 1,
      .max = 1000000},
+    {CFG("component_queue_max", FIELD_UNSIGNED, component_queue_max), .min = 0, .max = 10000000},
     {CFG("max_throttle_time", FIELD_UNSIGNED, max_throttle_time), .min = 0, .max = 86400},
     {CFG("max_resources_per_account", FIELD_UNSIGNED, max_resources_per_account), .min = 0,
      .max = 100000},
@@ -663,6 +664,7 @@ static vn_config *config_new(const char *path)
     cfg->s2s_stanza_burst = 5000;
     cfg->component_stanza_rate = 1000;
     cfg->component_stanza_burst = 5000;
+    cfg->component_queue_max = 10000;
     cfg->max_throttle_time = 300;
     cfg->max_resources_per_account = 10;
     cfg->http_max_header_size = 16384;

@@ -124,6 +124,7 @@ typedef struct vn_config {
      * a stream over its rate is closed */
     unsigned s2s_stanza_rate, s2s_stanza_burst;
     unsigned component_stanza_rate, component_stanza_burst;
+    unsigned component_queue_max; /* stanzas kept for an absent component */
     unsigned max_throttle_time; /* seconds over the rate without a break; 0: never */
 
     size_t http_max_header_size;     /* request line and headers, bytes */
