@@ -251,6 +251,11 @@ const char *vn_server_data_dir(void)
     return vn_srv.cfg->data_dir;
 }
 
+struct uv_loop_s *vn_server_loop(void)
+{
+    return vn_srv.loop;
+}
+
 const char *vn_server_version(void)
 {
     return PACKAGE_VERSION;

@@ -242,6 +242,10 @@ void vn_work_queue(vn_work_fn work, vn_work_fn done, void *ud);
 vn_store *vn_server_store(void);
 const char *vn_server_data_dir(void); /* the config's data_dir */
 const char *vn_server_version(void);
+/* The libuv loop that runs every hook, timer and stanza: for a module with
+ * a thread of its own that reports back with a uv_async (the media engine
+ * of mod_voice). Handles a module opens on it, it closes before unload. */
+struct uv_loop_s *vn_server_loop(void);
 int64_t vn_now_us(void); /* wall clock, microseconds since the epoch */
 
 /* XEP-0082 DateTime in UTC with microseconds: "2026-11-25T01:02:03.000004Z". */

@@ -99,6 +99,19 @@ static muc_service *service_for(const char *domain)
     return NULL;
 }
 
+muc_service *muc_service_of_domain(const char *domain)
+{
+    return service_for(domain);
+}
+
+muc_service *muc_service_of_host(const char *host)
+{
+    for (size_t i = 0; i < muc.service_count; i++)
+        if (strcmp(muc.services[i]->host, host) == 0)
+            return muc.services[i];
+    return NULL;
+}
+
 /* ---- sessions: which rooms each local resource is in ---- */
 
 typedef struct joined_rooms {
@@ -781,11 +794,14 @@ static int muc_load(vn_module *m)
         svc->module = m;
         muc.services = vn_realloc(muc.services, (muc.service_count + 1) * sizeof *muc.services);
         muc.services[muc.service_count++] = svc;
+        svc->loading = true;
         muc_store_load(svc);
+        svc->loading = false;
         vn_disco_add_item(svc->host, svc->domain, N_("Chatrooms"));
     }
     vn_hook_add("route/remote", ROUTE_PRIORITY, muc_route, m);
     vn_hook_add("session/closed", 0, muc_session_closed, m);
+    muc_rooms_service_start(m);
     return 0;
 }
 
@@ -813,6 +829,7 @@ static void muc_unload(vn_module *m)
 {
     vn_hook_remove("route/remote", muc_route, m);
     vn_hook_remove("session/closed", muc_session_closed, m);
+    muc_rooms_service_stop(m);
     for (size_t i = 0; i < muc.service_count; i++) {
         muc_service *svc = muc.services[i];
         while (svc->rooms)

@@ -7,7 +7,8 @@
  * config.c (the muc#roomconfig and muc#roominfo forms), admin.c (the
  * muc#admin and muc#owner protocols, nick registration, destruction),
  * history.c (the room archive: history on join, MAM, stanza-id,
- * moderation and retraction), store.c (persistent rooms) and mod_muc.c
+ * moderation and retraction), store.c (persistent rooms), service.c (what
+ * other modules may ask, vestnik/rooms.h) and mod_muc.c
  * (the service: hooks, routing, disco, self-ping). Everything runs on the
  * loop thread.
  */
@@ -147,6 +148,7 @@ struct muc_service {
     size_t room_count;
     const muc_limits *limits;
     const vn_module *module;
+    bool loading; /* rooms being read from the store: no events for them */
 };
 
 /* Extra content of a presence about an occupant. */
@@ -275,6 +277,18 @@ void muc_track_session(const muc_room *room, const vn_jid *full, bool joined);
 /* An error stanza from ev->from reached the room: if it may mean that
  * occupant resource is gone, ask it (its answer decides). */
 void muc_suspect_gone(muc_room *room, vn_event *ev);
+
+/* The service of a local host / at a domain, or NULL. */
+muc_service *muc_service_of_host(const char *host);
+muc_service *muc_service_of_domain(const char *domain);
+
+/* ---- service.c: what other modules ask (vestnik/rooms.h) ---- */
+void muc_rooms_service_start(const vn_module *m);
+void muc_rooms_service_stop(const vn_module *m);
+/* Events for them: an affiliation changed; a room is about to be freed. */
+void muc_rooms_affiliation_changed(const muc_room *room, const char *bare, muc_affiliation before,
+                                   muc_affiliation after);
+void muc_rooms_gone(const muc_room *room);
 
 /* Helpers shared by the files. */
 bool muc_is_type(const char *type, const char *want);

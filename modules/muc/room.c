@@ -97,6 +97,7 @@ void muc_room_free(muc_room *room)
     muc_occupant *occ, *next_occ;
     muc_member *member, *next_member;
 
+    muc_rooms_gone(room);
     HASH_ITER(hh, room->occupants, occ, next_occ)
     {
         HASH_DEL(room->occupants, occ);
@@ -163,6 +164,7 @@ void muc_room_set_affiliation(muc_room *room, const char *bare, muc_affiliation 
                               const char *reason)
 {
     muc_member *member = muc_room_member(room, bare);
+    muc_affiliation before = member ? member->affiliation : MUC_AFF_NONE;
 
     if (!member) {
         if (a == MUC_AFF_NONE)
@@ -181,11 +183,13 @@ void muc_room_set_affiliation(muc_room *room, const char *bare, muc_affiliation 
             free(member->jid);
             free(member->reason);
             free(member);
+            muc_rooms_affiliation_changed(room, bare, before, a);
             return;
         }
         member->nick = NULL;
         HASH_ADD_KEYPTR(hh, room->members, member->jid, strlen(member->jid), member);
     }
+    muc_rooms_affiliation_changed(room, bare, before, a);
 }
 
 void muc_room_set_nick(muc_room *room, const char *bare, char *nick)
