@@ -9,6 +9,12 @@
  * password base64(HMAC-SHA1(shared secret, username)), so the TURN server
  * checks them with the secret alone and they stop working at the expiry.
  *
+ * Each service is offered once per configured transport, with the
+ * 'transport' attribute, which Conversations needs (it ignores an entry
+ * without one); TURN over TLS ("turns", turns_port) once, over tcp. The
+ * TURN server is coturn beside vestnik (doc/voice.md): `vestnikctl
+ * turn-config` writes its configuration with the same secret.
+ *
  * Only the server's own users get services: TURN relays cost bandwidth.
  */
 #include <openssl/evp.h>
@@ -50,6 +56,8 @@ static const vn_config_key extdisco_keys[] = {
     {.name = "turn_port", .type = VN_CONF_INT, .default_value = "3478", .min = 1, .max = 65535},
     {.name = "turn_secret", .type = VN_CONF_STRING, .default_value = ""},
     {.name = "turn_ttl", .type = VN_CONF_INT, .default_value = "86400", .min = 60, .max = 31536000},
+    /* TURN over TLS on turn_host (0: not offered). */
+    {.name = "turns_port", .type = VN_CONF_INT, .default_value = "5349", .min = 0, .max = 65535},
     /* Comma-separated, each udp or tcp. */
     {.name = "transports",
      .type = VN_CONF_STRING,
@@ -121,41 +129,51 @@ static bool wanted(const service_request *req, const char *type, const char *hos
            (!req->host || strcmp(req->host, host) == 0);
 }
 
-/* One <service/> per configured transport. */
+static void add_one(service_request *req, const char *type, const char *host, const char *port,
+                    const char *transport)
+{
+    vn_stanza *service = vn_stanza_add_child(req->parent, "service", NS_EXTDISCO);
+    vn_stanza_set_attr(service, "type", type);
+    vn_stanza_set_attr(service, "host", host);
+    vn_stanza_set_attr(service, "port", port);
+    vn_stanza_set_attr(service, "transport", transport);
+    if (strcmp(type, "stun") != 0 && !add_turn_credentials(req, service)) {
+        vn_stanza_remove(service);
+        return;
+    }
+    req->added++;
+}
+
+/* One <service/> per configured transport; "turns" only over tcp. */
 static void add_service(service_request *req, const char *type, const char *host_key,
                         const char *port_key)
 {
     const char *host = vn_module_config_string(req->m, host_key);
+    long long port_number = vn_module_config_int(req->m, port_key);
     char port[16];
 
-    if (!*host || !wanted(req, type, host))
+    if (!*host || port_number == 0 || !wanted(req, type, host))
         return;
-    snprintf(port, sizeof port, "%lld", vn_module_config_int(req->m, port_key));
-
+    snprintf(port, sizeof port, "%lld", port_number);
+    if (strcmp(type, "turns") == 0) {
+        add_one(req, type, host, port, "tcp");
+        return;
+    }
     char *transports = vn_strdup(vn_module_config_string(req->m, "transports"));
     char *save = NULL;
-    for (char *t = strtok_r(transports, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        if (strcmp(t, "udp") != 0 && strcmp(t, "tcp") != 0)
-            continue; /* reported when the configuration was loaded */
-        vn_stanza *service = vn_stanza_add_child(req->parent, "service", NS_EXTDISCO);
-        vn_stanza_set_attr(service, "type", type);
-        vn_stanza_set_attr(service, "host", host);
-        vn_stanza_set_attr(service, "port", port);
-        vn_stanza_set_attr(service, "transport", t);
-        if (strcmp(type, "turn") == 0 && !add_turn_credentials(req, service)) {
-            vn_stanza_remove(service);
-            continue;
-        }
-        req->added++;
-    }
+    for (char *t = strtok_r(transports, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        if (strcmp(t, "udp") == 0 || strcmp(t, "tcp") == 0) /* else reported at load */
+            add_one(req, type, host, port, t);
     free(transports);
 }
 
 static void add_services(service_request *req)
 {
     add_service(req, "stun", "stun_host", "stun_port");
-    if (*vn_module_config_string(req->m, "turn_secret"))
+    if (*vn_module_config_string(req->m, "turn_secret")) {
         add_service(req, "turn", "turn_host", "turn_port");
+        add_service(req, "turns", "turn_host", "turns_port");
+    }
 }
 
 /* ---- requests ---- */

@@ -24,6 +24,7 @@
 #define OFFLINE_ARCHIVE "offline"
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_JMI "urn:xmpp:jingle-message:0"
 
 static const vn_config_key offline_keys[] = {
     {.name = "max_messages",
@@ -54,7 +55,9 @@ static bool is_type(const char *type, const char *want)
 
 /* XEP-0160 §3: chat and normal messages are stored; error, groupchat and
  * headline ones are not, nor are messages that only carry chat states
- * (XEP-0085 §5.6) or nothing at all. */
+ * (XEP-0085 §5.6) or nothing at all, nor a call's <ringing/> (XEP-0353),
+ * which means nothing once the call is over; its proposal is kept, so the
+ * phone shows a missed call. */
 static bool worth_storing(const vn_stanza *msg)
 {
     const char *type = vn_stanza_attr(msg, "type");
@@ -62,7 +65,8 @@ static bool worth_storing(const vn_stanza *msg)
         return false;
     for (const vn_stanza *child = vn_stanza_first_element(msg); child;
          child = vn_stanza_next_element(child))
-        if (!vn_stanza_ns(child) || strcmp(vn_stanza_ns(child), NS_CHATSTATES) != 0)
+        if (!vn_stanza_ns(child) || (strcmp(vn_stanza_ns(child), NS_CHATSTATES) != 0 &&
+                                     !vn_stanza_is(child, "ringing", NS_JMI)))
             return true;
     return false;
 }

@@ -8,10 +8,13 @@
  * registrations of an account are one document in the store ("push",
  * key "registrations"), so they outlive sessions and restarts.
  *
- * When a message with a body arrives that nobody will see now, each
- * registration's app server gets a pubsub publish, from the account's bare
- * JID, of a urn:xmpp:push:summary form: message count, last sender and,
- * with include_body, the last body. "Nobody will see it" means the message
+ * When a message with a body, or a call's proposal (XEP-0353 <propose/>),
+ * arrives that nobody will see now, each registration's app server gets a
+ * pubsub publish, from the account's bare JID, of a urn:xmpp:push:summary
+ * form: message count, last sender and, with include_body, the last body.
+ * A call's summary always has the body "Incoming call" (in the host's
+ * language), which tells the app server to ring, and says no more than
+ * that a call came. "Nobody will see it" means the message
  * goes to a session that hibernates (its stream-management connection
  * dropped: the stanza only queues) or to no session at all (it goes to
  * offline storage). Sessions that are merely CSI-inactive are not
@@ -30,19 +33,22 @@
 #include <string.h>
 
 #include <uthash.h>
+#include <vestnik/i18n.h>
 #include <vestnik/module.h>
 
 #define NS_PUSH "urn:xmpp:push:0"
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 #define NS_DATA "jabber:x:data"
+#define NS_JMI "urn:xmpp:jingle-message:0"
 #define PUSH_STORE "push"
 #define PUSH_KEY "registrations"
 #define SUMMARY_FORM "urn:xmpp:push:summary"
 #define PUBLISH_ID_PREFIX "vn-push:"
 #define MAX_REGISTRATIONS 32
 
-/* Before offline storage (-100) takes the message, after filters. */
-#define NOTIFY_PRIORITY (-90)
+/* Before mod_jmi (-40) delivers a call to every device and offline storage
+ * (-100) takes the message; after filters. */
+#define NOTIFY_PRIORITY (-30)
 
 static const vn_config_key push_keys[] = {
     /* Send the message text to the app server (and so to the phone
@@ -131,6 +137,7 @@ typedef struct missed {
     unsigned long count;
     char *last_sender;
     char *last_body;
+    bool last_is_call; /* last_body says "Incoming call" */
     UT_hash_handle hh;
 } missed;
 
@@ -158,7 +165,9 @@ static const missed *record_missed(const vn_jid *account, const vn_stanza *msg, 
     free(m->last_sender);
     free(m->last_body);
     m->last_sender = vn_strdup(from);
-    m->last_body = vn_strdup(vn_stanza_child_text(msg, "body", NULL));
+    m->last_is_call = vn_stanza_child(msg, "propose", NS_JMI) != NULL;
+    m->last_body = vn_strdup(m->last_is_call ? vn_tr(NULL, N_("Incoming call"))
+                                             : vn_stanza_child_text(msg, "body", NULL));
     return m;
 }
 
@@ -199,7 +208,8 @@ static void publish(const char *account, const vn_stanza *reg, const missed *sum
     add_field(form, "message-count", NULL, count);
     if (summary && summary->last_sender)
         add_field(form, "last-message-sender", NULL, summary->last_sender);
-    if (summary && summary->last_body && vn_module_config_bool(push_module, "include_body"))
+    if (summary && summary->last_body &&
+        (summary->last_is_call || vn_module_config_bool(push_module, "include_body")))
         add_field(form, "last-message-body", NULL, summary->last_body);
 
     const vn_stanza *options = vn_stanza_child(reg, "x", NS_DATA);
@@ -317,7 +327,7 @@ static bool worth_notifying(const vn_stanza *msg)
 {
     const char *type = vn_stanza_attr(msg, "type");
     return !is_type(type, "error") && !is_type(type, "groupchat") && !is_type(type, "headline") &&
-           vn_stanza_child(msg, "body", NULL);
+           (vn_stanza_child(msg, "body", NULL) || vn_stanza_child(msg, "propose", NS_JMI));
 }
 
 static void message_unseen(const vn_event *ev)

@@ -3,7 +3,8 @@
  * its #extended features) for user archives, with Unique and Stable Stanza
  * IDs (XEP-0359).
  *
- * Archiving. A chat or normal message with a <body/> (XEP-0313 §5.1.1;
+ * Archiving. A chat or normal message with a <body/>, or with a call's
+ * Jingle Message Initiation element other than <ringing/> (XEP-0313 §5.1.1;
  * not error, groupchat or headline, nor one hinted <no-store/> or
  * <no-permanent-store/> per XEP-0334) goes into the sender's archive when
  * a local client sends it ("stanza/in") and into the recipient's when it
@@ -40,6 +41,7 @@
 
 #define NS_SID "urn:xmpp:sid:0"
 #define NS_HINTS "urn:xmpp:hints"
+#define NS_JMI "urn:xmpp:jingle-message:0"
 #define NS_DATA "jabber:x:data"
 #define PREFS_STORE "mam"
 #define PREFS_KEY "prefs"
@@ -205,6 +207,15 @@ static bool archiving_wanted(const vn_module *m, vn_session *session, const char
 
 /* ---- archiving ---- */
 
+/* XEP-0353 §4 (and XEP-0313 §5.1.1's "meaningful" messages): a call's
+ * proposal and what became of it are kept, so that a missed call shows
+ * after reconnecting; <ringing/> is not. */
+static bool is_call_signal(const vn_stanza *msg)
+{
+    const vn_stanza *jmi = vn_stanza_child(msg, NULL, NS_JMI);
+    return jmi && strcmp(vn_stanza_name(jmi), "ringing") != 0;
+}
+
 static bool archivable(const vn_stanza *msg)
 {
     const char *type = vn_stanza_attr(msg, "type");
@@ -213,7 +224,7 @@ static bool archivable(const vn_stanza *msg)
         return false;
     if (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0)
         return false;
-    return vn_stanza_child(msg, "body", VN_NS_CLIENT) &&
+    return (vn_stanza_child(msg, "body", VN_NS_CLIENT) || is_call_signal(msg)) &&
            !vn_stanza_child(msg, "no-store", NS_HINTS) &&
            !vn_stanza_child(msg, "no-permanent-store", NS_HINTS);
 }

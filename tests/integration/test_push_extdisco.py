@@ -56,6 +56,7 @@ class Server(harness.Server):
                     '    turn_port: 3479\n'
                     '    turn_secret: %s\n'
                     '    turn_ttl: %d\n'
+                    '    turns_port: 5350\n'
                     '    transports: udp,tcp\n' % (MIN_INTERVAL, TURN_SECRET, TURN_TTL))
 
 
@@ -285,7 +286,7 @@ def services_of(reply, element='services'):
     return [dict(s.attrib) for s in container.findall(qname(NS_EXTDISCO, 'service'))]
 
 
-def check_turn(service, user, requested_at):
+def check_turn(service, user, requested_at, port='3479'):
     username = service['username']
     expiry, who = username.split(':', 1)
     assert who == user, service
@@ -296,7 +297,7 @@ def check_turn(service, user, requested_at):
     expires = datetime.datetime.fromtimestamp(int(expiry), datetime.timezone.utc)
     assert service['expires'] == expires.strftime('%Y-%m-%dT%H:%M:%SZ'), service
     assert service['restricted'] == '1', service
-    assert service['host'] == 'turn.example.net' and service['port'] == '3479', service
+    assert service['host'] == 'turn.example.net' and service['port'] == port, service
 
 
 def test_extdisco_services_with_turn_rest_credentials():
@@ -307,12 +308,17 @@ def test_extdisco_services_with_turn_rest_credentials():
                                     harness.DOMAIN))
     stun = [s for s in services if s['type'] == 'stun']
     turn = [s for s in services if s['type'] == 'turn']
-    assert len(services) == 4, services
+    turns = [s for s in services if s['type'] == 'turns']
+    assert len(services) == 5, services
     assert stun == [{'type': 'stun', 'host': 'stun.example.net', 'port': '3478',
                      'transport': t} for t in ('udp', 'tcp')], stun
     assert [s['transport'] for s in turn] == ['udp', 'tcp'], turn
     for service in turn:
         check_turn(service, ALICE, requested_at)
+    # TURN over TLS: once, over tcp (Conversations ignores an entry without
+    # a transport).
+    assert [s['transport'] for s in turns] == ['tcp'], turns
+    check_turn(turns[0], ALICE, requested_at, port='5350')
 
     only_turn = services_of(alice.iq("<services xmlns='%s' type='turn'/>" % NS_EXTDISCO, 'get',
                                      harness.DOMAIN))
@@ -321,7 +327,7 @@ def test_extdisco_services_with_turn_rest_credentials():
     creds = services_of(alice.iq("<credentials xmlns='%s'><service type='turn'"
                                  " host='turn.example.net'/></credentials>" % NS_EXTDISCO,
                                  'get', harness.DOMAIN), 'credentials')
-    assert len(creds) == 2, creds
+    assert len(creds) == 2 and all(s['type'] == 'turn' for s in creds), creds
     for service in creds:
         check_turn(service, ALICE, requested_at)
 
