@@ -56,6 +56,7 @@ typedef struct vc_engine_config {
     unsigned max_legs;           /* default 1000 legs in all calls */
     unsigned max_legs_per_conf;  /* default 500 */
     unsigned opus_bitrate;       /* bit/s of the mixes we send, default 32000 */
+    unsigned opus_complexity;    /* 1..10, default 5 */
     unsigned max_speakers;       /* voices mixed at once, loudest first, default 3 */
     unsigned connect_timeout_ms; /* ICE + DTLS must complete in it, default 15000 */
     unsigned consent_timeout_ms; /* RFC 7675 consent lost after, default 30000 */
@@ -162,7 +163,8 @@ typedef struct vc_leg_stats {
     uint64_t packets_out;
     uint64_t packets_lost;      /* never arrived in time */
     uint64_t packets_concealed; /* played out by PLC */
-    uint64_t packets_recovered; /* rebuilt from the next packet's in-band FEC */
+    uint64_t packets_recovered; /* decoded from the next packet's in-band FEC (libopus
+                                 * conceals instead when that packet carries none) */
     uint64_t srtp_failures;     /* auth or replay failures, dropped */
     unsigned jitter_ms;         /* RFC 3550 interarrival jitter */
     unsigned buffer_ms;         /* the jitter buffer's current target delay */
@@ -177,7 +179,7 @@ typedef struct vc_stats {
     uint64_t ticks;
     uint64_t packets_in;
     uint64_t packets_out;
-    uint64_t packets_lost;
+    uint64_t packets_lost; /* lost, concealed, recovered: summed over the open legs */
     uint64_t packets_concealed;
     uint64_t packets_recovered;
     uint64_t srtp_failures;
