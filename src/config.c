@@ -85,7 +85,7 @@ static void load_allowed_origins(loader *ld, const vn_conf_node *value, int line
 static void load_s2s_peers(loader *ld, const vn_conf_node *list, int line);
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
-static const char *const store_backends[] = {"lmdb", NULL};
+static const char *const store_backends[] = {"lmdb", "postgresql", NULL};
 static const char *const listener_types[] = {"c2s",       "c2s_tls", "http",    "https",
                                              "component", "s2s",     "s2s_tls", NULL};
 static const char *const s2s_tls_modes[] = {"starttls", "direct", NULL};
@@ -104,9 +104,20 @@ static const field_spec log_fields[] = {
     {.name = NULL},
 };
 
+static const field_spec store_pg_fields[] = {
+    {CFG("conninfo", FIELD_STRING, store_pg_conninfo)},
+    {CFG("read_timeout_ms", FIELD_UNSIGNED, store_pg_read_timeout_ms), .min = 10, .max = 600000},
+    {CFG("write_timeout_ms", FIELD_UNSIGNED, store_pg_write_timeout_ms), .min = 100,
+     .max = 3600000},
+    {CFG("snapshot_max_age_ms", FIELD_UNSIGNED, store_pg_snapshot_max_age_ms), .min = 1,
+     .max = 60000},
+    {.name = NULL},
+};
+
 static const field_spec store_fields[] = {
     {CFG("backend", FIELD_STRING, store_backend), .choices = store_backends},
     {CFG("map_size_mb", FIELD_SIZE, store_map_size_mb), .min = 1, .max = 1048576},
+    {.name = "postgresql", .kind = FIELD_SECTION, .fields = store_pg_fields},
     {.name = NULL},
 };
 
@@ -630,6 +641,9 @@ static vn_config *config_new(const char *path)
     cfg->data_dir = vn_strdup(VN_LOCALSTATEDIR);
     cfg->store_backend = vn_strdup("lmdb");
     cfg->store_map_size_mb = 1024;
+    cfg->store_pg_read_timeout_ms = 5000;
+    cfg->store_pg_write_timeout_ms = 60000;
+    cfg->store_pg_snapshot_max_age_ms = 200;
     cfg->log_level = VN_LOG_INFO;
     cfg->log_syslog = false;
     cfg->tls_ciphers = vn_strdup("ECDHE+AESGCM:ECDHE+CHACHA20");
@@ -1018,6 +1032,7 @@ void vn_config_free(vn_config *cfg)
     free(cfg->s2s_ca_file);
     free(cfg->data_dir);
     free(cfg->store_backend);
+    free(cfg->store_pg_conninfo);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->tls_gost_cert);

@@ -76,8 +76,10 @@ typedef struct vn_config {
     size_t n_listeners;
 
     char *data_dir;      /* store, generated certificates, admin socket */
-    char *store_backend; /* "lmdb" */
+    char *store_backend; /* "lmdb" or "postgresql" */
     size_t store_map_size_mb;
+    char *store_pg_conninfo; /* NULL: libpq's defaults */
+    unsigned store_pg_read_timeout_ms, store_pg_write_timeout_ms, store_pg_snapshot_max_age_ms;
 
     vn_log_level log_level;
     bool log_syslog;

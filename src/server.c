@@ -106,8 +106,13 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     if (make_dir(cfg->data_dir, err) < 0)
         return -1;
     char *store_path = vn_asprintf("%s/store", cfg->data_dir);
-    vn_store_options opts = {
-        .backend = cfg->store_backend, .path = store_path, .map_size_mb = cfg->store_map_size_mb};
+    vn_store_options opts = {.backend = cfg->store_backend,
+                             .path = store_path,
+                             .map_size_mb = cfg->store_map_size_mb,
+                             .conninfo = cfg->store_pg_conninfo,
+                             .read_timeout_ms = cfg->store_pg_read_timeout_ms,
+                             .write_timeout_ms = cfg->store_pg_write_timeout_ms,
+                             .snapshot_max_age_ms = cfg->store_pg_snapshot_max_age_ms};
     vn_srv.store = vn_store_open(&opts, err);
     free(store_path);
     if (!vn_srv.store)

@@ -26,6 +26,7 @@ typedef struct store_backend {
 
 static const store_backend backends[] = {
     {"lmdb", vn_store_lmdb_open, &vn_store_lmdb_ops},
+    {"postgresql", vn_store_pg_open, &vn_store_pg_ops},
 };
 
 #define BACKEND_COUNT (sizeof backends / sizeof backends[0])
@@ -80,6 +81,8 @@ int vn_store_attach_loop(vn_store *s, uv_loop_t *loop)
         vn_pending_free(s->pending);
         s->pending = NULL;
         s->ops->pin_snapshot(s->impl, false);
+    } else if (s->ops->attach_loop) {
+        s->ops->attach_loop(s->impl, loop);
     }
     return err;
 }

@@ -5,8 +5,8 @@
  * the backend's read ops through the pending view (store_pending.c), writes
  * as vn_store_op records that store_batch.c groups into batches and hands
  * to the backend's apply op on a writer thread. LMDB (store_lmdb.c) is the
- * default backend; a PostgreSQL one implements the same table later (apply
- * is then one SQL transaction, refresh a new read snapshot).
+ * default backend; PostgreSQL (store_pg*.c) implements the same table with
+ * apply as one SQL transaction and refresh as a new read snapshot.
  */
 #ifndef VESTNIK_STORE_BACKEND_H
 #define VESTNIK_STORE_BACKEND_H
@@ -24,6 +24,8 @@ typedef enum vn_store_op_kind {
     VN_OP_APPEND,        /* host, user, name (archive), key (with), data/len, ts_us, id */
     VN_OP_DELETE_ID,     /* host, user, name (archive), id */
     VN_OP_DELETE_BEFORE, /* host, user, name (archive), before_us */
+    VN_OP_RAISE_LAST_ID, /* host, user, name (archive), id: the counter is at least id
+                          * (imports keep ids unused after deletions; never queued) */
 } vn_store_op_kind;
 
 typedef struct vn_store_op {
@@ -67,6 +69,8 @@ typedef struct vn_store_ops {
      * the pending view still holds. */
     int (*pin_snapshot)(void *impl, bool pin);
     int (*refresh)(void *impl);
+    /* Optional: grouped mode on loop begins (timers of the backend). */
+    void (*attach_loop)(void *impl, uv_loop_t *loop);
     void (*close)(void *impl);
 } vn_store_ops;
 
@@ -81,9 +85,15 @@ struct vn_store {
 };
 
 typedef struct vn_store_options {
-    const char *backend; /* "lmdb" */
+    const char *backend; /* "lmdb" or "postgresql" */
     const char *path;    /* directory for LMDB */
     size_t map_size_mb;  /* the most the data may grow to; 0: 1024 */
+    /* PostgreSQL: a libpq connection string or URI ("" or NULL: libpq's
+     * defaults and PG* environment variables), and limits; 0: defaults. */
+    const char *conninfo;
+    unsigned read_timeout_ms;     /* one read; 5000 */
+    unsigned write_timeout_ms;    /* one batch; 60000 */
+    unsigned snapshot_max_age_ms; /* how old the read snapshot may get; 200 */
 } vn_store_options;
 
 /* NULL with a message in err on failure. The store starts in synchronous
@@ -110,5 +120,12 @@ void vn_store_op_free(vn_store_op *op);
 /* The LMDB backend's constructor (store_lmdb.c). */
 void *vn_store_lmdb_open(const vn_store_options *opts, vn_buf *err);
 extern const vn_store_ops vn_store_lmdb_ops;
+
+/* The PostgreSQL backend's constructor (store_pg_conn.c), which migrates
+ * the schema first, and the migration alone (vestnikctl migrate): 0 with
+ * what was done in report, or -1 with why not. */
+void *vn_store_pg_open(const vn_store_options *opts, vn_buf *err);
+extern const vn_store_ops vn_store_pg_ops;
+int vn_store_pg_migrate(const vn_store_options *opts, vn_buf *report);
 
 #endif

@@ -819,6 +819,20 @@ static int apply_delete_before(MDB_txn *txn, lmdb_store *st, const vn_store_op *
     return rc;
 }
 
+static int apply_raise_last_id(MDB_txn *txn, lmdb_store *st, const vn_store_op *op)
+{
+    key_buf archive = archive_prefix(op->host, op->user, op->name);
+    archive_meta meta;
+    int rc = meta_read(txn, st, &archive, &meta);
+
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (meta.last_id >= op->id)
+        return 0;
+    meta.last_id = op->id;
+    return meta_write(txn, st, &archive, &meta);
+}
+
 static int apply_one(MDB_txn *txn, lmdb_store *st, vn_store_op *op, size_t *budget, bool *done)
 {
     *done = true;
@@ -829,6 +843,7 @@ static int apply_one(MDB_txn *txn, lmdb_store *st, vn_store_op *op, size_t *budg
     case VN_OP_APPEND: return apply_append(txn, st, op);
     case VN_OP_DELETE_ID: return apply_delete_id(txn, st, op);
     case VN_OP_DELETE_BEFORE: return apply_delete_before(txn, st, op, budget, done);
+    case VN_OP_RAISE_LAST_ID: return apply_raise_last_id(txn, st, op);
     }
     return MDB_INVALID;
 }
@@ -897,6 +912,7 @@ static int lmdb_check(void *impl, const vn_store_op *op)
         return key_fits(st, &k, "append") ? VN_STORE_OK : VN_STORE_ERROR;
     case VN_OP_DELETE_ID:
     case VN_OP_DELETE_BEFORE:
+    case VN_OP_RAISE_LAST_ID:
         k = archive_prefix(op->host, op->user, op->name);
         return key_fits(st, &k, op->kind == VN_OP_DELETE_ID ? "delete_id" : "delete_before")
                    ? VN_STORE_OK

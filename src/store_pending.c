@@ -436,6 +436,7 @@ int vn_pending_register(vn_store *s, vn_store_op *op)
     case VN_OP_APPEND: return record_append(s, op);
     case VN_OP_DELETE_ID: return record_delete_id(s, op);
     case VN_OP_DELETE_BEFORE: record_delete_before(s->pending, op); return VN_STORE_OK;
+    case VN_OP_RAISE_LAST_ID: break; /* applied directly by imports only */
     }
     return VN_STORE_ERROR;
 }

@@ -7,7 +7,9 @@
  * check-config runs `vestnikd --check-config`.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <libintl.h>
 #include <limits.h>
 #include <signal.h>
@@ -21,8 +23,10 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "../modules/services/botapi_store.h"
 #include "accounts.h"
 #include "admin_protocol.h"
+#include "conf_tree.h"
 #include "config.h"
 #include "i18n.h"
 #include "log_internal.h"
@@ -57,7 +61,14 @@ static void usage(void)
              "  listusers [HOST]        list the accounts of HOST (default: every host)\n"
              "  status                  show the status of the running server\n"
              "  reload                  make the running server re-read its configuration\n"
+             "  turn-config [OPTIONS] [FILE]  write coturn's configuration, sharing\n"
+             "                          modules.extdisco's TURN secret (default: to stdout);\n"
+             "                          --relay-ports=MIN-MAX, --listening-ip=IP,\n"
+             "                          --external-ip=IP, --allow-loopback-peers (tests)\n"
              "  check-config            validate the configuration (vestnikd --check-config)\n"
+             "  bot add NAME [HOST]     create a Bot API bot NAME@bots.HOST; prints its token\n"
+             "  bot list [HOST]         list the bots of HOST (default: the first host)\n"
+             "  bot remove NAME [HOST]  delete a bot, its token and its state\n"
              "\n"
              "options:\n"
              "  -c, --config FILE  configuration file (default %s/vestnik.yaml)\n"
@@ -325,8 +336,13 @@ static int admin_answer(const vn_buf *answer, const char **body)
 static vn_store *store_open(const vn_config *cfg, bool create, bool *missing)
 {
     char *path = vn_asprintf("%s/store", cfg->data_dir);
-    vn_store_options opts = {
-        .backend = cfg->store_backend, .path = path, .map_size_mb = cfg->store_map_size_mb};
+    vn_store_options opts = {.backend = cfg->store_backend,
+                             .path = path,
+                             .map_size_mb = cfg->store_map_size_mb,
+                             .conninfo = cfg->store_pg_conninfo,
+                             .read_timeout_ms = cfg->store_pg_read_timeout_ms,
+                             .write_timeout_ms = cfg->store_pg_write_timeout_ms,
+                             .snapshot_max_age_ms = cfg->store_pg_snapshot_max_age_ms};
     vn_store *store = NULL;
     vn_buf err;
 
@@ -538,6 +554,110 @@ static int cmd_listusers(ctl *c, char **args, int n_args)
     return rc;
 }
 
+static int usage_error(const char *problem, const char *what);
+
+/* ---- bots of the Bot API (mod_services, modules/services/botapi_store.h) ---- */
+
+/* The bot domain of host: modules.services.bot_domain_prefix "." host. */
+static char *bot_domain(const vn_config *cfg, const char *host)
+{
+    const vn_module_conf *mod = vn_config_module(cfg, "services");
+    const vn_conf_node *prefix =
+        mod && mod->options ? vn_conf_map_get(mod->options, "bot_domain_prefix") : NULL;
+    const char *text = prefix && prefix->type == VN_NODE_SCALAR && !vn_conf_is_null(prefix)
+                           ? prefix->value
+                           : "bots";
+    char *domain = vn_asprintf("%s.%s", text, host);
+    char *normalized = vn_jid_prep_domain(domain);
+    free(domain);
+    return normalized;
+}
+
+static bool bot_print(const botapi_bot_record *bot, void *ud)
+{
+    printf("%s@%s %" PRId64 "\n", bot->username, (const char *)ud, bot->id);
+    return true;
+}
+
+/* The command on the store of a stopped server. */
+static int bot_direct(const vn_config *cfg, const char *op, const char *host, const char *name)
+{
+    bool missing;
+    vn_store *store = store_open(cfg, strcmp(op, "add") == 0, &missing);
+    if (!store)
+        return missing ? (strcmp(op, "list") == 0 ? EXIT_OK : EXIT_FAIL) : EXIT_FAIL;
+    char *domain = bot_domain(cfg, host);
+    int rc = -1;
+    char *token = NULL;
+    if (!domain)
+        rc = -1;
+    else if (strcmp(op, "add") == 0)
+        rc = botapi_bot_add(store, domain, name, &token);
+    else if (strcmp(op, "remove") == 0)
+        rc = botapi_bot_remove(store, domain, name);
+    else
+        rc = botapi_bot_foreach(store, domain, bot_print, domain) == VN_STORE_OK ? 0 : -1;
+    vn_store_close(store);
+    if (token)
+        puts(token);
+    else if (rc == 1 && strcmp(op, "add") == 0)
+        fprintf(stderr, _("vestnikctl: bot %s already exists\n"), name);
+    else if (rc == 1)
+        fprintf(stderr, _("vestnikctl: no such bot %s\n"), name);
+    else if (rc < 0)
+        fprintf(stderr, _("vestnikctl: bot %s failed\n"), op);
+    secret_free(token);
+    free(domain);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* bot add NAME [HOST], bot remove NAME [HOST], bot list [HOST]. */
+static int cmd_bot(ctl *c, char **args, int n_args)
+{
+    const char *op = args[0];
+    bool list = strcmp(op, "list") == 0;
+    if (!list && strcmp(op, "add") != 0 && strcmp(op, "remove") != 0)
+        return usage_error(_("unknown bot command: "), op);
+    if (list ? n_args > 2 : n_args < 2)
+        return usage_error(_("wrong number of arguments for bot "), op);
+    const char *name = list ? NULL : args[1];
+    const char *host_arg = list ? (n_args == 2 ? args[1] : NULL) : (n_args == 3 ? args[2] : NULL);
+    char *host = vn_jid_prep_domain(host_arg ? host_arg : c->cfg->hosts[0].name);
+    if (!host || !vn_config_host(c->cfg, host)) {
+        fprintf(stderr, _("vestnikctl: %s is not a host in %s\n"), host_arg, c->cfg->path);
+        free(host);
+        return EXIT_FAIL;
+    }
+    if (name && !botapi_username_valid(name)) {
+        fprintf(stderr,
+                _("vestnikctl: %s is not a bot username (5 to 32 of a-z, 0-9 and _, ending in "
+                  "\"bot\")\n"),
+                name);
+        free(host);
+        return EXIT_USAGE;
+    }
+    const char *fields[] = {"bot", op, host, name};
+    vn_buf answer;
+    const char *body;
+    int rc = EXIT_FAIL;
+    vn_buf_init(&answer);
+    switch (admin_request(c->cfg->admin_socket, fields, name ? 4 : 3, &answer)) {
+    case ADMIN_ANSWERED:
+        if (admin_answer(&answer, &body) == 0) {
+            fputs(body, stdout);
+            rc = EXIT_OK;
+        }
+        break;
+    case ADMIN_NOT_RUNNING: rc = bot_direct(c->cfg, op, host, name); break;
+    case ADMIN_FAILED: break;
+    }
+    if (answer.data)
+        explicit_bzero(answer.data, answer.len);
+    vn_buf_free(&answer);
+    free(host);
+    return rc;
+}
+
 /* ---- the server ---- */
 
 static int server_command(ctl *c, const char *command)
@@ -573,6 +693,157 @@ static int cmd_status(ctl *c, char **args, int n_args)
 static int cmd_reload(ctl *c, char **args, int n_args)
 {
     return server_command(c, "reload");
+}
+
+/* ---- coturn beside vestnik (doc/voice.md) ---- */
+
+/* modules.extdisco's option key as a string, or fallback when unset. */
+static const char *extdisco_option(const vn_config *cfg, const char *key, const char *fallback)
+{
+    const vn_module_conf *mod = vn_config_module(cfg, "extdisco");
+    const vn_conf_node *n = mod && mod->options ? vn_conf_map_get(mod->options, key) : NULL;
+    return n && n->type == VN_NODE_SCALAR && !vn_conf_is_null(n) ? n->value : fallback;
+}
+
+typedef struct turn_options {
+    long relay_min, relay_max;
+    const char *listening_ip;
+    const char *external_ip;
+    bool allow_loopback_peers;
+    const char *file;
+} turn_options;
+
+static bool parse_port_range(const char *text, long *min, long *max)
+{
+    char *end;
+    *min = strtol(text, &end, 10);
+    if (*end != '-')
+        return false;
+    *max = strtol(end + 1, &end, 10);
+    return *end == '\0' && *min >= 1024 && *max <= 65535 && *min < *max;
+}
+
+static int parse_turn_options(char **args, int n_args, turn_options *o)
+{
+    *o = (turn_options){.relay_min = 49152, .relay_max = 65535};
+    for (int i = 0; i < n_args; i++) {
+        const char *a = args[i];
+        if (strncmp(a, "--relay-ports=", 14) == 0) {
+            if (!parse_port_range(a + 14, &o->relay_min, &o->relay_max))
+                return usage_error(_("--relay-ports wants MIN-MAX within 1024-65535: "), a + 14);
+        } else if (strncmp(a, "--listening-ip=", 15) == 0) {
+            o->listening_ip = a + 15;
+        } else if (strncmp(a, "--external-ip=", 14) == 0) {
+            o->external_ip = a + 14;
+        } else if (strcmp(a, "--allow-loopback-peers") == 0) {
+            o->allow_loopback_peers = true;
+        } else if (a[0] == '-' || o->file) {
+            return usage_error(_("unknown turn-config argument: "), a);
+        } else {
+            o->file = a;
+        }
+    }
+    return EXIT_OK;
+}
+
+/* The certificate coturn offers on turns: the first host's, as vestnikd
+ * uses it (configured, or generated under data_dir/certs). */
+static void turn_certificate(const vn_config *cfg, char **cert, char **key)
+{
+    const vn_host_conf *host = &cfg->hosts[0];
+    if (host->cert_file) {
+        *cert = vn_strdup(host->cert_file);
+        *key = vn_strdup(host->key_file);
+    } else if (cfg->tls_cert) {
+        *cert = vn_strdup(cfg->tls_cert);
+        *key = vn_strdup(cfg->tls_key);
+    } else {
+        *cert = vn_asprintf("%s/certs/%s.crt", cfg->data_dir, host->name);
+        *key = vn_asprintf("%s/certs/%s.key", cfg->data_dir, host->name);
+    }
+}
+
+static void write_turn_config(const vn_config *cfg, const turn_options *o, vn_buf *out)
+{
+    const char *secret = extdisco_option(cfg, "turn_secret", "");
+    const char *turns_port = extdisco_option(cfg, "turns_port", "5349");
+
+    vn_buf_printf(out,
+                  "# coturn configuration written by `vestnikctl turn-config` from %s:\n"
+                  "# TURN credentials are the ones mod_extdisco hands out (TURN REST,\n"
+                  "# modules.extdisco.turn_secret). Write it again after changing that.\n"
+                  "use-auth-secret\nstatic-auth-secret=%s\nrealm=%s\n"
+                  "listening-port=%s\nmin-port=%ld\nmax-port=%ld\n",
+                  cfg->path, secret, cfg->hosts[0].name, extdisco_option(cfg, "turn_port", "3478"),
+                  o->relay_min, o->relay_max);
+    if (o->listening_ip)
+        vn_buf_printf(out, "listening-ip=%s\nrelay-ip=%s\n", o->listening_ip, o->listening_ip);
+    if (o->external_ip)
+        vn_buf_printf(out, "external-ip=%s\n", o->external_ip);
+    if (strcmp(turns_port, "0") == 0) {
+        vn_buf_append_str(out, "no-tls\nno-dtls\n");
+    } else {
+        char *cert, *key;
+        turn_certificate(cfg, &cert, &key);
+        vn_buf_printf(out, "tls-listening-port=%s\ncert=%s\npkey=%s\nno-tlsv1\nno-tlsv1_1\n",
+                      turns_port, cert, key);
+        free(cert);
+        free(key);
+    }
+    vn_buf_append_str(out, "fingerprint\nno-cli\nno-multicast-peers\n"
+                           "no-rfc5780\nno-stun-backward-compatibility\n"
+                           "response-origin-only-with-rfc5780\n"
+                           "# Relays only to public addresses: never into this network.\n"
+                           "denied-peer-ip=0.0.0.0-0.255.255.255\n"
+                           "denied-peer-ip=10.0.0.0-10.255.255.255\n"
+                           "denied-peer-ip=100.64.0.0-100.127.255.255\n"
+                           "denied-peer-ip=169.254.0.0-169.254.255.255\n"
+                           "denied-peer-ip=172.16.0.0-172.31.255.255\n"
+                           "denied-peer-ip=192.168.0.0-192.168.255.255\n"
+                           "denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n"
+                           "denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n");
+    if (o->allow_loopback_peers)
+        vn_buf_append_str(out, "# Tests only: both peers on this machine.\nallow-loopback-peers\n");
+}
+
+/* turn-config [--relay-ports=MIN-MAX] [--listening-ip=IP] [--external-ip=IP]
+ * [--allow-loopback-peers] [FILE] */
+static int cmd_turn_config(ctl *c, char **args, int n_args)
+{
+    turn_options o;
+    int rc = parse_turn_options(args, n_args, &o);
+    if (rc != EXIT_OK)
+        return rc;
+    if (!vn_config_module(c->cfg, "extdisco") || !*extdisco_option(c->cfg, "turn_secret", "")) {
+        fprintf(stderr,
+                _("vestnikctl: %s sets no modules.extdisco.turn_secret: set it (for example to "
+                  "the output of `openssl rand -hex 32`) and run turn-config again\n"),
+                c->cfg->path);
+        return EXIT_FAIL;
+    }
+    vn_buf out;
+    vn_buf_init(&out);
+    write_turn_config(c->cfg, &o, &out);
+    rc = EXIT_OK;
+    if (!o.file) {
+        fwrite(out.data, 1, out.len, stdout);
+    } else {
+        /* It holds the secret: not readable by everyone. */
+        int fd = open(o.file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        bool ok = f && fwrite(out.data, 1, out.len, f) == out.len;
+        if (f)
+            ok = fclose(f) == 0 && ok;
+        else if (fd >= 0)
+            close(fd);
+        if (!ok) {
+            fprintf(stderr, _("vestnikctl: cannot write %s: %s\n"), o.file, strerror(errno));
+            rc = EXIT_FAIL;
+        }
+    }
+    explicit_bzero(out.data, out.len);
+    vn_buf_free(&out);
+    return rc;
 }
 
 /* vestnikd from the same directory as this program (a build tree, or the
@@ -614,7 +885,9 @@ static const ctl_command commands[] = {
     {"listusers", 0, 1, true, cmd_listusers},
     {"status", 0, 0, true, cmd_status},
     {"reload", 0, 0, true, cmd_reload},
+    {"turn-config", 0, 5, true, cmd_turn_config},
     {"check-config", 0, 0, false, cmd_check_config},
+    {"bot", 1, 3, true, cmd_bot},
 };
 
 static int usage_error(const char *problem, const char *what)

@@ -6,6 +6,11 @@
  * documents, archives with paging and "with" filters, deletion, reopening,
  * and durability across kill -9 of a writing process.
  *
+ * With VN_TEST_PG_CONNINFO set (tests/run-tests starts a PostgreSQL server
+ * through tests/integration/pg.py), every group runs a second time on the
+ * PostgreSQL backend, each test in a fresh schema named after its
+ * directory (dropped afterwards): the same tests, the same answers.
+ *
  * The tests of the interface run three times: in synchronous mode (each
  * write durable on return, as vestnikctl uses it), in grouped mode with no
  * batch ever landing before the end (every read answered by the pending
@@ -13,6 +18,7 @@
  * calls (reads over a snapshot and queued writes at once). Then group
  * commit itself: batching, callbacks and their order, kill -9.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -30,6 +36,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <lmdb.h>
 #include <uv.h>
 
@@ -49,16 +56,70 @@ static unsigned calls;
 static uv_loop_t loop;
 static uv_loop_t *store_loop = &loop;
 
+/* PostgreSQL: the server's connection string, NULL while LMDB runs. */
+static const char *pg_base;
+static unsigned pg_write_timeout_ms;
+
+/* The schema of the test whose store directory is path (lower case, as
+ * search_path folds it). */
+static void pg_schema_of(const char *path, char *out, size_t size)
+{
+    const char *dash = strrchr(path, '-');
+    snprintf(out, size, "t_%.6s", dash ? dash + 1 : "none");
+    for (char *c = out; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+}
+
+static PGconn *pg_connect(const char *path)
+{
+    char schema[32];
+    pg_schema_of(path, schema, sizeof schema);
+    char *conninfo = vn_asprintf("%s options='-csearch_path=%s'", pg_base, schema);
+    PGconn *conn = PQconnectdb(conninfo);
+    free(conninfo);
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    return conn;
+}
+
+static void pg_exec(PGconn *conn, const char *sql)
+{
+    PGresult *r = PQexec(conn, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+static void pg_schema(const char *path, bool create)
+{
+    char schema[32], sql[96];
+    pg_schema_of(path, schema, sizeof schema);
+    PGconn *conn = pg_connect(path);
+    snprintf(sql, sizeof sql,
+             create ? "CREATE SCHEMA IF NOT EXISTS \"%s\"" : "DROP SCHEMA IF EXISTS \"%s\" CASCADE",
+             schema);
+    pg_exec(conn, sql);
+    PQfinish(conn);
+}
+
 static vn_store *open_store(const char *path)
 {
     vn_store_options opts = {.backend = "lmdb", .path = path, .map_size_mb = 64};
+    char schema[32];
+    char *conninfo = NULL;
     vn_buf err;
 
+    if (pg_base) {
+        pg_schema_of(path, schema, sizeof schema);
+        conninfo = vn_asprintf("%s options='-csearch_path=%s'", pg_base, schema);
+        opts = (vn_store_options){
+            .backend = "postgresql", .conninfo = conninfo, .write_timeout_ms = pg_write_timeout_ms};
+    }
     vn_buf_init(&err);
     vn_store *s = vn_store_open(&opts, &err);
     if (!s)
         print_error("open %s: %s\n", path, err.data);
     vn_buf_free(&err);
+    free(conninfo);
     if (s && mode != SYNC)
         assert_int_equal(vn_store_attach_loop(s, store_loop), 0);
     return s;
@@ -107,6 +168,8 @@ static int setup(void **state)
     if (!mkdtemp(f->dir))
         return -1;
     snprintf(f->path, sizeof f->path, "%s/db", f->dir);
+    if (pg_base)
+        pg_schema(f->path, true);
     f->s = open_store(f->path);
     *state = f;
     return f->s ? 0 : -1;
@@ -131,6 +194,9 @@ static int teardown(void **state)
 
     close_store(f->s);
     mode = SYNC;
+    pg_write_timeout_ms = 0;
+    if (pg_base)
+        pg_schema(f->path, false);
     remove_tree(f->dir);
     free(f);
     return 0;
@@ -1031,6 +1097,20 @@ static uint64_t committed_txnid(const char *path)
     return id;
 }
 
+/* PostgreSQL: how many transactions wrote the documents and items there
+ * are (each row's xmin names the transaction that wrote it). */
+static long pg_transactions(const char *path)
+{
+    PGconn *conn = pg_connect(path);
+    PGresult *r = PQexec(conn, "SELECT count(DISTINCT x) FROM (SELECT xmin::text AS x FROM vn_docs"
+                               " UNION ALL SELECT xmin::text FROM vn_items) AS w");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    long n = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(conn);
+    return n;
+}
+
 /* Whether another process, opening the store afresh, finds the document:
  * what is on disk, not what this process holds. */
 static bool on_disk(const char *path, const char *key)
@@ -1094,7 +1174,7 @@ static void run_until_seen(size_t n)
 static void test_one_batch_per_loop_turn(void **state)
 {
     fixture *f = *state;
-    uint64_t before = committed_txnid(f->path);
+    uint64_t before = pg_base ? 0 : committed_txnid(f->path);
 
     memset(&seen, 0, sizeof seen);
     seen.path = f->path;
@@ -1110,14 +1190,17 @@ static void test_one_batch_per_loop_turn(void **state)
     run_until_seen(1);
     assert_int_equal(seen.status[0], VN_STORE_OK);
     assert_true(seen.durable[0]);
-    assert_int_equal(committed_txnid(f->path), before + 1);
+    if (pg_base)
+        assert_int_equal(pg_transactions(f->path), 1);
+    else
+        assert_int_equal(committed_txnid(f->path), before + 1);
     assert_int_equal(count(f->s, "u", "mam", NULL), 100);
 }
 
 static void test_writes_during_a_commit_form_the_next_batch(void **state)
 {
     fixture *f = *state;
-    uint64_t before = committed_txnid(f->path);
+    uint64_t before = pg_base ? 0 : committed_txnid(f->path);
     uv_timer_t timer;
 
     memset(&seen, 0, sizeof seen);
@@ -1138,7 +1221,10 @@ static void test_writes_during_a_commit_form_the_next_batch(void **state)
         assert_int_equal(seen.status[i], VN_STORE_OK);
         assert_true(seen.durable[i]);
     }
-    assert_int_equal(committed_txnid(f->path), before + 2);
+    if (pg_base)
+        assert_int_equal(pg_transactions(f->path), 2);
+    else
+        assert_int_equal(committed_txnid(f->path), before + 2);
 }
 
 static void test_durable_callbacks_order_and_cancel(void **state)
@@ -1220,17 +1306,32 @@ static void test_failed_batch_is_reported_and_undone(void **state)
     memset(&seen, 0, sizeof seen);
     seen.path = f->path;
     vn_buf_init(&out);
-    /* More than the 64 MB map in one batch: the commit fails. */
-    for (int i = 0; i < 80; i++) {
+    /* LMDB: more than the 64 MB map in one batch: the commit fails.
+     * PostgreSQL: another session locks the table past the batch's
+     * write_timeout_ms (reads are not blocked by that lock). */
+    PGconn *locker = NULL;
+    if (pg_base) {
+        close_store(f->s);
+        pg_write_timeout_ms = 300;
+        f->s = open_store(f->path);
+        locker = pg_connect(f->path);
+        pg_exec(locker, "BEGIN");
+        pg_exec(locker, "LOCK TABLE vn_docs IN EXCLUSIVE MODE");
+    }
+    for (int i = 0; i < (pg_base ? 3 : 80); i++) {
         char key[16];
         snprintf(key, sizeof key, "big%d", i);
         assert_int_equal(vn_store_put(f->s, "h", "u", "x", key, big, size), VN_STORE_OK);
     }
-    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "big3", &out), VN_STORE_OK);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "big2", &out), VN_STORE_OK);
     vn_store_when_durable(f->s, note, (void *)(intptr_t)1);
     run_until_seen(1);
+    if (locker) {
+        pg_exec(locker, "COMMIT");
+        PQfinish(locker);
+    }
     assert_int_equal(seen.status[0], VN_STORE_ERROR);
-    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "big3", &out), VN_STORE_NOT_FOUND);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "big2", &out), VN_STORE_NOT_FOUND);
     /* The store goes on. */
     put_str(f->s, "h", "u", "x", "k2", "small");
     vn_store_when_durable(f->s, note, (void *)(intptr_t)2);
@@ -1354,6 +1455,101 @@ static void test_grouped_acknowledged_appends_survive_kill9(void **state)
     collected_reset(&c);
 }
 
+/* ---- PostgreSQL only ---- */
+
+static void test_pg_open_errors(void **state)
+{
+    (void)state;
+    vn_buf err;
+
+    vn_buf_init(&err);
+    vn_store_options opts = {.backend = "postgresql", .conninfo = "host=/nonexistent port=1"};
+    assert_null(vn_store_open(&opts, &err));
+    assert_non_null(strstr(err.data, "PostgreSQL"));
+    vn_buf_reset(&err);
+    opts.conninfo = "no-such-key=1";
+    assert_null(vn_store_open(&opts, &err));
+    assert_non_null(strstr(err.data, "no-such-key"));
+    vn_buf_free(&err);
+}
+
+static void test_pg_schema_versions(void **state)
+{
+    fixture *f = *state;
+    char schema[32];
+    vn_buf report;
+
+    pg_schema_of(f->path, schema, sizeof schema);
+    char *conninfo = vn_asprintf("%s options='-csearch_path=%s'", pg_base, schema);
+    vn_store_options opts = {.backend = "postgresql", .conninfo = conninfo};
+    vn_buf_init(&report);
+    /* Opening migrated it; migrating again finds nothing to do. */
+    assert_int_equal(vn_store_pg_migrate(&opts, &report), 0);
+    assert_non_null(strstr(report.data, "at version 1"));
+
+    PGconn *conn = pg_connect(f->path);
+    PGresult *r = PQexec(conn, "SELECT version, description FROM vn_schema_migrations");
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    /* A schema from a newer vestnik is refused, not written. */
+    pg_exec(conn, "INSERT INTO vn_schema_migrations (version, description) VALUES (999, 'x')");
+    vn_buf_reset(&report);
+    assert_null(vn_store_open(&opts, &report));
+    assert_non_null(strstr(report.data, "version 999"));
+    pg_exec(conn, "DELETE FROM vn_schema_migrations WHERE version = 999");
+    PQfinish(conn);
+    vn_buf_free(&report);
+    free(conninfo);
+}
+
+/* Two vestnikd nodes on one database: both assign the same id to their
+ * appends before either batch lands; the counter row in the transaction
+ * keeps the stored ids distinct and increasing. */
+static void test_pg_ids_unique_across_nodes(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+    uint64_t a, b;
+
+    close_store(f->s);
+    mode = GROUPED;
+    f->s = open_store(f->path);
+    vn_store *other = open_store(f->path);
+    assert_non_null(other);
+    assert_int_equal(vn_archive_append(f->s, "h", "room", "muc", 1000, "", "one", 3, &a), 0);
+    assert_int_equal(vn_archive_append(other, "h", "room", "muc", 1000, "", "two", 3, &b), 0);
+    assert_int_equal(a, b);
+    vn_store_flush(f->s);
+    vn_store_flush(other);
+    mode = SYNC;
+    close_store(other);
+    close_store(f->s);
+    f->s = open_store(f->path);
+    assert_true(query(f->s, "room", "muc", NULL, &c));
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.items[0].id, 1000);
+    assert_int_equal(c.items[1].id, 1001);
+    assert_int_equal(count(f->s, "room", "muc", NULL), 2);
+
+    /* A node reading in grouped mode sees another node's writes once its
+     * snapshot is renewed, within snapshot_max_age_ms (200 by default). */
+    close_store(f->s);
+    mode = GROUPED;
+    f->s = open_store(f->path);
+    other = open_store(f->path);
+    vn_buf out;
+    vn_buf_init(&out);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "k", &out), VN_STORE_NOT_FOUND);
+    assert_int_equal(vn_store_put(other, "h", "u", "x", "k", "v", 1), VN_STORE_OK);
+    vn_store_flush(other);
+    usleep(250 * 1000);
+    assert_int_equal(vn_store_get(f->s, "h", "u", "x", "k", &out), VN_STORE_OK);
+    close_store(other);
+    vn_buf_free(&out);
+    collected_reset(&c);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1381,6 +1577,14 @@ int main(void)
         T(test_two_handles_see_each_others_writes),
         T(test_acknowledged_appends_survive_kill9),
     };
+    const struct CMUnitTest pg_sync_tests[] = {
+        T(test_pg_open_errors),
+        INTERFACE_TESTS(setup),
+        T(test_two_handles_see_each_others_writes),
+        T(test_acknowledged_appends_survive_kill9),
+        T(test_pg_schema_versions),
+        T(test_pg_ids_unique_across_nodes),
+    };
     const struct CMUnitTest grouped_tests[] = {INTERFACE_TESTS(setup_grouped)};
     const struct CMUnitTest landing_tests[] = {INTERFACE_TESTS(setup_landing)};
     const struct CMUnitTest group_commit_tests[] = {
@@ -1402,6 +1606,18 @@ int main(void)
     failed += cmocka_run_group_tests_name("grouped, nothing landed", grouped_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("grouped, landing", landing_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("group commit", group_commit_tests, NULL, NULL);
+    pg_base = getenv("VN_TEST_PG_CONNINFO");
+    if (pg_base && pg_base[0]) {
+        failed += cmocka_run_group_tests_name("postgresql, synchronous", pg_sync_tests, NULL, NULL);
+        failed += cmocka_run_group_tests_name("postgresql, grouped, nothing landed", grouped_tests,
+                                              NULL, NULL);
+        failed +=
+            cmocka_run_group_tests_name("postgresql, grouped, landing", landing_tests, NULL, NULL);
+        failed +=
+            cmocka_run_group_tests_name("postgresql, group commit", group_commit_tests, NULL, NULL);
+    } else {
+        print_message("# VN_TEST_PG_CONNINFO not set: the PostgreSQL backend is not tested\n");
+    }
     uv_loop_close(&loop);
     return failed;
 }
