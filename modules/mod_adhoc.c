@@ -181,6 +181,7 @@ static void send_outcome(const vn_event *ev, const vn_adhoc_command *c, adhoc_se
     const char *lang = request_lang(ev);
 
     if (out->form) {
+        vn_stanza_free(out->result);
         if (!session && !(session = session_open(c->node, ev->from))) {
             vn_stanza_free(out->form);
             vn_route_error(ev->stanza, "wait", "resource-constraint",
@@ -197,6 +198,8 @@ static void send_outcome(const vn_event *ev, const vn_adhoc_command *c, adhoc_se
         return;
     }
     vn_stanza *reply = command_reply(ev, c->node, session ? session->id : NULL, "completed");
+    if (out->result)
+        vn_stanza_append(vn_stanza_first_element(reply), out->result);
     if (out->note) {
         static const char *const types[] = {"info", "warn", "error"};
         vn_stanza *note = vn_stanza_add_text_child(vn_stanza_first_element(reply), "note",

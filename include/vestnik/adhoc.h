@@ -32,12 +32,14 @@ typedef enum { VN_ADHOC_INFO, VN_ADHOC_WARN, VN_ADHOC_ERROR } vn_adhoc_note_type
 
 typedef struct vn_adhoc_reply {
     vn_stanza *form;              /* to show (status executing); taken by mod_adhoc */
+    vn_stanza *result;            /* a form of type 'result' shown with status completed
+                                   * (what a command looked up); taken by mod_adhoc */
     const char *note;             /* msgid: the outcome (status completed) */
     vn_adhoc_note_type note_type; /* VN_ADHOC_ERROR: the command failed */
 } vn_adhoc_reply;
 
 /* Fills reply: a form asks for the next step, else the command completed
- * with its note. Runs on the loop thread. */
+ * with its result and note. Runs on the loop thread. */
 typedef void (*vn_adhoc_fn)(const vn_adhoc_request *req, vn_adhoc_reply *reply, void *ud);
 
 /* Offers a command on every local host's JID, to its own accounts. node is
