@@ -340,6 +340,15 @@ static void dispatch(admin_client *c, int n_fields, char **fields)
         commands[i].run(c, fields + 1);
         return;
     }
+    vn_admin_command cmd = {
+        .fields = (const char *const *)fields, .n_fields = n_fields, .reply = &c->reply};
+    vn_event ev = {.data = &cmd};
+    vn_buf_reset(&c->reply);
+    if (vn_hook_run("admin/command", &ev) == VN_HANDLED && c->reply.len > 0) {
+        vn_log_debug("admin: %s (a module's)", fields[0]);
+        reply_send(c);
+        return;
+    }
     reply_error(c, "unknown command");
 }
 

@@ -10,7 +10,9 @@
  * Commands: status; reload; adduser HOST USER PASSWORD;
  * passwd HOST USER PASSWORD; deluser HOST USER; listusers HOST.
  * Bodies: status, one line; listusers, one username (localpart) per line;
- * a failed reload, the configuration errors.
+ * a failed reload, the configuration errors. Modules serve further
+ * commands through the "admin/command" hook (module.h), e.g. mod_services'
+ * bot add|list|remove.
  */
 #ifndef VESTNIK_ADMIN_PROTOCOL_H
 #define VESTNIK_ADMIN_PROTOCOL_H

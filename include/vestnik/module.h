@@ -92,6 +92,13 @@ typedef struct vn_session vn_session; /* a bound client resource */
  *   "disco/account-info" the same for an account's bare JID (ev->to);
  *                    add the features served on the account's behalf
  *   "host/reload"     after SIGHUP reloaded the config
+ *   "admin/command"   a request on the admin socket (vestnikctl) that the
+ *                    core does not serve itself; ev->data is a
+ *                    vn_admin_command. A handler that knows fields[0]
+ *                    appends its whole answer to reply ("ok\n" and body
+ *                    lines, or "error MESSAGE\n", admin_protocol's format)
+ *                    and returns VN_HANDLED, at once; unhandled, the
+ *                    client gets "error unknown command"
  */
 typedef enum { VN_PASS = 0, VN_HANDLED = 1 } vn_hook_result;
 
@@ -105,6 +112,12 @@ typedef struct vn_event {
 } vn_event;
 
 typedef vn_hook_result (*vn_hook_fn)(vn_event *ev, void *ud);
+
+typedef struct vn_admin_command {
+    const char *const *fields; /* the command, then its arguments */
+    int n_fields;
+    vn_buf *reply; /* empty; the handler writes the answer here */
+} vn_admin_command;
 
 typedef struct vn_unauthenticated_iq {
     vn_stanza *reply;    /* set by the handler; the stream writes and frees it */
