@@ -28,6 +28,9 @@ VN_REQUIRE_PEERS=1 (CI).
 """
 
 import asyncio
+import os
+import re
+import subprocess
 import tempfile
 import time
 
@@ -67,7 +70,7 @@ MODULES = ('roster', 'presence', 'offline', 'carbons', 'mam', 'blocking', 'adhoc
 class Server(harness.Server):
     def __init__(self):
         self.https_port, = harness.free_ports(1)
-        self.turn_port, = calls.free_udp_tcp_ports(1)
+        self.turn_port, self.turns_port = calls.free_udp_tcp_ports(2)
         super().__init__()
 
     def write_config(self):
@@ -86,7 +89,8 @@ c2s:
                  f'    stun_port: {self.turn_port}\n'
                  f'    turn_host: 127.0.0.1\n'
                  f'    turn_port: {self.turn_port}\n'
-                 f'    turn_secret: {TURN_SECRET}\n')
+                 f'    turn_secret: {TURN_SECRET}\n'
+                 f'    turns_port: {self.turns_port}\n')
         with open(self.config_path, 'w') as f:
             f.write(text)
 
@@ -399,17 +403,58 @@ def test_blocked_caller_gets_an_error():
 # ------------------------------------------------------ a call in browsers
 
 
+def turn_config(*args):
+    return subprocess.run([server.ctl, '-c', server.config_path, 'turn-config'] + list(args),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+
+
 def coturn_config(directory):
-    relay_min, = calls.free_udp_tcp_ports(1)
-    return ('listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port=%d\n'
-            'min-port=%d\nmax-port=%d\nuse-auth-secret\nstatic-auth-secret=%s\n'
-            'realm=%s\nfingerprint\nno-tls\nno-dtls\nno-multicast-peers\n'
-            % (server.turn_port, 49152, 65535, TURN_SECRET, D))
+    """What `vestnikctl turn-config` writes for this server, read back."""
+    relay_min = 40000 + server.turn_port % 20000
+    path = os.path.join(directory, 'written.conf')
+    result = turn_config('--listening-ip=127.0.0.1', '--allow-loopback-peers',
+                         '--relay-ports=%d-%d' % (relay_min, relay_min + 200), path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.stat(path).st_mode & 0o777 == 0o640, oct(os.stat(path).st_mode)
+    with open(path) as f:
+        text = f.read()
+    lines = text.splitlines()
+    for line in ('use-auth-secret', 'static-auth-secret=' + TURN_SECRET, 'realm=' + D,
+                 'listening-port=%d' % server.turn_port,
+                 'tls-listening-port=%d' % server.turns_port, 'listening-ip=127.0.0.1',
+                 'min-port=%d' % relay_min, 'allow-loopback-peers',
+                 'denied-peer-ip=10.0.0.0-10.255.255.255',
+                 'cert=%s/certs/%s.crt' % (server.data_dir, D)):
+        assert line in lines, (line, text)
+    return text
+
+
+def test_turn_config_needs_the_secret():
+    other = os.path.join(server.dir, 'no-secret.yaml')
+    with open(server.config_path) as f:
+        text = f.read().replace('turn_secret: %s' % TURN_SECRET, 'turn_secret: ""')
+    with open(other, 'w') as f:
+        f.write(text)
+    result = subprocess.run([server.ctl, '-c', other, 'turn-config'], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and 'turn_secret' in result.stderr, result.stderr
+    result = turn_config('--relay-ports=9-5')
+    assert result.returncode == 2 and 'relay-ports' in result.stderr, result.stderr
+    result = turn_config()  # to standard output
+    assert result.returncode == 0 and 'static-auth-secret=%s\n' % TURN_SECRET in result.stdout
+
+
+def coturn_permissions(coturn, user):
+    """How often coturn let user's allocations reach a peer (permissions and
+    channel bindings, which relay-only ICE needs before any media)."""
+    with open(coturn.log_path, errors='replace') as f:
+        return len(re.findall(r'user <[0-9]+:%s>: incoming packet (?:CREATE_PERMISSION|'
+                              r'CHANNEL_BIND) processed, success' % re.escape(user), f.read()))
 
 
 async def test_call_through_coturn_only():
-    tmp = tempfile.mkdtemp(prefix='vestnik-voice-')
-    coturn = calls.Coturn(tmp, coturn_config(tmp), ['--allow-loopback-peers', '-v'])
+    tmp = tempfile.mkdtemp(prefix='voice-', dir=server.dir)
+    coturn = calls.Coturn(tmp, coturn_config(tmp))
     coturn.start(server.turn_port)
     bundle = calls.bundle(tmp)
     alice = calls.Peer(bundle, tmp, 'alice', ALICE_HZ)
@@ -428,21 +473,25 @@ async def test_call_through_coturn_only():
         await asyncio.sleep(1)
         heard_by_alice, heard_by_bob = await asyncio.gather(
             alice.listen(3, [ALICE_HZ, BOB_HZ]), bob.listen(3, [ALICE_HZ, BOB_HZ]))
-        stats = await alice.stats()
+        stats, bob_stats = await asyncio.gather(alice.stats(), bob.stats())
         print('# alice hears %s, bob hears %s; alice stats %s'
               % (heard_by_alice, heard_by_bob, stats))
         assert calls.heard(heard_by_alice) == [BOB_HZ], heard_by_alice
         assert calls.absent(heard_by_alice) == [ALICE_HZ], heard_by_alice
         assert calls.heard(heard_by_bob) == [ALICE_HZ], heard_by_bob
         assert calls.absent(heard_by_bob) == [BOB_HZ], heard_by_bob
-        assert stats['localCandidate'] == 'relay', stats
+        for got in (stats, bob_stats):
+            assert got['localCandidate'] == 'relay' and got['remoteCandidate'] == 'relay', got
+            assert got['packetsReceived'] > 50, got
         assert stats['codec'] == 'audio/opus', stats
         await alice.hangup()
         await bob.wait_event(lambda e: e.get('event') == 'terminated')
+        await bob.wait_event(lambda e: e.get('event') == 'jmi' and e['action'] == 'finish')
     finally:
         await asyncio.gather(alice.stop(), bob.stop())
         coturn.stop()
-        print('# coturn log:\n# ' + coturn.log_tail(15).replace('\n', '\n# '))
+    for user in (ALICE, BOB):
+        assert coturn_permissions(coturn, user) > 0, (user, coturn.log_tail())
 
 
 def browser_test():
@@ -469,4 +518,4 @@ if __name__ == '__main__':
                  test_call_signals_flow_between_full_jids,
                  test_missed_call_offline_and_in_the_archive, test_push_summary_marks_a_call,
                  test_strangers_declined_when_the_account_says_so,
-                 test_blocked_caller_gets_an_error, browser_test()], server=server, setup=setup, timeout=180)
+                 test_blocked_caller_gets_an_error, test_turn_config_needs_the_secret, browser_test()], server=server, setup=setup, timeout=180)

@@ -165,8 +165,10 @@ class Coturn:
     def start(self, port, timeout=15):
         with open(self.log_path, 'ab') as log:
             self.proc = subprocess.Popen(
-                [TURNSERVER, '-c', self.config_path, '--log-file', 'stdout', '--no-cli',
-                 '--pidfile', os.path.join(self.dir, 'turnserver.pid')] + self.args,
+                # Verbose: the log tells each allocation's relayed packets.
+                [TURNSERVER, '-c', self.config_path, '--log-file', 'stdout', '--no-cli', '-v',
+                 '--pidfile', os.path.join(self.dir, 'turnserver.pid'),
+                 '--userdb', os.path.join(self.dir, 'turndb')] + self.args,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:
