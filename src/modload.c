@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "vestnik/module.h"
 
@@ -94,6 +95,10 @@ static void module_close(vn_module *m)
     /* Session data the module left behind would call into unmapped code. */
     if (dladdr(m->def, &info))
         vn_sessions_drop_module_data(info.dli_fbase);
+    /* So would the close callbacks of handles it closed on the loop (the
+     * uv_async of a module's own thread): they run now. */
+    if (vn_server_loop())
+        uv_run(vn_server_loop(), UV_RUN_NOWAIT);
     dlclose(m->handle);
     free(m);
 }
