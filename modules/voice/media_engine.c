@@ -157,11 +157,8 @@ static void close_handle(uv_handle_t *h)
 
 static void shut_down(vc_engine *e)
 {
-    while (e->confs) {
-        vc_conf *c = e->confs;
-        while (c->legs && c == e->confs)
-            vc_leg_release(c->legs); /* the last one frees c */
-    }
+    while (e->confs) /* a call has legs until its last one goes, which frees it */
+        vc_leg_release(e->confs->legs);
     close_handle((uv_handle_t *)&e->tick);
     close_handle((uv_handle_t *)&e->cmd_async);
 }
@@ -196,13 +193,6 @@ static void on_commands(uv_async_t *async)
     }
 }
 
-static void schedule_tick(vc_engine *e)
-{
-    uint64_t now = vc_now_ms();
-    uint64_t wait = e->tick_due_ms > now ? e->tick_due_ms - now : 0;
-    uv_timer_start(&e->tick, NULL, wait, 0);
-}
-
 static void on_tick(uv_timer_t *t)
 {
     vc_engine *e = t->data;
@@ -219,7 +209,8 @@ static void on_tick(uv_timer_t *t)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     atomic_store(&e->cpu_ns, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-    schedule_tick(e);
+    now = vc_now_ms();
+    uv_timer_start(&e->tick, on_tick, e->tick_due_ms > now ? e->tick_due_ms - now : 0, 0);
 }
 
 static void *media_thread(void *arg)

@@ -1,6 +1,6 @@
 /* srtp_session.c - a leg's SRTP and SRTCP contexts (libsrtp2), keyed from
  * DTLS. One session holds both directions: the inbound stream takes any SSRC
- * the remote uses, the outbound one ours. libsrtp2's replay window and
+ * the remote uses, the outbound one is our SSRC. libsrtp2's replay window and
  * authentication check drop forged, damaged and replayed packets; we count
  * them and go on. */
 #include <pthread.h>
@@ -42,7 +42,8 @@ int vc_srtp_start(vc_leg *leg, bool gcm, const uint8_t *tx_key, const uint8_t *r
     in.key = rx;
     in.window_size = 1024;
     in.next = &out;
-    out.ssrc.type = ssrc_any_outbound;
+    out.ssrc.type = ssrc_specific; /* one wildcard per session: the inbound one */
+    out.ssrc.value = leg->ssrc;
     out.key = tx;
     out.window_size = 1024;
     int rc = srtp_create(&leg->srtp, &in) == srtp_err_status_ok ? 0 : -1;
