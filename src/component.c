@@ -635,6 +635,15 @@ bool vn_components_route(const vn_stanza *st, const vn_jid *to)
     return true;
 }
 
+bool vn_is_component(const char *domain)
+{
+    component *comp = NULL;
+
+    if (domain)
+        HASH_FIND_STR(components, domain, comp);
+    return comp != NULL;
+}
+
 static void component_free(component *comp)
 {
     if (comp->stream)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../modules/services/botapi_store.h"
+#include "../modules/services/registry_store.h"
 #include "accounts.h"
 #include "admin_protocol.h"
 #include "conf_tree.h"
@@ -69,6 +70,9 @@ static void usage(void)
              "  bot add NAME [HOST]     create a Bot API bot NAME@bots.HOST; prints its token\n"
              "  bot list [HOST]         list the bots of HOST (default: the first host)\n"
              "  bot remove NAME [HOST]  delete a bot, its token and its state\n"
+             "  services list [HOST]    list the services (directory, consent counters)\n"
+             "  services verify|unverify|suspend|resume SERVICE\n"
+             "                          set the operator's badge, or suspend a service\n"
              "\n"
              "options:\n"
              "  -c, --config FILE  configuration file (default %s/vestnik.yaml)\n"
@@ -658,6 +662,90 @@ static int cmd_bot(ctl *c, char **args, int n_args)
     return rc;
 }
 
+/* ---- services of the services platform (modules/services/registry_store.h) ---- */
+
+static bool service_print(const service_record *r, void *ud)
+{
+    printf("%s\t%s\t%s\t%s%s\tsent=%" PRIu64 " received=%" PRIu64 " refused=%" PRIu64
+           " broadcasts=%" PRIu64 "\n",
+           r->jid, r->category ? r->category : "-", r->name ? r->name : "-",
+           r->verified ? "verified" : "unverified", r->suspended ? ",suspended" : "", r->sent,
+           r->received, r->refused, r->broadcasts);
+    return true;
+}
+
+/* The command on the store of a stopped server. */
+static int services_direct(const vn_config *cfg, const char *op, const char *arg)
+{
+    bool missing, list = strcmp(op, "list") == 0, found = false;
+    vn_store *store = store_open(cfg, false, &missing);
+    int rc = EXIT_OK;
+
+    if (!store)
+        return missing && list ? EXIT_OK : EXIT_FAIL;
+    for (size_t i = 0; i < cfg->n_hosts && rc == EXIT_OK; i++) {
+        const char *host = cfg->hosts[i].name;
+        service_record r;
+        if (list) {
+            if ((!arg || strcmp(arg, host) == 0) &&
+                service_record_foreach(store, host, service_print, NULL) == VN_STORE_ERROR)
+                rc = EXIT_FAIL;
+            continue;
+        }
+        int got = service_record_get(store, host, arg, &r);
+        if (got == VN_STORE_ERROR)
+            rc = EXIT_FAIL;
+        if (got != VN_STORE_OK)
+            continue;
+        found = true;
+        if (strcmp(op, "verify") == 0 || strcmp(op, "unverify") == 0)
+            r.verified = strcmp(op, "verify") == 0;
+        else
+            r.suspended = strcmp(op, "suspend") == 0;
+        if (service_record_put(store, host, &r) != VN_STORE_OK)
+            rc = EXIT_FAIL;
+        service_record_free(&r);
+    }
+    vn_store_close(store);
+    if (!list && !found && rc == EXIT_OK) {
+        fprintf(stderr, _("vestnikctl: no such service %s\n"), arg);
+        rc = EXIT_FAIL;
+    }
+    return rc;
+}
+
+/* services list [HOST], services verify|unverify|suspend|resume SERVICE. */
+static int cmd_services(ctl *c, char **args, int n_args)
+{
+    static const char *const ops[] = {"list", "verify", "unverify", "suspend", "resume"};
+    const char *op = args[0];
+    bool known = false, list = strcmp(op, "list") == 0;
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+        known = known || strcmp(op, ops[i]) == 0;
+    if (!known)
+        return usage_error(_("unknown services command: "), op);
+    if (list ? n_args > 2 : n_args != 2)
+        return usage_error(_("wrong number of arguments for services "), op);
+    const char *arg = n_args == 2 ? args[1] : NULL;
+    const char *fields[] = {"services", op, arg};
+    vn_buf answer;
+    const char *body;
+    int rc = EXIT_FAIL;
+    vn_buf_init(&answer);
+    switch (admin_request(c->cfg->admin_socket, fields, arg ? 3 : 2, &answer)) {
+    case ADMIN_ANSWERED:
+        if (admin_answer(&answer, &body) == 0) {
+            fputs(body, stdout);
+            rc = EXIT_OK;
+        }
+        break;
+    case ADMIN_NOT_RUNNING: rc = services_direct(c->cfg, op, arg); break;
+    case ADMIN_FAILED: break;
+    }
+    vn_buf_free(&answer);
+    return rc;
+}
+
 /* ---- the server ---- */
 
 static int server_command(ctl *c, const char *command)
@@ -888,6 +976,7 @@ static const ctl_command commands[] = {
     {"turn-config", 0, 5, true, cmd_turn_config},
     {"check-config", 0, 0, false, cmd_check_config},
     {"bot", 1, 3, true, cmd_bot},
+    {"services", 1, 2, true, cmd_services},
 };
 
 static int usage_error(const char *problem, const char *what)

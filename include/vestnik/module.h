@@ -146,6 +146,9 @@ void vn_route_fanout(const vn_stanza *st, const char *const *to, size_t n);
 void vn_route_durable(vn_stanza *st);
 
 bool vn_is_local_host(const char *domain);
+/* Is domain served by a configured external component (XEP-0114)? Its
+ * stanzas' 'from' is checked against it, so a service can tell them. */
+bool vn_is_component(const char *domain);
 /* The configured hosts, NULL-terminated. */
 const char *const *vn_local_hosts(void);
 

@@ -521,6 +521,14 @@ static int cnf_key(const json_t *payload, vn_cred_key **out)
     return vn_cred_key_from_jwk(jwk, out) == 0 ? 0 : VN_CRED_ENOCNF;
 }
 
+static bool paths_ok(const vn_sdjwt_present_params *p)
+{
+    for (size_t k = 0; k < p->n_paths; k++)
+        if (!p->paths || !p->paths[k] || !*p->paths[k])
+            return false;
+    return true;
+}
+
 static int make_kb(const vn_sdjwt_present_params *p, const char *presented, char **kb)
 {
     json_t *header = json_pack("{s:s}", "typ", VN_SDJWT_KB_TYP);
@@ -540,7 +548,7 @@ int vn_sdjwt_present(const char *sdjwt, size_t len, const vn_sdjwt_present_param
     *out = NULL;
     if (bad_path)
         *bad_path = NULL;
-    if (!p || (p->n_paths && !p->paths) ||
+    if (!p || (p->n_paths && !p->paths) || !paths_ok(p) ||
         (p->holder_key && (!p->aud || !p->nonce || !vn_cred_key_has_private(p->holder_key))))
         return VN_CRED_EINVAL;
     vn_sdjwt *sd;
@@ -610,18 +618,34 @@ static int fail(vn_sdjwt_verified *r, int err, const char *what)
     return err;
 }
 
+/* Seconds from a JSON number (a NumericDate may have a fraction), within
+ * +-2^62 so that adding a leeway or an age cannot overflow. */
+static bool seconds(const json_t *v, int64_t *t)
+{
+    const double limit = 4611686018427387904.0; /* 2^62 */
+    if (json_is_integer(v) && json_integer_value(v) < (json_int_t)limit &&
+        json_integer_value(v) > -(json_int_t)limit) {
+        *t = (int64_t)json_integer_value(v);
+        return true;
+    }
+    if (json_is_real(v) && json_real_value(v) < limit && json_real_value(v) > -limit) {
+        *t = (int64_t)json_real_value(v);
+        return true;
+    }
+    return false;
+}
+
 /* A NumericDate member: true with *t, false when absent; *bad when it is
- * present but not a number. */
+ * present but not a number in range. */
 static bool numeric_date(const json_t *obj, const char *name, int64_t *t, bool *bad)
 {
     const json_t *v = json_object_get(obj, name);
     if (!v)
         return false;
-    if (!json_is_number(v)) {
+    if (!seconds(v, t)) {
         *bad = true;
         return false;
     }
-    *t = (int64_t)json_number_value(v);
     return true;
 }
 
@@ -632,7 +656,7 @@ static int check_times(const json_t *payload, const vn_sdjwt_verify_params *p, i
     int64_t t;
     if (numeric_date(payload, "exp", &t, &bad)) {
         r->exp = t;
-        if (now > t + p->leeway)
+        if (now - p->leeway > t)
             return fail(r, VN_CRED_EEXPIRED, "exp");
     }
     if (numeric_date(payload, "nbf", &t, &bad) && now + p->leeway < t)
@@ -662,14 +686,15 @@ static int check_kb(const vn_sdjwt *sd, const char *s, size_t len, const vn_sdjw
     const char *aud = json_string_value(json_object_get(payload, "aud"));
     const char *nonce = json_string_value(json_object_get(payload, "nonce"));
     const char *sd_hash = json_string_value(json_object_get(payload, "sd_hash"));
-    const json_t *iat = json_object_get(payload, "iat");
+    int64_t iat = 0;
+    bool iat_ok = seconds(json_object_get(payload, "iat"), &iat);
     /* sd_hash covers everything before the KB-JWT, the last '~' included. */
     size_t presented = len - strlen(sd->kb_jwt);
     char *expect = vn_b64url_sha256(s, presented);
     int64_t max_age = p->kb_max_age ? p->kb_max_age : DEFAULT_KB_MAX_AGE;
     if (!typ || strcmp(typ, VN_SDJWT_KB_TYP) != 0)
         rc = fail(r, VN_CRED_EKB, "typ");
-    else if (!aud || !nonce || !sd_hash || !json_is_number(iat))
+    else if (!aud || !nonce || !sd_hash || !iat_ok)
         rc = fail(r, VN_CRED_EKB, !aud ? "aud" : !nonce ? "nonce" : !sd_hash ? "sd_hash" : "iat");
     else if (strcmp(sd_hash, expect) != 0)
         rc = fail(r, VN_CRED_ESDHASH, sd_hash);
@@ -677,12 +702,11 @@ static int check_kb(const vn_sdjwt *sd, const char *s, size_t len, const vn_sdjw
         rc = fail(r, VN_CRED_EAUD, aud);
     else if (p->nonce && strcmp(nonce, p->nonce) != 0)
         rc = fail(r, VN_CRED_ENONCE, nonce);
-    else if ((int64_t)json_number_value(iat) > now + p->leeway ||
-             (int64_t)json_number_value(iat) < now - max_age - p->leeway)
+    else if (iat > now + p->leeway || iat < now - max_age - p->leeway)
         rc = fail(r, VN_CRED_ESTALE, "iat");
     if (rc == 0) {
         r->key_bound = true;
-        r->kb_iat = (int64_t)json_number_value(iat);
+        r->kb_iat = iat;
         snprintf(r->sd_hash, sizeof(r->sd_hash), "%s", sd_hash);
         snprintf(r->nonce, sizeof(r->nonce), "%s", nonce);
     }

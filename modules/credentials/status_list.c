@@ -163,7 +163,7 @@ int vn_status_list_verify(const char *jwt, size_t len, const vn_cred_key *key, c
         rc = VN_CRED_ETYP;
     else if (!sub || (uri && strcmp(sub, uri) != 0))
         rc = VN_CRED_ESTATUS;
-    else if (exp && (!json_is_integer(exp) || json_integer_value(exp) + leeway < now))
+    else if (exp && (!json_is_integer(exp) || json_integer_value(exp) < now - leeway))
         rc = VN_CRED_ESTATUS;
     else if (!json_is_integer(b) || json_integer_value(b) > 8 ||
              !bits_ok((unsigned)json_integer_value(b)))

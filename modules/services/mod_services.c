@@ -11,6 +11,8 @@
 
 #include "services.h"
 
+static const char *const assistant_engines[] = {"rules", NULL};
+
 static const vn_config_key services_keys[] = {
     /* ---- Bot API (botapi*.c): the Telegram Bot API under /bot<token>/ */
     {.name = "bot_domain_prefix", .type = VN_CONF_STRING, .default_value = "bots"},
@@ -56,6 +58,57 @@ static const vn_config_key services_keys[] = {
      .max = 86400},
     {.name = "bot_webhook_allow_http", .type = VN_CONF_BOOL, .default_value = "false"},
     {.name = "bot_webhook_ca_file", .type = VN_CONF_STRING, .default_value = ""},
+    /* ---- the platform (platform.h): directory, consent, broadcasts, audit */
+    {.name = "directory_prefix", .type = VN_CONF_STRING, .default_value = "services"},
+    {.name = "consent_required", .type = VN_CONF_BOOL, .default_value = "true"},
+    {.name = "service_message_rate",
+     .type = VN_CONF_INT,
+     .default_value = "20",
+     .min = 0,
+     .max = 1000000},
+    {.name = "service_message_burst",
+     .type = VN_CONF_INT,
+     .default_value = "100",
+     .min = 1,
+     .max = 1000000},
+    {.name = "service_daily_quota",
+     .type = VN_CONF_INT,
+     .default_value = "100000",
+     .min = 0,
+     .max = 1000000000},
+    {.name = "service_max_audiences",
+     .type = VN_CONF_INT,
+     .default_value = "100",
+     .min = 1,
+     .max = 100000},
+    {.name = "broadcast_max_audience",
+     .type = VN_CONF_INT,
+     .default_value = "10000",
+     .min = 1,
+     .max = 1000000},
+    {.name = "broadcasts_per_hour",
+     .type = VN_CONF_INT,
+     .default_value = "30",
+     .min = 1,
+     .max = 100000},
+    {.name = "audit_retention_days",
+     .type = VN_CONF_INT,
+     .default_value = "90",
+     .min = 1,
+     .max = 3650},
+    /* ---- the assistant (assistant.h) */
+    {.name = "assistant_knowledge_base", .type = VN_CONF_STRING, .default_value = ""},
+    {.name = "assistant_engine",
+     .type = VN_CONF_STRING,
+     .default_value = "rules",
+     .choices = assistant_engines},
+    {.name = "assistant_name", .type = VN_CONF_STRING, .default_value = "assistant"},
+    {.name = "assistant_documents_prefix", .type = VN_CONF_STRING, .default_value = "documents"},
+    {.name = "assistant_request_timeout",
+     .type = VN_CONF_INT,
+     .default_value = "900",
+     .min = 60,
+     .max = 86400},
     {.name = NULL},
 };
 
@@ -68,6 +121,8 @@ typedef struct services_part {
 
 static const services_part parts[] = {
     {"botapi", botapi_start, botapi_stop, botapi_reload},
+    {"platform", platform_start, platform_stop, platform_reload},
+    {"assistant", assistant_start, assistant_stop, assistant_reload},
 };
 #define PART_COUNT (sizeof parts / sizeof parts[0])
 

@@ -27,5 +27,30 @@ vn_module *services_module(void);
 int botapi_start(vn_module *m);
 void botapi_stop(vn_module *m);
 void botapi_reload(vn_module *m);
+/* The platform (platform.h): registry, directory, consent, broadcasts,
+ * audit; then the assistant (assistant.h). */
+int platform_start(vn_module *m);
+void platform_stop(vn_module *m);
+void platform_reload(vn_module *m);
+int assistant_start(vn_module *m);
+void assistant_stop(vn_module *m);
+void assistant_reload(vn_module *m);
+
+/* ---- consent, for every way a service talks to users (consent.c) ----
+ * A service (a component's domain, a bot's bare JID) may message a user
+ * only after the user started it (xeps/services-bus.md, "Consent"). */
+typedef enum {
+    CONSENT_NONE,    /* never started: the service may not message */
+    CONSENT_STARTED, /* may message and include in broadcasts */
+    CONSENT_MUTED,   /* may answer, but broadcasts skip the user */
+    CONSENT_STOPPED, /* stopped by the user: may not message */
+} consent_state;
+/* May service_id send user (a local account's bare JID) a message now,
+ * as part of a broadcast or not? NULL if so; else why not (a msgid, for
+ * an error text), and the refusal is counted against the service. */
+const char *services_consent_check(const char *service_id, const char *host, const char *user,
+                                   bool broadcast);
+/* The user wrote to the service (or pressed start): started, unless muted. */
+void services_consent_started(const char *service_id, const char *host, const char *user);
 
 #endif

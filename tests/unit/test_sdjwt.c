@@ -645,6 +645,29 @@ static void test_conflicting_disclosure(void **state)
     free(disc);
 }
 
+/* NumericDates out of any sane range are malformed, not overflowed. */
+static void test_out_of_range_dates(void **state)
+{
+    fixture *f = *state;
+    json_t *h = json_pack("{s:s}", "typ", "dc+sd-jwt");
+    json_t *dates[] = {json_integer(INT64_MAX), json_integer(INT64_MIN), json_real(1e300),
+                       json_string("tomorrow")};
+    for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+        json_t *pl =
+            json_pack("{s:s, s:i, s:s, s:o}", "iss", ISS, "iat", NOW, "vct", VCT, "exp", dates[i]);
+        char *jwt, *s = NULL;
+        assert_int_equal(vn_jws_sign_json(f->issuer, h, NULL, pl, &jwt), 0);
+        assert_true(asprintf(&s, "%s~", jwt) > 0);
+        vn_sdjwt_verify_params p = vparams(f);
+        p.require_kb = false;
+        expect_refused(f, s, &p, VN_CRED_EMALFORMED);
+        free(s);
+        free(jwt);
+        json_decref(pl);
+    }
+    json_decref(h);
+}
+
 /* ---- status lists ---- */
 
 static void test_status_list(void **state)
@@ -759,6 +782,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_present_and_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampering_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicting_disclosure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_range_dates, setup, teardown),
         cmocka_unit_test(test_status_list),
         cmocka_unit_test(test_qr),
         cmocka_unit_test(test_errors),
