@@ -14,7 +14,9 @@
  * form: message count, last sender and, with include_body, the last body.
  * A call's summary always has the body "Incoming call" (in the host's
  * language), which tells the app server to ring, and says no more than
- * that a call came. "Nobody will see it" means the message
+ * that a call came. Since a call rings every device (mod_jmi), one is
+ * notified while any of the account's sessions hibernates, even when
+ * another has its connection. "Nobody will see it" means the message
  * goes to a session that hibernates (its stream-management connection
  * dropped: the stanza only queues) or to no session at all (it goes to
  * offline storage). Sessions that are merely CSI-inactive are not
@@ -348,7 +350,8 @@ static void message_unseen(const vn_event *ev)
 
 typedef struct receivers {
     int best_priority;
-    bool live; /* a receiving session has a connection */
+    bool live;     /* a receiving session has a connection */
+    bool sleeping; /* a call: a receiving session hibernates */
 } receivers;
 
 static bool find_best_priority(vn_session *s, void *ud)
@@ -368,6 +371,18 @@ static bool find_live_receiver(vn_session *s, void *ud)
     return !r->live;
 }
 
+/* A call rings every available device (mod_jmi): one whose connection
+ * dropped must be woken even while another one is live. */
+static bool find_sleeping_receiver(vn_session *s, void *ud)
+{
+    receivers *r = ud;
+    if (vn_session_available(s) && vn_session_priority(s) >= 0) {
+        r->live = r->live || !vn_session_hibernating(s);
+        r->sleeping = r->sleeping || vn_session_hibernating(s);
+    }
+    return !r->sleeping;
+}
+
 /* To the bare JID: the core delivers to the available resources with the
  * highest non-negative priority, or offline storage takes it. */
 static vn_hook_result push_bare(vn_event *ev, void *ud)
@@ -376,6 +391,12 @@ static vn_hook_result push_bare(vn_event *ev, void *ud)
 
     if (!worth_notifying(ev->stanza))
         return VN_PASS;
+    if (vn_stanza_child(ev->stanza, "propose", NS_JMI)) {
+        vn_sessions_foreach(ev->to, find_sleeping_receiver, &r);
+        if (r.sleeping || !r.live)
+            message_unseen(ev);
+        return VN_PASS;
+    }
     vn_sessions_foreach(ev->to, find_best_priority, &r);
     if (r.best_priority >= 0)
         vn_sessions_foreach(ev->to, find_live_receiver, &r);

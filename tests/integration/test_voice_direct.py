@@ -334,7 +334,24 @@ def test_push_summary_marks_a_call():
     assert fields.get('last-message-body') == 'Incoming call', tostring(iq)
     assert fields.get('last-message-sender') == laptop.jid, tostring(iq)
     app.send("<iq type='result' id='%s' to='%s'/>" % (iq.get('id'), DAVE))
-    for stream in (app, laptop):
+    # A live desktop does not keep a phone whose connection dropped from
+    # ringing (a message would not wake it: the desktop shows it).
+    desk = Stream(DAVE, 'desk')
+    phone = Stream(DAVE, 'phone', sm=True)
+    phone.sock.close()
+    wait_for_log('session %s hibernates' % phone.jid)
+    laptop.jmi(DAVE, 'propose', 'call-6b')
+    desk.expect_jmi('propose', 'call-6b')
+    iq = app.wait(lambda e: e.tag == IQ and e.get('type') == 'set')
+    assert 'Incoming call' in tostring(iq), tostring(iq)
+    app.send("<iq type='result' id='%s' to='%s'/>" % (iq.get('id'), DAVE))
+    laptop.send("<message to='%s' type='chat'><body>hello</body></message>" % DAVE)
+    desk.wait(lambda e: e.tag == MESSAGE and e.findtext(qname(harness.NS_CLIENT, 'body')))
+    app.barrier()
+    time.sleep(0.5)
+    assert not [e for e in app.backlog if e.tag == IQ] and app.jmi_seen() == [], [
+        tostring(e) for e in app.backlog]
+    for stream in (app, laptop, desk):
         stream.close()
 
 
