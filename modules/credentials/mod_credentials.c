@@ -301,7 +301,9 @@ void cred_send_payload(const char *host, const char *to, vn_stanza *payload, con
     if (payload)
         vn_stanza_append(msg, payload);
     free(from);
-    vn_route(msg);
+    /* After what the message tells of is on disk, and in order with the
+     * iq results that say so (a <declined/> must not overtake <pending/>). */
+    vn_route_durable(msg);
 }
 
 void cred_tell(const char *host, const char *user, const char *body)

@@ -86,7 +86,8 @@ void cred_iq_error(const vn_stanza *iq, const char *type, const char *condition,
                    const char *app_condition, const char *text);
 /* A chat message from the wallet service of host to the account's bare JID. */
 void cred_tell(const char *host, const char *user, const char *body);
-/* A message from the wallet service to jid carrying payload (taken). */
+/* A message from the wallet service to jid carrying payload (taken), sent
+ * once the writes before it are durable (vn_route_durable). */
 void cred_send_payload(const char *host, const char *to, vn_stanza *payload, const char *body);
 /* The language texts to a holder are in: the last one their client used
  * with the wallet service, else the server's default (NULL). */
