@@ -482,11 +482,16 @@ async def test_call_through_coturn_only():
         assert got['iceServers'] >= 2, got
         await bob.connect(server.ws_url(), BOB, PASSWORD, relay=True)
         await bob.answer('accept')
+        started = time.monotonic()
         sid = await alice.call(BOB)
         await bob.wait_event(lambda e: e.get('event') == 'jmi' and e['action'] == 'propose'
                              and e['id'] == sid)
-        await alice.wait_event(lambda e: e.get('event') == 'jmi' and e['action'] == 'proceed')
-        await asyncio.gather(alice.wait_connected(), bob.wait_connected())
+        proceed = await alice.wait_event(lambda e: e.get('event') == 'jmi'
+                                         and e['action'] == 'proceed')
+        connected = await alice.wait_connected()
+        await bob.wait_connected()
+        print('# proceed after %.0f ms, ICE connected through coturn after %.0f ms'
+              % ((proceed['t'] - started) * 1000, (connected['t'] - started) * 1000))
         await asyncio.sleep(1)
         heard_by_alice, heard_by_bob = await asyncio.gather(
             alice.listen(3, [ALICE_HZ, BOB_HZ]), bob.listen(3, [ALICE_HZ, BOB_HZ]))
