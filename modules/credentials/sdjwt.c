@@ -326,8 +326,10 @@ static json_t *walk_array(walk *w, const json_t *arr, const char *path, unsigned
     json_t *el;
     json_array_foreach(arr, i, el)
     {
+        /* Indexes count what the reader sees: undisclosed elements and
+         * decoys leave no gap. */
         char idx[24];
-        snprintf(idx, sizeof(idx), "%zu", i);
+        snprintf(idx, sizeof(idx), "%zu", json_array_size(out));
         char *p = join_path(path, idx);
         json_t *dots = json_is_object(el) ? json_object_get(el, "...") : NULL;
         json_t *pv = NULL;
@@ -492,9 +494,10 @@ static bool path_covers(const char *path, const char *claim)
     return strncmp(path, claim, n) == 0 && (claim[n] == '\0' || claim[n] == '.');
 }
 
-/* A claim at path among the claims a holder sees (plain ones included). */
-static bool claim_exists(const json_t *claims, const char *path)
+const json_t *vn_sdjwt_claim_get(const json_t *claims, const char *path)
 {
+    if (!claims || !path || !*path)
+        return NULL;
     char *copy = vn_strdup(path), *save = NULL;
     const json_t *v = claims;
     for (char *part = strtok_r(copy, ".", &save); part && v; part = strtok_r(NULL, ".", &save)) {
@@ -503,13 +506,13 @@ static bool claim_exists(const json_t *claims, const char *path)
         } else if (json_is_array(v)) {
             char *endp;
             unsigned long i = strtoul(part, &endp, 10);
-            v = *endp ? NULL : json_array_get(v, i);
+            v = *endp || *part < '0' || *part > '9' ? NULL : json_array_get(v, i);
         } else {
             v = NULL;
         }
     }
     free(copy);
-    return v != NULL;
+    return v;
 }
 
 static int cnf_key(const json_t *payload, vn_cred_key **out)
@@ -564,7 +567,7 @@ int vn_sdjwt_present(const char *sdjwt, size_t len, const vn_sdjwt_present_param
             if (dp && path_covers(p->paths[k], dp))
                 chosen[i] = found = true;
         }
-        if (!found && !claim_exists(claims, p->paths[k])) {
+        if (!found && !vn_sdjwt_claim_get(claims, p->paths[k])) {
             rc = VN_CRED_ENOCLAIM;
             if (bad_path)
                 *bad_path = vn_strdup(p->paths[k]);

@@ -21,7 +21,9 @@
  * Claim paths name claims for presentation and in results: member names
  * joined with '.', e.g. "age_over_18", "address.locality"; an object's path
  * ("address") selects all its disclosable members. Array elements appear
- * as "name.0", "name.1", ...
+ * as "name.0", "name.1", ..., counted in the array as its reader sees it
+ * (the holder all of it, a verifier only what was disclosed), so a path
+ * always finds its value with vn_sdjwt_claim_get in the claims beside it.
  *
  * Verification trusts nothing in the input: the issuer key comes from the
  * caller's callback (from the configured trusted issuers), every presented
@@ -113,6 +115,11 @@ void vn_sdjwt_free(vn_sdjwt *sd); /* NULL is fine */
  * new array of the disclosable claim paths, in payload order: what a
  * wallet may offer to show. */
 json_t *vn_sdjwt_claims(const vn_sdjwt *sd, json_t **paths);
+
+/* The value at a claim path ("address.locality", "nationalities.1") in
+ * claims as vn_sdjwt_claims or vn_sdjwt_verified give them, borrowed;
+ * NULL when there is none. Array indexes count the elements present. */
+const json_t *vn_sdjwt_claim_get(const json_t *claims, const char *path);
 
 /* ---- presentation ---- */
 

@@ -381,6 +381,11 @@ static void test_issue_shape(void **state)
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(claims, "address"), "locality")), "Köln");
     assert_int_equal(json_array_size(json_object_get(claims, "categories")), 2);
+    assert_string_equal(json_string_value(vn_sdjwt_claim_get(claims, "address.locality")), "Köln");
+    assert_string_equal(json_string_value(vn_sdjwt_claim_get(claims, "categories.1")), "C1");
+    assert_null(vn_sdjwt_claim_get(claims, "categories.2"));
+    assert_null(vn_sdjwt_claim_get(claims, "categories.x"));
+    assert_null(vn_sdjwt_claim_get(claims, "address.locality.x"));
     assert_null(json_object_get(claims, "_sd"));
     assert_int_equal(json_array_size(paths), 9);
     json_decref(paths);
