@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""test_credentials_chat.py - the wallet as a plain chat with
+documents.<host> (xeps/documents.md §11), for clients that render no
+ad-hoc commands (Conversations, Dino, Monal): a slixmpp user that only
+sends chat messages gets a document from the civil registry, lists and
+shows it, shares one claim of two with a hotel by its number, refuses a
+second request with "no", signs a consent with "yes", reads who saw what,
+and deletes the document after confirming. Also: the hotel receives only
+what was shared; a stranger's server gets an error, not a wallet.
+"""
+
+import asyncio
+import base64
+import hashlib
+import xml.etree.ElementTree as ET
+
+import harness
+from test_credentials import (BANK, D, HOTEL, NS, PASSWORD, WALLET, CredentialsServer,
+                              disclosures, message_from, send_iq, user)
+
+CAROL = 'carol@' + D
+REGISTRY = 'registry@' + D
+
+server = CredentialsServer()
+import test_credentials  # noqa: E402  (its helpers use the module's server)
+test_credentials.server = server
+
+
+def setup():
+    for jid in (CAROL, HOTEL, BANK, REGISTRY):
+        server.adduser(jid, PASSWORD)
+
+
+async def say(client, text, expect=None):
+    client.send_message(mto=WALLET, mbody=text, mtype='chat')
+    return (await message_from(client, WALLET, expect))['body']
+
+
+async def ask_for(hotel, claims, nonce):
+    payload = ("<request xmlns='%s' holder='%s' nonce='%s'><purpose>Check-in</purpose>"
+               "<credential type='identity'>%s</credential></request>"
+               % (NS, CAROL, nonce, ''.join("<claim name='%s'/>" % c for c in claims)))
+    reply = await send_iq(hotel, payload)
+    assert reply.get('type') == 'result', ET.tostring(reply)
+    return reply.find('{%s}pending' % NS).get('id')
+
+
+def test_the_whole_wallet_by_chat():
+    async def scenario():
+        carol = await user(CAROL)
+        hotel = await user(HOTEL, 'desk')
+        bank = await user(BANK, 'backend')
+        registry = await user(REGISTRY, 'office')
+
+        assert 'list: your documents' in await say(carol, 'help')
+        assert 'list: your documents' in await say(carol, 'what can you do?')
+        assert await say(carol, 'list') == 'You have no documents yet.'
+        issued = await send_iq(registry, "<issue xmlns='%s' holder='%s' type='identity'>"
+                               "<claim name='given_name'>Carol</claim>"
+                               "<claim name='family_name'>Danvers</claim>"
+                               "<claim name='birthdate'>1990-03-08</claim></issue>"
+                               % (NS, CAROL))
+        assert issued.get('type') == 'result', ET.tostring(issued)
+        await message_from(carol, WALLET, 'You received a new document')
+        listing = await say(carol, 'List')
+        assert '1. Identity card, Civil registry (valid)' in listing, listing
+        shown = await say(carol, 'show 1')
+        assert 'Given name: Carol' in shown and 'Over 18: true' in shown, shown
+        assert 'Over 21: true' in shown and 'Date of birth: 1990-03-08' in shown, shown
+        assert 'No such document' in await say(carol, 'show 7')
+
+        # A request, answered with the number of one claim.
+        request = await ask_for(hotel, ['given_name', 'age_over_18'], 'nonce-0123456789abcdef')
+        ask = await message_from(carol, WALLET, 'asks for your documents')
+        assert '1. Given name' in ask['body'] and '2. Over 18' in ask['body'], ask['body']
+        assert 'not in the list' in await say(carol, '5')
+        assert await say(carol, '2', expect='Shared with') == 'Shared with hotel@localhost: ' \
+            'Over 18'
+        got = await message_from(hotel, WALLET)
+        presentation = got.xml.find('{%s}presentation' % NS)
+        assert presentation.get('request') == request, ET.tostring(got.xml)
+        assert [d[1:] for d in disclosures(presentation.text)] == [['age_over_18', True]]
+        assert 'Carol' not in base64.urlsafe_b64decode(
+            presentation.text.split('.')[1] + '==').decode('utf-8', 'replace')
+
+        # A second one, refused.
+        request = await ask_for(hotel, ['family_name'], 'nonce-fedcba9876543210')
+        await message_from(carol, WALLET, 'asks for your documents')
+        assert await say(carol, 'no') == 'Nothing was shared.'
+        got = await message_from(hotel, WALLET)
+        assert got.xml.find('{%s}declined' % NS).get('request') == request
+        assert await say(carol, 'no') == 'No request waits for your answer.'
+
+        # A consent, signed with "yes".
+        text = 'I accept the terms of the lease of flat 5.'
+        sha = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).decode()
+        reply = await send_iq(bank, "<sign xmlns='%s' holder='%s'><title>Lease</title>"
+                              "<document media-type='text/plain' sha-256='%s'>%s</document>"
+                              "</sign>" % (NS, CAROL, sha.rstrip('='), text))
+        assert reply.get('type') == 'result', ET.tostring(reply)
+        await message_from(carol, WALLET, 'asks you to sign: "Lease"')
+        assert 'waits for your answer' not in await say(carol, 'requests')
+        assert await say(carol, 'yes') == 'You signed "Lease" for bank@localhost.'
+        got = await message_from(bank, WALLET)
+        assert got.xml.find('{%s}signature' % NS) is not None, ET.tostring(got.xml)
+
+        who = await say(carol, 'who')
+        assert 'hotel@localhost saw from your Identity card: Over 18. Purpose: Check-in' in who
+        assert 'Family name' not in who, who
+        history = await say(carol, 'history')
+        assert 'You signed "Lease" for bank@localhost' in history, history
+        assert 'You shared nothing with hotel@localhost' in history, history
+
+        # Deleting asks first.
+        assert 'Reply "yes" or "no"' in await say(carol, 'delete 1')
+        assert await say(carol, 'no') == 'Nothing was deleted.'
+        await say(carol, 'delete 1')
+        assert await say(carol, 'yes') == 'The document was deleted.'
+        assert await say(carol, 'list') == 'You have no documents yet.'
+        assert 'You deleted: Identity card' in await say(carol, 'history')
+        for client in (carol, hotel, bank, registry):
+            await client.close()
+    asyncio.run(scenario())
+
+
+def test_qr_by_chat_needs_numbers_of_a_document_held():
+    async def scenario():
+        carol = await user(CAROL)
+        assert 'No such document' in await say(carol, 'qr 1')
+        registry = await user(REGISTRY, 'office')
+        await send_iq(registry, "<issue xmlns='%s' holder='%s' type='identity'>"
+                      "<claim name='given_name'>Carol</claim>"
+                      "<claim name='family_name'>Danvers</claim>"
+                      "<claim name='birthdate'>1990-03-08</claim></issue>" % (NS, CAROL))
+        await message_from(carol, WALLET, 'You received a new document')
+        assert 'qr 1 1 3' in await say(carol, 'qr 1', expect='numbers of what')
+        assert 'not in the list' in await say(carol, 'qr 1 99', expect='not in the list')
+        carol.send_message(mto=WALLET, mbody='qr 1 3', mtype='chat')
+        msg = await message_from(carol, WALLET, 'Show this QR code')
+        url = msg.xml.find('{jabber:x:oob}x/{jabber:x:oob}url').text
+        assert url.startswith('https://127.0.0.1:%d/' % server.https_port) and url in msg['body']
+        await carol.close()
+        await registry.close()
+    asyncio.run(scenario())
+
+
+def test_only_local_accounts_have_a_wallet():
+    stream = harness.RawStream(server.component_port)
+    stream.open(to='university.localhost', ns='jabber:component:accept')
+    import hashlib as h
+    import time
+    deadline = time.monotonic() + stream.timeout
+    while stream.header is None and not stream.eof:
+        stream._read_some(deadline)
+    digest = h.sha1((stream.header.get('id') + 'university-secret').encode()).hexdigest()
+    stream.send('<handshake>%s</handshake>' % digest)
+    stream.expect('{jabber:component:accept}handshake')
+    stream.send("<message from='university.localhost' to='%s' type='chat'><body>list</body>"
+                "</message>" % WALLET)
+    reply = stream.expect('{jabber:component:accept}message')
+    assert reply.get('type') == 'error', harness.tostring(reply)
+    assert conditions_of(reply) == 'service-unavailable'
+    stream.send("<iq from='university.localhost' to='%s' type='get' id='l'>"
+                "<credentials xmlns='%s'/></iq>" % (WALLET, NS))
+    reply = stream.expect('{jabber:component:accept}iq')
+    assert conditions_of(reply) == 'forbidden', harness.tostring(reply)
+    stream.close()
+
+
+def conditions_of(reply):
+    error = reply.find('{jabber:component:accept}error')
+    assert error is not None, harness.tostring(reply)
+    return [c.tag.split('}')[1] for c in error if not c.tag.endswith('}text')][0]
+
+
+if __name__ == '__main__':
+    harness.run([test_the_whole_wallet_by_chat, test_qr_by_chat_needs_numbers_of_a_document_held,
+                 test_only_local_accounts_have_a_wallet],
+                server=server, setup=setup, timeout=90)
