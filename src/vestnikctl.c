@@ -878,18 +878,19 @@ static void write_turn_config(const vn_config *cfg, const turn_options *o, vn_bu
         free(cert);
         free(key);
     }
-    vn_buf_append_str(out, "fingerprint\nno-cli\nno-multicast-peers\n"
-                           "no-rfc5780\nno-stun-backward-compatibility\n"
-                           "response-origin-only-with-rfc5780\n"
-                           "# Relays only to public addresses: never into this network.\n"
-                           "denied-peer-ip=0.0.0.0-0.255.255.255\n"
-                           "denied-peer-ip=10.0.0.0-10.255.255.255\n"
-                           "denied-peer-ip=100.64.0.0-100.127.255.255\n"
-                           "denied-peer-ip=169.254.0.0-169.254.255.255\n"
-                           "denied-peer-ip=172.16.0.0-172.31.255.255\n"
-                           "denied-peer-ip=192.168.0.0-192.168.255.255\n"
-                           "denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n"
-                           "denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n");
+    vn_buf_append_str(out,
+                      "fingerprint\nno-cli\nno-multicast-peers\nno-tcp-relay\nstale-nonce=600\n"
+                      "no-rfc5780\nno-stun-backward-compatibility\n"
+                      "response-origin-only-with-rfc5780\n"
+                      "# Relays only to public addresses: never into this network.\n"
+                      "denied-peer-ip=0.0.0.0-0.255.255.255\n"
+                      "denied-peer-ip=10.0.0.0-10.255.255.255\n"
+                      "denied-peer-ip=100.64.0.0-100.127.255.255\n"
+                      "denied-peer-ip=169.254.0.0-169.254.255.255\n"
+                      "denied-peer-ip=172.16.0.0-172.31.255.255\n"
+                      "denied-peer-ip=192.168.0.0-192.168.255.255\n"
+                      "denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n"
+                      "denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n");
     if (o->allow_loopback_peers)
         vn_buf_append_str(out, "# Tests only: both peers on this machine.\nallow-loopback-peers\n");
 }
