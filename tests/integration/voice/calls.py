@@ -18,21 +18,23 @@ parent on sys.path):
                                        # (raises with VN_REQUIRE_PEERS=1)
     bundle = calls.bundle(tmpdir)      # esbuild page.js -> tmpdir (once)
     coturn = calls.Coturn(tmpdir, config_text)   # optional: a TURN relay
-    coturn.start() ... coturn.stop()   # config_text: `vestnikctl turn-config`
+    coturn.start(port) ... coturn.stop()   # config_text: `vestnikctl turn-config`
     alice = calls.Peer(bundle, tmpdir, 'alice', 440)   # tone of 440 Hz
     await alice.start()                # browser up
     await alice.connect(ws_url, 'alice@localhost', password, relay=True)
     await bob.answer('accept')         # or 'reject', 'ring', 'ignore'
     sid = await alice.call('bob@localhost')      # JMI propose to the bare JID
-    await alice.wait_event(lambda e: e.get('event') == 'ice'
-                           and e['state'] in ('connected', 'completed'))
+    await alice.wait_connected()       # ICE connected (an 'ice' event)
     heard = await alice.listen(3, [440, 660])    # {'levels': {'440': dB, ...}}
     stats = await alice.stats()        # packetsLost, jitter, candidate types
     await alice.hangup(); await alice.stop()
 
 calls.heard(result) lists the frequencies heard (well above the spectrum's
 median and near the loudest), calls.absent(result) those clearly not there
-(far below the loudest: Opus leaves a little of everything). Pick tones at least 50 Hz apart, between 200 and 3000 Hz.
+(far below the loudest: Opus leaves a little of everything). Pick tones
+at least 50 Hz apart, between 200 and 3000 Hz. To call a room's bridge,
+call() its JID (room@call.localhost): the session goes to the full JID
+that answers <proceed/>; call(full_jid, jmi=False) skips XEP-0353.
 ws_url is the server's WebSocket endpoint, wss://127.0.0.1:PORT/xmpp-websocket
 (certificates are not checked). Every event the page reports (JMI elements
 received, ICE and session states, console errors) is in peer.events;
@@ -40,7 +42,7 @@ peer.log() returns them as text for assertion messages.
 
 Environment: VN_CHROMIUM (default /usr/bin/chromium), VN_PLAYWRIGHT_DIR (where
 `npm install playwright-core` ran), VN_STANZA_DIR (where `npm install stanza
-esbuild` ran); .ci/run installs them. coturn is Debian's (`turnserver`).
+events esbuild` ran); .ci/run installs them. coturn is Debian's (`turnserver`).
 """
 
 import asyncio
