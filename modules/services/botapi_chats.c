@@ -1,0 +1,132 @@
+/*
+ * botapi_chats.c - what a bot's chats remember, in the store under the
+ * bot: whether the user started the bot (the consent check, until the
+ * platform's consent part takes it over behind the same function), the
+ * chat's message id counter, the last message with an inline keyboard
+ * (for a user answering with a number), and each message the bot sent,
+ * as its Telegram JSON with the id of the XMPP stanza that carried it.
+ *
+ *   (domain, bot, "botapi_chats", USER-JID)           {"started","next","kb"}
+ *   (domain, bot, "botapi_msgs", USER-JID "#" ID)     {"sid","m"}
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "botapi.h"
+
+#define CHATS_STORE "botapi_chats"
+#define MSGS_STORE "botapi_msgs"
+
+static json_t *doc_get(botapi_bot *bot, const char *store, const char *key)
+{
+    vn_buf buf;
+    vn_buf_init(&buf);
+    json_t *doc = NULL;
+    if (vn_store_get(vn_server_store(), bot->domain, bot->username, store, key, &buf) ==
+        VN_STORE_OK)
+        doc = json_loadb(buf.data, buf.len, 0, NULL);
+    vn_buf_free(&buf);
+    return json_is_object(doc) ? doc : (json_decref(doc), NULL);
+}
+
+static void doc_put(botapi_bot *bot, const char *store, const char *key, json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_COMPACT);
+    if (vn_store_put(vn_server_store(), bot->domain, bot->username, store, key, text,
+                     strlen(text)) != VN_STORE_OK)
+        vn_log_warn("botapi: cannot store %s of %s", store, bot->key);
+    free(text);
+}
+
+static json_t *chat_get(botapi_bot *bot, const char *user)
+{
+    json_t *chat = doc_get(bot, CHATS_STORE, user);
+    return chat ? chat : json_object();
+}
+
+bool botapi_may_message(botapi_bot *bot, const char *user)
+{
+    json_t *chat = doc_get(bot, CHATS_STORE, user);
+    bool started = chat && json_is_true(json_object_get(chat, "started"));
+    json_decref(chat);
+    return started;
+}
+
+void botapi_chat_started(botapi_bot *bot, const char *user)
+{
+    json_t *chat = chat_get(bot, user);
+    if (!json_is_true(json_object_get(chat, "started"))) {
+        json_object_set_new(chat, "started", json_true());
+        doc_put(bot, CHATS_STORE, user, chat);
+    }
+    json_decref(chat);
+}
+
+int64_t botapi_chat_next_message_id(botapi_bot *bot, const char *user)
+{
+    json_t *chat = chat_get(bot, user);
+    json_int_t next = json_integer_value(json_object_get(chat, "next")) + 1;
+    json_object_set_new(chat, "next", json_integer(next));
+    doc_put(bot, CHATS_STORE, user, chat);
+    json_decref(chat);
+    return next;
+}
+
+int64_t botapi_chat_keyboard_message(botapi_bot *bot, const char *user)
+{
+    json_t *chat = chat_get(bot, user);
+    int64_t kb = json_integer_value(json_object_get(chat, "kb"));
+    json_decref(chat);
+    return kb;
+}
+
+void botapi_chat_set_keyboard_message(botapi_bot *bot, const char *user, int64_t message_id)
+{
+    json_t *chat = chat_get(bot, user);
+    json_object_set_new(chat, "kb", json_integer(message_id));
+    doc_put(bot, CHATS_STORE, user, chat);
+    json_decref(chat);
+}
+
+static char *message_key(const char *user, int64_t message_id)
+{
+    return vn_asprintf("%s#%" PRId64, user, message_id);
+}
+
+void botapi_chat_message_put(botapi_bot *bot, const char *user, int64_t message_id,
+                             const char *stanza_id, const json_t *message)
+{
+    char *key = message_key(user, message_id);
+    json_t *doc = json_pack("{s:s, s:O}", "sid", stanza_id, "m", message);
+    doc_put(bot, MSGS_STORE, key, doc);
+    json_decref(doc);
+    free(key);
+}
+
+json_t *botapi_chat_message_get(botapi_bot *bot, const char *user, int64_t message_id,
+                                char **stanza_id)
+{
+    char *key = message_key(user, message_id);
+    json_t *doc = doc_get(bot, MSGS_STORE, key);
+    free(key);
+    json_t *message = doc ? json_object_get(doc, "m") : NULL;
+    const char *sid = doc ? json_string_value(json_object_get(doc, "sid")) : NULL;
+    if (!json_is_object(message) || !sid) {
+        json_decref(doc);
+        return NULL;
+    }
+    json_incref(message);
+    if (stanza_id)
+        *stanza_id = vn_strdup(sid);
+    json_decref(doc);
+    return message;
+}
+
+void botapi_chat_message_delete(botapi_bot *bot, const char *user, int64_t message_id)
+{
+    char *key = message_key(user, message_id);
+    vn_store_delete(vn_server_store(), bot->domain, bot->username, MSGS_STORE, key);
+    free(key);
+}
