@@ -383,7 +383,8 @@ static void handle_sm(comp_stream *cs, const vn_stanza *el)
         if (cs->acked || cs->h_in > 0 || vn_srv.cfg->component_queue_max == 0) {
             vn_stanza *failed = vn_stanza_new("failed", NS_SM);
             vn_stanza_add_child(failed,
-                                cs->acked ? "unexpected-request" : "feature-not-implemented",
+                                vn_srv.cfg->component_queue_max ? "unexpected-request"
+                                                                : "feature-not-implemented",
                                 VN_NS_STANZA_ERRORS);
             write_stanza(cs, failed);
             vn_stanza_free(failed);
