@@ -272,6 +272,14 @@ static void participant_drop(participant *p)
 {
     call *c = p->call;
     bool was_connected = p->connected;
+    vc_leg_stats st;
+    if (vc_leg_stats_get(voice_engine(), p->leg, &st) == VC_OK)
+        vn_log_info("voice: %s: %llu packets in, %llu out, %llu lost, %llu concealed, "
+                    "%llu recovered by FEC, %llu SRTP failures, jitter %u ms",
+                    p->full, (unsigned long long)st.packets_in, (unsigned long long)st.packets_out,
+                    (unsigned long long)st.packets_lost, (unsigned long long)st.packets_concealed,
+                    (unsigned long long)st.packets_recovered, (unsigned long long)st.srtp_failures,
+                    st.jitter_ms);
     vc_leg_close(voice_engine(), p->leg);
     HASH_DEL(calls.sessions, p);
     HASH_DELETE(hh_leg, calls.by_leg, p);

@@ -28,8 +28,10 @@ PASSWORD = 'room-call-secret'
 NS_MUC = 'http://jabber.org/protocol/muc'
 NS_OWNER = NS_MUC + '#owner'
 NS_DATA = 'jabber:x:data'
-# Tones at least 50 Hz apart, none a harmonic of another within reach.
-TONES = [330, 410, 490, 570, 650, 730, 810, 890, 970, 1050]
+# Tones 70 Hz apart or more, chosen so that no harmonic, sum, difference or
+# intermodulation product 2a-b of two of them falls within 30 Hz of a third
+# (a mix of evenly spaced tones has 2a-b exactly on a neighbour's tone).
+TONES = [300, 370, 475, 545, 881, 986, 1056, 1322, 1903, 2008]
 NAMES = ['p%d' % i for i in range(len(TONES))]
 PORT_BASE = random.randrange(42000, 60000, 100)
 
@@ -96,7 +98,8 @@ async def room_call(count, room):
         for p in peers:
             await p.call('%s@%s' % (room, CALL))
         await asyncio.gather(*(p.wait_connected(60) for p in peers))
-        await asyncio.sleep(2)
+        # ICE is up; DTLS and the first mixes follow.
+        await asyncio.sleep(6)
         results = await asyncio.gather(*(p.listen(3, tones) for p in peers))
         stats = await asyncio.gather(*(p.stats() for p in peers))
         for p, result in zip(peers, results):
