@@ -40,21 +40,15 @@ static void flush(vc_jb *jb)
     jb->waited = 0;
     jb->underruns = 0;
     jb->over = 0;
-    jb->n_transit = 0;
     jb->have_last = false;
 }
 
+/* Three times the RFC 3550 jitter covers nearly all of a path's delay
+ * variation (uniform 0..30 ms gives J = 10 ms and three frames); a difference
+ * of transit times, J ignores a sender whose clock runs slow or fast. */
 static void update_target(vc_jb *jb)
 {
-    int64_t lo = jb->transit[0], hi = jb->transit[0];
-
-    for (unsigned i = 1; i < jb->n_transit; i++) {
-        if (jb->transit[i] < lo)
-            lo = jb->transit[i];
-        if (jb->transit[i] > hi)
-            hi = jb->transit[i];
-    }
-    unsigned target = 1 + (unsigned)((hi - lo + VC_JB_FRAME_MS - 1) / VC_JB_FRAME_MS);
+    unsigned target = 1 + (3 * jb->jitter16 / 16 + VC_JB_FRAME_MS / 2) / VC_JB_FRAME_MS;
     jb->target = target > jb->max_frames ? jb->max_frames : target;
 }
 
@@ -78,11 +72,6 @@ static void note_arrival(vc_jb *jb, uint32_t ts, uint64_t now_ms)
     }
     jb->last_transit = transit;
     jb->have_last = true;
-
-    jb->transit[jb->transit_pos] = transit;
-    jb->transit_pos = (jb->transit_pos + 1) % VC_JB_WINDOW;
-    if (jb->n_transit < VC_JB_WINDOW)
-        jb->n_transit++;
     update_target(jb);
 }
 

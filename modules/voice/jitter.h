@@ -2,9 +2,8 @@
  *
  * The mixer pops one 20 ms frame per tick. Packets are kept by RTP sequence
  * number; the buffer waits for `target` frames before it starts playing and
- * adapts that target to the spread of the packets' transit times over the last
- * second or so (the difference between the slowest and the fastest packet), so
- * a clean path costs one frame and a 30 ms jittery path about three. A frame
+ * adapts that target to the RFC 3550 interarrival jitter of the stream, so a
+ * clean path costs one frame and a 30 ms jittery path about three. A frame
  * that has not arrived at its turn is lost: it is rebuilt from the next
  * packet's in-band FEC when that one is already here, else concealed (PLC).
  * When the buffer holds clearly more than the target for a while, one frame is
@@ -20,7 +19,6 @@
 #define VC_JB_SLOTS 32
 #define VC_JB_PAYLOAD_MAX 1276 /* the largest Opus packet, RFC 6716 */
 #define VC_JB_FRAME_MS 20
-#define VC_JB_WINDOW 64 /* transit times remembered for the spread */
 #define VC_LEVEL_UNKNOWN 255
 
 typedef struct vc_jb_slot {
@@ -49,9 +47,6 @@ typedef struct vc_jb {
     unsigned underruns; /* consecutive pops with nothing at all buffered */
     unsigned waited;    /* pops since the first packet while not started */
     unsigned over;      /* consecutive pops with too much buffered */
-    /* transit = arrival - media time, in ms, for the spread */
-    int64_t transit[VC_JB_WINDOW];
-    unsigned n_transit, transit_pos;
     /* RFC 3550 interarrival jitter, in 1/16 ms */
     int64_t last_transit;
     bool have_last;

@@ -9,7 +9,6 @@
  * too. Commands come in and events go out through mutex-guarded queues and a
  * uv_async on each side, never shared state.
  */
-#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -361,6 +360,7 @@ vc_engine *vc_engine_start(const vc_engine_config *cfg, uv_loop_t *loop, vc_even
         engine_free(e);
         return NULL;
     }
+    pthread_setname_np(e->thread, "vc-media"); /* for top -H and perf */
     return e;
 }
 

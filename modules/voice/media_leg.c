@@ -7,7 +7,6 @@
  * system allows, and offered as a host candidate on every configured address.
  * DTLS and SRTP are accepted only from the address the remote nominated.
  */
-#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>

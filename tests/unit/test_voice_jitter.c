@@ -7,17 +7,23 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "jitter.h"
 
-/* Puts packet seq (its payload is its own number) arriving at now_ms. */
-static bool put(vc_jb *jb, uint16_t seq, uint64_t now_ms)
+/* Puts packet seq with media time ts (its payload is its own number). */
+static bool put_ts(vc_jb *jb, uint16_t seq, uint32_t ts, uint64_t now_ms)
 {
     uint8_t payload[2] = {(uint8_t)(seq >> 8), (uint8_t)seq};
-    return vc_jb_put(jb, seq, (uint32_t)seq * 960u, now_ms, payload, sizeof(payload), 30);
+    return vc_jb_put(jb, seq, ts, now_ms, payload, sizeof(payload), 30);
+}
+
+static bool put(vc_jb *jb, uint16_t seq, uint64_t now_ms)
+{
+    return put_ts(jb, seq, (uint32_t)seq * 960u, now_ms);
 }
 
 /* Pops and returns the kind; *seq is the packet's number for PACKET/FEC. */
@@ -47,37 +53,44 @@ static void test_in_order_costs_one_frame(void **state)
     /* packets every 20 ms, wrapping the 16-bit sequence space */
     for (unsigned i = 0; i < 100; i++) {
         uint16_t s = (uint16_t)(65500 + i);
-        assert_true(put(&jb, s, 1000 + 20 * i));
+        assert_true(put_ts(&jb, s, 960 * i, 1000 + 20 * i));
         assert_int_equal(pop(&jb, &seq), VC_JB_PACKET);
         assert_int_equal(seq, s);
     }
     assert_int_equal(vc_jb_target_ms(&jb), 20);
     assert_int_equal(jb.lost, 0);
-    assert_true(put(&jb, 64, 3020));
-    assert_false(put(&jb, 64, 3021)); /* a duplicate */
+    assert_true(put_ts(&jb, 64, 960 * 100, 3020));
+    assert_false(put_ts(&jb, 64, 960 * 100, 3021)); /* a duplicate */
     assert_int_equal(jb.duplicates, 1);
-    assert_false(put(&jb, 63, 3022)); /* played already */
+    assert_false(put_ts(&jb, 63, 960 * 99, 3022)); /* played already */
     assert_int_equal(jb.late, 1);
 }
+
+/* a repeating 0..30 ms extra delay: the 30 ms jitter of the benchmark */
+static const int extra[] = {0, 30, 10, 25, 5, 15, 30, 0, 20, 10};
 
 static void test_reorder_within_the_target(void **state)
 {
     vc_jb jb;
-    int seq;
+    int seq, want = 40;
 
     vc_jb_init(&jb, 200);
-    /* the first packets set a 40 ms spread, so the target is three frames */
-    put(&jb, 0, 1000);
-    put(&jb, 1, 1060);
-    assert_int_equal(jb.target, 3);
-    put(&jb, 3, 1080);
-    put(&jb, 2, 1085); /* overtaken by 3 */
-    put(&jb, 4, 1100);
-    for (int want = 0; want <= 4; want++) {
-        assert_int_equal(pop(&jb, &seq), VC_JB_PACKET);
-        assert_int_equal(seq, want);
+    for (unsigned i = 0; i < 40; i++) {
+        put(&jb, (uint16_t)i, 1000 + 20 * i + (uint64_t)extra[i % 10]);
+        pop(&jb, &seq);
     }
+    assert_true(jb.target >= 3);
+    /* 41 overtakes 40: both are played, in order */
+    put(&jb, 41, 1000 + 20 * 40);
+    put(&jb, 40, 1000 + 20 * 40 + 15);
+    put(&jb, 42, 1000 + 20 * 42);
+    put(&jb, 43, 1000 + 20 * 43);
+    for (int i = 0; i < 12 && want <= 43; i++)
+        if (pop(&jb, &seq) == VC_JB_PACKET && seq >= 40)
+            assert_int_equal(seq, want++);
+    assert_int_equal(want, 44);
     assert_int_equal(jb.lost, 0);
+    assert_int_equal(jb.late, 0);
 }
 
 static void test_loss_uses_fec_of_the_next_packet(void **state)
@@ -135,8 +148,6 @@ static void test_jitter_raises_the_target_and_it_comes_down(void **state)
 {
     vc_jb jb;
     int seq;
-    /* a repeating 0..30 ms extra delay: the 30 ms jitter of the benchmark */
-    static const int extra[] = {0, 30, 10, 25, 5, 15, 30, 0, 20, 10};
 
     vc_jb_init(&jb, 200);
     uint64_t now = 1000;
@@ -149,8 +160,9 @@ static void test_jitter_raises_the_target_and_it_comes_down(void **state)
         played += k == VC_JB_PACKET;
         lost += k == VC_JB_LOST || k == VC_JB_FEC;
     }
-    assert_int_equal(vc_jb_target_ms(&jb), 60);
-    assert_true(vc_jb_jitter_ms(&jb) >= 5);
+    printf("# jitter %u ms, target %u ms\n", vc_jb_jitter_ms(&jb), vc_jb_target_ms(&jb));
+    assert_true(vc_jb_target_ms(&jb) >= 60 && vc_jb_target_ms(&jb) <= 80);
+    assert_true(vc_jb_jitter_ms(&jb) >= 10);
     assert_true(played >= 190);
     assert_int_equal(jb.lost, 0);
     /* the path gets clean; a burst had filled the buffer: it drains to the target */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -112,13 +113,18 @@ static vc_leg_id join(vc_engine *e, vp_peer *p, const vp_config *cfg, uint64_t c
     return leg;
 }
 
-/* Power of hz over the last ms of what p heard. */
+/* Power of hz over the last ms of what p heard, as the mean of 100 ms windows:
+ * the jitter buffer's stretching shifts a tone's phase, which a single long
+ * window would count against it. */
 static double heard(const vp_peer *p, double hz, unsigned ms)
 {
-    size_t n = (size_t)ms * 48;
+    size_t n = (size_t)ms * 48, w = 4800;
+    double sum = 0.0;
     if (p->rx_end < n)
         return 0.0;
-    return vp_goertzel(p->rx + p->rx_end - n, n, hz);
+    for (size_t at = p->rx_end - n; at + w <= p->rx_end; at += w)
+        sum += vp_goertzel(p->rx + at, w, hz);
+    return sum / (double)(n / w);
 }
 
 static void test_three_hear_each_other_not_themselves(void **state)
@@ -126,7 +132,8 @@ static void test_three_hear_each_other_not_themselves(void **state)
     static vp_peer a, b, c;
     vp_config ca = {
         .signal = VP_TONE, .tone_hz = 440, .amplitude = 0.3, .level_id = 1, .record = true};
-    vp_config cb = {.signal = VP_TONE, .tone_hz = 1000, .amplitude = 0.3, .record = true};
+    vp_config cb = {
+        .signal = VP_TONE, .tone_hz = 1000, .amplitude = 0.3, .record = true, .srtp_cm_only = true};
     vp_config cc = {.signal = VP_SILENCE, .level_id = 1, .record = true};
     vc_engine *e = start_engine(5000, 5000, 0);
 
@@ -135,6 +142,8 @@ static void test_three_hear_each_other_not_themselves(void **state)
     assert_true(wait_event(VC_EV_CONNECTED, la, 5000));
     assert_true(wait_event(VC_EV_CONNECTED, lb, 5000));
     assert_true(wait_event(VC_EV_CONNECTED, lc, 5000));
+    assert_true(a.srtp_gcm);  /* AEAD_AES_128_GCM when offered ... */
+    assert_false(b.srtp_gcm); /* ... else AES_CM_128_HMAC_SHA1_80 */
     run_for(2000);
 
     /* a (levels in its packets) and b (none: the bridge measures energy) speak */
@@ -146,9 +155,9 @@ static void test_three_hear_each_other_not_themselves(void **state)
     double c440 = heard(&c, 440, 1000), c1000 = heard(&c, 1000, 1000);
     printf("# a hears 440 %.5f 1000 %.5f; b 440 %.5f 1000 %.5f; c 440 %.5f 1000 %.5f\n", a440,
            a1000, b440, b1000, c440, c1000);
-    assert_true(a1000 > 0.005 && a440 < a1000 / 100);
-    assert_true(b440 > 0.005 && b1000 < b440 / 100);
-    assert_true(c440 > 0.005 && c1000 > 0.005);
+    assert_true(a1000 > 0.02 && a440 < a1000 / 100);
+    assert_true(b440 > 0.02 && b1000 < b440 / 100);
+    assert_true(c440 > 0.02 && c1000 > 0.02);
 
     vc_stats st;
     vc_engine_stats(e, &st);
@@ -177,7 +186,7 @@ static void test_three_hear_each_other_not_themselves(void **state)
     assert_non_null(find_event(VC_EV_SILENT, la));
     printf("# muted: c hears 440 %.6f 1000 %.5f\n", heard(&c, 440, 400), heard(&c, 1000, 400));
     assert_true(heard(&c, 440, 400) < 0.0005);
-    assert_true(heard(&c, 1000, 400) > 0.005);
+    assert_true(heard(&c, 1000, 400) > 0.02);
 
     assert_int_equal(vc_leg_close(e, la), VC_OK);
     assert_int_equal(vc_leg_close(e, la), VC_ENOENT);

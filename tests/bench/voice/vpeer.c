@@ -1,7 +1,6 @@
 /* vpeer.c - the simulated participant (see vpeer.h). Written against the
  * libraries a WebRTC stack is made of, not against the engine's code: the
  * only thing it shares with the bridge is media.h's signalling structures. */
-#define _DEFAULT_SOURCE
 #include "vpeer.h"
 
 #include <math.h>
@@ -62,7 +61,8 @@ int vp_global_init(char *err, size_t errlen)
     peer_ctx = SSL_CTX_new(DTLS_server_method());
     if (!peer_ctx || SSL_CTX_use_certificate(peer_ctx, x) != 1 ||
         SSL_CTX_use_PrivateKey(peer_ctx, key) != 1 ||
-        SSL_CTX_set_tlsext_use_srtp(peer_ctx, "SRTP_AES128_CM_SHA1_80") != 0) {
+        SSL_CTX_set_tlsext_use_srtp(peer_ctx, "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80") !=
+            0) {
         snprintf(err, errlen, "vpeer: DTLS setup failed");
         return -1;
     }
@@ -205,17 +205,26 @@ static void keys_ready(vp_peer *p)
         p->dtls_failed = true;
         return;
     }
+    const SRTP_PROTECTION_PROFILE *prof = SSL_get_selected_srtp_profile(p->ssl);
+    bool gcm = prof && prof->id == SRTP_AEAD_AES_128_GCM;
+    size_t salt = gcm ? 12 : 14;
     uint8_t mat[60], rx[30], tx[30];
-    SSL_export_keying_material(p->ssl, mat, sizeof(mat), "EXTRACTOR-dtls_srtp", 19, NULL, 0, 0);
+    SSL_export_keying_material(p->ssl, mat, 2 * (16 + salt), "EXTRACTOR-dtls_srtp", 19, NULL, 0, 0);
     memcpy(rx, mat, 16); /* the bridge is the client */
     memcpy(tx, mat + 16, 16);
-    memcpy(rx + 16, mat + 32, 14);
-    memcpy(tx + 16, mat + 46, 14);
+    memcpy(rx + 16, mat + 32, salt);
+    memcpy(tx + 16, mat + 32 + salt, salt);
+    p->srtp_gcm = gcm;
     srtp_policy_t in, out;
     memset(&in, 0, sizeof(in));
     memset(&out, 0, sizeof(out));
-    srtp_crypto_policy_set_rtp_default(&in.rtp);
-    srtp_crypto_policy_set_rtcp_default(&in.rtcp);
+    if (gcm) {
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&in.rtp);
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&in.rtcp);
+    } else {
+        srtp_crypto_policy_set_rtp_default(&in.rtp);
+        srtp_crypto_policy_set_rtcp_default(&in.rtcp);
+    }
     out.rtp = in.rtp;
     out.rtcp = in.rtcp;
     in.ssrc.type = ssrc_any_inbound;
@@ -468,6 +477,8 @@ int vp_peer_init(vp_peer *p, uv_loop_t *loop, const vp_config *cfg)
     BIO_set_mem_eof_return(rb, -1);
     SSL_set_bio(p->ssl, rb, wb);
     SSL_set_accept_state(p->ssl);
+    if (p->cfg.srtp_cm_only && SSL_set_tlsext_use_srtp(p->ssl, "SRTP_AES128_CM_SHA1_80") != 0)
+        return -1;
 
     struct sockaddr_in a = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

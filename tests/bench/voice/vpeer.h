@@ -1,7 +1,8 @@
 /* vpeer.h - a simulated WebRTC participant for the media engine's tests and
  * for `make bench-voice`: the controlling ICE agent (connectivity checks with
  * USE-CANDIDATE, then consent checks), the DTLS server with its own
- * certificate (the bridge is active), SRTP with libsrtp2, Opus with libopus,
+ * certificate (the bridge is active; AEAD_AES_128_GCM first, as Chrome), SRTP
+ * with libsrtp2, Opus with libopus,
  * optional RFC 6464 levels, and an impairment stage (random loss, uniform
  * jitter) on what it sends. It records what it hears, by RTP time for quality
  * and by arrival time for latency. Driven by the caller's libuv loop.
@@ -39,6 +40,7 @@ typedef struct vp_config {
     bool precoded;          /* cycle one second of packets encoded in advance */
     uint64_t t0_ms;         /* the common time origin of the envelopes */
     unsigned consent_ms;    /* consent check period, default 1000 */
+    bool srtp_cm_only;      /* offer only SRTP_AES128_CM_SHA1_80, not AEAD_AES_128_GCM */
 } vp_config;
 
 typedef struct vp_peer {
@@ -56,7 +58,7 @@ typedef struct vp_peer {
     bool ice_ok, checks_stopped;
     SSL *ssl;
     char bridge_fp[96];
-    bool keyed, dtls_failed;
+    bool keyed, dtls_failed, srtp_gcm;
     srtp_t srtp;
     OpusEncoder *enc;
     OpusDecoder *dec;
