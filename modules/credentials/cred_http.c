@@ -166,9 +166,12 @@ static void on_link(vn_http_request *req, void *ud)
         respond_error(req, 404, "not_found", N_("This link has expired or was already used."));
         return;
     }
+    /* req is gone once answered (vestnik/http.h): read it first. A HEAD
+     * shows the link is there without using it up. */
+    bool used = strcmp(vn_http_request_method(req), "GET") == 0;
     vn_http_response_header(req, "Cache-Control", "no-store");
     vn_http_respond(req, 200, l->content_type, l->body, l->len);
-    if (strcmp(vn_http_request_method(req), "GET") == 0 && --l->uses_left == 0)
+    if (used && --l->uses_left == 0)
         link_free(l);
 }
 

@@ -11,6 +11,8 @@
 //   bind    {body, holder_pem, alg, aud, nonce, iat} -> {presentation}
 //           (body "<jwt>~<disclosures>~" as given, with a KB-JWT made by
 //           jose: what a dishonest holder does after altering disclosures)
+//   statuslist {jwt, jwk, uri, idx} -> {ok, error, bits, status}: jose checks the
+//           signature, @sd-jwt/jwt-status-list reads entry idx
 //   verify  {presentation, issuer_jwk, aud, nonce, now, status_lists: {uri: jwt}}
 //           -> {npm: {ok, error, payload}, independent: {ok, error, claims}}
 //
@@ -28,6 +30,7 @@ import path from "node:path";
 const require = createRequire(path.join(process.env.VN_SD_JWT_DIR, "package.json"));
 const { SDJwtVcInstance } = require("@sd-jwt/sd-jwt-vc");
 const { digest, generateSalt } = require("@sd-jwt/crypto-nodejs");
+const { getListFromStatusListJWT } = require("@sd-jwt/jwt-status-list");
 const jose = require("jose");
 
 const b64url = (buf) => Buffer.from(buf).toString("base64url");
@@ -97,6 +100,20 @@ async function bind(req) {
     .setProtectedHeader({ alg: req.alg, typ: "kb+jwt" })
     .sign(key);
   return { presentation: req.body + kb };
+}
+
+async function statuslist(req) {
+  try {
+    const key = await jose.importJWK(req.jwk, algOf(req.jwk));
+    const { protectedHeader, payload } = await jose.compactVerify(req.jwt, key);
+    const claims = JSON.parse(new TextDecoder().decode(payload));
+    if (protectedHeader.typ !== "statuslist+jwt") return { ok: false, error: "typ" };
+    if (claims.sub !== req.uri) return { ok: false, error: "sub" };
+    const list = getListFromStatusListJWT(req.jwt);
+    return { ok: true, bits: list.getBitsPerStatus(), status: list.getStatus(req.idx) };
+  } catch (e) {
+    return { ok: false, error: String(e && e.message) };
+  }
 }
 
 async function npmVerify(req) {
@@ -225,12 +242,12 @@ async function verify(req) {
   return { npm: await npmVerify(req), independent: await independentVerify(req) };
 }
 
-const ops = { keygen, issue, present, bind, verify };
+const ops = { keygen, issue, present, bind, statuslist, verify };
 const chunks = [];
 for await (const chunk of process.stdin) chunks.push(chunk);
 const op = ops[process.argv[2]];
 if (!op) {
-  console.error("usage: node credentials_npm.mjs keygen|issue|present|bind|verify < request.json");
+  console.error("usage: node credentials_npm.mjs keygen|issue|present|bind|statuslist|verify < request.json");
   process.exit(2);
 }
 console.log(JSON.stringify(await op(JSON.parse(Buffer.concat(chunks).toString()))));

@@ -18,12 +18,17 @@ does not check aud, so credentials_npm.mjs verifies a second time on jose
 alone (signed digests, aud, nonce, sd_hash, iat), and both must agree.
 
 The C side is tests/credentials/sdjwt_tool (the library the module links,
-on stdin/stdout); the module's end-to-end test drives the real server.
+on stdin/stdout). The HTTP side runs in a real vestnikd with
+mod_credentials: the issuer metadata at /.well-known/jwt-vc-issuer/...
+and the status lists over HTTPS, read by jose and @sd-jwt/jwt-status-list,
+and the JSON errors of those routes. The module's end-to-end test
+(test_credentials.py) drives the rest of the server.
 Needs node and VN_SD_JWT_DIR (where .ci/run installs the npm packages);
 without them the tests skip, or fail when VN_REQUIRE_PEERS=1.
 """
 import base64
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -334,6 +339,99 @@ def test_vestnik_refuses_tampered_npm_presentations():
     refused('not an sd-jwt', 'malformed')
 
 
+# ---- the HTTP routes of a running server
+
+class CredentialsServer(harness.Server):
+    """vestnikd with an https listener and mod_credentials holding one
+    issuer's key (generated at first start)."""
+
+    def __init__(self):
+        self.https_port, = harness.free_ports(1)
+        super().__init__()
+
+    def write_config(self):
+        super().write_config()
+        issuers = os.path.join(self.dir, 'issuers.json')
+        with open(issuers, 'w') as f:
+            json.dump({'issuers': [{'id': 'university', 'name': 'Example University',
+                                    'jid': 'registrar@localhost', 'types': ['student']}]}, f)
+        with open(self.config_path) as f:
+            text = f.read()
+        text = text.replace('listeners:\n', """listeners:
+  - type: https
+    address: 127.0.0.1
+    port: %d
+""" % self.https_port, 1)
+        text += """  adhoc:
+  credentials:
+    issuers_file: %s
+    base_url: %s
+""" % (issuers, self.base_url())
+        with open(self.config_path, 'w') as f:
+            f.write(text)
+
+    def base_url(self):
+        return 'https://127.0.0.1:%d' % self.https_port
+
+    def request(self, method, path, headers=None):
+        conn = http.client.HTTPSConnection('127.0.0.1', self.https_port, timeout=10,
+                                           context=harness.insecure_tls_context())
+        try:
+            conn.request(method, path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+
+server = CredentialsServer()
+
+
+def test_issuer_metadata_and_status_list_over_https():
+    """What a verifier fetches: the issuer's keys at the SD-JWT VC
+    well-known URL and its status list, both checked by jose and
+    @sd-jwt/jwt-status-list; and the same status list through the C
+    verifier with the published key."""
+    iss = server.base_url() + '/issuers/university'
+    status, headers, body = server.request('GET', '/.well-known/jwt-vc-issuer/issuers/university')
+    assert status == 200 and headers['Content-Type'] == 'application/json', (status, body)
+    meta = json.loads(body)
+    assert meta['issuer'] == iss, meta
+    (jwk,) = meta['jwks']['keys']
+    assert jwk['alg'] == 'ES256' and jwk['kty'] == 'EC' and 'd' not in jwk, jwk
+    # The kid is the RFC 7638 thumbprint of the key.
+    canon = json.dumps({k: jwk[k] for k in ('crv', 'kty', 'x', 'y')}, separators=(',', ':'),
+                       sort_keys=True)
+    assert jwk['kid'] == sha256(canon), jwk
+
+    uri = server.base_url() + '/credentials/status/university'
+    status, headers, body = server.request('GET', '/credentials/status/university')
+    assert status == 200, (status, body)
+    assert headers['Content-Type'] == 'application/statuslist+jwt', headers
+    assert headers['Cache-Control'].startswith('max-age='), headers
+    jwt = body.decode()
+    read = npm('statuslist', {'jwt': jwt, 'jwk': jwk, 'uri': uri, 'idx': 0})
+    assert read == {'ok': True, 'bits': 2, 'status': 0}, read
+    # HEAD: the same headers, no body.
+    status, headers, body = server.request('HEAD', '/credentials/status/university')
+    assert status == 200 and body == b'' and int(headers['Content-Length']) == len(jwt), headers
+
+
+def test_http_errors_are_json():
+    for path in ('/.well-known/jwt-vc-issuer/issuers/nobody', '/.well-known/jwt-vc-issuer',
+                 '/.well-known/jwt-vc-issuerX', '/credentials/status/nobody',
+                 '/credentials/status/', '/credentials/link/not-a-token'):
+        status, headers, body = server.request('GET', path)
+        assert status == 404, (path, status, body)
+        assert headers['Content-Type'] == 'application/json', (path, headers)
+        error = json.loads(body)
+        assert error['error'] == 'not_found' and error['error_description'], (path, error)
+    for method in ('POST', 'PUT', 'DELETE'):
+        status, headers, body = server.request(method, '/credentials/status/university')
+        assert status == 405 and headers['Allow'] == 'GET, HEAD', (method, status, headers)
+        assert json.loads(body)['error'] == 'method_not_allowed', body
+
+
 def peer_missing():
     if not NPM_DIR or not os.path.isdir(os.path.join(NPM_DIR, 'node_modules', '@sd-jwt')):
         return 'VN_SD_JWT_DIR does not name a directory with @sd-jwt installed'
@@ -343,20 +441,22 @@ def peer_missing():
 
 
 if __name__ == '__main__':
-    tests = [test_npm_verifies_vestnik_presentations, test_npm_reads_vestnik_status_lists,
-             test_tampered_vestnik_presentations_refused, test_vestnik_verifies_npm_presentations,
-             test_vestnik_refuses_tampered_npm_presentations]
+    with_npm = [test_npm_verifies_vestnik_presentations, test_npm_reads_vestnik_status_lists,
+                test_tampered_vestnik_presentations_refused,
+                test_vestnik_verifies_npm_presentations,
+                test_vestnik_refuses_tampered_npm_presentations,
+                test_issuer_metadata_and_status_list_over_https]
     missing = peer_missing()
     if missing and os.environ.get('VN_REQUIRE_PEERS') != '1':
         skipped = []
-        for test in tests:
+        for test in with_npm:
             def skip():
                 pass
             skip.__name__ = '%s # SKIP %s' % (test.__name__, missing)
             skipped.append(skip)
-        tests = skipped
+        with_npm = skipped
     elif missing:
         def peer_present():
             raise AssertionError('VN_REQUIRE_PEERS=1 but ' + missing)
-        tests = [peer_present] + tests
-    harness.run(tests, timeout=120)
+        with_npm = [peer_present] + with_npm
+    harness.run(with_npm + [test_http_errors_are_json], server=server, timeout=120)
