@@ -164,10 +164,11 @@ void consent_sign_iq(vn_event *ev, const char *host, const vn_stanza *payload)
     char *id = cred_new_id("s");
     char *holder_uri = vn_asprintf("xmpp:%s", holder->bare);
     char *service_uri = vn_asprintf("xmpp:%s", ev->from->bare);
-    json_t *item = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id", id, "kind", "sign",
-                             "from", ev->from->full, "service", ev->from->bare, "title", title,
-                             "holder_uri", holder_uri, "service_uri", service_uri, "created",
-                             (json_int_t)(vn_now_us() / 1000000));
+    json_t *item =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", id, "kind", "sign", "from",
+                  ev->from->full, "service", ev->from->bare, "title", title, "holder_uri",
+                  holder_uri, "service_uri", service_uri, "created_us", (json_int_t)vn_now_us(),
+                  "created", (json_int_t)(vn_now_us() / 1000000));
     json_t *pending = pending_list(host, user);
     if (read_document(ev, vn_stanza_child(payload, "document", CRED_NS), item)) {
         if (json_array_size(pending) >= cred.limits.max_pending) {

@@ -171,7 +171,8 @@ void wallet_index_put(const char *host, const char *issuer, const char *id, cons
 /* ---- pending requests and signatures (wallet_pending.c) ---- */
 
 /* A pending item, as JSON: id, kind ("present" or "sign"), from (full JID
- * of the asker), created, and the kind's own members. */
+ * of the asker), created (seconds) and created_us (the order they came
+ * in), and the kind's own members. */
 int pending_put(const char *host, const char *user, const json_t *item);
 json_t *pending_get(const char *host, const char *user, const char *id);
 void pending_delete(const char *host, const char *user, const char *id);

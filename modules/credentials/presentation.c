@@ -289,9 +289,10 @@ void presentation_request_iq(vn_event *ev, const char *host, const vn_stanza *pa
     } else if ((wants = read_wants(ev, payload))) {
         char *id = cred_new_id("q");
         json_t *item =
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:I}", "id", id, "kind", "present",
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:I, s:I}", "id", id, "kind", "present",
                       "from", ev->from->full, "verifier", ev->from->bare, "nonce", nonce, "purpose",
-                      purpose, "wants", wants, "created", (json_int_t)(vn_now_us() / 1000000));
+                      purpose, "wants", wants, "created_us", (json_int_t)vn_now_us(), "created",
+                      (json_int_t)(vn_now_us() / 1000000));
         const char *user = holder->local;
         json_t *pending = NULL;
         if (!vn_account_exists(host, user)) {

@@ -48,8 +48,8 @@ static bool collect(const char *key, const void *value, size_t len, void *ud)
 
 static int by_creation(const void *a, const void *b)
 {
-    json_int_t x = json_integer_value(json_object_get(*(const json_t *const *)a, "created"));
-    json_int_t y = json_integer_value(json_object_get(*(const json_t *const *)b, "created"));
+    json_int_t x = json_integer_value(json_object_get(*(const json_t *const *)a, "created_us"));
+    json_int_t y = json_integer_value(json_object_get(*(const json_t *const *)b, "created_us"));
     return x < y ? -1 : x > y;
 }
 

@@ -61,8 +61,10 @@ class CredentialsServer(harness.Server):
     """vestnikd with a component listener for the university, http(s)
     listeners for keys, status lists and QR codes, and the module."""
 
-    def __init__(self):
+    def __init__(self, **options):
+        """options: more keys of modules.credentials."""
         self.component_port, self.http_port, self.https_port = harness.free_ports(3)
+        self.options = options
         super().__init__()
 
     def write_config(self):
@@ -93,7 +95,7 @@ class CredentialsServer(harness.Server):
     issuers_file: {self.issuers_path}
     base_url: https://127.0.0.1:{self.https_port}
     request_timeout: 30
-components:
+{''.join('    %s: %s' % item + chr(10) for item in self.options.items())}components:
   - domain: {UNIVERSITY}
     secret: {SECRET}
     name: Example University
