@@ -167,7 +167,10 @@ void botapi_webhooks_stop(void);
 
 /* Has user (a bare JID) started the bot? The one consent check. */
 bool botapi_may_message(botapi_bot *bot, const char *user);
-void botapi_chat_started(botapi_bot *bot, const char *user);
+/* user wrote to the bot, in lang (xml:lang, may be NULL). */
+void botapi_chat_started(botapi_bot *bot, const char *user, const char *lang);
+/* The language user last wrote in (malloc'ed), or NULL. */
+char *botapi_chat_lang(botapi_bot *bot, const char *user);
 /* The next message id in the chat with user. */
 int64_t botapi_chat_next_message_id(botapi_bot *bot, const char *user);
 /* A message in a chat as the bot keeps it: its Telegram JSON and the id

@@ -1,12 +1,13 @@
 /*
  * botapi_chats.c - what a bot's chats remember, in the store under the
- * bot: whether the user started the bot (the consent check, until the
- * platform's consent part takes it over behind the same function), the
+ * bot: whether the user started the bot (by writing to it: the consent
+ * check, together with the platform's consent.c, where a user may stop or
+ * mute a bot the directory lists), the user's language (xml:lang), the
  * chat's message id counter, the last message with an inline keyboard
- * (for a user answering with a number), and each message the bot sent,
- * as its Telegram JSON with the id of the XMPP stanza that carried it.
+ * (for a user answering with a number), and each message in the chat, as
+ * its Telegram JSON with the id of the XMPP stanza that carried it.
  *
- *   (domain, bot, "botapi_chats", USER-JID)           {"started","next","kb"}
+ *   (domain, bot, "botapi_chats", USER-JID)   {"started","lang","next","kb"}
  *   (domain, bot, "botapi_msgs", USER-JID "#" ID)     {"sid","m"}
  */
 #include <inttypes.h>
@@ -46,22 +47,56 @@ static json_t *chat_get(botapi_bot *bot, const char *user)
     return chat ? chat : json_object();
 }
 
+/* The platform's consent (consent.c) speaks of local accounts: their host
+ * and localpart, or false for a user of another server. */
+static bool local_account(const char *user, char *host, size_t host_size, char *local,
+                          size_t local_size)
+{
+    const char *at = strchr(user, '@');
+    if (!at || (size_t)(at - user) >= local_size || strlen(at + 1) >= host_size ||
+        !vn_is_local_host(at + 1))
+        return false;
+    memcpy(local, user, (size_t)(at - user));
+    local[at - user] = '\0';
+    strcpy(host, at + 1);
+    return true;
+}
+
 bool botapi_may_message(botapi_bot *bot, const char *user)
 {
     json_t *chat = doc_get(bot, CHATS_STORE, user);
     bool started = chat && json_is_true(json_object_get(chat, "started"));
     json_decref(chat);
+    char host[1024], local[1024];
+    /* Stopped or muted in "My services", for a bot the directory lists. */
+    if (started && local_account(user, host, sizeof host, local, sizeof local))
+        started = services_consent_check(bot->key, host, local, false) == NULL;
     return started;
 }
 
-void botapi_chat_started(botapi_bot *bot, const char *user)
+void botapi_chat_started(botapi_bot *bot, const char *user, const char *lang)
 {
+    char host[1024], local[1024];
+    if (local_account(user, host, sizeof host, local, sizeof local))
+        services_consent_started(bot->key, host, local);
     json_t *chat = chat_get(bot, user);
-    if (!json_is_true(json_object_get(chat, "started"))) {
+    const char *old_lang = json_string_value(json_object_get(chat, "lang"));
+    bool lang_changed = lang && lang[0] && (!old_lang || strcmp(old_lang, lang) != 0);
+    if (!json_is_true(json_object_get(chat, "started")) || lang_changed) {
         json_object_set_new(chat, "started", json_true());
+        if (lang_changed)
+            json_object_set_new(chat, "lang", json_string(lang));
         doc_put(bot, CHATS_STORE, user, chat);
     }
     json_decref(chat);
+}
+
+char *botapi_chat_lang(botapi_bot *bot, const char *user)
+{
+    json_t *chat = chat_get(bot, user);
+    char *lang = vn_strdup(json_string_value(json_object_get(chat, "lang")));
+    json_decref(chat);
+    return lang;
 }
 
 int64_t botapi_chat_next_message_id(botapi_bot *bot, const char *user)

@@ -128,8 +128,10 @@ static void deliver(botapi_call *call, const char *chat, json_t *message, const 
     int64_t reply_to = reply_to_of(call);
     json_t *replied =
         reply_to > 0 ? botapi_chat_message_get(call->bot, chat, reply_to, &reply_sid) : NULL;
-    if (replied)
+    if (replied) {
+        json_object_del(replied, "reply_to_message"); /* one level, as Telegram's */
         json_object_set_new(message, "reply_to_message", replied);
+    }
     if (markup)
         json_object_set(message, "reply_markup", markup);
     char *sid = botapi_xmpp_send(call->bot, chat, message_id, text, markup, url, NULL,

@@ -190,8 +190,10 @@ char *botapi_xmpp_send(botapi_bot *bot, const char *to, int64_t message_id, cons
         size_t buttons = foreach_button(markup, render_button, &ctx);
         render_url_buttons(markup, &body);
         render_reply_keyboard(markup, NULL, &body);
+        char *lang = buttons > 0 ? botapi_chat_lang(bot, to) : NULL;
         if (buttons > 0)
-            vn_buf_printf(&body, "\n%s", vn_tr(NULL, N_("Reply with the number of your choice.")));
+            vn_buf_printf(&body, "\n%s", vn_tr(lang, N_("Reply with the number of your choice.")));
+        free(lang);
     }
     vn_buf_append(&body, "", 1);
     vn_stanza_add_text_child(m, "body", VN_NS_CLIENT, body.data);
@@ -222,8 +224,10 @@ void botapi_xmpp_retract(botapi_bot *bot, const char *to, const char *stanza_id)
     char id[40] = "bot-";
     botapi_random_hex(id + 4, 12);
     vn_stanza *m = message_new(bot, to, id);
+    char *lang = botapi_chat_lang(bot, to);
     vn_stanza_add_text_child(m, "body", VN_NS_CLIENT,
-                             vn_tr(NULL, N_("This message was deleted by the bot.")));
+                             vn_tr(lang, N_("This message was deleted by the bot.")));
+    free(lang);
     vn_stanza_set_attr(vn_stanza_add_child(m, "retract", NS_RETRACT), "id", stanza_id);
     vn_stanza *apply = vn_stanza_add_child(m, "apply-to", NS_FASTEN);
     vn_stanza_set_attr(apply, "id", stanza_id);
@@ -317,7 +321,7 @@ static void message_from_user(botapi_bot *bot, const vn_stanza *st, const char *
     const vn_stanza *oob = vn_stanza_child(st, "x", NS_OOB);
     const char *url = oob ? vn_stanza_child_text(oob, "url", NULL) : NULL;
 
-    botapi_chat_started(bot, user);
+    botapi_chat_started(bot, user, lang);
     if (action) {
         const char *id = vn_stanza_attr(action, "id");
         int64_t message_id = 0;
@@ -417,7 +421,8 @@ static vn_hook_result route_to_bots(vn_event *ev, void *ud)
         if (strcmp(name, "presence") != 0)
             vn_route_error(ev->stanza, "cancel", "service-unavailable", NULL);
     } else if (strcmp(name, "iq") == 0) {
-        iq_to_bot(bot, ev->stanza, bot ? bot->username : vn_tr(NULL, N_("Bots")));
+        iq_to_bot(bot, ev->stanza,
+                  bot ? bot->username : vn_tr(vn_stanza_attr(ev->stanza, "xml:lang"), N_("Bots")));
     } else if (bot && strcmp(name, "presence") == 0) {
         presence_to_bot(bot, ev->stanza, ev->from);
     } else if (bot && strcmp(name, "message") == 0) {
