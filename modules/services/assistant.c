@@ -149,7 +149,7 @@ static void say(const conversation *c, const char *text)
     vn_stanza_set_attr(msg, "type", "chat");
     vn_stanza_set_attr(msg, "id", id);
     vn_stanza_set_attr(msg, "xml:lang", vn_tr_lang(c->lang));
-    vn_stanza_add_text_child(msg, "body", NULL, text);
+    vn_stanza_add_text_child(msg, "body", VN_NS_CLIENT, text);
     vn_route(msg);
 }
 

@@ -24,7 +24,7 @@
 
 typedef struct directory {
     char *domain; /* services.<host> */
-    const char *host;
+    char *host;
 } directory;
 
 static directory *directories;
@@ -447,7 +447,7 @@ int directory_start(vn_module *m)
             continue;
         }
         directories = vn_realloc(directories, (n_directories + 1) * sizeof *directories);
-        directories[n_directories++] = (directory){normalized, hosts[i]};
+        directories[n_directories++] = (directory){normalized, vn_strdup(hosts[i])};
         vn_disco_add_item(hosts[i], normalized, N_("Services"));
     }
     vn_hook_add("route/remote", ROUTE_PRIORITY, on_route, NULL);
@@ -460,6 +460,7 @@ void directory_stop(vn_module *m)
     for (size_t i = 0; i < n_directories; i++) {
         vn_disco_remove_item(directories[i].host, directories[i].domain);
         free(directories[i].domain);
+        free(directories[i].host);
     }
     free(directories);
     directories = NULL;
