@@ -45,7 +45,8 @@ typedef enum pg_stmt {
     PG_ARC_DELETE_RANGE,
     PG_ARC_DELETE_USER_ITEMS,
     PG_ARC_DELETE_USER_META,
-    PG_ARC_RAISE_LAST_ID,
+    PG_ARC_LOCK,
+    PG_ARC_COUNTER,
     PG_STMT_COUNT
 } pg_stmt;
 
@@ -106,8 +107,13 @@ PGresult *pg_read(pg_store *st, pg_stmt stmt, const pg_params *p, const char *wh
 /* A binary int8 or int4 column of a result. */
 int64_t pg_get_int(const PGresult *r, int row, int col);
 
-/* Queues a prepared statement in the writer's pipeline. false: not sent. */
+/* The writer's pipeline: queue a prepared statement (false: not sent);
+ * send what is queued without blocking on a full socket; take the result
+ * of the next statement (NULL, with the server's message in error, if it
+ * failed). */
 bool pg_send(PGconn *conn, pg_stmt stmt, const pg_params *p);
+bool pg_flush(PGconn *conn);
+PGresult *pg_take(PGconn *conn, vn_buf *error);
 
 /* store_pg_schema.c: creates or upgrades the schema (under an advisory lock,
  * so nodes starting together take turns). 0, or -1 with a message. */
@@ -120,7 +126,8 @@ int pg_doc_foreach(void *impl, const char *host, const char *user, const char *s
                    vn_store_key_cb cb, void *ud);
 int pg_doc_foreach_user(void *impl, const char *host, const char *store, vn_store_user_cb cb,
                         void *ud);
-/* Queue the statements of one write: how many results it will return. */
+/* Queue the statements of one write: how many results it will return,
+ * or -1. */
 int pg_doc_send(PGconn *conn, const vn_store_op *op);
 
 /* store_pg_archive.c */
@@ -130,6 +137,16 @@ int pg_archive_count(void *impl, const char *host, const char *user, const char 
                      const vn_archive_query *q, size_t *count);
 int pg_archive_last_id(void *impl, const char *host, const char *user, const char *archive,
                        uint64_t *id);
-int pg_archive_send(PGconn *conn, const vn_store_op *op);
+/* A batch's archive counters: begin locks the counter row of each archive
+ * ops append to and reads its last id (a round trip inside the batch's
+ * transaction); send assigns ids from it (a synchronous append's into
+ * op->id) and queues the items; send_counters queues one update per
+ * archive for the appends since the last call (send calls it before a
+ * deletion). NULL / -1 on failure. */
+typedef struct pg_batch pg_batch;
+pg_batch *pg_batch_begin(PGconn *conn, const vn_store_op *ops, vn_buf *error);
+int pg_archive_send(PGconn *conn, pg_batch *b, vn_store_op *op);
+int pg_batch_send_counters(PGconn *conn, pg_batch *b);
+void pg_batch_free(pg_batch *b);
 
 #endif

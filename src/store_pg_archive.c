@@ -10,9 +10,18 @@
  * growing pages serve without reading the whole archive. Ids are bigint:
  * bounds past INT64_MAX are clamped (no id gets there: ids are
  * microsecond timestamps).
+ *
+ * Writes run in the writer's pipeline. A batch locks the counter row of
+ * each archive it appends to and reads its last id first, assigns the ids
+ * here, inserts the items with them and moves each counter once (or once
+ * per stretch between deletions, whose item counts must include the
+ * appends before them): updating the counter per item would leave one row
+ * version per append for the next append to walk past.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 
 #include "store_pg.h"
 #include "vestnik/log.h"
@@ -179,42 +188,214 @@ int pg_archive_last_id(void *impl, const char *host, const char *user, const cha
     return VN_STORE_OK;
 }
 
-int pg_archive_send(PGconn *conn, const vn_store_op *op)
-{
-    pg_params p = {0};
+/* ---- writes ---- */
 
+typedef struct counter {
+    char *k; /* host \0 user \0 archive */
+    size_t klen;
+    const char *host, *user, *archive; /* of the first op naming it */
+    uint64_t last_id;
+    int64_t added; /* items appended since the counter was last sent */
+    bool dirty;
+    UT_hash_handle hh;
+} counter;
+
+struct pg_batch {
+    counter *counters;
+};
+
+static char *counter_key(const char *host, const char *user, const char *archive, size_t *len)
+{
+    size_t h = strlen(host) + 1, u = strlen(user) + 1, a = archive ? strlen(archive) : 0;
+    char *k = vn_alloc(h + u + a + 1);
+
+    memcpy(k, host, h);
+    memcpy(k + h, user, u);
+    if (archive)
+        memcpy(k + h + u, archive, a);
+    *len = h + u + a;
+    return k;
+}
+
+static counter *find_counter(pg_batch *b, const vn_store_op *op)
+{
+    size_t len;
+    char *k = counter_key(op->host, op->user, op->name, &len);
+    counter *c;
+
+    HASH_FIND(hh, b->counters, k, len, c);
+    free(k);
+    return c;
+}
+
+pg_batch *pg_batch_begin(PGconn *conn, const vn_store_op *ops, vn_buf *error)
+{
+    pg_batch *b = vn_alloc(sizeof *b);
+    long n = 0;
+
+    for (const vn_store_op *op = ops; op; op = op->next) {
+        if (op->kind != VN_OP_APPEND || find_counter(b, op))
+            continue;
+        counter *c = vn_alloc(sizeof *c);
+        c->k = counter_key(op->host, op->user, op->name, &c->klen);
+        c->host = op->host;
+        c->user = op->user;
+        c->archive = op->name;
+        HASH_ADD_KEYPTR(hh, b->counters, c->k, c->klen, c);
+        pg_params p = {0};
+        archive_params(&p, op->host, op->user, op->name);
+        if (!pg_send(conn, PG_ARC_LOCK, &p))
+            goto failed;
+        n++;
+    }
+    if (!n)
+        return b;
+    if (PQsendFlushRequest(conn) != 1 || !pg_flush(conn))
+        goto failed;
+    /* The answers come in the order of the hash's insertion. */
+    for (counter *c = b->counters; c; c = c->hh.next) {
+        PGresult *r = pg_take(conn, error);
+        if (!r)
+            goto failed;
+        c->last_id = PQntuples(r) ? (uint64_t)pg_get_int(r, 0, 0) : 0;
+        PQclear(r);
+    }
+    return b;
+failed:
+    if (!error->len)
+        vn_buf_append_str(error, PQerrorMessage(conn));
+    pg_batch_free(b);
+    return NULL;
+}
+
+void pg_batch_free(pg_batch *b)
+{
+    counter *c, *tmp;
+
+    if (!b)
+        return;
+    HASH_ITER(hh, b->counters, c, tmp)
+    {
+        HASH_DEL(b->counters, c);
+        free(c->k);
+        free(c);
+    }
+    free(b);
+}
+
+int pg_batch_send_counters(PGconn *conn, pg_batch *b)
+{
+    int n = 0;
+
+    for (counter *c = b->counters; c; c = c->hh.next) {
+        if (!c->dirty)
+            continue;
+        pg_params p = {0};
+        archive_params(&p, c->host, c->user, c->archive);
+        pg_param_int(&p, (int64_t)c->last_id);
+        pg_param_int(&p, c->added);
+        if (!pg_send(conn, PG_ARC_COUNTER, &p))
+            return -1;
+        c->dirty = false;
+        c->added = 0;
+        n++;
+    }
+    return n;
+}
+
+/* The id rule, max(last + 1, wanted), on the locked counter. */
+static int send_append(PGconn *conn, pg_batch *b, vn_store_op *op)
+{
+    counter *c = find_counter(b, op);
+    uint64_t wanted = op->id ? op->id : op->ts_us > 1 ? (uint64_t)op->ts_us : 1;
+
+    if (!c || c->last_id >= INT64_MAX) {
+        vn_log_error("store: append: archive %s has used up its ids", op->name);
+        return -1;
+    }
+    uint64_t id = c->last_id + 1 > wanted ? c->last_id + 1 : wanted;
+    if (id > INT64_MAX) {
+        vn_log_error("store: append: archive %s has used up its ids", op->name);
+        return -1;
+    }
+    /* In grouped mode the front end assigned the id and the loop reads
+     * op meanwhile; only a synchronous append has none yet. */
+    if (!op->id)
+        op->id = id;
+    else if (id != op->id)
+        vn_log_warn("store: append: archive %s of %s@%s stores id %" PRIu64 " for %" PRIu64
+                    ": another node appended to it meanwhile",
+                    op->name, op->user, op->host, id, op->id);
+    c->last_id = id;
+    c->added++;
+    c->dirty = true;
+
+    pg_params p = {0};
+    const char *slash = strchr(op->key, '/');
+    char *bare = slash ? vn_strndup(op->key, (size_t)(slash - op->key)) : NULL;
+    archive_params(&p, op->host, op->user, op->name);
+    pg_param_int(&p, (int64_t)id);
+    pg_param_int(&p, op->ts_us);
+    pg_param_text(&p, op->key);
+    pg_param_text(&p, bare ? bare : op->key);
+    pg_param_bytes(&p, op->data, op->len);
+    bool sent = pg_send(conn, PG_ARC_APPEND, &p); /* libpq copies the parameters */
+    free(bare);
+    return sent ? 1 : -1;
+}
+
+/* delete_user: the counters of the user's archives are gone, and so are
+ * the ids they held (as with LMDB, they start again). */
+static void forget_user(pg_batch *b, const vn_store_op *op)
+{
+    size_t len;
+    char *prefix = counter_key(op->host, op->user, NULL, &len);
+
+    for (counter *c = b->counters; c; c = c->hh.next)
+        if (c->klen >= len && memcmp(c->k, prefix, len) == 0)
+            c->last_id = 0;
+    free(prefix);
+}
+
+int pg_archive_send(PGconn *conn, pg_batch *b, vn_store_op *op)
+{
+    if (op->kind == VN_OP_APPEND)
+        return send_append(conn, b, op);
+    /* The counts the deletions below adjust must include earlier appends. */
+    int n = pg_batch_send_counters(conn, b);
+    pg_params p = {0};
+    bool sent = n >= 0;
+
+    if (op->kind == VN_OP_DELETE_USER) {
+        pg_param_text(&p, op->host);
+        pg_param_text(&p, op->user);
+        forget_user(b, op);
+        return sent && pg_send(conn, PG_ARC_DELETE_USER_ITEMS, &p) &&
+                       pg_send(conn, PG_ARC_DELETE_USER_META, &p)
+                   ? n + 2
+                   : -1;
+    }
     archive_params(&p, op->host, op->user, op->name);
     switch (op->kind) {
-    case VN_OP_APPEND: {
-        if (op->id > INT64_MAX) {
-            vn_log_error("store: append: archive %s has used up its ids", op->name);
-            return -1;
-        }
-        const char *slash = strchr(op->key, '/');
-        char *bare = slash ? vn_strndup(op->key, (size_t)(slash - op->key)) : NULL;
-        pg_param_int(&p, op->id ? (int64_t)op->id : op->ts_us > 1 ? op->ts_us : 1);
-        pg_param_int(&p, op->ts_us);
-        pg_param_text(&p, op->key);
-        pg_param_text(&p, bare ? bare : op->key);
-        pg_param_bytes(&p, op->data, op->len);
-        bool sent = pg_send(conn, PG_ARC_APPEND, &p); /* libpq copies the parameters */
-        free(bare);
-        return sent ? 1 : -1;
-    }
     case VN_OP_DELETE_ID:
         if (op->id == 0 || op->id > INT64_MAX)
-            return 0;
+            return n;
         pg_param_int(&p, (int64_t)op->id);
-        return pg_send(conn, PG_ARC_DELETE_ID, &p) ? 1 : -1;
+        return sent && pg_send(conn, PG_ARC_DELETE_ID, &p) ? n + 1 : -1;
     case VN_OP_DELETE_BEFORE:
         pg_param_int(&p, 1);
         pg_param_int(&p, op->before_us == 0 ? INT64_MAX : op->before_us - 1);
-        return pg_send(conn, PG_ARC_DELETE_RANGE, &p) ? 1 : -1;
-    case VN_OP_RAISE_LAST_ID:
+        return sent && pg_send(conn, PG_ARC_DELETE_RANGE, &p) ? n + 1 : -1;
+    case VN_OP_RAISE_LAST_ID: {
+        counter *c = find_counter(b, op);
         if (op->id > INT64_MAX)
             return -1;
+        if (c && c->last_id < op->id)
+            c->last_id = op->id;
         pg_param_int(&p, (int64_t)op->id);
-        return pg_send(conn, PG_ARC_RAISE_LAST_ID, &p) ? 1 : -1;
+        pg_param_int(&p, 0);
+        return sent && pg_send(conn, PG_ARC_COUNTER, &p) ? n + 1 : -1;
+    }
     default: return -1;
     }
 }

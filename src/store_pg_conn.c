@@ -35,8 +35,11 @@
  * other nodes needs the cluster layer (LISTEN/NOTIFY or NATS). What a node
  * reads is at most snapshot_max_age_ms behind the other nodes' commits.
  *
- * Archive ids are assigned in the statement that appends (store_pg_archive.c,
- * a per-archive counter row), so concurrent nodes never reuse one.
+ * Archive ids: each batch first locks the counter row of every archive it
+ * appends to and reads its last id (one round trip, store_pg_archive.c),
+ * then stores its items with ids past it and moves each counter once, so
+ * concurrent nodes never reuse an id and a batch of many appends to one
+ * archive does not update (and re-find) one row version per item.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -293,7 +296,7 @@ bool pg_send(PGconn *conn, pg_stmt stmt, const pg_params *p)
 
 /* Sends what libpq buffered, reading answers meanwhile so that neither
  * side blocks on a full socket. */
-static bool flush_all(PGconn *conn)
+bool pg_flush(PGconn *conn)
 {
     int rc;
 
@@ -307,70 +310,55 @@ static bool flush_all(PGconn *conn)
     return rc == 0;
 }
 
-static int send_op(PGconn *conn, const vn_store_op *op)
+PGresult *pg_take(PGconn *conn, vn_buf *error)
 {
+    PGresult *r = PQgetResult(conn);
+    ExecStatusType status = PQresultStatus(r);
+
+    if (r)
+        PQclear(PQgetResult(conn)); /* the NULL that ends each statement's results */
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+        return r;
+    if (!error->len)
+        vn_buf_append_str(error, r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+    PQclear(r);
+    return NULL;
+}
+
+static int send_op(PGconn *conn, pg_batch *b, vn_store_op *op)
+{
+    int docs = 0;
+
     switch (op->kind) {
     case VN_OP_PUT:
-    case VN_OP_DELETE:
-    case VN_OP_DELETE_USER: return pg_doc_send(conn, op);
+    case VN_OP_DELETE: return pg_doc_send(conn, op);
+    case VN_OP_DELETE_USER:
+        docs = pg_doc_send(conn, op);
+        int archives = docs < 0 ? -1 : pg_archive_send(conn, b, op);
+        return archives < 0 ? -1 : docs + archives;
     case VN_OP_APPEND:
     case VN_OP_DELETE_ID:
     case VN_OP_DELETE_BEFORE:
-    case VN_OP_RAISE_LAST_ID: return pg_archive_send(conn, op);
+    case VN_OP_RAISE_LAST_ID: return pg_archive_send(conn, b, op);
     }
     return -1;
 }
 
-/* One statement's result: its rows' first column, if asked, into *id. */
-static bool take_result(PGconn *conn, vn_buf *error, int64_t *id)
-{
-    PGresult *r = PQgetResult(conn);
-    ExecStatusType status = PQresultStatus(r);
-    bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
-
-    if (ok && id && PQntuples(r) == 1)
-        *id = pg_get_int(r, 0, 0);
-    if (!ok && !error->len)
-        vn_buf_append_str(error, r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
-    PQclear(r);
-    if (r)
-        PQclear(PQgetResult(conn)); /* the NULL that ends each statement's results */
-    return ok;
-}
-
-/* Reads every result up to the Sync's; false if anything failed. */
-static bool take_results(PGconn *conn, vn_store_op *ops, const int *counts, vn_buf *error)
+/* Reads the results of n statements, then the Sync's: false if any failed
+ * (then the transaction was rolled back). */
+static bool take_results(PGconn *conn, long n, vn_buf *error)
 {
     bool ok = true;
-    size_t i = 0;
 
-    for (vn_store_op *op = ops; op && PQstatus(conn) == CONNECTION_OK; op = op->next, i++) {
-        for (int k = 0; k < counts[i]; k++) {
-            int64_t id = 0;
-            bool is_append = op->kind == VN_OP_APPEND && k == counts[i] - 1;
-            ok = take_result(conn, error, is_append ? &id : NULL) && ok;
-            if (!is_append || !id)
-                continue;
-            /* In grouped mode the front end assigned the id and the loop
-             * reads op meanwhile; only a synchronous append has none. */
-            if (!op->id)
-                op->id = (uint64_t)id;
-            else if ((uint64_t)id != op->id)
-                vn_log_warn("store: append: archive %s of %s@%s got id %" PRId64
-                            " instead of %" PRIu64 ": another node appended to it meanwhile",
-                            op->name, op->user, op->host, id, op->id);
-        }
+    for (long i = 0; i < n && PQstatus(conn) == CONNECTION_OK; i++) {
+        PGresult *r = pg_take(conn, error);
+        ok = ok && r;
+        PQclear(r);
     }
-    for (;;) {
+    while (PQstatus(conn) == CONNECTION_OK) {
         PGresult *r = PQgetResult(conn);
-        if (!r) {
-            if (PQstatus(conn) != CONNECTION_OK) {
-                if (!error->len)
-                    vn_buf_append_str(error, PQerrorMessage(conn));
-                return false;
-            }
+        if (!r)
             continue;
-        }
         ExecStatusType status = PQresultStatus(r);
         if (status != PGRES_PIPELINE_SYNC && status != PGRES_COMMAND_OK &&
             status != PGRES_TUPLES_OK) {
@@ -382,13 +370,42 @@ static bool take_results(PGconn *conn, vn_store_op *ops, const int *counts, vn_b
         if (status == PGRES_PIPELINE_SYNC)
             return ok;
     }
+    if (!error->len)
+        vn_buf_append_str(error, PQerrorMessage(conn));
+    return false;
+}
+
+/* Everything of one batch up to the Sync, which commits it: the statement
+ * count into *n, or false if it could not all be sent. */
+static bool send_batch(PGconn *conn, vn_store_op *ops, long *n, vn_buf *error)
+{
+    pg_batch *b = pg_batch_begin(conn, ops, error);
+    size_t i = 0;
+    bool sent = b != NULL;
+
+    *n = 0;
+    for (vn_store_op *op = ops; op && sent; op = op->next, i++) {
+        int k = send_op(conn, b, op);
+        *n += k;
+        sent = k >= 0 && ((i + 1) % PIPELINE_FLUSH_EVERY || pg_flush(conn));
+    }
+    if (sent) {
+        int k = pg_batch_send_counters(conn, b);
+        *n += k;
+        sent = k >= 0 && PQpipelineSync(conn) == 1 && pg_flush(conn);
+    }
+    if (!sent && !error->len)
+        vn_buf_append_str(error, PQerrorMessage(conn));
+    pg_batch_free(b);
+    return sent;
 }
 
 static int apply(void *impl, vn_store_op *ops)
 {
     pg_store *st = impl;
     vn_buf error;
-    size_t n = 0;
+    size_t n_ops = 0;
+    long n = 0;
 
     vn_buf_init(&error);
     pthread_mutex_lock(&st->mu);
@@ -404,25 +421,13 @@ static int apply(void *impl, vn_store_op *ops)
         }
     }
     for (vn_store_op *op = ops; op; op = op->next)
-        n++;
-    int *counts = vn_alloc((n ? n : 1) * sizeof *counts);
-    bool sent = true;
-    size_t i = 0;
-    for (vn_store_op *op = ops; op && sent; op = op->next, i++) {
-        counts[i] = send_op(st->wr, op);
-        sent = counts[i] >= 0 && ((i + 1) % PIPELINE_FLUSH_EVERY || flush_all(st->wr));
-    }
-    sent = sent && PQpipelineSync(st->wr) == 1 && flush_all(st->wr);
-    bool ok = false;
-    if (sent)
-        ok = take_results(st->wr, ops, counts, &error);
-    else
-        vn_buf_append_str(&error, PQerrorMessage(st->wr));
-    free(counts);
+        n_ops++;
+    bool sent = send_batch(st->wr, ops, &n, &error);
+    bool ok = sent && take_results(st->wr, n, &error);
     if (!ok) {
-        vn_log_error("store: a batch of %zu write(s) failed: %s", n, error.data);
+        vn_log_error("store: a batch of %zu write(s) failed: %s", n_ops, error.data);
         if (!sent || PQstatus(st->wr) != CONNECTION_OK) {
-            PQfinish(st->wr); /* made anew by the next batch */
+            PQfinish(st->wr); /* never committed; made anew by the next batch */
             st->wr = NULL;
         }
     }

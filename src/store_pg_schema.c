@@ -105,17 +105,10 @@ const pg_statement pg_statements[PG_STMT_COUNT] = {
     [PG_ARC_PAGE_FULL_FWD] = {"vn_arc_page_full_fwd", PAGE_OF WITH_FULL " ORDER BY id LIMIT $7", 7},
     [PG_ARC_PAGE_FULL_REV] = {"vn_arc_page_full_rev",
                               PAGE_OF WITH_FULL " ORDER BY id DESC LIMIT $7", 7},
-    /* The counter row takes max(last + 1, $4), $4 being the id the front
-     * end assigned or the timestamp: one statement, locked by the row. */
     [PG_ARC_APPEND] = {"vn_arc_append",
-                       "WITH c AS (INSERT INTO vn_archives AS a"
-                       " (host, username, archive, last_id, item_count) VALUES ($1, $2, $3, $4, 1)"
-                       " ON CONFLICT (host, username, archive) DO UPDATE"
-                       " SET last_id = GREATEST(a.last_id + 1, EXCLUDED.last_id),"
-                       " item_count = a.item_count + 1 RETURNING last_id)"
-                       " INSERT INTO vn_items"
+                       "INSERT INTO vn_items"
                        " (host, username, archive, id, ts_us, with_jid, with_bare, data)"
-                       " SELECT $1, $2, $3, c.last_id, $5, $6, $7, $8 FROM c RETURNING id",
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                        8},
     [PG_ARC_DELETE_ID] = {"vn_arc_delete_id",
                           "WITH d AS (DELETE FROM vn_items WHERE" ARCHIVE_IS
@@ -134,12 +127,19 @@ const pg_statement pg_statements[PG_STMT_COUNT] = {
                                   "DELETE FROM vn_items WHERE host = $1 AND username = $2", 2},
     [PG_ARC_DELETE_USER_META] = {"vn_arc_delete_user_meta",
                                  "DELETE FROM vn_archives WHERE host = $1 AND username = $2", 2},
-    [PG_ARC_RAISE_LAST_ID] = {"vn_arc_raise_last_id",
-                              "INSERT INTO vn_archives AS a"
-                              " (host, username, archive, last_id, item_count)"
-                              " VALUES ($1, $2, $3, $4, 0) ON CONFLICT (host, username, archive)"
-                              " DO UPDATE SET last_id = GREATEST(a.last_id, EXCLUDED.last_id)",
-                              4},
+    /* Locks an archive's counter row (made if missing) for the batch. */
+    [PG_ARC_LOCK] = {"vn_arc_lock",
+                     "INSERT INTO vn_archives AS a (host, username, archive, last_id, item_count)"
+                     " VALUES ($1, $2, $3, 0, 0) ON CONFLICT (host, username, archive)"
+                     " DO UPDATE SET last_id = a.last_id RETURNING last_id",
+                     3},
+    [PG_ARC_COUNTER] =
+        {"vn_arc_counter",
+         "INSERT INTO vn_archives AS a (host, username, archive, last_id, item_count)"
+         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (host, username, archive)"
+         " DO UPDATE SET last_id = GREATEST(a.last_id, EXCLUDED.last_id),"
+         " item_count = a.item_count + EXCLUDED.item_count",
+         5},
 };
 
 static bool run(PGconn *conn, const char *sql, vn_buf *err)
