@@ -6,8 +6,8 @@
 //   connect({url, jid, password, resource, relay}) -> full JID
 //       logs in over WebSocket (SCRAM without -PLUS: a page cannot bind the
 //       channel), asks the server for its STUN/TURN services (XEP-0215) and
-//       makes them the ICE servers; relay: only relayed candidates
-//       (iceTransportPolicy "relay").
+//       makes them the ICE servers (none if the server has no XEP-0215);
+//       relay: only relayed candidates (iceTransportPolicy "relay").
 //   call(to, {jmi}) -> sid
 //       with jmi (default): XEP-0353 propose to `to` (a bare JID; a store
 //       hint), and on <proceed/> from a full JID a Jingle session-initiate
@@ -131,7 +131,8 @@ async function startSession(peer, sid) {
 function onMessage(msg) {
   if (!msg.jmi) return;
   const { action, id } = msg.jmi;
-  emit({ event: "jmi", action, id, from: msg.from, reason: msg.jmi.reason ? msg.jmi.reason.condition : null });
+  const reason = msg.jmi.reason || {};
+  emit({ event: "jmi", action, id, from: msg.from, reason: reason.condition || null, text: reason.text || null });
   if (action === "proceed" && outgoing[id]) {
     const pending = outgoing[id];
     delete outgoing[id];
@@ -191,9 +192,15 @@ window.vn = {
     client.connect();
     await bound;
     client.sendPresence();
+    // No XEP-0215 on the server (an error answer): no ICE servers, which a
+    // call to a bridge with public candidates does not need.
     const domain = jid.split("@")[1];
-    const services = await client.getServices(domain);
+    const services = await client.getServices(domain).catch((e) => {
+      emit({ event: "log", text: `no external services: ${JSON.stringify(e.error || e)}` });
+      return { services: [] };
+    });
     const servers = (services.services || []).filter((s) => s.host && s.port).map(iceServer);
+    if (relay && !servers.some((s) => s.username)) throw new Error("relay-only ICE but no TURN server");
     client.jingle.iceServers = servers;
     emit({ event: "log", text: `ice servers: ${JSON.stringify(servers.map((s) => s.urls))}` });
     return { jid: client.jid, iceServers: servers.length };
