@@ -20,7 +20,8 @@ flow through the coturn this test starts (free ports, a temporary
 directory, the configuration `vestnikctl turn-config` writes for this
 server, --allow-loopback-peers) with the credentials mod_extdisco hands
 out. Each must hear the other's tone and not its own, over relayed
-candidate pairs, and coturn must have allocated relays.
+candidate pairs, and coturn must have let both relay; once with every
+service, once with TURN over TLS only (the certificate turn-config named).
 
 The browser part is skipped when Chromium, playwright-core, stanza/esbuild
 (VN_STANZA_DIR) or coturn is missing, and fails instead with
@@ -469,7 +470,9 @@ def coturn_permissions(coturn, user):
                               r'CHANNEL_BIND) processed, success' % re.escape(user), f.read()))
 
 
-async def test_call_through_coturn_only():
+async def relayed_call(types=None, protocol=None):
+    """Alice calls Bob, both relay-only with the services of types (all
+    when None); protocol: the one the relays must be reached over."""
     tmp = tempfile.mkdtemp(prefix='voice-', dir=server.dir)
     coturn = calls.Coturn(tmp, coturn_config(tmp))
     coturn.start(server.turn_port)
@@ -478,9 +481,9 @@ async def test_call_through_coturn_only():
     bob = calls.Peer(bundle, tmp, 'bob', BOB_HZ)
     try:
         await asyncio.gather(alice.start(), bob.start())
-        got = await alice.connect(server.ws_url(), ALICE, PASSWORD, relay=True)
-        assert got['iceServers'] >= 2, got
-        await bob.connect(server.ws_url(), BOB, PASSWORD, relay=True)
+        got = await alice.connect(server.ws_url(), ALICE, PASSWORD, relay=True, types=types)
+        assert got['iceServers'] >= (1 if types else 5), got
+        await bob.connect(server.ws_url(), BOB, PASSWORD, relay=True, types=types)
         await bob.answer('accept')
         started = time.monotonic()
         sid = await alice.call(BOB)
@@ -505,6 +508,7 @@ async def test_call_through_coturn_only():
         for got in (stats, bob_stats):
             assert got['localCandidate'] == 'relay' and got['remoteCandidate'] == 'relay', got
             assert got['packetsReceived'] > 50, got
+            assert protocol is None or got['relayProtocol'] == protocol, got
         assert stats['codec'] == 'audio/opus', stats
         await alice.hangup()
         await bob.wait_event(lambda e: e.get('event') == 'terminated')
@@ -516,23 +520,36 @@ async def test_call_through_coturn_only():
         assert coturn_permissions(coturn, user) > 0, (user, coturn.log_tail())
 
 
-def browser_test():
-    """The call in browsers, or a stand-in: skipped when a peer is missing,
+async def test_call_through_coturn_only():
+    await relayed_call()
+
+
+async def test_call_through_coturn_over_tls():
+    """Only the turns service: coturn's TLS port with the certificate
+    turn-config named (vestnik's own)."""
+    await relayed_call(types=['turns'], protocol='tls')
+
+
+def browser_tests():
+    """The calls in browsers, or stand-ins: skipped when a peer is missing,
     failing with VN_REQUIRE_PEERS."""
+    tests = [test_call_through_coturn_only, test_call_through_coturn_over_tls]
     try:
         why = calls.missing(need_turn=True)
     except SystemExit as e:
-        def required():
-            raise AssertionError(str(e))
-        required.__name__ = 'test_call_through_coturn_only'
-        return required
+        why, required = str(e), True
+    else:
+        required = False
     if not why:
-        return test_call_through_coturn_only
-
-    def skipped():
-        pass
-    skipped.__name__ = 'test_call_through_coturn_only # SKIP ' + why
-    return skipped
+        return tests
+    stand_ins = []
+    for test in tests:
+        def stand_in(why=why):
+            if required:
+                raise AssertionError(why)
+        stand_in.__name__ = test.__name__ + ('' if required else ' # SKIP ' + why)
+        stand_ins.append(stand_in)
+    return stand_ins
 
 
 if __name__ == '__main__':
@@ -540,4 +557,5 @@ if __name__ == '__main__':
                  test_call_signals_flow_between_full_jids,
                  test_missed_call_offline_and_in_the_archive, test_push_summary_marks_a_call,
                  test_strangers_declined_when_the_account_says_so,
-                 test_blocked_caller_gets_an_error, test_turn_config_needs_the_secret, browser_test()], server=server, setup=setup, timeout=180)
+                 test_blocked_caller_gets_an_error, test_turn_config_needs_the_secret]
+                + browser_tests(), server=server, setup=setup, timeout=180)

@@ -291,10 +291,11 @@ class Peer:
             pass
         return '\n'.join(lines)
 
-    async def connect(self, ws_url, jid, password, resource=None, relay=True):
+    async def connect(self, ws_url, jid, password, resource=None, relay=True, types=None):
+        """types: use only the XEP-0215 services of these types ('turns')."""
         return await self.request('connect', {'url': ws_url, 'jid': jid, 'password': password,
                                               'resource': resource or self.name,
-                                              'relay': relay})
+                                              'relay': relay, 'types': types})
 
     async def answer(self, mode):
         return await self.request('answer', mode)

@@ -3,11 +3,12 @@
 // a temporary directory, never committed) and peer.mjs loads it; see the
 // usage in calls.py. It sets window.vn:
 //
-//   connect({url, jid, password, resource, relay}) -> full JID
+//   connect({url, jid, password, resource, relay, types}) -> full JID
 //       logs in over WebSocket (SCRAM without -PLUS: a page cannot bind the
 //       channel), asks the server for its STUN/TURN services (XEP-0215) and
 //       makes them the ICE servers (none if the server has no XEP-0215);
-//       relay: only relayed candidates (iceTransportPolicy "relay").
+//       relay: only relayed candidates (iceTransportPolicy "relay");
+//       types: only services of these types (["turns"]: TURN over TLS).
 //   call(to, {jmi}) -> sid
 //       with jmi (default): XEP-0353 propose to `to` (a bare JID; a store
 //       hint), and on <proceed/> from a full JID a Jingle session-initiate
@@ -168,7 +169,7 @@ async function onIncoming(s) {
 }
 
 window.vn = {
-  async connect({ url, jid, password, resource, relay }) {
+  async connect({ url, jid, password, resource, relay, types }) {
     client = createClient({
       jid,
       password,
@@ -199,7 +200,9 @@ window.vn = {
       emit({ event: "log", text: `no external services: ${JSON.stringify(e.error || e)}` });
       return { services: [] };
     });
-    const servers = (services.services || []).filter((s) => s.host && s.port).map(iceServer);
+    const servers = (services.services || [])
+      .filter((s) => s.host && s.port && (!types || types.includes(s.type)))
+      .map(iceServer);
     if (relay && !servers.some((s) => s.username)) throw new Error("relay-only ICE but no TURN server");
     client.jingle.iceServers = servers;
     emit({ event: "log", text: `ice servers: ${JSON.stringify(servers.map((s) => s.urls))}` });
