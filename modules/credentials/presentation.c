@@ -321,9 +321,14 @@ void presentation_request_iq(vn_event *ev, const char *host, const vn_stanza *pa
                 host, user, "requested", ev->from->bare,
                 json_pack("{s:s, s:o, s:s}", "request", id, "claims", names, "purpose", purpose));
             reply_pending(ev, id);
+            /* The request itself rides along, for a client that keeps its
+             * own key and answers the verifier by itself (§10). */
             const char *lang = cred_holder_lang(host, user);
             char *text = presentation_describe(host, user, item, lang);
-            cred_tell(host, user, text);
+            vn_stanza *copy = vn_stanza_copy(payload);
+            vn_stanza_set_attr(copy, "id", id);
+            vn_stanza_set_attr(copy, "from", ev->from->full);
+            cred_send_payload(host, holder->bare, copy, text);
             free(text);
             json_t *paths = NULL;
             json_t *c = presentation_match(host, user, item, &paths);

@@ -388,6 +388,9 @@ def test_student_card_over_18_consent_revocation_and_audit():
         ask = await message_from(alice, WALLET, 'asks for your documents')
         body = ask['body']
         assert HOTEL in body and 'guests must be adults' in body and '3. Over 18' in body, body
+        copy = ask.xml.find('{%s}request' % NS)  # for a client that answers by itself
+        assert copy.get('id') == request_id and copy.get('from').startswith(HOTEL + '/'), \
+            ET.tostring(ask.xml)
         form = await command(alice, 'requests')
         fields = form_fields(form)
         assert fields['request'] == [request_id], fields
