@@ -4,7 +4,7 @@ trigger what, tried the way an attacker works through a server.
 
 One server runs every shipped module and store (private storage, vCards,
 rosters, blocking, carbons, push, offline, MAM, PEP, MUC, upload, TURN
-credentials, registration, ad-hoc commands) with https, component and s2s
+credentials, registration, ad-hoc commands, who may ring whom) with https, component and s2s
 listeners and http.allowed_origins set. The actors are ordinary accounts:
 alice (the victim, with data in every store and the owner of the rooms),
 bob (her contact, subscribed both ways, a member and an admin in her
@@ -143,7 +143,8 @@ c2s:
                  '  push:\n    min_interval: 0\n'
                  '  extdisco:\n    turn_host: turn.localhost\n    turn_secret: turn-secret\n'
                  '  muc:\n'
-                 '  adhoc:\n' % (UPLOAD_MAX_FILE, UPLOAD_QUOTA))
+                 '  adhoc:\n'
+                 '  jmi:\n' % (UPLOAD_MAX_FILE, UPLOAD_QUOTA))
         with open(self.config_path, 'w') as f:
             f.write(text)
 
@@ -1883,6 +1884,66 @@ def _():
                 "action='execute'/></iq>" % (COMPONENT, D, NS_COMMANDS))
     refused(stream.expect(qname(NS_COMPONENT, 'iq')), 'cancel item-not-found')
     stream.close()
+
+
+@row('component', 'server commands', 'execute the Calls command', 'item-not-found')
+def _():
+    stream = component()
+    stream.send("<iq type='set' id='cmd2' from='%s' to='%s'><command xmlns='%s' node='calls' "
+                "action='execute'/></iq>" % (COMPONENT, D, NS_COMMANDS))
+    refused(stream.expect(qname(NS_COMPONENT, 'iq')), 'cancel item-not-found')
+    stream.close()
+
+
+# ---- calls (XEP-0353): the blocking list and each account's "Calls" setting
+
+NS_JMI = 'urn:xmpp:jingle-message:0'
+
+
+def propose(actor, to, sid):
+    actor.send("<message to='%s' type='chat'><propose xmlns='%s' id='%s'><description "
+               "xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></propose>"
+               "<store xmlns='urn:xmpp:hints'/></message>" % (to, NS_JMI, sid))
+
+
+def is_proposal(sid):
+    return lambda e: e.tag == MESSAGE and e.find(
+        "{%s}propose[@id='%s']" % (NS_JMI, sid)) is not None
+
+
+def calls_setting(actor, value):
+    started = actor.ok('set', D, "<command xmlns='%s' node='calls' action='execute'/>"
+                       % NS_COMMANDS)
+    sessionid = started.find(qname(NS_COMMANDS, 'command')).get('sessionid')
+    actor.ok('set', D, "<command xmlns='%s' node='calls' sessionid='%s' action='complete'>"
+             "<x xmlns='jabber:x:data' type='submit'><field var='strangers'><value>%s</value>"
+             "</field></x></command>" % (NS_COMMANDS, sessionid, value))
+
+
+@row('account', "carol's devices (she blocked mallory)", 'ring her (XEP-0353 propose)',
+     'service-unavailable; nothing rings')
+def _():
+    propose(A['mallory'], A['carol'].bare, 'auth-call-1')
+    error = A['mallory'].wait(lambda e: e.tag == MESSAGE and e.get('type') == 'error',
+                              'the error')
+    refused(error, 'cancel service-unavailable')
+    A['carol'].quiet(is_proposal('auth-call-1'), 'the proposal')
+
+
+@row('account', "bob's devices (he declines strangers)", 'ring him (XEP-0353 propose)',
+     'a reject with decline from his bare JID; nothing rings; his contact still rings')
+def _():
+    calls_setting(A['bob'], 'deny')
+    try:
+        propose(A['mallory'], A['bob'].bare, 'auth-call-2')
+        reject = A['mallory'].wait(lambda e: e.tag == MESSAGE and e.find(
+            "{%s}reject[@id='auth-call-2']" % NS_JMI) is not None, 'the reject')
+        assert reject.get('from') == A['bob'].bare, tostring(reject)
+        A['bob'].quiet(is_proposal('auth-call-2'), 'the proposal')
+        propose(A['alice'], A['bob'].bare, 'auth-call-3')
+        A['bob'].wait(is_proposal('auth-call-3'), "alice's proposal")
+    finally:
+        calls_setting(A['bob'], 'allow')
 
 
 @row('another local user', 'admin socket', 'connect', 'the socket is mode 0600')
