@@ -240,7 +240,9 @@ static bool is_word(const char *w, const char *a, const char *b)
 /* "yes", "no" or numbers for the deletion or the oldest item waiting. */
 static bool answer(const chat_ctx *c, char **words, size_t n)
 {
-    bool yes = is_word(words[0], "yes", "y"), no = is_word(words[0], "no", "n");
+    /* The reader's own words too ("да", "нет"), as the catalog says them. */
+    bool yes = is_word(words[0], "yes", "y") || is_word(words[0], vn_tr(c->lang, N_("yes")), NULL);
+    bool no = is_word(words[0], "no", "n") || is_word(words[0], vn_tr(c->lang, N_("no")), NULL);
     bool numbers = true;
     for (size_t i = 0; i < n; i++)
         numbers = numbers && strspn(words[i], "0123456789") == strlen(words[i]);

@@ -97,10 +97,10 @@ static const char *check_issuers_file(const char *path)
     return problem;
 }
 
-static void issuers_free(void)
+static void issuers_free_list(cred_issuer *list, size_t n)
 {
-    for (size_t i = 0; i < cred.n_issuers; i++) {
-        cred_issuer *is = &cred.issuers[i];
+    for (size_t i = 0; i < n; i++) {
+        cred_issuer *is = &list[i];
         free(is->id);
         free(is->name);
         free(is->jid);
@@ -110,7 +110,12 @@ static void issuers_free(void)
         vn_cred_key_free(is->key);
         free(is->iss);
     }
-    free(cred.issuers);
+    free(list);
+}
+
+static void issuers_free(void)
+{
+    issuers_free_list(cred.issuers, cred.n_issuers);
     cred.issuers = NULL;
     cred.n_issuers = 0;
 }
@@ -140,6 +145,11 @@ static int issuers_load(const char *path)
 {
     if (!*path)
         return 0;
+    const char *problem = check_issuers_file(path);
+    if (problem) {
+        vn_log_error("credentials: issuers_file %s", problem);
+        return -1;
+    }
     json_t *doc = json_load_file(path, 0, NULL);
     const json_t *list = json_object_get(doc, "issuers");
     size_t n = json_array_size(list);
@@ -599,9 +609,24 @@ static int cred_load(vn_module *m)
     return 0;
 }
 
+/* Limits and issuers change on reload; the address, the base URL and the
+ * secret need a restart (they are in every credential and wrapped key). */
 static void cred_reload(vn_module *m)
 {
     read_limits(m);
+    cred_issuer *old = cred.issuers;
+    size_t n_old = cred.n_issuers;
+    cred.issuers = NULL;
+    cred.n_issuers = 0;
+    if (issuers_load(vn_module_config_string(m, "issuers_file")) != 0) {
+        issuers_free();
+        cred.issuers = old;
+        cred.n_issuers = n_old;
+        vn_log_warn("credentials: the issuers were not reloaded; the previous ones stay");
+        return;
+    }
+    issuers_free_list(old, n_old);
+    vn_log_info("credentials: %zu trusted issuer(s)", cred.n_issuers);
 }
 
 VN_MODULE("credentials", "Digital documents: SD-JWT verifiable credentials (xeps/documents.md)",

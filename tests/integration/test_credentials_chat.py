@@ -167,6 +167,38 @@ def test_only_local_accounts_have_a_wallet():
     stream.close()
 
 
+def test_issuers_change_on_reload():
+    async def scenario():
+        import json
+        from test_credentials import conditions
+        registry = await user(REGISTRY, 'office')
+        issue = ("<issue xmlns='%s' holder='%s' type='identity'><claim name='given_name'>C"
+                 "</claim><claim name='family_name'>D</claim><claim name='birthdate'>1990-03-08"
+                 "</claim></issue>" % (NS, CAROL))
+        with open(server.issuers_path) as f:
+            original = f.read()
+        kept = json.loads(original)
+        kept['issuers'] = [i for i in kept['issuers'] if i['id'] != 'registry']
+        with open(server.issuers_path, 'w') as f:
+            json.dump(kept, f)
+        server.reload()
+        deadline = asyncio.get_event_loop().time() + 10
+        while '1 trusted issuer(s)' not in server.log_text():
+            assert asyncio.get_event_loop().time() < deadline, server.log_tail()
+            await asyncio.sleep(0.1)
+        assert conditions(await send_iq(registry, issue))[0] == 'forbidden'
+        with open(server.issuers_path, 'w') as f:
+            f.write(original)
+        server.reload()
+        deadline = asyncio.get_event_loop().time() + 10
+        while server.log_text().count('2 trusted issuer(s)') < 2:
+            assert asyncio.get_event_loop().time() < deadline, server.log_tail()
+            await asyncio.sleep(0.1)
+        assert (await send_iq(registry, issue)).get('type') == 'result'
+        await registry.close()
+    asyncio.run(scenario())
+
+
 def conditions_of(reply):
     error = reply.find('{jabber:component:accept}error')
     assert error is not None, harness.tostring(reply)
@@ -175,5 +207,5 @@ def conditions_of(reply):
 
 if __name__ == '__main__':
     harness.run([test_the_whole_wallet_by_chat, test_qr_by_chat_needs_numbers_of_a_document_held,
-                 test_only_local_accounts_have_a_wallet],
+                 test_only_local_accounts_have_a_wallet, test_issuers_change_on_reload],
                 server=server, setup=setup, timeout=90)
