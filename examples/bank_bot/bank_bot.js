@@ -7,7 +7,8 @@
 // notify them of card payments with a POST to this bot's local HTTP port;
 // the notification has "It was me" / "Block my card" buttons. Support
 // questions go to the bank's operators (SUPPORT_CHAT_IDS), who answer with
-// "/reply <chat id> <text>".
+// "/reply <chat id> <text>". On start it publishes its profile in the
+// services directory (category bank), where customers find it.
 //
 // Environment: BOT_TOKEN (from `vestnikctl bot add bankbot`), BOT_API
 // (vestnik's https listener, e.g. https://chat.example.org:5281),
@@ -118,4 +119,25 @@ http.createServer((req, res) => {
   });
 }).listen(Number(process.env.NOTIFY_PORT || 8088), '127.0.0.1');
 
-bot.start({ onStart: (me) => console.log(`bank bot running as ${me.username}`) });
+// The bank's entry in the server's services directory (vestnik's
+// setMyProfile, not a Telegram method: grammY calls it through api.raw).
+async function publishProfile() {
+  try {
+    await bot.api.raw.setMyProfile({
+      name: 'Example Bank',
+      category: 'bank',
+      description: 'Card alerts, balance and support',
+      operator: 'Example Bank plc',
+      privacy: 'https://bank.example.org/privacy',
+    });
+  } catch (err) {
+    console.error('profile:', err.description || err.message);
+  }
+}
+
+bot.start({
+  onStart: (me) => {
+    console.log(`bank bot running as ${me.username}`);
+    publishProfile();
+  },
+});

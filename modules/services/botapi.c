@@ -117,6 +117,12 @@ botapi_bot *botapi_bot_find(const char *jid)
     return bot_load(at + 1, &rec);
 }
 
+const char *services_bot_host(const vn_jid *jid)
+{
+    botapi_bot *bot = jid && jid->local ? botapi_bot_find(jid->bare) : NULL;
+    return bot ? bot->host : NULL;
+}
+
 void botapi_bot_forget(const char *jid)
 {
     botapi_bot *bot;
@@ -272,8 +278,10 @@ static void bot_on_abort(vn_http_request *req, void *ud)
     free(st);
     if (call) {
         call->req = NULL;
-        if (call->waiting)
+        if (call->waiting && strcasecmp(call->method, "getUpdates") == 0)
             botapi_poll_abort(call);
+        else if (call->waiting && strcasecmp(call->method, "setMyProfile") == 0)
+            botapi_profile_abort(call);
     }
 }
 
@@ -486,6 +494,7 @@ int botapi_start(vn_module *m)
 void botapi_stop(vn_module *m)
 {
     botapi_xmpp_stop();
+    botapi_profiles_stop();
     vn_hook_remove("admin/command", admin_bot, NULL);
     vn_http_route_remove("/bot");
     vn_http_route_remove("/file/bot");

@@ -17,6 +17,8 @@
  *   botapi_chats.c    per-chat state: started, message ids, keyboards
  *   botapi_xmpp.c     the XMPP side: stanzas to and from bots
  *   botapi_files.c    files: stored, served, fetched from users' URLs
+ *   botapi_profile.c  setMyProfile: the bot's entry in the services directory
+ *   botapi_http.c     outgoing HTTP requests (libcurl, on workers)
  *   botapi_ids.c, botapi_tokens.c  the store layout (botapi_store.h)
  * Everything runs on the loop thread, except the work functions of
  * botapi_webhook.c and botapi_files.c.
@@ -206,6 +208,16 @@ char *botapi_xmpp_send(botapi_bot *bot, const char *to, int64_t message_id, cons
 void botapi_xmpp_retract(botapi_bot *bot, const char *to, const char *stanza_id);
 /* A text notice from the bot (answerCallbackQuery's text). */
 void botapi_xmpp_notice(botapi_bot *bot, const char *to, const char *text);
+
+/* ---- the directory profile (botapi_profile.c) ---- */
+
+/* setMyProfile: answered once the directory answers. */
+void botapi_profile_set(botapi_call *call);
+/* An iq result or error to a bot: true if it answers a setMyProfile. */
+bool botapi_profile_answer(const vn_stanza *iq);
+/* The connection of a waiting setMyProfile went away. */
+void botapi_profile_abort(botapi_call *call);
+void botapi_profiles_stop(void);
 
 /* ---- outgoing HTTP (botapi_http.c) ---- */
 

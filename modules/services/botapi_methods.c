@@ -382,6 +382,7 @@ static const method methods[] = {
     {"sendPhoto", send_photo},
     {"sendDocument", send_document},
     {"getFile", botapi_file_get},
+    {"setMyProfile", botapi_profile_set},
 };
 
 void botapi_method_run(botapi_call *call)

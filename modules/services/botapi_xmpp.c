@@ -388,6 +388,10 @@ static void iq_to_bot(botapi_bot *bot, const vn_stanza *st, const char *name)
 {
     const char *type = vn_stanza_attr(st, "type");
     vn_stanza *payload = vn_stanza_first_element(st);
+    if (bot && type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0)) {
+        botapi_profile_answer(st);
+        return;
+    }
     if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
         return;
     if (strcmp(type, "get") == 0 && payload && vn_stanza_is(payload, "query", NS_DISCO_INFO)) {

@@ -54,6 +54,11 @@ service *registry_for(const vn_jid *jid, const char *host)
 {
     if (!jid || vn_is_local_host(jid->domain))
         return registry_find(jid ? jid->bare : NULL); /* a bot account, if registered */
+    const char *bot_host = services_bot_host(jid);    /* a Bot API bot */
+    if (bot_host) {
+        service *svc = registry_find(jid->bare);
+        return svc ? svc : service_add(bot_host, jid->bare);
+    }
     if (!vn_is_component(jid->domain))
         return NULL;
     service *svc = registry_find(jid->domain);

@@ -27,6 +27,10 @@ vn_module *services_module(void);
 int botapi_start(vn_module *m);
 void botapi_stop(vn_module *m);
 void botapi_reload(vn_module *m);
+/* The local host a Bot API bot (<name>@<bot_domain_prefix>.<host>, made
+ * with `vestnikctl bot add`) belongs to, or NULL if jid is no such bot:
+ * bots are services as components are (botapi.c). */
+const char *services_bot_host(const vn_jid *jid);
 /* The platform (platform.h): registry, directory, consent, broadcasts,
  * audit; then the assistant (assistant.h). */
 int platform_start(vn_module *m);

@@ -341,8 +341,9 @@ def chat_id(jid):
 
 
 async def test_example_bank_bot():
-    """examples/bank_bot: the menu, a card payment notification from the
-    bank's systems, "Block my card" pressed, the answer."""
+    """examples/bank_bot: found in the directory, started, the menu, a card
+    payment notification from the bank's systems, "Block my card" pressed,
+    the answer."""
     token = add_bot('bankbot')
     bot_jid = 'bankbot@' + BOTS
     notify_port = harness.free_ports(1)[0]
@@ -351,6 +352,15 @@ async def test_example_bank_bot():
                       'NOTIFY_PORT': str(notify_port)})
     client = await user()
     try:
+        # found in the directory, under Banks
+        deadline = time.monotonic() + 20
+        found = []
+        while not found and time.monotonic() < deadline:
+            items = await client['xep_0030'].get_items(jid='services.' + D, node='category/bank')
+            found = [i for i in items['disco_items']['items'] if i[0] == bot_jid]
+            if not found:
+                await asyncio.sleep(0.3)
+        assert found and found[0][2] == 'Example Bank', found
         client.send_message(mto=bot_jid, mbody='/start', mtype='chat')
         menu = await next_message(client, bot_jid)
         assert menu['body'].startswith('Welcome to Example Bank'), menu['body']
