@@ -209,7 +209,8 @@ static int decode_disclosure(const char *enc, size_t len, vn_sdjwt_disclosure *d
     size_t n = json_array_size(arr);
     const char *salt = json_string_value(json_array_get(arr, 0));
     const char *name = n == 3 ? json_string_value(json_array_get(arr, 1)) : NULL;
-    if (!json_is_array(arr) || (n != 2 && n != 3) || !salt || (n == 3 && !name) ||
+    /* An empty name would have no claim path of its own. */
+    if (!json_is_array(arr) || (n != 2 && n != 3) || !salt || (n == 3 && (!name || !*name)) ||
         (name && reserved_inner(name))) {
         json_decref(arr);
         return VN_CRED_EDISCLOSURE;
@@ -494,25 +495,43 @@ static bool path_covers(const char *path, const char *claim)
     return strncmp(path, claim, n) == 0 && (claim[n] == '\0' || claim[n] == '.');
 }
 
+/* The value at path below v. A member name may itself contain '.'
+ * (claim names can be URIs): the longest name that leads somewhere wins. */
+static const json_t *claim_at(const json_t *v, const char *path, unsigned depth)
+{
+    if (depth > VN_SDJWT_MAX_DEPTH)
+        return NULL;
+    size_t len = strlen(path);
+    if (json_is_object(v)) {
+        const json_t *whole = json_object_get(v, path);
+        if (whole)
+            return whole;
+        for (size_t cut = len; cut-- > 0;) {
+            if (path[cut] != '.')
+                continue;
+            char *name = vn_strndup(path, cut);
+            const json_t *m = json_object_get(v, name);
+            free(name);
+            const json_t *found = m ? claim_at(m, path + cut + 1, depth + 1) : NULL;
+            if (found)
+                return found;
+        }
+        return NULL;
+    }
+    if (json_is_array(v) && path[0] >= '0' && path[0] <= '9') {
+        char *end;
+        unsigned long i = strtoul(path, &end, 10);
+        const json_t *el = json_array_get(v, i);
+        if (!el || (*end != '\0' && *end != '.'))
+            return NULL;
+        return *end ? claim_at(el, end + 1, depth + 1) : el;
+    }
+    return NULL;
+}
+
 const json_t *vn_sdjwt_claim_get(const json_t *claims, const char *path)
 {
-    if (!claims || !path || !*path)
-        return NULL;
-    char *copy = vn_strdup(path), *save = NULL;
-    const json_t *v = claims;
-    for (char *part = strtok_r(copy, ".", &save); part && v; part = strtok_r(NULL, ".", &save)) {
-        if (json_is_object(v)) {
-            v = json_object_get(v, part);
-        } else if (json_is_array(v)) {
-            char *endp;
-            unsigned long i = strtoul(part, &endp, 10);
-            v = *endp || *part < '0' || *part > '9' ? NULL : json_array_get(v, i);
-        } else {
-            v = NULL;
-        }
-    }
-    free(copy);
-    return v;
+    return claims && path && *path ? claim_at(claims, path, 0) : NULL;
 }
 
 static int cnf_key(const json_t *payload, vn_cred_key **out)

@@ -23,7 +23,9 @@
  * ("address") selects all its disclosable members. Array elements appear
  * as "name.0", "name.1", ..., counted in the array as its reader sees it
  * (the holder all of it, a verifier only what was disclosed), so a path
- * always finds its value with vn_sdjwt_claim_get in the claims beside it.
+ * always finds its value with vn_sdjwt_claim_get in the claims beside it
+ * (a name with '.' in it, such as a URI, is found too). A disclosure with
+ * an empty claim name is refused as malformed: it would have no path.
  *
  * Verification trusts nothing in the input: the issuer key comes from the
  * caller's callback (from the configured trusted issuers), every presented

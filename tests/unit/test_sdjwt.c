@@ -650,6 +650,35 @@ static void test_conflicting_disclosure(void **state)
     free(disc);
 }
 
+/* Claim names that are URIs have dots; their paths still find them. */
+static void test_dotted_claim_names(void **state)
+{
+    fixture *f = *state;
+    json_t *claims = json_pack("{s:s, s:{s:s}}", "https://example.org/claims/level", "gold",
+                               "https://example.org/claims/org", "unit.name", "Physics");
+    vn_sdjwt_issue_params p = {
+        .issuer_key = f->issuer, .iss = ISS, .vct = VCT, .iat = NOW, .claims = claims};
+    char *cred, *pres;
+    assert_int_equal(vn_sdjwt_issue(&p, &cred), 0);
+    const char *paths[] = {"https://example.org/claims/org.unit.name"};
+    vn_sdjwt_present_params pp = {.paths = paths, .n_paths = 1};
+    assert_int_equal(vn_sdjwt_present(cred, strlen(cred), &pp, &pres, NULL), 0);
+    vn_sdjwt_verify_params vp = vparams(f);
+    vp.require_kb = false;
+    vn_sdjwt_verified r;
+    assert_int_equal(verify(f, pres, &vp, &r), 0);
+    assert_int_equal(json_array_size(r.disclosed), 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_non_null(
+            vn_sdjwt_claim_get(r.claims, json_string_value(json_array_get(r.disclosed, i))));
+    assert_string_equal(json_string_value(vn_sdjwt_claim_get(r.claims, paths[0])), "Physics");
+    assert_null(json_object_get(r.claims, "https://example.org/claims/level"));
+    vn_sdjwt_verified_free(&r);
+    free(pres);
+    free(cred);
+    json_decref(claims);
+}
+
 /* NumericDates out of any sane range are malformed, not overflowed. */
 static void test_out_of_range_dates(void **state)
 {
@@ -788,6 +817,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tampering_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicting_disclosure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_range_dates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dotted_claim_names, setup, teardown),
         cmocka_unit_test(test_status_list),
         cmocka_unit_test(test_qr),
         cmocka_unit_test(test_errors),
