@@ -204,6 +204,32 @@ async def presentation_for_second(hotel, dave):
     return msg.xml.find('{%s}presentation' % NS).text
 
 
+def test_an_expired_document_is_shown_expired_and_not_presented():
+    async def scenario():
+        import datetime
+        registry = await user(REGISTRY, 'office')
+        stranger = await user(STRANGER, 'phone')
+        hotel = await user(HOTEL, 'desk')
+        soon = (datetime.datetime.now(datetime.timezone.utc) +
+                datetime.timedelta(seconds=3)).strftime('%Y-%m-%dT%H:%M:%SZ')
+        reply = await send_iq(registry, identity(
+            holder=STRANGER, extra='<expires>%s</expires>' % soon))
+        assert reply.get('type') == 'result', ET.tostring(reply)
+        await message_from(stranger, WALLET, 'You received a new document')
+        await asyncio.sleep(4)
+        stranger.send_message(mto=WALLET, mbody='list', mtype='chat')
+        listing = (await message_from(stranger, WALLET, 'Your documents'))['body']
+        assert '1. Identity card, Civil registry (expired)' in listing, listing
+        reply = await send_iq(hotel, request(nonce='expired-nonce-0000', holder=STRANGER))
+        pending = reply.find('{%s}pending' % NS).get('id')
+        await message_from(stranger, WALLET, 'no valid document')
+        msg = await message_from(hotel, WALLET)
+        assert msg.xml.find('{%s}declined' % NS).get('request') == pending
+        for client in (registry, stranger, hotel):
+            await client.close()
+    asyncio.run(scenario())
+
+
 def test_signature_refusals():
     async def scenario():
         bank = await user(STRANGER, 'bank')
@@ -235,5 +261,6 @@ def test_signature_refusals():
 
 if __name__ == '__main__':
     harness.run([test_issuance_refusals, test_request_and_verification_refusals,
+                 test_an_expired_document_is_shown_expired_and_not_presented,
                  test_signature_refusals],
                 server=server, setup=setup, timeout=150)
