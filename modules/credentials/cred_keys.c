@@ -117,6 +117,17 @@ int vn_cred_key_generate(vn_cred_alg alg, vn_cred_key **out)
     return wrap_pkey(pkey, true, out);
 }
 
+/* A PEM passphrase is never asked for: without this OpenSSL would read one
+ * from the terminal, blocking the server. Encrypted keys are refused. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
 int vn_cred_key_from_pem(const char *pem, size_t len, vn_cred_key **out)
 {
     *out = NULL;
@@ -126,12 +137,12 @@ int vn_cred_key_from_pem(const char *pem, size_t len, vn_cred_key **out)
     if (!bio)
         return VN_CRED_ECRYPTO;
     bool priv = true;
-    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
     if (!pkey) {
         priv = false;
         BIO_free(bio);
         bio = BIO_new_mem_buf(pem, (int)len);
-        pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+        pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL) : NULL;
     }
     BIO_free(bio);
     ERR_clear_error();

@@ -38,7 +38,8 @@ int vn_cred_alg_parse(const char *name, vn_cred_alg *alg);
 /* A fresh private key. 0 or VN_CRED_ECRYPTO / VN_CRED_EINVAL. */
 int vn_cred_key_generate(vn_cred_alg alg, vn_cred_key **out);
 /* A PEM private (PKCS#8, "EC PRIVATE KEY") or public key; other curves and
- * key types: VN_CRED_EKEY. */
+ * key types, and passphrase-encrypted keys (never prompted for):
+ * VN_CRED_EKEY. */
 int vn_cred_key_from_pem(const char *pem, size_t len, vn_cred_key **out);
 /* The same from a file (at most 64 KiB): VN_CRED_EIO when it cannot be read. */
 int vn_cred_key_load_file(const char *path, vn_cred_key **out);

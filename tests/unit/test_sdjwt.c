@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 
 #include "cred_error.h"
+#include "cred_internal.h"
 #include "cred_keys.h"
 #include "jws.h"
 #include "qr.h"
@@ -182,6 +183,18 @@ static void test_key_formats(void **state)
     assert_int_equal(vn_cred_key_from_pem(pem, (size_t)n, &k), VN_CRED_EKEY);
     BIO_free(bio);
     EVP_PKEY_free(p384);
+    /* A passphrase-protected key is refused, never prompted for. */
+    vn_cred_key *plain;
+    assert_int_equal(vn_cred_key_generate(VN_CRED_ALG_ES256, &plain), 0);
+    bio = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PrivateKey(bio, vn_cred_key_pkey(plain), EVP_aes_256_cbc(), NULL,
+                                              0, NULL, (void *)"secret"),
+                     1);
+    n = BIO_get_mem_data(bio, &pem);
+    assert_non_null(strstr(pem, "ENCRYPTED"));
+    assert_int_equal(vn_cred_key_from_pem(pem, (size_t)n, &k), VN_CRED_EKEY);
+    BIO_free(bio);
+    vn_cred_key_free(plain);
     /* A JWK point that is not on the curve. */
     json_t *bad = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x",
                             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "y",
