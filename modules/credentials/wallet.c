@@ -205,11 +205,13 @@ vn_cred_key *wallet_holder_key(const char *host, const char *user, bool create,
 vn_cred_key *wallet_holder_public(const char *host, const char *user)
 {
     vn_cred_key *client = NULL;
-    vn_cred_key *key = wallet_holder_key(host, user, true, &client);
+    vn_cred_key *key = wallet_holder_key(host, user, false, &client);
     if (client) {
         vn_cred_key_free(key);
         return client;
     }
+    if (!key)
+        key = wallet_holder_key(host, user, true, NULL);
     vn_cred_key *pub = key ? vn_cred_key_public(key) : NULL;
     vn_cred_key_free(key);
     return pub;
