@@ -169,7 +169,7 @@ async def user(jid, resource='phone'):
     return client
 
 
-async def message_from(client, sender, contains=None, timeout=10):
+async def message_from(client, sender, contains=None, timeout=20):
     """The next message from sender (bare or full) with contains in its body
     (or with no body check); other messages are dropped."""
     def matches(msg):
