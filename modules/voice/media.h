@@ -187,6 +187,7 @@ typedef struct vc_stats {
     uint64_t encodes;    /* Opus frames encoded: one per distinct mix per tick */
     uint64_t late_ticks; /* mixer ticks that ran more than 10 ms late */
     uint64_t cpu_ns;     /* CPU time of the media thread */
+    uint64_t forwards;   /* frames of a lone voice passed through unmixed */
 } vc_stats;
 
 void vc_engine_stats(vc_engine *e, vc_stats *out);

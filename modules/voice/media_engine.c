@@ -404,6 +404,7 @@ void vc_engine_stats(vc_engine *e, vc_stats *out)
     out->late_ticks = atomic_load(&e->late_ticks);
     out->decodes = atomic_load(&e->decodes);
     out->encodes = atomic_load(&e->encodes);
+    out->forwards = atomic_load(&e->forwards);
     out->packets_in = atomic_load(&e->packets_in);
     out->packets_out = atomic_load(&e->packets_out);
     out->srtp_failures = atomic_load(&e->srtp_failures);

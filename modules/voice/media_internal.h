@@ -168,8 +168,8 @@ struct vc_engine {
     uint8_t rxbuf[2048];
 
     /* stats */
-    _Atomic uint64_t ticks, late_ticks, decodes, encodes, packets_in, packets_out, srtp_failures,
-        cpu_ns;
+    _Atomic uint64_t ticks, late_ticks, decodes, encodes, forwards, packets_in, packets_out,
+        srtp_failures, cpu_ns;
     atomic_uint legs_connected, n_confs;
 };
 

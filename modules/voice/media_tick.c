@@ -3,12 +3,13 @@
  * Per call and tick: every connected leg's jitter buffer gives up one frame;
  * its activity comes from the packet's RFC 6464 level, or from the decoded
  * frame's energy when the client sends none (those legs are always decoded).
- * The loudest max_speakers become the speakers, and only they are decoded
- * (PLC for a lost frame, the next packet's FEC when it is here). Listeners
- * share one encode of all the speakers; each speaker gets its own encode of
- * the others; a mix with no voice in it is not encoded or sent at all (as with
- * DTX, the receiver's decoder makes the comfort noise). So a call costs at most
- * max_speakers decodes (plus the level-less legs) and max_speakers + 1
+ * The loudest max_speakers become the speakers. With one, its packets are
+ * passed through to everyone else untouched. With more, only they are decoded
+ * (PLC for a lost frame, the next packet's FEC when it is here); listeners
+ * share one encode of all the speakers and each speaker gets its own encode
+ * of the others. A mix with no voice in it is not encoded or sent at all (as
+ * with DTX, the receiver's decoder makes the comfort noise). So a call costs
+ * at most max_speakers decodes (plus the level-less legs) and max_speakers + 1
  * encodes per tick however many listen, and a participant's bad network only
  * ever touches its own jitter buffer.
  */
@@ -209,8 +210,6 @@ static void set_speaking(vc_engine *e, vc_conf *c, vc_leg *leg, bool speaking)
             }
         }
     }
-    if (speaking && !leg->have_pcm)
-        decode(e, leg);
 }
 
 static size_t encode(vc_engine *e, vc_conf *c, unsigned slot, const int16_t *pcm, uint8_t *out)
@@ -224,18 +223,59 @@ static size_t encode(vc_engine *e, vc_conf *c, unsigned slot, const int16_t *pcm
     return n > 2 ? (size_t)n : 0;
 }
 
+/* After a leg's share of a tick: a leg that got nothing starts a talkspurt
+ * with its next packet, unless the nothing stood for a lost packet. */
+static void end_tick(vc_leg *leg, uint64_t sent_before, bool lost)
+{
+    if (leg->tx_packets == sent_before && !lost)
+        leg->marker = true;
+    leg->ts += VC_FRAME_SAMPLES;
+}
+
+/* One voice: its packets are the listeners' mix as they came, with no decode
+ * and no second encode (no tandem loss, no added codec delay). A frame it lost
+ * becomes a gap in each listener's sequence numbers, so the listener's decoder
+ * uses the next packet's in-band FEC or conceals, as on a direct call. */
+static void forward(vc_engine *e, vc_leg **legs, size_t n, const vc_leg *voice)
+{
+    bool lost = voice->kind == VC_JB_LOST || voice->kind == VC_JB_FEC;
+
+    if (voice->kind == VC_JB_PACKET)
+        atomic_fetch_add(&e->forwards, 1);
+    for (size_t i = 0; i < n; i++) {
+        vc_leg *leg = legs[i];
+        uint64_t sent = leg->tx_packets;
+        if (leg != voice && voice->kind == VC_JB_PACKET)
+            vc_rtp_send(leg, voice->frame, voice->frame_len);
+        else if (leg != voice && lost)
+            leg->seq++;
+        end_tick(leg, sent, leg != voice && lost);
+    }
+}
+
 static void mix_conf(vc_engine *e, vc_conf *c)
 {
     size_t n = pull_frames(e, c);
-    vc_leg **legs = e->scratch_legs;
+    vc_leg **legs = e->scratch_legs, *voice = NULL;
     unsigned speakers = vc_mix_select(e->scratch_in, n, e->cfg.max_speakers);
     const int16_t *frames[VC_MAX_MIXES_PER_CONF];
     size_t k = 0;
 
     for (size_t i = 0; i < n; i++) {
         set_speaking(e, c, legs[i], e->scratch_in[i].speaking);
-        if (legs[i]->speaking && k < VC_MAX_MIXES_PER_CONF)
-            frames[k++] = legs[i]->pcm;
+        if (legs[i]->speaking)
+            voice = legs[i];
+    }
+    if (speakers == 1) {
+        forward(e, legs, n, voice);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!legs[i]->speaking || k == VC_MAX_MIXES_PER_CONF)
+            continue;
+        if (!legs[i]->have_pcm)
+            decode(e, legs[i]);
+        frames[k++] = legs[i]->pcm;
     }
     vc_mix_plan(e->scratch_in, n, e->scratch_mix);
 
@@ -254,16 +294,14 @@ static void mix_conf(vc_engine *e, vc_conf *c)
         if (e->scratch_mix[i] == 0) {
             if (listeners_len)
                 vc_rtp_send(leg, packet, listeners_len);
-        } else if (speakers > 1 && leg->enc_slot) {
+        } else if (leg->enc_slot) {
             uint8_t own[VC_JB_PAYLOAD_MAX];
             vc_mix_out(pcm, full, leg->pcm, VC_FRAME_SAMPLES);
             size_t len = encode(e, c, leg->enc_slot, pcm, own);
             if (len)
                 vc_rtp_send(leg, own, len);
         }
-        if (leg->tx_packets == sent)
-            leg->marker = true; /* the next packet starts a talkspurt */
-        leg->ts += VC_FRAME_SAMPLES;
+        end_tick(leg, sent, false);
     }
 }
 
