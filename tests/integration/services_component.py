@@ -26,11 +26,11 @@ class ServicesServer(harness.Server):
     """vestnikd with a component listener, components and the modules a
     service's users need (roster, presence, offline storage, ad-hoc)."""
 
-    def __init__(self, components, modules='', limits_options=None):
+    def __init__(self, components, modules='', limits_options=None, handshake_timeout=2):
         self.component_port = harness.free_ports(1)[0]
         self.components = components
         self.modules = modules
-        super().__init__(limits_options=limits_options)
+        super().__init__(limits_options=limits_options, handshake_timeout=handshake_timeout)
 
     def write_config(self):
         super().write_config()
