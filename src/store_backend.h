@@ -11,6 +11,7 @@
 #ifndef VESTNIK_STORE_BACKEND_H
 #define VESTNIK_STORE_BACKEND_H
 
+#include <stdio.h>
 #include <uv.h>
 
 #include "vestnik/store.h"
@@ -39,6 +40,17 @@ typedef struct vn_store_op {
     int64_t before_us; /* DELETE_BEFORE */
     struct vn_store_op *next;
 } vn_store_op;
+
+/* Everything a store holds, for vestnikctl export (store_dump.c). Return
+ * false to stop. */
+typedef struct vn_store_dump_cbs {
+    bool (*doc)(void *ud, const char *host, const char *user, const char *store, const char *key,
+                const void *value, size_t len);
+    /* An archive and its last id ever assigned; its items follow. */
+    bool (*archive)(void *ud, const char *host, const char *user, const char *archive,
+                    uint64_t last_id);
+    bool (*item)(void *ud, const vn_archive_item *item);
+} vn_store_dump_cbs;
 
 typedef struct vn_store_ops {
     const char *name;
@@ -69,6 +81,9 @@ typedef struct vn_store_ops {
      * the pending view still holds. */
     int (*pin_snapshot)(void *impl, bool pin);
     int (*refresh)(void *impl);
+    /* Every document, then every archive with its items (synchronous
+     * mode, one consistent snapshot). OK or ERROR. */
+    int (*dump)(void *impl, const vn_store_dump_cbs *cbs, void *ud);
     /* Optional: grouped mode on loop begins (timers of the backend). */
     void (*attach_loop)(void *impl, uv_loop_t *loop);
     void (*close)(void *impl);
@@ -116,6 +131,13 @@ vn_store_batcher *vn_store_batcher_new(vn_store *s, uv_loop_t *loop, int *err);
 void vn_store_batcher_free(vn_store *s);
 
 void vn_store_op_free(vn_store_op *op);
+
+/* store_dump.c: the whole store as an XML document and back, between any
+ * two backends (vestnikctl export / import). import refuses an archive the
+ * target already has items or ids in, keeps every id and counter, and
+ * overwrites documents. 0, or -1 with a message in err. */
+int vn_store_export(vn_store *s, FILE *out, vn_buf *err);
+int vn_store_import(vn_store *s, FILE *in, vn_buf *err);
 
 /* The LMDB backend's constructor (store_lmdb.c). */
 void *vn_store_lmdb_open(const vn_store_options *opts, vn_buf *err);

@@ -941,6 +941,93 @@ static int lmdb_archive_last_id(void *impl, const char *host, const char *user,
     return rc == VN_STORE_NOT_FOUND ? VN_STORE_OK : rc;
 }
 
+/* ---- dumping everything ---- */
+
+/* The n NUL-terminated names at the start of key into names; false if
+ * the key does not hold them. */
+static bool split_names(const MDB_val *key, const char **names, int n, size_t *used)
+{
+    const char *p = key->mv_data, *end = p + key->mv_size;
+
+    for (int i = 0; i < n; i++) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul)
+            return false;
+        names[i] = p;
+        p = nul + 1;
+    }
+    *used = (size_t)(p - (const char *)key->mv_data);
+    return true;
+}
+
+static int dump_archive_items(MDB_txn *txn, lmdb_store *st, const MDB_val *archive_key,
+                              const vn_store_dump_cbs *cbs, void *ud, bool *go)
+{
+    MDB_cursor *cur;
+    key_buf prefix = {0};
+    int rc = mdb_cursor_open(txn, st->items, &cur);
+
+    if (rc)
+        return rc;
+    key_add_bytes(&prefix, archive_key->mv_data, archive_key->mv_size);
+    MDB_val key = key_val(&prefix), val;
+    for (MDB_cursor_op op = MDB_SET_RANGE; *go; op = MDB_NEXT) {
+        vn_archive_item item;
+        rc = mdb_cursor_get(cur, &key, &val, op);
+        if (rc || key.mv_size != prefix.len + 8 || !has_prefix(&key, &prefix))
+            break;
+        uint64_t id = get_be64((const unsigned char *)key.mv_data + prefix.len);
+        if (!item_decode(&val, id, &item)) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        *go = cbs->item(ud, &item);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int lmdb_dump(void *impl, const vn_store_dump_cbs *cbs, void *ud)
+{
+    lmdb_store *st = impl;
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    bool go = true;
+    int rc = begin_read(st, &txn);
+
+    if (rc)
+        return fail("dump", rc);
+    rc = mdb_cursor_open(txn, st->docs, &cur);
+    MDB_val key, val;
+    for (MDB_cursor_op op = MDB_FIRST; !rc && go; op = MDB_NEXT) {
+        const char *n[4]; /* host, store, user, key */
+        size_t used;
+        rc = mdb_cursor_get(cur, &key, &val, op);
+        if (!rc && !split_names(&key, n, 4, &used))
+            rc = MDB_CORRUPTED;
+        if (!rc)
+            go = cbs->doc(ud, n[0], n[2], n[1], n[3], val.mv_data, val.mv_size);
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    cur = NULL;
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_open(txn, st->archives, &cur);
+    for (MDB_cursor_op op = MDB_FIRST; !rc && go; op = MDB_NEXT) {
+        const char *n[3]; /* host, user, archive */
+        size_t used;
+        rc = mdb_cursor_get(cur, &key, &val, op);
+        if (!rc && (!split_names(&key, n, 3, &used) || val.mv_size != META_SIZE))
+            rc = MDB_CORRUPTED;
+        if (!rc)
+            go = cbs->archive(ud, n[0], n[1], n[2], get_be64(val.mv_data));
+        if (!rc && go)
+            rc = dump_archive_items(txn, st, &key, cbs, ud, &go);
+    }
+    rc = end_read(st, txn, cur, rc, "dump");
+    return rc == VN_STORE_NOT_FOUND ? VN_STORE_OK : rc;
+}
+
 /* ---- the snapshot of grouped mode ---- */
 
 static int lmdb_pin_snapshot(void *impl, bool pin)
@@ -1079,6 +1166,7 @@ const vn_store_ops vn_store_lmdb_ops = {
     .archive_last_id = lmdb_archive_last_id,
     .check = lmdb_check,
     .apply = lmdb_apply,
+    .dump = lmdb_dump,
     .pin_snapshot = lmdb_pin_snapshot,
     .refresh = lmdb_refresh,
     .close = lmdb_close,

@@ -1,8 +1,8 @@
 /*
  * store_pg.h - the PostgreSQL backend's private parts, shared by its files:
  * store_pg_conn.c (connections, statements, the read snapshot, apply),
- * store_pg_schema.c (versioned migrations), store_pg_docs.c (documents)
- * and store_pg_archive.c (archives).
+ * store_pg_schema.c (versioned migrations), store_pg_docs.c (documents),
+ * store_pg_archive.c (archives) and store_pg_dump.c (export).
  *
  * Two connections per process: the writer thread's, which runs each batch
  * as one pipelined implicit transaction, and the loop's, which answers the
@@ -148,5 +148,8 @@ pg_batch *pg_batch_begin(PGconn *conn, const vn_store_op *ops, vn_buf *error);
 int pg_archive_send(PGconn *conn, pg_batch *b, vn_store_op *op);
 int pg_batch_send_counters(PGconn *conn, pg_batch *b);
 void pg_batch_free(pg_batch *b);
+
+/* store_pg_dump.c */
+int pg_dump(void *impl, const vn_store_dump_cbs *cbs, void *ud);
 
 #endif

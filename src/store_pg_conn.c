@@ -95,6 +95,14 @@ static uint64_t now_ms(void)
 
 /* ---- connections ---- */
 
+/* The server's notices ("already exists, skipping") are for the log's
+ * debug level, not for vestnikctl's terminal. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    vn_log_debug("store: PostgreSQL: %.*s", (int)strcspn(message, "\n"), message);
+}
+
 static PGconn *connect_one(const pg_store *st, unsigned timeout_ms, vn_buf *err)
 {
     const char *keys[] = {"dbname", "fallback_application_name", NULL};
@@ -107,6 +115,7 @@ static PGconn *connect_one(const pg_store *st, unsigned timeout_ms, vn_buf *err)
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeProcessor(conn, on_notice, NULL);
     if (PQsetClientEncoding(conn, "UTF8") != 0) {
         if (err)
             vn_buf_printf(err, "PostgreSQL: cannot use UTF8: %s", PQerrorMessage(conn));
@@ -574,6 +583,7 @@ const vn_store_ops vn_store_pg_ops = {
     .archive_last_id = pg_archive_last_id,
     .check = check,
     .apply = apply,
+    .dump = pg_dump,
     .pin_snapshot = pin_snapshot,
     .refresh = refresh,
     .attach_loop = attach_loop,

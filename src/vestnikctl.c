@@ -67,6 +67,10 @@ static void usage(void)
              "                          --relay-ports=MIN-MAX, --listening-ip=IP,\n"
              "                          --external-ip=IP, --allow-loopback-peers (tests)\n"
              "  check-config            validate the configuration (vestnikd --check-config)\n"
+             "  migrate                 create or upgrade the PostgreSQL store's schema\n"
+             "  export FILE             write the whole store to FILE (- for stdout)\n"
+             "  import FILE             load a file of export into the store of a stopped\n"
+             "                          server (for instance LMDB's into PostgreSQL)\n"
              "  bot add NAME [HOST]     create a Bot API bot NAME@bots.HOST; prints its token\n"
              "  bot list [HOST]         list the bots of HOST (default: the first host)\n"
              "  bot remove NAME [HOST]  delete a bot, its token and its state\n"
@@ -337,22 +341,28 @@ static int admin_answer(const vn_buf *answer, const char **body)
 /* The store of a stopped server. With create, data_dir and the store are
  * made if missing, as vestnikd would; without, a store that does not exist
  * yet sets *missing (there are no accounts) instead of being an error. */
+static vn_store_options store_options(const vn_config *cfg, const char *path)
+{
+    return (vn_store_options){.backend = cfg->store_backend,
+                              .path = path,
+                              .map_size_mb = cfg->store_map_size_mb,
+                              .conninfo = cfg->store_pg_conninfo,
+                              .read_timeout_ms = cfg->store_pg_read_timeout_ms,
+                              .write_timeout_ms = cfg->store_pg_write_timeout_ms,
+                              .snapshot_max_age_ms = cfg->store_pg_snapshot_max_age_ms};
+}
+
 static vn_store *store_open(const vn_config *cfg, bool create, bool *missing)
 {
     char *path = vn_asprintf("%s/store", cfg->data_dir);
-    vn_store_options opts = {.backend = cfg->store_backend,
-                             .path = path,
-                             .map_size_mb = cfg->store_map_size_mb,
-                             .conninfo = cfg->store_pg_conninfo,
-                             .read_timeout_ms = cfg->store_pg_read_timeout_ms,
-                             .write_timeout_ms = cfg->store_pg_write_timeout_ms,
-                             .snapshot_max_age_ms = cfg->store_pg_snapshot_max_age_ms};
+    vn_store_options opts = store_options(cfg, path);
     vn_store *store = NULL;
     vn_buf err;
 
     vn_buf_init(&err);
     *missing = false;
-    if (!create && access(path, F_OK) < 0 && errno == ENOENT) {
+    if (!create && strcmp(cfg->store_backend, "lmdb") == 0 && access(path, F_OK) < 0 &&
+        errno == ENOENT) {
         *missing = true;
     } else if (create && mkdir(cfg->data_dir, 0750) < 0 && errno != EEXIST) {
         fprintf(stderr, _("vestnikctl: cannot create data_dir %s: %s\n"), cfg->data_dir,
@@ -967,6 +977,85 @@ static int cmd_check_config(ctl *c, char **args, int n_args)
     return EXIT_FAIL;
 }
 
+/* ---- the store itself ---- */
+
+static int cmd_migrate(ctl *c, char **args, int n_args)
+{
+    vn_store_options opts = store_options(c->cfg, NULL);
+    vn_buf report;
+
+    if (strcmp(c->cfg->store_backend, "postgresql") != 0) {
+        printf(_("the %s store has no schema to migrate\n"), c->cfg->store_backend);
+        return EXIT_OK;
+    }
+    vn_buf_init(&report);
+    int rc = vn_store_pg_migrate(&opts, &report);
+    if (rc == 0)
+        printf("%s\n", report.data);
+    else
+        fprintf(stderr, "vestnikctl: %s\n", report.data ? report.data : "");
+    vn_buf_free(&report);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* export FILE ("-": standard output): the store of a stopped or running
+ * server (both backends read one consistent snapshot). */
+static int cmd_export(ctl *c, char **args, int n_args)
+{
+    bool to_stdout = strcmp(args[0], "-") == 0, missing;
+    FILE *out = to_stdout ? stdout : fopen(args[0], "wx");
+    vn_buf err;
+
+    if (!out) {
+        fprintf(stderr, _("vestnikctl: cannot create %s: %s\n"), args[0], strerror(errno));
+        return EXIT_FAIL;
+    }
+    vn_store *store = store_open(c->cfg, true, &missing);
+    vn_buf_init(&err);
+    int rc = store ? vn_store_export(store, out, &err) : -1;
+    if (store && rc < 0)
+        fprintf(stderr, "vestnikctl: export: %s\n", err.data);
+    vn_buf_free(&err);
+    vn_store_close(store);
+    if (!to_stdout && fclose(out) != 0)
+        rc = -1;
+    if (rc < 0 && !to_stdout)
+        unlink(args[0]);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* import FILE: into the store of a stopped server (a running one would
+ * hand out archive ids the import brings). */
+static int cmd_import(ctl *c, char **args, int n_args)
+{
+    const char *status = "status";
+    vn_buf answer, err;
+    bool missing;
+
+    vn_buf_init(&answer);
+    admin_outcome running = admin_request(c->cfg->admin_socket, &status, 1, &answer);
+    vn_buf_free(&answer);
+    if (running != ADMIN_NOT_RUNNING) {
+        fputs(_("vestnikctl: import: stop vestnikd first\n"), stderr);
+        return EXIT_FAIL;
+    }
+    FILE *in = strcmp(args[0], "-") == 0 ? stdin : fopen(args[0], "r");
+    if (!in) {
+        fprintf(stderr, _("vestnikctl: cannot open %s: %s\n"), args[0], strerror(errno));
+        return EXIT_FAIL;
+    }
+    vn_store *store = store_open(c->cfg, true, &missing);
+    vn_buf_init(&err);
+    int rc = store ? vn_store_import(store, in, &err) : -1;
+    if (store && rc < 0)
+        fprintf(stderr, "vestnikctl: import: %s\n", err.data);
+    vn_buf_free(&err);
+    vn_store_close(store);
+    if (in != stdin)
+        fclose(in);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 static const ctl_command commands[] = {
     {"adduser", 1, 2, true, cmd_adduser},
     {"passwd", 1, 2, true, cmd_passwd},
@@ -976,6 +1065,9 @@ static const ctl_command commands[] = {
     {"reload", 0, 0, true, cmd_reload},
     {"turn-config", 0, 5, true, cmd_turn_config},
     {"check-config", 0, 0, false, cmd_check_config},
+    {"migrate", 0, 0, true, cmd_migrate}, /* the store's own: schema, dump, load */
+    {"export", 1, 1, true, cmd_export},
+    {"import", 1, 1, true, cmd_import},
     {"bot", 1, 3, true, cmd_bot},
     {"services", 1, 2, true, cmd_services},
 };

@@ -61,7 +61,10 @@ class PostgreSQL:
         assert self.bindir, missing_reason()
         self.user = user
         self.database = database
-        self.dir = tempfile.mkdtemp(prefix='vn-pg-')
+        # As root, the postgres user must reach the directory: the test
+        # runner's TMPDIR is root's alone, /tmp is everyone's.
+        parent = '/tmp' if os.geteuid() == 0 and os.path.isdir('/tmp') else None
+        self.dir = tempfile.mkdtemp(prefix='vn-pg-', dir=parent)
         os.chmod(self.dir, 0o755)
         self.data = os.path.join(self.dir, 'data')
         self.socket_dir = os.path.join(self.dir, 'socket')
