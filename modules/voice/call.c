@@ -496,6 +496,8 @@ static void session_initiate(const voice_domain *dom, vn_event *ev, const vn_sta
             refuse_session(dom, ev, sid, leg_error_reason(rc), vc_strerror(rc));
         } else {
             participant *p = participant_add(c, ev->from, sid, nick, leg);
+            for (size_t i = 0; i < answer.n_candidates; i++)
+                voice_advertise(answer.candidates[i].ip, sizeof answer.candidates[i].ip);
             const char *initiator = vn_stanza_attr(jingle, "initiator");
             char *responder = voice_contact_full(dom, local);
             vn_stanza *accept = jingle_build_accept(

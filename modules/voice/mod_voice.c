@@ -43,6 +43,12 @@ static const vn_config_key voice_keys[] = {
     {.name = "domain_prefix", .type = VN_CONF_STRING, .default_value = "call"},
     /* Empty: every address of the machine's interfaces. */
     {.name = "addresses", .type = VN_CONF_STRING, .default_value = "", .check = check_addresses},
+    /* Empty, or one address per entry of addresses: what callers are told
+     * instead (1:1 NAT: bound on a private address, reached on a public one). */
+    {.name = "public_addresses",
+     .type = VN_CONF_STRING,
+     .default_value = "",
+     .check = check_addresses},
     {.name = "port_min", .type = VN_CONF_INT, .default_value = "40000", .min = 1024, .max = 65535},
     {.name = "port_max", .type = VN_CONF_INT, .default_value = "40999", .min = 1024, .max = 65535},
     {.name = "max_participants",
@@ -63,6 +69,9 @@ static const vn_config_key voice_keys[] = {
 static struct {
     const vn_module *module;
     vc_engine *engine;
+    char *bound[VC_MAX_ADDRESSES]; /* addresses with a public_addresses entry */
+    char *advertised[VC_MAX_ADDRESSES];
+    size_t n_advertised;
     voice_limits limits;
     voice_domain *domains;
     size_t domain_count;
@@ -87,6 +96,15 @@ const voice_domain *voice_domain_of_host(const char *host)
 const voice_domain *voice_domain_at(size_t i)
 {
     return i < voice.domain_count ? &voice.domains[i] : NULL;
+}
+
+void voice_advertise(char *ip, size_t size)
+{
+    for (size_t i = 0; i < voice.n_advertised; i++)
+        if (strcmp(voice.bound[i], ip) == 0) {
+            snprintf(ip, size, "%s", voice.advertised[i]);
+            return;
+        }
 }
 
 const voice_limits *voice_limits_get(void)
@@ -248,6 +266,35 @@ static void engine_config(const vn_module *m, vc_engine_config *cfg, char **addr
     vc_engine_config_defaults(cfg); /* what no key sets */
 }
 
+static void public_addresses_free(void)
+{
+    for (size_t i = 0; i < voice.n_advertised; i++) {
+        free(voice.bound[i]);
+        free(voice.advertised[i]);
+    }
+    voice.n_advertised = 0;
+}
+
+/* public_addresses pairs with addresses entry by entry. */
+static bool map_public_addresses(const vn_module *m, const vc_engine_config *cfg)
+{
+    char *list = vn_strdup(vn_module_config_string(m, "public_addresses")), *save = NULL;
+    size_t n = 0;
+    for (char *a = strtok_r(list, ", ", &save); a; a = strtok_r(NULL, ", ", &save), n++)
+        if (n < cfg->n_addresses && n < VC_MAX_ADDRESSES) {
+            voice.bound[n] = vn_strdup(cfg->addresses[n]);
+            voice.advertised[n] = vn_strdup(a);
+            voice.n_advertised = n + 1;
+        }
+    free(list);
+    if (n > 0 && n != cfg->n_addresses) {
+        vn_log_error("voice: public_addresses needs one address for each of addresses");
+        public_addresses_free();
+        return false;
+    }
+    return true;
+}
+
 static void domains_free(void)
 {
     for (size_t i = 0; i < voice.domain_count; i++) {
@@ -289,12 +336,18 @@ static int voice_load(vn_module *m)
     vc_engine_config cfg;
     char *addresses = vn_strdup(vn_module_config_string(m, "addresses"));
     engine_config(m, &cfg, &addresses);
+    if (!map_public_addresses(m, &cfg)) {
+        free(addresses);
+        domains_free();
+        return -1;
+    }
     char err[256] = "";
     voice.engine =
         vc_engine_start(&cfg, vn_server_loop(), voice_call_engine_event, NULL, err, sizeof err);
     free(addresses);
     if (!voice.engine) {
         vn_log_error("voice: the media engine did not start: %s", err);
+        public_addresses_free();
         domains_free();
         return -1;
     }
@@ -314,6 +367,7 @@ static void voice_unload(vn_module *m)
     voice_contact_stop(m);
     vc_engine_stop(voice.engine);
     voice.engine = NULL;
+    public_addresses_free();
     domains_free();
 }
 

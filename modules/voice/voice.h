@@ -64,6 +64,9 @@ const voice_domain *voice_domain_of(const char *domain);
 const voice_domain *voice_domain_of_host(const char *host);
 const voice_domain *voice_domain_at(size_t i); /* NULL past the end */
 const voice_limits *voice_limits_get(void);
+/* Rewrites a candidate's bound address (ip, size bytes) into the public
+ * address configured for it (modules.voice.public_addresses), if any. */
+void voice_advertise(char *ip, size_t size);
 vc_engine *voice_engine(void);
 const vn_module *voice_module(void);
 /* An iq error with an optional Jingle condition (urn:xmpp:jingle:errors:1). */

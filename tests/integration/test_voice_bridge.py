@@ -52,6 +52,7 @@ NS_CALL = 'urn:xmpp:vestnik:call:0'
 NS_STANZAS = harness.NS_STANZA_ERRORS
 USERS = ['owner', 'member', 'outsider', 'walker', 'third']
 PORT_BASE = random.randrange(42000, 60000, 100)
+PUBLIC = '192.0.2.7'  # public_addresses: what callers are told instead of 127.0.0.1
 # What a client checks before it offers a call (Conversations' RtpCapability,
 # Dino's and Monal's checks for JMI).
 CALL_FEATURES = {NS_JINGLE, NS_RTP, 'urn:xmpp:jingle:apps:rtp:audio', NS_ICE, NS_DTLS, NS_JMI}
@@ -76,10 +77,11 @@ class Server(harness.Server):
                     '  muc:\n'
                     '  voice:\n'
                     '    addresses: 127.0.0.1\n'
+                    '    public_addresses: %s\n'
                     '    port_min: %d\n'
                     '    port_max: %d\n'
                     '    max_participants: 2\n'
-                    '    connect_timeout: 3\n' % (PORT_BASE, PORT_BASE + 99))
+                    '    connect_timeout: 3\n' % (PUBLIC, PORT_BASE, PORT_BASE + 99))
 
 
 server = Server()
@@ -374,8 +376,9 @@ async def test_malformed_jingle_gets_errors():
 
 async def test_session_accept_then_terminate_frees_the_leg():
     """A good offer is answered with Opus 48 kHz and in-band FEC,
-    rtcp-mux, the BUNDLE group, host candidates and a fingerprint with
-    setup=active; the caller's terminate frees the session."""
+    rtcp-mux, the BUNDLE group, host candidates (on the public address
+    configured for the bound one) and a fingerprint with setup=active; the
+    caller's terminate frees the session."""
     owner = await login('owner')
     await create_room(owner, 'talk')
     to = bridge('talk')
@@ -396,7 +399,7 @@ async def test_session_accept_then_terminate_frees_the_leg():
     fp = transport.find(q(NS_DTLS, 'fingerprint'))
     assert fp.get('setup') == 'active' and fp.get('hash') == 'sha-256' and len(fp.text) == 95
     cands = transport.findall(q(NS_ICE, 'candidate'))
-    assert cands and all(c.get('ip') == '127.0.0.1' and c.get('type') == 'host' and
+    assert cands and all(c.get('ip') == PUBLIC and c.get('type') == 'host' and
                          PORT_BASE <= int(c.get('port')) < PORT_BASE + 100 for c in cands), \
         [c.attrib for c in cands]
     group = accept.find(q(NS_GROUP, 'group'))

@@ -313,6 +313,12 @@ class Peer:
     async def stats(self):
         return await self.request('stats')
 
+    async def redirect(self, ip, port):
+        """The bridge's or callee's candidates this peer sees from now on
+        become ip:port (a relay of the test's); 'redirected' events tell
+        the originals."""
+        return await self.request('redirect', {'ip': ip, 'port': port})
+
     async def hangup(self):
         return await self.request('hangup')
 

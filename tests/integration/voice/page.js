@@ -21,6 +21,10 @@
 //   stats() -> packets received/lost, jitter, candidate types of the pair.
 //   hangup() -> ends the Jingle session and sends <finish/>.
 //   sendJmi(to, action, id) -> one bare JMI element (for protocol tests).
+//   redirect({ip, port}) -> the remote's ICE candidates in the Jingle that
+//       arrives from now on (session-accept, transport-info) are replaced by
+//       ip:port, a UDP relay of the test's (impairment tests); each original
+//       is reported first as {event: "redirected", ip, port}.
 // Events (window.vnEvent, exposed by peer.mjs): {event: "jmi", action,
 // from, id}, {event: "session", state, sid}, {event: "ice", state},
 // {event: "terminated", reason}, {event: "log", text}.
@@ -302,6 +306,20 @@ window.vn = {
       }
     });
     return out;
+  },
+
+  redirect({ ip, port }) {
+    const process = client.jingle.process.bind(client.jingle);
+    client.jingle.process = (req) => {
+      for (const content of (req.jingle && req.jingle.contents) || []) {
+        for (const c of (content.transport && content.transport.candidates) || []) {
+          emit({ event: "redirected", ip: c.ip, port: c.port });
+          c.ip = ip;
+          c.port = port;
+        }
+      }
+      return process(req);
+    };
   },
 
   hangup() {
