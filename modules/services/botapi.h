@@ -184,6 +184,9 @@ void botapi_chat_message_put(botapi_bot *bot, const char *user, int64_t message_
 json_t *botapi_chat_message_get(botapi_bot *bot, const char *user, int64_t message_id,
                                 char **stanza_id);
 void botapi_chat_message_delete(botapi_bot *bot, const char *user, int64_t message_id);
+/* The message id of the message with that stanza id (XEP-0308 corrections
+ * name the original's), or 0. */
+int64_t botapi_chat_message_by_stanza(botapi_bot *bot, const char *user, const char *stanza_id);
 /* The last message in the chat that has an inline keyboard; 0 if none. */
 int64_t botapi_chat_keyboard_message(botapi_bot *bot, const char *user);
 void botapi_chat_set_keyboard_message(botapi_bot *bot, const char *user, int64_t message_id);
@@ -208,6 +211,8 @@ char *botapi_xmpp_send(botapi_bot *bot, const char *to, int64_t message_id, cons
 void botapi_xmpp_retract(botapi_bot *bot, const char *to, const char *stanza_id);
 /* A text notice from the bot (answerCallbackQuery's text). */
 void botapi_xmpp_notice(botapi_bot *bot, const char *to, const char *text);
+/* A XEP-0085 <composing/> chat state (sendChatAction). */
+void botapi_xmpp_composing(botapi_bot *bot, const char *to);
 
 /* ---- the directory profile (botapi_profile.c) ---- */
 

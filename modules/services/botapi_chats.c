@@ -9,6 +9,7 @@
  *
  *   (domain, bot, "botapi_chats", USER-JID)   {"started","lang","next","kb"}
  *   (domain, bot, "botapi_msgs", USER-JID "#" ID)     {"sid","m"}
+ *   (domain, bot, "botapi_msgs", USER-JID "@" SID)    {"id"}  (stanza id -> id)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -130,6 +131,12 @@ static char *message_key(const char *user, int64_t message_id)
     return vn_asprintf("%s#%" PRId64, user, message_id);
 }
 
+/* The key of the index from a stanza id to the message id. */
+static char *stanza_key(const char *user, const char *stanza_id)
+{
+    return strlen(stanza_id) <= 128 ? vn_asprintf("%s@%s", user, stanza_id) : NULL;
+}
+
 void botapi_chat_message_put(botapi_bot *bot, const char *user, int64_t message_id,
                              const char *stanza_id, const json_t *message)
 {
@@ -138,6 +145,23 @@ void botapi_chat_message_put(botapi_bot *bot, const char *user, int64_t message_
     doc_put(bot, MSGS_STORE, key, doc);
     json_decref(doc);
     free(key);
+    char *index_key = stanza_id[0] ? stanza_key(user, stanza_id) : NULL;
+    if (index_key) {
+        json_t *index = json_pack("{s:I}", "id", (json_int_t)message_id);
+        doc_put(bot, MSGS_STORE, index_key, index);
+        json_decref(index);
+        free(index_key);
+    }
+}
+
+int64_t botapi_chat_message_by_stanza(botapi_bot *bot, const char *user, const char *stanza_id)
+{
+    char *key = stanza_id ? stanza_key(user, stanza_id) : NULL;
+    json_t *index = key ? doc_get(bot, MSGS_STORE, key) : NULL;
+    int64_t id = json_integer_value(json_object_get(index, "id"));
+    json_decref(index);
+    free(key);
+    return id;
 }
 
 json_t *botapi_chat_message_get(botapi_bot *bot, const char *user, int64_t message_id,
@@ -161,7 +185,15 @@ json_t *botapi_chat_message_get(botapi_bot *bot, const char *user, int64_t messa
 
 void botapi_chat_message_delete(botapi_bot *bot, const char *user, int64_t message_id)
 {
+    char *sid = NULL;
+    json_t *message = botapi_chat_message_get(bot, user, message_id, &sid);
+    char *index_key = sid && sid[0] ? stanza_key(user, sid) : NULL;
+    if (index_key)
+        vn_store_delete(vn_server_store(), bot->domain, bot->username, MSGS_STORE, index_key);
     char *key = message_key(user, message_id);
     vn_store_delete(vn_server_store(), bot->domain, bot->username, MSGS_STORE, key);
+    json_decref(message);
+    free(index_key);
+    free(sid);
     free(key);
 }

@@ -334,6 +334,20 @@ static void answer_callback_query(botapi_call *call)
     botapi_call_ok(call, json_true());
 }
 
+static void send_chat_action(botapi_call *call)
+{
+    if (!botapi_param_string(call, "action")) {
+        botapi_call_fail(call, 400, "Bad Request: action is empty");
+        return;
+    }
+    char *chat = chat_of(call);
+    if (!chat)
+        return;
+    botapi_xmpp_composing(call->bot, chat);
+    free(chat);
+    botapi_call_ok(call, json_true());
+}
+
 static void get_me(botapi_call *call)
 {
     json_t *me = botapi_bot_user_json(call->bot);
@@ -381,6 +395,7 @@ static const method methods[] = {
     {"deleteMessage", delete_message},
     {"sendPhoto", send_photo},
     {"sendDocument", send_document},
+    {"sendChatAction", send_chat_action},
     {"getFile", botapi_file_get},
     {"setMyProfile", botapi_profile_set},
 };

@@ -4,11 +4,10 @@
  *
  * From users: a chat message to a bot becomes a "message" update (text,
  * a command as a bot_command entity, a file given as XEP-0066 URL as a
- * document); pressing a XEP-0439 quick-response action, or answering the
- * last inline keyboard with its number, becomes a "callback_query".
- * Writing to a bot starts it (the consent botapi_chats.c checks).
- * To users: messages from the bot carry the text with the inline keyboard
- * as a numbered list any client shows, plus XEP-0439 actions for clients
+ * document), a XEP-0308 correction an "edited_message"; pressing a XEP-0439 quick-response action,
+ * or answering the last inline keyboard with its number, becomes a "callback_query". Writing to a
+ * bot starts it (the consent botapi_chats.c checks). To users: messages from the bot carry the text
+ * with the inline keyboard as a numbered list any client shows, plus XEP-0439 actions for clients
  * that draw buttons; edits are XEP-0308 corrections, deletions XEP-0424
  * retractions, files XEP-0066 URLs. A bot answers presence subscriptions
  * and probes as always available, and disco#info and pings.
@@ -34,6 +33,7 @@
 #define NS_OOB "jabber:x:oob"
 #define NS_SID "urn:xmpp:sid:0"
 #define NS_REPLY "urn:xmpp:reply:0"
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 
 /* ---- Telegram objects for JIDs ---- */
 
@@ -246,7 +246,38 @@ void botapi_xmpp_notice(botapi_bot *bot, const char *to, const char *text)
     vn_route(m);
 }
 
+void botapi_xmpp_composing(botapi_bot *bot, const char *to)
+{
+    char id[40] = "bot-";
+    botapi_random_hex(id + 4, 12);
+    vn_stanza *m = message_new(bot, to, id);
+    vn_stanza_add_child(m, "composing", NS_CHATSTATES);
+    vn_stanza_add_child(m, "no-store", NS_HINTS);
+    vn_route(m);
+}
+
 /* ---- from users ---- */
+
+/* A XEP-0308 correction of a message the bot has: an edited_message. */
+static bool correction_from_user(botapi_bot *bot, const vn_stanza *st, const char *user,
+                                 const char *text)
+{
+    const char *original = vn_stanza_attr(vn_stanza_child(st, "replace", NS_CORRECT), "id");
+    int64_t message_id = original ? botapi_chat_message_by_stanza(bot, user, original) : 0;
+    char *sid = NULL;
+    json_t *message = message_id ? botapi_chat_message_get(bot, user, message_id, &sid) : NULL;
+    if (!message || !json_is_string(json_object_get(message, "text"))) {
+        json_decref(message);
+        free(sid);
+        return false;
+    }
+    json_object_set_new(message, "text", json_string(text));
+    json_object_set_new(message, "edit_date", json_integer(vn_now_us() / 1000000));
+    botapi_chat_message_put(bot, user, message_id, sid, message);
+    free(sid);
+    botapi_update_push(bot, BOTAPI_UPDATE_EDITED_MESSAGE, "edited_message", message);
+    return true;
+}
 
 typedef struct find_ctx {
     size_t wanted;
@@ -336,6 +367,9 @@ static void message_from_user(botapi_bot *bot, const vn_stanza *st, const char *
         return;
     if (!text && !url)
         return; /* chat states, receipts, markers: nothing for the bot */
+    if (text && vn_stanza_child(st, "replace", NS_CORRECT) &&
+        correction_from_user(bot, st, user, text))
+        return;
 
     int64_t message_id = botapi_chat_next_message_id(bot, user);
     json_t *message =
@@ -360,7 +394,7 @@ static void message_from_user(botapi_bot *bot, const vn_stanza *st, const char *
         }
     }
     const char *origin = vn_stanza_attr(vn_stanza_child(st, "origin-id", NS_SID), "id");
-    const char *sid = origin ? origin : vn_stanza_attr(st, "id");
+    const char *sid = vn_stanza_attr(st, "id") ? vn_stanza_attr(st, "id") : origin;
     botapi_chat_message_put(bot, user, message_id, sid ? sid : "", message);
     botapi_update_push(bot, BOTAPI_UPDATE_MESSAGE, "message", message);
 }

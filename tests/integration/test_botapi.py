@@ -36,6 +36,9 @@ import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
 import harness
 
 D = harness.DOMAIN
@@ -522,6 +525,55 @@ async def test_failing_webhook_is_reported_and_retried():
         await client.close()
 
 
+async def poll_updates(token, count, timeout=15):
+    updates = []
+    deadline = time.monotonic() + timeout
+    while len(updates) < count and time.monotonic() < deadline:
+        offset = updates[-1]['update_id'] + 1 if updates else 0
+        status, body, _ = await aapi(token, 'getUpdates', {'timeout': 1, 'offset': offset})
+        assert status == 200, body
+        updates += body['result']
+    return updates
+
+
+async def test_corrections_chat_states_and_restarts():
+    """A XEP-0308 correction is an edited_message; sendChatAction is a
+    XEP-0085 composing; updates wait in the store across a restart."""
+    token = add_bot('editbot')
+    bot_jid = 'editbot@' + BOTS
+    client = await user()
+    try:
+        msg = client.make_message(mto=bot_jid, mbody='hello', mtype='chat')
+        msg['id'] = 'first-1'
+        msg.send()
+        fix = client.make_message(mto=bot_jid, mbody='hello again', mtype='chat')
+        ET.SubElement(fix.xml, '{%s}replace' % NS_CORRECT, {'id': 'first-1'})
+        fix.send()
+        updates = await poll_updates(token, 2)
+        assert updates[0]['message']['text'] == 'hello', updates
+        edited = updates[1]['edited_message']
+        assert edited['text'] == 'hello again' and edited['edit_date'] > 0, updates
+        assert edited['message_id'] == updates[0]['message']['message_id']
+
+        chat = updates[0]['message']['chat']['id']
+        typing = asyncio.get_running_loop().create_future()
+        client.register_handler(Callback('composing', MatchXPath(
+            '{jabber:client}message/{http://jabber.org/protocol/chatstates}composing'),
+            lambda st: typing.done() or typing.set_result(st)))
+        status, body, _ = await aapi(token, 'sendChatAction', {'chat_id': chat, 'action': 'typing'})
+        assert status == 200 and body['result'] is True, body
+        assert (await asyncio.wait_for(typing, 10))['from'].bare == bot_jid
+
+        client.send_message(mto=bot_jid, mbody='kept', mtype='chat')
+        await asyncio.sleep(0.5)
+    finally:
+        await client.close()
+    server.restart()
+    offset = updates[-1]['update_id'] + 1
+    status, body, _ = await aapi(token, 'getUpdates', {'offset': offset, 'timeout': 2})
+    assert [u['message']['text'] for u in body['result']] == ['kept'], body
+
+
 async def test_vestnikctl_bot_commands():
     token = add_bot('listedbot')
     result = server.bot_ctl('bot', 'list')
@@ -555,6 +607,7 @@ if __name__ == '__main__':
         harness.run([test_bad_input_gets_telegram_errors,
                      test_rate_limit_answers_429_with_retry_after,
                      test_failing_webhook_is_reported_and_retried,
+                     test_corrections_chat_states_and_restarts,
                      test_vestnikctl_bot_commands] + bot_tests,
                     server=server, setup=setup, timeout=90)
     finally:
