@@ -84,12 +84,9 @@ void botapi_profile_set(botapi_call *call)
 bool botapi_profile_answer(const vn_stanza *iq)
 {
     const char *id = vn_stanza_attr(iq, "id");
-    pending *p;
-    LL_FOREACH(pendings, p)
-    {
-        if (id && strcmp(p->id, id) == 0)
-            break;
-    }
+    pending *p = pendings;
+    while (p && !(id && strcmp(p->id, id) == 0))
+        p = p->next;
     if (!p)
         return false;
     botapi_call *call = p->call;
@@ -111,9 +108,7 @@ bool botapi_profile_answer(const vn_stanza *iq)
 
 void botapi_profile_abort(botapi_call *call)
 {
-    pending *p;
-    LL_FOREACH(pendings, p)
-    {
+    for (pending *p = pendings; p; p = p->next) {
         if (p->call == call) {
             pending_end(p);
             botapi_call_free(call);
