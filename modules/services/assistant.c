@@ -126,12 +126,14 @@ static void conversation_reset(conversation *c)
 static void sweep(vn_timer *t, void *ud)
 {
     int64_t before = vn_now_us() - as.timeout_s * 1000000LL;
-    conversation *c, *tmp;
-    LL_FOREACH_SAFE(as.conversations, c, tmp)
-    {
+    conversation **link = &as.conversations;
+    while (*link) {
+        conversation *c = *link;
         if (c->touched_us < before) {
-            LL_DELETE(as.conversations, c);
+            *link = c->next;
             conversation_free(c);
+        } else {
+            link = &c->next;
         }
     }
 }
