@@ -76,8 +76,94 @@ static void set_sd_array(json_t *dst, char **digests, size_t n, unsigned decoys_
         json_decref(sd);
 }
 
+static int make_sd(const json_t *src, json_t *dst, vn_buf *out, unsigned decoys_max,
+                   unsigned depth);
+static int make_sd_array(const json_t *src, json_t *dst, vn_buf *out, unsigned decoys_max,
+                         unsigned depth);
+
+/* What a disclosure carries for value: nested objects and arrays made
+ * selectively disclosable in turn (new reference), or NULL with *rc set. */
+static json_t *disclosed_value(const json_t *value, vn_buf *out, unsigned decoys_max,
+                               unsigned depth, int *rc)
+{
+    json_t *dvalue = NULL;
+    if (json_is_object(value) && json_object_size(value)) {
+        dvalue = json_object();
+        *rc = make_sd(value, dvalue, out, decoys_max, depth + 1);
+    } else if (json_is_array(value) && json_array_size(value)) {
+        dvalue = json_array();
+        *rc = make_sd_array(value, dvalue, out, decoys_max, depth + 1);
+    } else {
+        return json_incref((json_t *)value);
+    }
+    if (*rc != 0) {
+        json_decref(dvalue);
+        return NULL;
+    }
+    return dvalue;
+}
+
+/* The disclosure of [salt, (name,) value], appended to out as "~<d>";
+ * returns its digest (free()). Takes the reference to value. */
+static char *add_disclosure(const char *name, json_t *value, vn_buf *out)
+{
+    char *salt = vn_cred_random_b64url(SALT_BYTES);
+    json_t *arr = name ? json_pack("[s,s,o]", salt, name, value) : json_pack("[s,o]", salt, value);
+    free(salt);
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    char *disclosure = vn_b64url_encode(text, strlen(text));
+    free(text);
+    char *digest = vn_b64url_sha256(disclosure, strlen(disclosure));
+    vn_buf_printf(out, "~%s", disclosure);
+    free(disclosure);
+    return digest;
+}
+
+static json_t *decoy_element(void)
+{
+    unsigned char noise[32];
+    vn_cred_random(noise, sizeof(noise));
+    char *digest = vn_b64url_sha256(noise, sizeof(noise));
+    json_t *el = json_pack("{s:s}", "...", digest);
+    free(digest);
+    return el;
+}
+
+/* Every element of src an array element disclosure ({"...": digest} in
+ * dst, in order), with decoy elements at random places among them: a
+ * holder can show one driving licence category of several. */
+static int make_sd_array(const json_t *src, json_t *dst, vn_buf *out, unsigned decoys_max,
+                         unsigned depth)
+{
+    if (depth > VN_SDJWT_MAX_DEPTH)
+        return VN_CRED_ETOOLARGE;
+    size_t i;
+    json_t *el;
+    int rc = 0;
+    json_array_foreach(src, i, el)
+    {
+        json_t *dvalue = disclosed_value(el, out, decoys_max, depth, &rc);
+        if (!dvalue)
+            return rc;
+        char *digest = add_disclosure(NULL, dvalue, out);
+        json_array_append_new(dst, json_pack("{s:s}", "...", digest));
+        free(digest);
+    }
+    if (decoys_max) {
+        unsigned char r[2];
+        vn_cred_random(r, 1);
+        for (unsigned k = r[0] % decoys_max + 1; k > 0; k--) {
+            vn_cred_random(r + 1, 1);
+            json_array_insert_new(dst, r[1] % (json_array_size(dst) + 1), decoy_element());
+        }
+    }
+    return 0;
+}
+
 /* Make every member of src a disclosure (appended to out as "~<d>"),
- * nested objects recursively, and put the digests into dst's _sd. */
+ * nested objects and arrays recursively, and put the digests into dst's
+ * _sd. */
 static int make_sd(const json_t *src, json_t *dst, vn_buf *out, unsigned decoys_max, unsigned depth)
 {
     if (depth > VN_SDJWT_MAX_DEPTH)
@@ -93,27 +179,10 @@ static int make_sd(const json_t *src, json_t *dst, vn_buf *out, unsigned decoys_
             rc = VN_CRED_ECONFLICT;
             break;
         }
-        json_t *dvalue;
-        if (json_is_object(value) && json_object_size(value)) {
-            dvalue = json_object();
-            rc = make_sd(value, dvalue, out, decoys_max, depth + 1);
-            if (rc != 0) {
-                json_decref(dvalue);
-                break;
-            }
-        } else {
-            dvalue = json_incref(value);
-        }
-        char *salt = vn_cred_random_b64url(SALT_BYTES);
-        json_t *arr = json_pack("[s,s,o]", salt, name, dvalue);
-        free(salt);
-        char *text = json_dumps(arr, JSON_COMPACT);
-        json_decref(arr);
-        char *disclosure = vn_b64url_encode(text, strlen(text));
-        free(text);
-        digests[n++] = vn_b64url_sha256(disclosure, strlen(disclosure));
-        vn_buf_printf(out, "~%s", disclosure);
-        free(disclosure);
+        json_t *dvalue = disclosed_value(value, out, decoys_max, depth, &rc);
+        if (!dvalue)
+            break;
+        digests[n++] = add_disclosure(name, dvalue, out);
     }
     if (rc != 0) {
         for (size_t i = 0; i < n; i++)

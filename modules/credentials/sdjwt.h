@@ -14,9 +14,10 @@
  * padded with decoy digests. A nested object (e.g. "address") is disclosed
  * recursively: its own disclosure carries an object whose members are
  * disclosures again, so a holder can show "address.locality" without
- * "address.street_address". Arrays are disclosed whole on issuance; on
- * verification array-element disclosures ({"...": digest}) made by other
- * issuers are understood too.
+ * "address.street_address". An array is disclosed the same way: the
+ * array's disclosure holds one array-element disclosure ({"...": digest})
+ * per element, with decoys among them, so one driving licence category
+ * can be shown without the others.
  *
  * Claim paths name claims for presentation and in results: member names
  * joined with '.', e.g. "age_over_18", "address.locality"; an object's path
@@ -75,11 +76,11 @@ typedef struct vn_sdjwt_issue_params {
     uint64_t status_idx;           /* the credential's index in that list */
     /* The claims, all selectively disclosable (an object; none of the
      * reserved names iss, vct, iat, nbf, exp, cnf, status, _sd, _sd_alg,
-     * "..."; VN_CRED_ECONFLICT otherwise). Nested objects are disclosed
-     * recursively. */
+     * "..."; VN_CRED_ECONFLICT otherwise). Nested objects and arrays are
+     * disclosed recursively. */
     const json_t *claims;
-    /* Up to this many decoy digests per _sd array (a random number from 1
-     * to decoys_max; 0: none). */
+    /* Up to this many decoy digests per _sd array and decoy elements per
+     * array (a random number from 1 to decoys_max; 0: none). */
     unsigned decoys_max;
 } vn_sdjwt_issue_params;
 

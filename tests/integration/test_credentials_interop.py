@@ -171,6 +171,12 @@ def test_npm_verifies_vestnik_presentations():
         assert user_claims(result['independent']['claims']) == expected, result
         assert result['npm']['kb']['aud'] == AUD, result
         assert_only_disclosed(pres, UNDISCLOSED)
+        # One element of an array: npm sees that one and nothing of the other.
+        one = vestnik_present(sdjwt, holder, ['nationalities.1'])
+        result = npm_verify(one, issuer)
+        assert result['npm']['ok'] and result['independent']['ok'], result
+        assert user_claims(result['npm']['payload']) == {'nationalities': ['FR']}, result
+        assert_only_disclosed(one, ['"DE"', 'Erika', 'Koeln', 'age_over_18'])
         # The credential itself, every claim disclosed, also verifies in npm.
         full = vestnik_present(sdjwt, holder, sorted(CLAIMS))
         result = npm_verify(full, issuer)

@@ -385,10 +385,11 @@ static void test_issue_shape(void **state)
     for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
         assert_null(strstr(text, hidden[i]));
     free(text);
-    /* 6 top-level claims plus 1 to 3 decoys; 3 address members plus decoys. */
+    /* 6 top-level claims plus 1 to 3 decoys; 3 address members and 2
+     * categories, with decoys of their own. */
     size_t top = json_array_size(json_object_get(pl, "_sd"));
     assert_true(top >= 7 && top <= 9);
-    assert_int_equal(sd->n_disclosures, 9);
+    assert_int_equal(sd->n_disclosures, 11);
     json_t *paths;
     json_t *claims = vn_sdjwt_claims(sd, &paths);
     assert_string_equal(
@@ -400,7 +401,7 @@ static void test_issue_shape(void **state)
     assert_null(vn_sdjwt_claim_get(claims, "categories.x"));
     assert_null(vn_sdjwt_claim_get(claims, "address.locality.x"));
     assert_null(json_object_get(claims, "_sd"));
-    assert_int_equal(json_array_size(paths), 9);
+    assert_int_equal(json_array_size(paths), 11);
     json_decref(paths);
     json_decref(claims);
     vn_sdjwt_free(sd);
@@ -438,6 +439,23 @@ static void test_present_and_verify(void **state)
         assert_null(strstr(v, "Heidestr"));
         free(v);
     }
+    vn_sdjwt_free(sd);
+    free(pres);
+    /* One element of an array: the others leave no trace. */
+    const char *one[] = {"categories.1"};
+    pres = present(f, one, 1, f->holder, "n-0S6_WzA2Mj", NOW);
+    assert_int_equal(verify(f, pres, &p, &r), 0);
+    json_t *cats = json_object_get(r.claims, "categories");
+    assert_int_equal(json_array_size(cats), 1);
+    assert_string_equal(json_string_value(json_array_get(cats, 0)), "C1");
+    assert_string_equal(json_string_value(vn_sdjwt_claim_get(r.claims, "categories.0")), "C1");
+    assert_int_equal(json_array_size(r.disclosed), 2); /* categories, categories.0 */
+    vn_sdjwt_verified_free(&r);
+    assert_int_equal(vn_sdjwt_parse(pres, strlen(pres), &sd), 0);
+    assert_int_equal(sd->n_disclosures, 2);
+    for (size_t i = 0; i < sd->n_disclosures; i++)
+        assert_false(json_is_string(sd->disclosures[i].value) &&
+                     strcmp(json_string_value(sd->disclosures[i].value), "B") == 0);
     vn_sdjwt_free(sd);
     free(pres);
     /* A whole object, and a claim that is not there. */
