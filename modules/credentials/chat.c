@@ -73,6 +73,9 @@ static void say(const chat_ctx *c, const char *text)
 
 static void help(const chat_ctx *c)
 {
+    /* TRANSLATORS: keep the command words (list, show, qr, delete, history,
+     * who, requests) as they are: the chat understands those; "yes" and
+     * "no" are understood in the reader's language too. */
     say(c, vn_tr(c->lang, N_("Your documents. Write:\n"
                              "  list: your documents, numbered\n"
                              "  show N: document number N\n"
@@ -240,7 +243,8 @@ static bool is_word(const char *w, const char *a, const char *b)
 /* "yes", "no" or numbers for the deletion or the oldest item waiting. */
 static bool answer(const chat_ctx *c, char **words, size_t n)
 {
-    /* The reader's own words too ("да", "нет"), as the catalog says them. */
+    /* The reader's own words too ("да", "нет"), as the catalog says them.
+     * TRANSLATORS: "yes" and "no" as one lower-case word a person replies. */
     bool yes = is_word(words[0], "yes", "y") || is_word(words[0], vn_tr(c->lang, N_("yes")), NULL);
     bool no = is_word(words[0], "no", "n") || is_word(words[0], vn_tr(c->lang, N_("no")), NULL);
     bool numbers = true;

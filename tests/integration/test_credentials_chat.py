@@ -144,6 +144,20 @@ def test_qr_by_chat_needs_numbers_of_a_document_held():
     asyncio.run(scenario())
 
 
+def test_the_wallet_service_is_discovered():
+    async def scenario():
+        carol = await user(CAROL)
+        items = await carol['xep_0030'].get_items(jid=D)
+        assert (WALLET, None, 'Documents') in items['disco_items']['items'], items
+        info = await carol['xep_0030'].get_info(jid=WALLET)
+        assert ('component', 'generic', None, 'Documents') in \
+            info['disco_info']['identities'], info
+        assert NS in info['disco_info']['features'], info
+        await carol.ping(WALLET)
+        await carol.close()
+    asyncio.run(scenario())
+
+
 def test_only_local_accounts_have_a_wallet():
     stream = harness.RawStream(server.component_port)
     stream.open(to='university.localhost', ns='jabber:component:accept')
@@ -206,6 +220,6 @@ def conditions_of(reply):
 
 
 if __name__ == '__main__':
-    harness.run([test_the_whole_wallet_by_chat, test_qr_by_chat_needs_numbers_of_a_document_held,
+    harness.run([test_the_whole_wallet_by_chat, test_the_wallet_service_is_discovered, test_qr_by_chat_needs_numbers_of_a_document_held,
                  test_only_local_accounts_have_a_wallet, test_issuers_change_on_reload],
                 server=server, setup=setup, timeout=90)
