@@ -132,7 +132,7 @@ async def applying():
     assert request.get('holder') == ALICE, ET.tostring(request)
     cred = request.find('{%s}credential' % NS_DOCS)
     assert cred.get('type') == 'identity', ET.tostring(request)
-    assert [c.get('name') for c in cred] == ['given_name', 'family_name', 'birth_date']
+    assert [c.get('name') for c in cred] == ['given_name', 'family_name', 'birthdate']
     assert 'Replacing a passport' in request.findtext('{%s}purpose' % NS_DOCS)
     result = await asyncio.wait_for(alice.messages.get(), 5)
     assert result['body'].startswith('Done: Replacing a passport'), result['body']
