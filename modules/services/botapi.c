@@ -351,12 +351,6 @@ static void file_on_request(vn_http_request *req, void *ud)
 {
     const char *path = vn_http_request_path(req);
     const char *file_path;
-    req_state *st = vn_http_request_data(req);
-    if (!st)
-        return;
-    vn_http_request_set_data(req, NULL);
-    vn_buf_free(&st->body);
-    free(st);
     botapi_bot *bot = split_path(req, path + strlen("/file/bot"), NULL, &file_path);
     if (bot)
         botapi_file_serve(req, bot, file_path);
@@ -373,13 +367,26 @@ static const vn_http_handler bot_handler = {
     .on_request = bot_on_request,
     .on_abort = bot_on_abort,
 };
+static void file_on_writable(vn_http_request *req, void *ud)
+{
+    botapi_file_on_writable(req);
+}
+
+static void file_on_abort(vn_http_request *req, void *ud)
+{
+    botapi_file_on_abort(req);
+}
+
 static const vn_http_handler file_handler = {
-    .on_headers = bot_on_headers,
-    .on_body = bot_on_body,
     .on_request = file_on_request,
-    .on_abort = bot_on_abort,
+    .on_writable = file_on_writable,
+    .on_abort = file_on_abort,
 };
-static const vn_http_handler public_handler = {.on_request = public_on_request};
+static const vn_http_handler public_handler = {
+    .on_request = public_on_request,
+    .on_writable = file_on_writable,
+    .on_abort = file_on_abort,
+};
 
 /* ---- admin socket: bot add|remove HOST NAME, bot list HOST ---- */
 

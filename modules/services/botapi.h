@@ -266,6 +266,9 @@ void botapi_file_get(botapi_call *call);
 void botapi_file_serve(vn_http_request *req, botapi_bot *bot, const char *path);
 /* GET <files route><name>: a public file. */
 void botapi_file_serve_public(vn_http_request *req);
+/* The two routes' on_writable and on_abort. */
+void botapi_file_on_writable(vn_http_request *req);
+void botapi_file_on_abort(vn_http_request *req);
 
 /* A random id of n bytes as hex into out (2n+1 bytes). */
 void botapi_random_hex(char *out, size_t n);

@@ -10,19 +10,24 @@
  * up to bot_max_file_size), then kept like the bot's own. The bot
  * downloads either with /file/bot<token>/<file_path>; file_path is
  * "files/<file_id>/<name>", looked up among the bot's own files only.
+ * Files are sent in 64 KiB pieces read on a worker, as fast as the
+ * connection takes them.
  *   (domain, bot, "botapi_files", FILE-ID)  {"hex","name","mime","size","url"}
  * ("hex" once the file is here; "url" for a user's file.)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "botapi.h"
 
 #define FILES_STORE "botapi_files"
 #define HEX_LEN 32
+#define IO_CHUNK 65536
 
 static char *files_dir;
 
@@ -297,27 +302,127 @@ void botapi_file_get(botapi_call *call)
 
 /* ---- serving ---- */
 
+/* A file being sent: read in pieces on a worker, written as the
+ * connection takes them (the request's data while it lasts). */
+typedef struct transfer {
+    vn_http_request *req; /* NULL once the connection went away */
+    int fd;
+    uint64_t size, offset;
+    char *buf;
+    size_t len;
+    int error;
+    bool job_running;
+} transfer;
+
+static void transfer_free(transfer *t)
+{
+    close(t->fd);
+    free(t->buf);
+    free(t);
+}
+
+static void read_job(void *ud)
+{
+    transfer *t = ud;
+    size_t want = t->size - t->offset < IO_CHUNK ? (size_t)(t->size - t->offset) : IO_CHUNK;
+    ssize_t n;
+    do
+        n = pread(t->fd, t->buf, want, (off_t)t->offset);
+    while (n < 0 && errno == EINTR);
+    t->error = n < 0 ? errno : n == 0 ? EIO : 0;
+    t->len = n > 0 ? (size_t)n : 0;
+}
+
+static void start_read(transfer *t);
+
+static void read_done(void *ud)
+{
+    transfer *t = ud;
+    t->job_running = false;
+    if (!t->req || t->error) {
+        if (t->req) { /* the file shrank: the client sees a short body */
+            vn_log_warn("botapi: cannot read a file: %s", strerror(t->error));
+            vn_http_request_set_data(t->req, NULL);
+        }
+        transfer_free(t);
+        return;
+    }
+    bool last = t->offset + t->len >= t->size;
+    vn_http_request *req = t->req;
+    if (last)
+        vn_http_request_set_data(req, NULL);
+    if (vn_http_write(req, t->buf, t->len) < 0) {
+        if (last)
+            vn_http_request_set_data(req, t); /* read it again when there is room */
+        return;
+    }
+    t->offset += t->len;
+    if (last)
+        transfer_free(t);
+    else if (vn_http_write_room(req))
+        start_read(t);
+}
+
+static void start_read(transfer *t)
+{
+    t->job_running = true;
+    vn_work_queue(read_job, read_done, t);
+}
+
+void botapi_file_on_writable(vn_http_request *req)
+{
+    transfer *t = vn_http_request_data(req);
+    if (t && !t->job_running)
+        start_read(t);
+}
+
+void botapi_file_on_abort(vn_http_request *req)
+{
+    transfer *t = vn_http_request_data(req);
+    if (!t)
+        return;
+    t->req = NULL;
+    if (!t->job_running)
+        transfer_free(t);
+}
+
 static void serve(vn_http_request *req, const char *hex, const char *name)
 {
     char *path = vn_asprintf("%s/%s", files_dir, hex);
     char *type_path = vn_asprintf("%s.type", path);
-    size_t len, type_len;
-    char *data = read_file(path, &len);
-    char *type = data ? read_file(type_path, &type_len) : NULL;
-    if (!data) {
-        static const char text[] = "Not Found\n";
-        vn_http_respond(req, 404, "text/plain", text, sizeof text - 1);
-    } else {
-        char *disposition = vn_asprintf("attachment; filename=\"%s\"", name);
-        vn_http_response_header(req, "Content-Disposition", disposition);
-        vn_http_response_header(req, "X-Content-Type-Options", "nosniff");
-        vn_http_respond(req, 200, type && type[0] ? type : "application/octet-stream", data, len);
-        free(disposition);
-    }
-    free(data);
-    free(type);
+    size_t type_len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    char *type = fd >= 0 ? read_file(type_path, &type_len) : NULL;
     free(path);
     free(type_path);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        static const char text[] = "Not Found\n";
+        if (fd >= 0)
+            close(fd);
+        free(type);
+        vn_http_respond(req, 404, "text/plain", text, sizeof text - 1);
+        return;
+    }
+    char *disposition = vn_asprintf("attachment; filename=\"%s\"", name);
+    vn_http_response_header(req, "Content-Disposition", disposition);
+    vn_http_response_header(req, "X-Content-Type-Options", "nosniff");
+    vn_http_response_header(req, "Content-Security-Policy", "default-src 'none'; sandbox");
+    free(disposition);
+    vn_http_respond_begin(req, 200, type && type[0] ? type : "application/octet-stream",
+                          (uint64_t)st.st_size);
+    free(type);
+    if (strcmp(vn_http_request_method(req), "HEAD") == 0 || st.st_size == 0) {
+        close(fd);
+        return;
+    }
+    transfer *t = vn_alloc(sizeof *t);
+    t->req = req;
+    t->fd = fd;
+    t->size = (uint64_t)st.st_size;
+    t->buf = vn_alloc(IO_CHUNK);
+    vn_http_request_set_data(req, t);
+    start_read(t);
 }
 
 void botapi_file_serve(vn_http_request *req, botapi_bot *bot, const char *file_path)

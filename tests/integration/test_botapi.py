@@ -47,7 +47,7 @@ ALICE = 'alice@' + D
 PASSWORD = 'secret-password'
 NPM_DIR = os.environ.get('VN_BOTAPI_NPM_DIR', '')
 SCRIPTS = os.path.join(harness.srcdir(), 'tests', 'integration', 'botapi')
-MAX_REQUEST = 65536
+MAX_REQUEST = 200000
 RATE = 20
 NS_QR = 'urn:xmpp:tmp:quick-response'
 NS_CORRECT = 'urn:xmpp:message-correct:0'
@@ -563,6 +563,29 @@ async def test_corrections_chat_states_and_restarts():
         status, body, _ = await aapi(token, 'sendChatAction', {'chat_id': chat, 'action': 'typing'})
         assert status == 200 and body['result'] is True, body
         assert (await asyncio.wait_for(typing, 10))['from'].bare == bot_jid
+
+        # a file of several 64 KiB pieces, uploaded as multipart, fetched by the user
+        data = os.urandom(150000)
+        boundary = 'vestnik-test-boundary'
+        body = (('--%s\r\nContent-Disposition: form-data; name="chat_id"\r\n\r\n%d\r\n'
+                 '--%s\r\nContent-Disposition: form-data; name="document"; filename=big.bin\r\n'
+                 'Content-Type: application/octet-stream\r\n\r\n')
+                % (boundary, chat, boundary)).encode() + data + ('\r\n--%s--\r\n' % boundary).encode()
+        status, body, _ = await aapi(token, 'sendDocument', body,
+                                     'multipart/form-data; boundary=' + boundary)
+        assert status == 200 and body['result']['document']['file_size'] == len(data), body
+        sent = await next_message(client, bot_jid)
+        url = child(sent, NS_OOB, 'x').find('{%s}url' % NS_OOB).text
+        assert url.endswith('/big.bin'), url
+        assert await asyncio.to_thread(fetch, url) == (200, data)
+        file_id = body['result']['document']['file_id']
+        status, body, _ = await aapi(token, 'getFile', {'file_id': file_id})
+        assert status == 200 and body['result']['file_size'] == len(data), body
+        status, got, _ = await aapi(None, None, http_method='GET', path='/file/bot%s/%s' % (
+            token, body['result']['file_path']))
+        assert status == 200 and got == data
+        assert (await aapi(None, None, http_method='GET', path='/file/bot%s/files/%s/x' % (
+            token, 'F' + '0' * 32)))[0] == 404
 
         client.send_message(mto=bot_jid, mbody='kept', mtype='chat')
         await asyncio.sleep(0.5)
