@@ -259,8 +259,43 @@ def test_signature_refusals():
     asyncio.run(scenario())
 
 
+def test_random_payloads_all_get_an_answer():
+    """Hostile shapes of every element, from a trusted issuer (which gets
+    deepest) and from a stranger: each iq is answered, the server lives."""
+    import random
+    rnd = random.Random(15)
+    names = ['issue', 'revoke', 'holder-key', 'request', 'verify', 'sign', 'credentials',
+             'presentation', 'claim', 'x']
+    values = ['', ' ', DAVE, 'dave@' + D + '/res', '@', 'a' * 3000, 'identity', 'student',
+              'https://vestnik.example/credentials/identity/1', 'n' * 16, '\u00e9\u00e9',
+              'true', '2000-02-30', '~~~', 'eyJ.eyJ.~', '..', 'c-0000000000000000']
+    attrs = ['holder', 'type', 'nonce', 'id', 'name', 'media-type', 'sha-256', 'url', 'format']
+
+    def random_element(depth=0):
+        el = ET.Element('{%s}%s' % (NS, rnd.choice(names)))
+        for a in rnd.sample(attrs, rnd.randint(0, 4)):
+            el.set(a, rnd.choice(values))
+        if rnd.random() < 0.4:
+            el.text = rnd.choice(values)
+        for _ in range(rnd.randint(0, 3) if depth < 3 else 0):
+            el.append(random_element(depth + 1))
+        return el
+
+    async def scenario():
+        registry = await user(REGISTRY, 'fuzz')
+        stranger = await user(STRANGER, 'fuzz')
+        for i in range(150):
+            client = registry if i % 2 else stranger
+            reply = await send_iq(client, random_element(), rnd.choice(['get', 'set']))
+            assert reply.get('type') in ('result', 'error'), ET.tostring(reply)
+        await registry.ping(D)
+        await registry.close()
+        await stranger.close()
+    asyncio.run(scenario())
+
+
 if __name__ == '__main__':
     harness.run([test_issuance_refusals, test_request_and_verification_refusals,
                  test_an_expired_document_is_shown_expired_and_not_presented,
-                 test_signature_refusals],
+                 test_signature_refusals, test_random_payloads_all_get_an_answer],
                 server=server, setup=setup, timeout=150)
