@@ -29,6 +29,7 @@
 #define DEFAULT_MAX_LINK_SIZE (64 * 1024)
 #define METADATA_MAX_AGE 300
 #define TOKEN_BYTES 16
+#define MAX_LINK_TTL (7 * 86400) /* a one-time link is short-lived by design */
 
 typedef struct link {
     char *token;
@@ -226,7 +227,7 @@ int vn_cred_http_link_create(const char *content_type, const void *body, size_t 
                              unsigned max_uses, char **path)
 {
     *path = NULL;
-    if (!http.started || !content_type || (!body && len) || ttl <= 0)
+    if (!http.started || !content_type || (!body && len) || ttl <= 0 || ttl > MAX_LINK_TTL)
         return VN_CRED_EINVAL;
     if (len > http.max_link_size)
         return VN_CRED_ETOOLARGE;

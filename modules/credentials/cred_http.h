@@ -59,7 +59,8 @@ int vn_cred_http_start(const vn_cred_http_config *cfg, const vn_cred_http_ops *o
 void vn_cred_http_stop(void);
 
 /* Serve body (copied) at a new unguessable path (a 128-bit random token)
- * under link_prefix for ttl seconds and at most max_uses GETs (0: 1).
+ * under link_prefix for ttl seconds (1 to 604800) and at most max_uses
+ * GETs (0: 1; a HEAD does not count).
  * *path: "<link_prefix><token>" (free()); the caller prefixes its public
  * base URL. VN_CRED_ETOOLARGE over max_link_size, VN_CRED_EINVAL when not
  * started or when max_links are live (expired ones are dropped first). */
