@@ -454,7 +454,7 @@ static void session_initiate(const voice_domain *dom, vn_event *ev, const vn_sta
     const char *lang = vn_stanza_attr(ev->stanza, "xml:lang");
     if (session_find(ev->from->full, sid)) {
         voice_iq_error(ev->stanza, "cancel", "unexpected-request", "out-of-order",
-                       "A session with this sid exists already");
+                       N_("A session with this sid exists already"));
         return;
     }
     vn_room_query q;
@@ -476,7 +476,7 @@ static void session_initiate(const voice_domain *dom, vn_event *ev, const vn_sta
     if (st == JINGLE_MALFORMED) {
         voice_iq_error(ev->stanza, "modify", "bad-request", NULL, text);
     } else if (st != JINGLE_OK) {
-        refuse_session(dom, ev, sid, jingle_status_reason(st), text);
+        refuse_session(dom, ev, sid, jingle_status_reason(st), vn_tr(lang, text));
     } else if (full) {
         refuse_session(dom, ev, sid, "busy", vn_tr(lang, full));
     } else {
@@ -493,7 +493,10 @@ static void session_initiate(const voice_domain *dom, vn_event *ev, const vn_sta
             vn_log_warn("voice: no leg for %s in %s: %s", ev->from->full, room, vc_strerror(rc));
             if (opened)
                 call_close(c);
-            refuse_session(dom, ev, sid, leg_error_reason(rc), vc_strerror(rc));
+            refuse_session(dom, ev, sid, leg_error_reason(rc),
+                           vn_tr(lang, strcmp(leg_error_reason(rc), "busy") == 0
+                                           ? N_("The call cannot take more participants")
+                                           : N_("The bridge could not open the call")));
         } else {
             participant *p = participant_add(c, ev->from, sid, nick, leg);
             for (size_t i = 0; i < answer.n_candidates; i++)
@@ -544,7 +547,7 @@ void voice_call_jingle(const voice_domain *dom, vn_event *ev)
     const char *sid = vn_stanza_attr(jingle, "sid");
     if (!jingle_known_action(action) || !sid || !*sid || strlen(sid) > 256) {
         voice_iq_error(ev->stanza, "modify", "bad-request", NULL,
-                       "A Jingle request needs a known action and a sid");
+                       N_("A Jingle request needs a known action and a sid"));
         return;
     }
     if (strcmp(action, "session-initiate") == 0) {
@@ -606,6 +609,19 @@ void voice_call_result(const voice_domain *dom, vn_event *ev)
 
 /* ---- the engine ---- */
 
+/* What a participant is told when the engine gave up on its leg. */
+static const char *failure_text(vc_fail_reason reason)
+{
+    switch (reason) {
+    case VC_FAIL_ICE_TIMEOUT: return N_("The call's audio could not get through to the bridge");
+    case VC_FAIL_DTLS: return N_("The call's encryption could not be set up");
+    case VC_FAIL_CONSENT: return N_("The bridge lost the connection to you");
+    case VC_FAIL_INTERNAL:
+    case VC_FAIL_NONE: break;
+    }
+    return N_("The bridge had a problem with this call");
+}
+
 void voice_call_engine_event(const vc_event *ev, void *ud)
 {
     participant *p = NULL;
@@ -623,7 +639,8 @@ void voice_call_engine_event(const vc_event *ev, void *ud)
     case VC_EV_FAILED:
         vn_log_info("voice: the leg of %s failed: %s", p->full,
                     ev->detail ? ev->detail : jingle_failure_reason(ev->reason));
-        participant_end(p, jingle_failure_reason(ev->reason), ev->detail, NULL);
+        participant_end(p, jingle_failure_reason(ev->reason), vn_tr(NULL, failure_text(ev->reason)),
+                        NULL);
         break;
     case VC_EV_SPEAKING:
     case VC_EV_SILENT: break;

@@ -80,7 +80,7 @@ static jingle_status read_description(const vn_stanza *desc, jingle_offer *out, 
         unsigned long value = 0;
         if (vn_stanza_is(c, "payload-type", NS_JINGLE_RTP)) {
             if (!attr_number(c, "id", 0, 127, &value)) {
-                *text = "A payload-type has no valid id";
+                *text = N_("A payload-type has no valid id");
                 return JINGLE_MALFORMED;
             }
             if (!opus && is_opus(c)) {
@@ -99,7 +99,7 @@ static jingle_status read_description(const vn_stanza *desc, jingle_offer *out, 
         }
     }
     if (!opus) {
-        *text = "The bridge speaks Opus at 48 kHz only";
+        *text = N_("The bridge speaks Opus at 48 kHz only");
         return JINGLE_FAILED_APPLICATION;
     }
     out->opus_fec = parameter_is(opus, "useinbandfec", "1");
@@ -110,7 +110,7 @@ static jingle_status read_transport(const vn_stanza *transport, jingle_offer *ou
                                     const char **text)
 {
     if (!transport || !vn_stanza_is(transport, "transport", NS_JINGLE_ICE)) {
-        *text = "The bridge takes ICE-UDP transports only";
+        *text = N_("The bridge takes ICE-UDP transports only");
         return JINGLE_UNSUPPORTED_TRANSPORTS;
     }
     const char *ufrag = vn_stanza_attr(transport, "ufrag");
@@ -118,7 +118,7 @@ static jingle_status read_transport(const vn_stanza *transport, jingle_offer *ou
     /* RFC 8839 §5.4: ufrag 4 to 256 characters, pwd 22 to 256. */
     if (!ufrag || !pwd || strlen(ufrag) < 4 || strlen(ufrag) > 256 || strlen(pwd) < 22 ||
         strlen(pwd) > 256) {
-        *text = "The transport needs ICE credentials";
+        *text = N_("The transport needs ICE credentials");
         return JINGLE_MALFORMED;
     }
     const vn_stanza *fp = vn_stanza_child(transport, "fingerprint", NS_JINGLE_DTLS);
@@ -126,12 +126,12 @@ static jingle_status read_transport(const vn_stanza *transport, jingle_offer *ou
     const char *setup = vn_stanza_attr(fp, "setup");
     const char *value = fp ? vn_stanza_text(fp) : "";
     if (!fp || !hash || !*value || strlen(value) > 200) {
-        *text = "The bridge needs DTLS-SRTP (a fingerprint in the transport)";
+        *text = N_("The bridge needs DTLS-SRTP (a fingerprint in the transport)");
         return JINGLE_SECURITY_ERROR;
     }
     if (setup && strcmp(setup, "actpass") != 0 && strcmp(setup, "active") != 0 &&
         strcmp(setup, "passive") != 0) {
-        *text = "The fingerprint's setup is not actpass, active or passive";
+        *text = N_("The fingerprint's setup is not actpass, active or passive");
         return JINGLE_MALFORMED;
     }
     out->ufrag = vn_strdup(ufrag);
@@ -165,23 +165,23 @@ jingle_status jingle_parse_offer(const vn_stanza *jingle, jingle_offer *out, con
         if (!vn_stanza_is(c, "content", NS_JINGLE))
             continue;
         if (!vn_stanza_attr(c, "name") || !vn_stanza_attr(c, "creator")) {
-            *text = "A content has no name or creator";
+            *text = N_("A content has no name or creator");
             return JINGLE_MALFORMED;
         }
         if (content) {
-            *text = "The bridge takes one audio stream and nothing else";
+            *text = N_("The bridge takes one audio stream and nothing else");
             return JINGLE_UNSUPPORTED_APPLICATIONS;
         }
         content = c;
     }
     if (!content) {
-        *text = "The session has no content";
+        *text = N_("The session has no content");
         return JINGLE_MALFORMED;
     }
     const vn_stanza *desc = vn_stanza_child(content, "description", NS_JINGLE_RTP);
     const char *media = vn_stanza_attr(desc, "media");
     if (!desc || !media || strcmp(media, "audio") != 0) {
-        *text = "The bridge takes audio calls only";
+        *text = N_("The bridge takes audio calls only");
         return JINGLE_UNSUPPORTED_APPLICATIONS;
     }
     jingle_status st = read_description(desc, out, text);

@@ -20,6 +20,9 @@ import random
 import tempfile
 import xml.etree.ElementTree as ET
 
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
 import harness
 from voice import calls
 
@@ -30,6 +33,7 @@ PASSWORD = 'room-call-secret'
 NS_MUC = 'http://jabber.org/protocol/muc'
 NS_OWNER = NS_MUC + '#owner'
 NS_DATA = 'jabber:x:data'
+NS_CALL = 'urn:xmpp:vestnik:call:0'
 # Tones 60 Hz apart or more, chosen (by a search) so that no harmonic, sum,
 # difference or intermodulation product (2a-b, a+b-c) of some of them falls
 # within 20 Hz of another: a mix carries a little of those, and evenly
@@ -75,6 +79,9 @@ def setup():
 async def create_room(name):
     """An open persistent room, made by 'owner' over slixmpp."""
     owner = harness.Client('owner@%s/setup' % D, PASSWORD)
+    owner.calls = asyncio.Queue()  # the room's <call/> notices
+    owner.register_handler(Callback('call notice', MatchXPath('{%s}message/{%s}call' % (
+        harness.NS_CLIENT, NS_CALL)), owner.calls.put_nowait))
     await owner.login(server)
     room = '%s@%s' % (name, MUC)
     owner.send_raw("<presence to='%s/owner'><x xmlns='%s'/></presence>" % (room, NS_MUC))
@@ -99,6 +106,20 @@ async def wait_media(peers, timeout=40):
         assert asyncio.get_running_loop().time() < deadline, (
             'no audio from the bridge for %s within %ds' % (waiting, timeout), stats)
         await asyncio.sleep(1)
+
+
+async def room_notice(owner, pred, what, timeout=20):
+    """The next <call/> notice the room sent its occupants matching pred."""
+    async def find():
+        while True:
+            msg = await owner.calls.get()
+            call = msg.xml.find('{%s}call' % NS_CALL)
+            if pred(msg, call):
+                return msg, call
+    try:
+        return await asyncio.wait_for(find(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError('no room notice: ' + what) from None
 
 
 async def moderate(owner, room, element, nick):
@@ -155,6 +176,14 @@ async def room_call(count, room, rounds=None):
         await wait_media(peers)
         await asyncio.sleep(1)
         if rounds is None:
+            # The room was told the call started, and who is in it.
+            msg, _ = await room_notice(owner, lambda m, c: c.get('state') == 'active' and m[
+                'body'], 'the call started')
+            assert msg['from'] == '%s@%s' % (room, MUC) and CALL in msg['body'], msg
+            _, call = await room_notice(owner, lambda m, c: c.get('participants') == str(
+                count), 'all %d in the call' % count)
+            assert sorted(p.get('nick') for p in call) == sorted(p.name for p in peers), \
+                ET.tostring(call)
             await check_hearing(peers, peers, tones)
         muted = set()
         for speaking in rounds or []:
@@ -169,6 +198,8 @@ async def room_call(count, room, rounds=None):
             await asyncio.sleep(1.5)
             await check_hearing(peers, speakers, tones)
         await asyncio.gather(*(p.hangup() for p in peers))
+        msg, _ = await room_notice(owner, lambda m, c: c.get('state') == 'ended', 'the end')
+        assert msg['body'], msg
     finally:
         await asyncio.gather(*(p.stop() for p in peers))
         await owner.close()
