@@ -241,30 +241,10 @@ static void keys_ready(vp_peer *p)
         p->dtls_failed = true;
 }
 
-static void on_rtp(vp_peer *p, uint8_t *buf, size_t len)
+/* Decoded audio into the recording, by RTP time, and into the heard envelope,
+ * by arrival time. */
+static void keep(vp_peer *p, uint32_t ts, const int16_t *pcm, int got)
 {
-    int n = (int)len;
-    if (srtp_unprotect(p->srtp, buf, &n) != srtp_err_status_ok) {
-        p->rx_srtp_failures++;
-        return;
-    }
-    p->rx_packets++;
-    if (!p->cfg.record || n < 12)
-        return;
-    size_t off = 12 + 4 * (size_t)(buf[0] & 0x0f);
-    if ((buf[0] & 0x10) && off + 4 <= (size_t)n)
-        off += 4 + 4 * (size_t)(buf[off + 2] << 8 | buf[off + 3]);
-    if (off >= (size_t)n)
-        return;
-    uint32_t ts = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
-    int16_t pcm[5760];
-    int got = opus_decode(p->dec, buf + off, n - (int)off, pcm, 5760, 0);
-    if (got <= 0)
-        return;
-    if (!p->have_ts0) {
-        p->ts0 = ts;
-        p->have_ts0 = true;
-    }
     size_t at = (size_t)(uint32_t)(ts - p->ts0);
     if (at + (size_t)got <= p->rx_cap) {
         memcpy(p->rx + at, pcm, sizeof(int16_t) * (size_t)got);
@@ -277,6 +257,51 @@ static void on_rtp(vp_peer *p, uint8_t *buf, size_t len)
         if (bin < p->env_cap)
             p->env_heard[bin] += (float)abs(pcm[k]) / 48.0f;
     }
+}
+
+static void on_rtp(vp_peer *p, uint8_t *buf, size_t len)
+{
+    int n = (int)len;
+    if (!p->cfg.record) { /* a load generator's listener: counting is enough */
+        p->rx_packets++;
+        return;
+    }
+    if (srtp_unprotect(p->srtp, buf, &n) != srtp_err_status_ok) {
+        p->rx_srtp_failures++;
+        return;
+    }
+    p->rx_packets++;
+    if (n < 12)
+        return;
+    size_t off = 12 + 4 * (size_t)(buf[0] & 0x0f);
+    if ((buf[0] & 0x10) && off + 4 <= (size_t)n)
+        off += 4 + 4 * (size_t)(buf[off + 2] << 8 | buf[off + 3]);
+    if (off >= (size_t)n)
+        return;
+    uint16_t seq = (uint16_t)(buf[2] << 8 | buf[3]);
+    uint32_t ts = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
+    int16_t pcm[5760];
+    if (!p->have_ts0) {
+        p->ts0 = ts;
+        p->rx_seq = (uint16_t)(seq - 1);
+        p->have_ts0 = true;
+    }
+    /* a gap in the sequence is loss, as a browser sees it: conceal all but the
+     * last missing frame, rebuild that one from this packet's FEC */
+    int16_t gap = (int16_t)(uint16_t)(seq - p->rx_seq - 1);
+    if (gap < 0)
+        return; /* late or repeated */
+    for (int g = gap; g >= 1 && g <= 5; g--) {
+        bool fec = g == 1;
+        int got = opus_decode(p->dec, fec ? buf + off : NULL, fec ? n - (int)off : 0, pcm, 960,
+                              fec ? 1 : 0);
+        if (got > 0)
+            keep(p, ts - 960u * (uint32_t)g, pcm, got);
+    }
+    p->rx_seq = seq;
+    int got = opus_decode(p->dec, buf + off, n - (int)off, pcm, 5760, 0);
+    if (got > 0)
+        keep(p, ts, pcm, got);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

@@ -75,6 +75,7 @@ typedef struct vp_peer {
     size_t last_rtp_len;
     bool have_ts0;
     uint32_t ts0;
+    uint16_t rx_seq;
     int16_t *rx; /* by RTP time */
     size_t rx_cap, rx_end;
     float *env_sent, *env_heard; /* per ms since t0: mean |sample| */
