@@ -88,10 +88,18 @@ static botapi_bot *bot_load(const char *domain, const botapi_bot_record *rec)
     return bot;
 }
 
-static void bot_free(botapi_bot *bot)
+/* Out of the table (no new calls find it); freed with its last call. */
+static void bot_retire(botapi_bot *bot)
 {
     HASH_DEL(bots, bot);
     botapi_webhook_free(bot);
+    bot->retired = true;
+}
+
+static void bot_free(botapi_bot *bot)
+{
+    if (!bot->retired)
+        bot_retire(bot);
     free(bot->key);
     free(bot->username);
     free(bot->domain);
@@ -129,8 +137,11 @@ void botapi_bot_forget(const char *jid)
     HASH_FIND_STR(bots, jid, bot);
     if (!bot)
         return;
+    bot_retire(bot);
+    bot->calls++; /* held while its polls end */
     botapi_polls_end(bot, 401, "Unauthorized");
-    bot_free(bot);
+    if (--bot->calls == 0)
+        bot_free(bot);
 }
 
 /* The bot a token belongs to, or NULL. */
@@ -197,8 +208,20 @@ static void respond_error(vn_http_request *req, int code, const char *descriptio
     respond_json(req, code, body);
 }
 
+botapi_call *botapi_call_new(botapi_bot *bot, const char *method)
+{
+    botapi_call *call = vn_alloc(sizeof *call);
+    call->bot = bot;
+    call->method = vn_strdup(method);
+    bot->calls++;
+    return call;
+}
+
 void botapi_call_free(botapi_call *call)
 {
+    botapi_bot *bot = call->bot;
+    if (--bot->calls == 0 && bot->retired)
+        bot_free(bot); /* removed while this call was under way */
     json_decref(call->params);
     for (botapi_upload *up = call->uploads, *next; up; up = next) {
         next = up->next;
@@ -331,9 +354,7 @@ static void bot_on_request(vn_http_request *req, void *ud)
         respond_error(req, 429, text, retry_after);
         return;
     }
-    botapi_call *call = vn_alloc(sizeof *call);
-    call->bot = bot;
-    call->method = vn_strdup(method_name);
+    botapi_call *call = botapi_call_new(bot, method_name);
     call->req = req;
     vn_buf_append(&st->body, "", 1);
     const char *problem = botapi_request_parse(call, vn_http_request_header(req, "Content-Type"),

@@ -68,6 +68,8 @@ typedef struct botapi_bot {
     botapi_webhook *webhook;  /* NULL: none set */
     double rate_tokens;
     int64_t rate_refill_us;
+    unsigned calls; /* botapi_call under way: a removed bot waits for them */
+    bool retired;   /* removed (vestnikctl bot remove); freed with its last call */
     UT_hash_handle hh;
 } botapi_bot;
 
@@ -112,6 +114,7 @@ typedef struct botapi_call {
  * NULL, or the error description (400). */
 const char *botapi_request_parse(botapi_call *call, const char *content_type, const char *body,
                                  size_t len);
+botapi_call *botapi_call_new(botapi_bot *bot, const char *method);
 void botapi_call_free(botapi_call *call);
 
 /* Answer a call (its HTTP request if any) and free it: result is stolen. */
@@ -252,10 +255,12 @@ void botapi_fetch_free(botapi_fetch *f);
 
 void botapi_files_start(void);
 void botapi_files_stop(void);
-/* Keep an upload as a file of the bot: its file object (new reference),
- * with "file_id", "file_unique_id", "file_size", and the public URL in
- * *url (malloc'ed); NULL on failure. */
-json_t *botapi_file_store(botapi_bot *bot, const botapi_upload *up, char **url);
+/* Keep an upload of the call as a file of its bot (written on a worker);
+ * then done runs with its file object (a new reference, with "file_id",
+ * "file_unique_id", "file_size") and public URL (malloc'ed), both yours,
+ * or NULL and NULL on failure. */
+typedef void (*botapi_stored_fn)(botapi_call *call, json_t *file, char *url, void *ud);
+void botapi_file_store(botapi_call *call, const botapi_upload *up, botapi_stored_fn done, void *ud);
 /* A file of the bot given by file_id: its object and public URL, or NULL. */
 json_t *botapi_file_lookup(botapi_bot *bot, const char *file_id, char **url);
 /* Remember a user's file at url: its object for an update (new ref). */

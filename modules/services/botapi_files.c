@@ -34,7 +34,7 @@ static char *files_dir;
 void botapi_files_start(void)
 {
     char *parent = vn_asprintf("%s/botapi", vn_server_data_dir());
-    if (mkdir(parent, 0750) < 0 && errno != EEXIST)
+    if (mkdir(parent, 0750) < 0 && errno != EEXIST) /* at start, before any file */
         vn_log_error("botapi: cannot create %s: %s", parent, strerror(errno));
     files_dir = parent;
 }
@@ -71,21 +71,22 @@ static char *safe_name(const char *name)
     return out;
 }
 
-static bool write_file(const char *path, const void *data, size_t len)
+/* Worker thread: 0, or the errno of the failure (nothing logged here). */
+static int write_file(const char *path, const void *data, size_t len)
 {
     char *tmp = vn_asprintf("%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    bool ok = f && fwrite(data, 1, len, f) == len;
-    if (f && fclose(f) != 0)
-        ok = false;
-    if (ok && rename(tmp, path) != 0)
-        ok = false;
-    if (!ok) {
-        vn_log_error("botapi: cannot write %s: %s", path, strerror(errno));
+    int err = f ? 0 : errno;
+    if (f && fwrite(data, 1, len, f) != len)
+        err = errno ? errno : EIO;
+    if (f && fclose(f) != 0 && !err)
+        err = errno;
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err)
         remove(tmp);
-    }
     free(tmp);
-    return ok;
+    return err;
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -106,16 +107,19 @@ static char *read_file(const char *path, size_t *len)
     return data;
 }
 
-/* Write data as a new file here: its hex name into hex. */
-static bool keep_file(const void *data, size_t len, const char *mime, char hex[HEX_LEN + 1])
+/* Write data as a new file here (on a worker thread): its hex name into
+ * hex; 0 or an errno. */
+static int keep_file(const void *data, size_t len, const char *mime, char hex[HEX_LEN + 1])
 {
     botapi_random_hex(hex, HEX_LEN / 2);
     char *path = vn_asprintf("%s/%s", files_dir, hex);
     char *type_path = vn_asprintf("%s.type", path);
-    bool ok = write_file(path, data, len) && write_file(type_path, mime, strlen(mime));
+    int err = write_file(path, data, len);
+    if (!err)
+        err = write_file(type_path, mime, strlen(mime));
     free(path);
     free(type_path);
-    return ok;
+    return err;
 }
 
 static char *public_url(const botapi_bot *bot, const char *hex, const char *name)
@@ -174,22 +178,56 @@ static char *new_file_id(char kind)
     return vn_asprintf("%c%s", kind, hex);
 }
 
-json_t *botapi_file_store(botapi_bot *bot, const botapi_upload *up, char **url)
-{
+typedef struct store_job {
+    botapi_call *call;
+    const botapi_upload *up; /* the call's */
+    botapi_stored_fn done;
+    void *ud;
     char hex[HEX_LEN + 1];
-    if (!keep_file(up->data, up->len, up->content_type, hex))
-        return NULL;
+    int err;
+} store_job;
+
+static void store_work(void *ud)
+{
+    store_job *job = ud;
+    job->err = keep_file(job->up->data, job->up->len, job->up->content_type, job->hex);
+}
+
+static void store_done(void *ud)
+{
+    store_job *job = ud;
+    botapi_call *call = job->call;
+    const botapi_upload *up = job->up;
+    call->waiting = false;
+    if (job->err) {
+        vn_log_error("botapi: cannot write a file into %s: %s", files_dir, strerror(job->err));
+        job->done(call, NULL, NULL, job->ud);
+        free(job);
+        return;
+    }
     char *name = safe_name(up->filename);
     char *file_id = new_file_id('F');
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:I}", "hex", hex, "name", name, "mime",
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:I}", "hex", job->hex, "name", name, "mime",
                             up->content_type, "size", (json_int_t)up->len);
-    doc_put(bot, file_id, doc);
+    doc_put(call->bot, file_id, doc);
     json_t *file = file_json(file_id, doc);
-    *url = public_url(bot, hex, name);
+    char *url = public_url(call->bot, job->hex, name);
     json_decref(doc);
     free(file_id);
     free(name);
-    return file;
+    job->done(call, file, url, job->ud);
+    free(job);
+}
+
+void botapi_file_store(botapi_call *call, const botapi_upload *up, botapi_stored_fn done, void *ud)
+{
+    store_job *job = vn_alloc(sizeof *job);
+    job->call = call;
+    job->up = up;
+    job->done = done;
+    job->ud = ud;
+    call->waiting = true;
+    vn_work_queue(store_work, store_done, job);
 }
 
 json_t *botapi_file_remote(botapi_bot *bot, const char *url, const char *name)
@@ -237,11 +275,18 @@ typedef struct fetch_job {
     botapi_call *call;
     char *file_id;
     botapi_fetch *fetch;
+    char hex[HEX_LEN + 1]; /* the fetched file, kept (on the worker) */
+    int err;
 } fetch_job;
 
 static void fetch_work(void *ud)
 {
-    botapi_fetch_run(((fetch_job *)ud)->fetch);
+    fetch_job *job = ud;
+    botapi_fetch *f = job->fetch;
+    botapi_fetch_run(f);
+    if (f->status == 200 && !f->too_large)
+        job->err = keep_file(f->response.data ? f->response.data : "", f->response.len,
+                             "application/octet-stream", job->hex);
 }
 
 static void fetch_done(void *ud)
@@ -251,7 +296,6 @@ static void fetch_done(void *ud)
     botapi_fetch *f = job->fetch;
     call->waiting = false;
     json_t *doc = doc_get(call->bot, job->file_id);
-    char hex[HEX_LEN + 1];
     if (!doc) {
         botapi_call_fail(call, 400,
                          "Bad Request: wrong file_id or the file is temporarily unavailable");
@@ -262,11 +306,11 @@ static void fetch_done(void *ud)
                     f->error, f->status);
         botapi_call_fail(call, 400,
                          "Bad Request: wrong file_id or the file is temporarily unavailable");
-    } else if (!keep_file(f->response.data ? f->response.data : "", f->response.len,
-                          "application/octet-stream", hex)) {
+    } else if (job->err) {
+        vn_log_error("botapi: cannot write a file into %s: %s", files_dir, strerror(job->err));
         botapi_call_fail(call, 500, "Internal Server Error: cannot store the file");
     } else {
-        json_object_set_new(doc, "hex", json_string(hex));
+        json_object_set_new(doc, "hex", json_string(job->hex));
         json_object_set_new(doc, "size", json_integer((json_int_t)f->response.len));
         doc_put(call->bot, job->file_id, doc);
         answer_file(call, job->file_id, doc);

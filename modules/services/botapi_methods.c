@@ -159,7 +159,36 @@ static void send_message(botapi_call *call)
     free(chat);
 }
 
-/* sendPhoto and sendDocument: an upload, a file_id of the bot's, or a URL. */
+/* The file of a sendPhoto or sendDocument is ready: send it. */
+static void file_ready(botapi_call *call, json_t *file, char *url, void *ud)
+{
+    char *chat = ud;
+    const char *caption = botapi_param_string(call, "caption");
+    json_t *markup = json_object_get(call->params, "reply_markup")
+                         ? botapi_param_json(call, "reply_markup")
+                         : NULL;
+    if (!file) {
+        botapi_call_fail(call, 500, "Internal Server Error: cannot store the file");
+        free(chat);
+        return;
+    }
+    json_t *message = message_new(call, chat, botapi_chat_next_message_id(call->bot, chat));
+    if (strcasecmp(call->method, "sendPhoto") == 0) {
+        json_object_set_new(file, "width", json_integer(0));
+        json_object_set_new(file, "height", json_integer(0));
+        json_object_set_new(message, "photo", json_pack("[o]", file));
+    } else {
+        json_object_set_new(message, "document", file);
+    }
+    if (caption && caption[0])
+        json_object_set_new(message, "caption", json_string(caption));
+    deliver(call, chat, message, caption, markup, url);
+    free(url);
+    free(chat);
+}
+
+/* sendPhoto and sendDocument: an upload (written on a worker), a file_id
+ * of the bot's, or a URL. */
 static void send_file(botapi_call *call, const char *field)
 {
     const char *caption = botapi_param_string(call, "caption");
@@ -179,34 +208,20 @@ static void send_file(botapi_call *call, const char *field)
     char *chat = chat_of(call);
     if (!chat)
         return;
-    char *url = NULL;
-    json_t *file = NULL;
-    if (up)
-        file = botapi_file_store(call->bot, up, &url);
-    else if (strncmp(ref, "https://", 8) == 0 || strncmp(ref, "http://", 7) == 0)
-        file = botapi_file_remote(call->bot, ref, NULL), url = vn_strdup(ref);
-    else
-        file = botapi_file_lookup(call->bot, ref, &url);
-    if (!file) {
-        free(chat);
-        botapi_call_fail(call, 400,
-                         up ? "Internal Server Error: cannot store the file"
-                            : "Bad Request: wrong file identifier/HTTP URL specified");
+    if (up) {
+        botapi_file_store(call, up, file_ready, chat);
         return;
     }
-    json_t *message = message_new(call, chat, botapi_chat_next_message_id(call->bot, chat));
-    if (strcmp(field, "photo") == 0) {
-        json_object_set_new(file, "width", json_integer(0));
-        json_object_set_new(file, "height", json_integer(0));
-        json_object_set_new(message, "photo", json_pack("[o]", file));
-    } else {
-        json_object_set_new(message, "document", file);
+    char *url = NULL;
+    json_t *file = strncmp(ref, "https://", 8) == 0 || strncmp(ref, "http://", 7) == 0
+                       ? botapi_file_remote(call->bot, ref, NULL)
+                       : botapi_file_lookup(call->bot, ref, &url);
+    if (!file) {
+        free(chat);
+        botapi_call_fail(call, 400, "Bad Request: wrong file identifier/HTTP URL specified");
+        return;
     }
-    if (caption && caption[0])
-        json_object_set_new(message, "caption", json_string(caption));
-    deliver(call, chat, message, caption, markup, url);
-    free(url);
-    free(chat);
+    file_ready(call, file, url ? url : vn_strdup(ref), chat);
 }
 
 static void edit_message(botapi_call *call, bool text_too)

@@ -124,9 +124,7 @@ static void run_reply(botapi_bot *bot, const vn_buf *reply)
         json_decref(doc);
         return;
     }
-    botapi_call *call = vn_alloc(sizeof *call);
-    call->bot = bot;
-    call->method = vn_strdup(method);
+    botapi_call *call = botapi_call_new(bot, method);
     json_object_del(doc, "method");
     call->params = doc;
     botapi_method_run(call);

@@ -604,10 +604,24 @@ async def test_vestnikctl_bot_commands():
     assert server.bot_ctl('bot', 'add', 'listedbot').returncode == 1
     assert server.bot_ctl('bot', 'add', 'Not A Bot').returncode == 2
     assert api(token, 'getMe')[0] == 200
+    # removed while a long poll waits: the poll ends with 401
+    poll = asyncio.ensure_future(aapi(token, 'getUpdates', {'timeout': 5}))
+    await asyncio.sleep(0.5)
     result = server.bot_ctl('bot', 'remove', 'listedbot')
     assert result.returncode == 0, result
+    assert_error(await poll, 401)
     assert_error(api(token, 'getMe'), 401)
     assert server.bot_ctl('bot', 'remove', 'listedbot').returncode == 1
+
+    # on a stopped server, on the store itself
+    server.stop()
+    result = server.bot_ctl('bot', 'add', 'offlinebot')
+    assert result.returncode == 0, result
+    offline_token = result.stdout.strip()
+    assert 'offlinebot@' + BOTS in server.bot_ctl('bot', 'list').stdout
+    server.start()
+    status, body, _ = api(offline_token, 'getMe')
+    assert status == 200 and body['result']['username'] == 'offlinebot', body
 
 
 if __name__ == '__main__':
