@@ -144,7 +144,8 @@ c2s:
                  '  extdisco:\n    turn_host: turn.localhost\n    turn_secret: turn-secret\n'
                  '  muc:\n'
                  '  adhoc:\n'
-                 '  jmi:\n' % (UPLOAD_MAX_FILE, UPLOAD_QUOTA))
+                 '  jmi:\n'
+                 '  services:\n' % (UPLOAD_MAX_FILE, UPLOAD_QUOTA))
         with open(self.config_path, 'w') as f:
             f.write(text)
 
@@ -2036,6 +2037,34 @@ component_row("alice's whitelist node", 'read items', 'get', "<pubsub xmlns='%s'
               "</pubsub>" % (NS_PUBSUB, WHITELIST_NODE), 'cancel not-allowed closed-node')
 
 
+# The services platform (xeps/services-bus.md): the directory's iqs are a
+# service's own, and a service writes only to users who started it.
+SERVICES = 'services.' + D
+NS_SERVICES = 'urn:vestnik:services:0'
+iq_row('stranger', 'a service profile in the directory', 'publish one', 'mallory', 'set',
+       SERVICES, "<profile xmlns='%s'><name>Bank</name><category>bank</category></profile>"
+       % NS_SERVICES, 'auth forbidden')
+iq_row('stranger', "a service's audience", 'fill one', 'mallory', 'set', SERVICES,
+       "<audience xmlns='%s' name='all'><member jid='%s'/></audience>"
+       % (NS_SERVICES, bare('alice')), 'auth forbidden')
+iq_row('stranger', 'a broadcast', 'send one', 'mallory', 'set', SERVICES,
+       "<broadcast xmlns='%s' audience='all'><message xmlns='jabber:client'><body>x</body>"
+       "</message></broadcast>" % NS_SERVICES, 'auth forbidden')
+
+
+@row('component', 'alice', 'message her before she started the service',
+     'cancel forbidden (not-started)')
+def _():
+    stream = component()
+    stream.send("<message id='spam1' from='ads@%s' to='%s' type='chat'><body>BUY</body>"
+                "</message>" % (COMPONENT, bare('alice')))
+    reply = stream.expect(qname(NS_COMPONENT, 'message'))
+    refused(reply, 'cancel forbidden')
+    error = [c for c in reply if c.tag.endswith('}error')][0]
+    assert error.find('{%s}not-started' % NS_SERVICES) is not None, tostring(reply)
+    stream.close()
+
+
 @row('unauthenticated component', 'alice', 'message before the handshake',
      'not-authorized stream error')
 def _():
@@ -2081,6 +2110,9 @@ def _():
 @row('component', 'bob', 'message from a JID at its own domain', 'allowed, delivered as sent')
 def _():
     stream = component()
+    # Bob starts the service (xeps/services-bus.md §5): it may write to him now.
+    A['bob'].send("<message to='news@%s' type='chat'><body>start</body></message>" % COMPONENT)
+    stream.expect(qname(NS_COMPONENT, 'message'))
     stream.send("<message from='news@%s' to='%s' type='chat'><body>comp-own</body></message>"
                 % (COMPONENT, A['bob'].jid))
     msg = A['bob'].wait(lambda e: e.findtext(qname(NS_CLIENT, 'body')) == 'comp-own', 'comp-own')
