@@ -198,8 +198,9 @@ void presentation_answer(const char *host, const char *user, const json_t *item,
 /* The credential of the holder matching the request best, with the paths
  * it can disclose of those asked (new references), or NULL. */
 json_t *presentation_match(const char *host, const char *user, const json_t *item, json_t **paths);
-/* Verify a presentation for aud/nonce (NULL: not checked) and record it
- * against replays; 0 or a vn_cred_err; r as vn_sdjwt_verify. */
+/* Verify a presentation for aud and nonce and record the pair against
+ * replays; 0, a vn_cred_err or PRESENTATION_EREPLAYED; r as
+ * vn_sdjwt_verify. */
 int presentation_verify(const char *host, const char *presentation, const char *aud,
                         const char *nonce, vn_sdjwt_verified *r);
 /* A QR code for in-person showing: the URL of its PNG (malloc'd) or NULL

@@ -5,15 +5,16 @@
  * nonce it gave, plus what the format cannot know: whether this
  * presentation was checked before (a replay).
  *
- * The replay store keeps the sd_hash of every presentation accepted, under
- * the host, for as long as its key-binding JWT could still pass as fresh;
- * the sweep drops older ones.
+ * The replay store keeps, under the host, the (audience, nonce) of every
+ * presentation accepted, for as long as its key-binding JWT could still
+ * pass as fresh; the sweep drops older ones.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vestnik/i18n.h>
 
+#include "jws.h"
 #include "mod_credentials.h"
 
 #define SEEN_STORE "credentials_seen"
@@ -55,18 +56,27 @@ int presentation_verify(const char *host, const char *presentation, const char *
     int rc = vn_sdjwt_verify(presentation, strlen(presentation), &p, r);
     if (rc != 0)
         return rc;
+    /* One presentation per verifier and nonce: the key binding's (aud,
+     * nonce), not sd_hash, which is the same for every presentation of the
+     * same claims, nor the bytes, which a re-encoded signature changes. */
+    vn_buf bound;
+    vn_buf_init(&bound);
+    vn_buf_printf(&bound, "%s\n%s", aud ? aud : "", nonce ? nonce : "");
+    char *key = vn_b64url_sha256(bound.data, bound.len);
+    vn_buf_free(&bound);
     vn_store *s = vn_server_store();
     vn_buf seen;
     vn_buf_init(&seen);
-    if (vn_store_get(s, host, "", SEEN_STORE, r->sd_hash, &seen) == VN_STORE_OK) {
+    if (vn_store_get(s, host, "", SEEN_STORE, key, &seen) == VN_STORE_OK) {
         rc = PRESENTATION_EREPLAYED;
     } else {
         char when[24];
         int n = snprintf(when, sizeof when, "%lld", (long long)r->kb_iat);
-        if (vn_store_put(s, host, "", SEEN_STORE, r->sd_hash, when, (size_t)n) != VN_STORE_OK)
+        if (vn_store_put(s, host, "", SEEN_STORE, key, when, (size_t)n) != VN_STORE_OK)
             rc = VN_CRED_EIO;
     }
     vn_buf_free(&seen);
+    free(key);
     return rc;
 }
 

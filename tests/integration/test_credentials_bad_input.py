@@ -187,6 +187,9 @@ def test_request_and_verification_refusals():
         shown = msg.xml.find('{%s}presentation' % NS).text
         assert [d[1] for d in disclosures(shown)] == ['age_over_18'], disclosures(shown)
         assert 'Dave' not in ''.join(str(d) for d in disclosures(shown))
+        # The same claims of the same document for another nonce are no replay.
+        reply = await send_iq(hotel, verify(shown, 'pending-nonce-0000'))
+        assert reply.get('type') == 'result', ET.tostring(reply)
 
         # A presentation whose key binding is too old.
         stale = await presentation_for_second(hotel, dave)
