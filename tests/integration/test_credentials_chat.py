@@ -12,6 +12,7 @@ what was shared; a stranger's server gets an error, not a wallet.
 import asyncio
 import base64
 import hashlib
+import json
 import xml.etree.ElementTree as ET
 
 import harness
@@ -144,6 +145,30 @@ def test_qr_by_chat_needs_numbers_of_a_document_held():
     asyncio.run(scenario())
 
 
+def test_a_pdf_by_url_is_signed_by_its_hash():
+    async def scenario():
+        carol = await user(CAROL)
+        bank = await user(BANK, 'backend')
+        url = 'https://upload.example/files/lease.pdf'
+        sha = base64.urlsafe_b64encode(hashlib.sha256(b'%PDF-1.7 lease').digest()).decode()
+        reply = await send_iq(bank, "<sign xmlns='%s' holder='%s'><title>Lease of flat 5</title>"
+                              "<document media-type='application/pdf' sha-256='%s' url='%s'/>"
+                              "</sign>" % (NS, CAROL, sha.rstrip('='), url))
+        assert reply.get('type') == 'result', ET.tostring(reply)
+        msg = await message_from(carol, WALLET, 'Lease of flat 5')
+        assert url in msg['body'] and sha.rstrip('=') in msg['body'], msg['body']
+        assert msg.xml.find('{jabber:x:oob}x/{jabber:x:oob}url').text == url
+        assert await say(carol, 'yes') == 'You signed "Lease of flat 5" for bank@localhost.'
+        got = await message_from(bank, WALLET)
+        jws = got.xml.find('{%s}signature' % NS).text
+        header = json.loads(base64.urlsafe_b64decode(jws.split('.')[0] + '=='))
+        assert header['cty'] == 'application/pdf' and header['sha-256'] == sha.rstrip('=')
+        assert jws.split('.')[1] == '', 'the payload is detached'
+        await carol.close()
+        await bank.close()
+    asyncio.run(scenario())
+
+
 def test_the_wallet_service_is_discovered():
     async def scenario():
         carol = await user(CAROL)
@@ -220,6 +245,7 @@ def conditions_of(reply):
 
 
 if __name__ == '__main__':
-    harness.run([test_the_whole_wallet_by_chat, test_the_wallet_service_is_discovered, test_qr_by_chat_needs_numbers_of_a_document_held,
+    harness.run([test_the_whole_wallet_by_chat, test_a_pdf_by_url_is_signed_by_its_hash,
+                 test_the_wallet_service_is_discovered, test_qr_by_chat_needs_numbers_of_a_document_held,
                  test_only_local_accounts_have_a_wallet, test_issuers_change_on_reload],
                 server=server, setup=setup, timeout=90)
