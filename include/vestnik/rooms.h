@@ -23,7 +23,9 @@
  *   "rooms/affiliation" ev->data is a vn_room_affiliation_change, after a
  *                    user's affiliation to a room changed
  *   "rooms/gone"     ev->data is the room's bare JID (const char *), just
- *                    before a room is destroyed or goes away empty
+ *                    before a room is destroyed or, temporary, goes away
+ *                    empty (not when the service shuts down: its rooms
+ *                    stay)
  */
 #ifndef VESTNIK_ROOMS_H
 #define VESTNIK_ROOMS_H

@@ -270,6 +270,7 @@ void muc_room_destroy(muc_room *room, const char *alternate, const char *reason)
             muc_track_session(room, occ->sessions[i], false);
     }
     vn_stanza_free(destroy);
+    muc_rooms_gone(room);
     muc_store_delete(room);
     muc_room_free(room);
 }

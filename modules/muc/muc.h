@@ -285,7 +285,8 @@ muc_service *muc_service_of_domain(const char *domain);
 /* ---- service.c: what other modules ask (vestnik/rooms.h) ---- */
 void muc_rooms_service_start(const vn_module *m);
 void muc_rooms_service_stop(const vn_module *m);
-/* Events for them: an affiliation changed; a room is about to be freed. */
+/* Events for them: an affiliation changed; a room is about to be
+ * destroyed or dropped (not freed at shutdown). */
 void muc_rooms_affiliation_changed(const muc_room *room, const char *bare, muc_affiliation before,
                                    muc_affiliation after);
 void muc_rooms_gone(const muc_room *room);

@@ -97,7 +97,6 @@ void muc_room_free(muc_room *room)
     muc_occupant *occ, *next_occ;
     muc_member *member, *next_member;
 
-    muc_rooms_gone(room);
     HASH_ITER(hh, room->occupants, occ, next_occ)
     {
         HASH_DEL(room->occupants, occ);
@@ -141,6 +140,7 @@ void muc_room_maybe_drop(muc_room *room)
     if (room->config.persistent || room->occupant_count > 0)
         return;
     vn_log_info("muc: temporary room %s is empty and goes away", room->jid->bare);
+    muc_rooms_gone(room);
     muc_store_delete(room);
     muc_room_free(room);
 }

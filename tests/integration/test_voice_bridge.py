@@ -465,6 +465,45 @@ async def test_participants_per_call_limit_and_moderation():
         await c.close()
 
 
+async def test_destroyed_room_ends_its_call_and_leaves_the_rosters():
+    """The owner destroys the room: the call's sessions end with <gone/>
+    and the members' roster items go; a server restart keeps them."""
+    owner = await login('owner')
+    member = await login('member')
+    room = await create_room(owner, 'doomed', members_only=True)
+    await set_affiliation(owner, room, jid('member'), 'member')
+    await next_matching(member.pushes, lambda iq: any(
+        i.get('jid') == contact('doomed') and i.get('subscription') == 'to'
+        for i in iq.xml.iter(q(NS_ROSTER, 'item'))), 'the item')
+    await iq_result(member, bridge('doomed'), 'set', offer('s-doomed'))
+    await jingle_from(member, 's-doomed', 'session-accept')
+    await iq_result(owner, room, 'set', "<query xmlns='%s'><destroy/></query>" % NS_OWNER)
+    term = await jingle_from(member, 's-doomed', 'session-terminate')
+    assert reason_of(term) == 'gone', ET.tostring(term)
+    await next_matching(member.pushes, lambda iq: any(
+        i.get('jid') == contact('doomed') and i.get('subscription') == 'remove'
+        for i in iq.xml.iter(q(NS_ROSTER, 'item'))), 'the removal push')
+    await owner.close()
+    await member.close()
+
+
+async def test_restart_keeps_the_roster_items():
+    """A server that stops and starts again takes no item away (the rooms
+    stay), and adds none twice."""
+    owner = await login('owner')
+    room = await create_room(owner, 'lasting', members_only=True)
+    await set_affiliation(owner, room, jid('third'), 'member')
+    await owner.close()
+    server.restart()
+    third = await login('third')
+    roster = await iq_result(third, None, 'get', "<query xmlns='%s'/>" % NS_ROSTER)
+    items = [i.get('jid') for i in roster.xml.iter(q(NS_ROSTER, 'item'))]
+    assert items.count(contact('lasting')) == 1, items
+    await next_matching(third.presences, lambda p: p['from'] == bridge('lasting'),
+                        'the bridge presence after the restart')
+    await third.close()
+
+
 if __name__ == '__main__':
     harness.run([test_call_contact_discovery_and_caps,
                  test_members_get_the_call_contact_in_their_roster,
@@ -473,5 +512,7 @@ if __name__ == '__main__':
                  test_malformed_jingle_gets_errors,
                  test_session_accept_then_terminate_frees_the_leg,
                  test_ice_that_never_completes_ends_with_connectivity_error,
-                 test_participants_per_call_limit_and_moderation],
+                 test_participants_per_call_limit_and_moderation,
+                 test_destroyed_room_ends_its_call_and_leaves_the_rosters,
+                 test_restart_keeps_the_roster_items],
                 server=server, setup=setup)
