@@ -315,8 +315,8 @@ static bool answer(const chat_ctx *c, char **words, size_t n)
 void chat_message(vn_event *ev, const char *host)
 {
     const char *type = vn_stanza_attr(ev->stanza, "type");
-    if (type && strcmp(type, "error") == 0)
-        return;
+    if (type && (strcmp(type, "error") == 0 || strcmp(type, "groupchat") == 0))
+        return; /* never answer errors; a room is no place for a wallet */
     if (!ev->from || !ev->from->local || strcmp(ev->from->domain, host) != 0) {
         cred_iq_error(ev->stanza, "cancel", "service-unavailable", NULL,
                       N_("Only the accounts of this host have a wallet here"));
