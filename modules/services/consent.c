@@ -152,8 +152,8 @@ static vn_hook_result watch_outbound(vn_event *ev, void *ud)
     const char *name = vn_stanza_name(ev->stanza);
     const char *type = vn_stanza_attr(ev->stanza, "type");
     const char *to_attr = vn_stanza_attr(ev->stanza, "to");
-    if (strcmp(name, "iq") == 0 || !to_attr)
-        return VN_PASS;
+    if (strcmp(name, "iq") == 0 || !to_attr || !registry_may_speak_for(to_attr))
+        return VN_PASS; /* most stanzas: no JID to parse */
     vn_jid *to = vn_jid_parse(to_attr);
     service *svc = to ? registry_for(to, ev->host) : NULL;
     vn_jid_free(to);

@@ -72,6 +72,9 @@ service *registry_find(const char *id);
  * else its bare JID's if that is a known service; created (without a
  * profile, so not listed) for a component seen first. NULL if none. */
 service *registry_for(const vn_jid *jid, const char *host);
+/* A cheap test before parsing: may the (normalised) JID text be a
+ * service's? false means certainly not. */
+bool registry_may_speak_for(const char *jid);
 /* Listed in the directory: it has a profile and is not suspended. */
 bool registry_listed(const service *svc);
 /* Write the record (profile, flags, counters) now. */

@@ -22,7 +22,8 @@ static const char *const category_names[] = {
     N_("Health"), N_("Transport"), N_("Utilities"),           N_("Other services"),
 };
 
-static service *services; /* by rec.jid */
+static service *services;       /* by rec.jid */
+static size_t account_services; /* of them, bot accounts (ids with '@') */
 static vn_timer *save_timer;
 
 const char *registry_category_name(const char *id)
@@ -47,7 +48,22 @@ static service *service_add(const char *host, const char *id)
     svc->host = vn_strdup(host);
     svc->rec.jid = vn_strdup(id);
     HASH_ADD_KEYPTR(hh, services, svc->rec.jid, strlen(svc->rec.jid), svc);
+    if (strchr(id, '@'))
+        account_services++;
     return svc;
+}
+
+bool registry_may_speak_for(const char *jid)
+{
+    const char *at = strchr(jid, '@');
+    const char *domain = at ? at + 1 : jid;
+    size_t len = strcspn(domain, "/");
+    char buf[1024];
+    if (len >= sizeof buf)
+        return true; /* let the full check decide */
+    memcpy(buf, domain, len);
+    buf[len] = '\0';
+    return vn_is_component(buf) || (at && account_services > 0);
 }
 
 service *registry_for(const vn_jid *jid, const char *host)
@@ -199,6 +215,8 @@ void registry_stop(vn_module *m)
         if (svc->dirty)
             registry_save(svc);
         HASH_DEL(services, svc);
+        if (strchr(svc->rec.jid, '@'))
+            account_services--;
         service_record_free(&svc->rec);
         free(svc->host);
         free(svc);
