@@ -27,6 +27,7 @@
  * in it each time that changes; each participant gets the XEP-0298
  * conference-info of the call in an iq, which Dino shows.
  */
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,7 @@ typedef struct participant {
     char *sid;
     char *nick;
     vc_leg_id leg;
-    char accept_id[24]; /* our session-accept, until its result */
+    char accept_id[48]; /* our session-accept, until its result */
     bool connected;
     bool muted;
     call *call;
@@ -71,12 +72,15 @@ static struct {
     participant *sessions;
     participant *by_leg;
     uint64_t next_conf;
+    uint32_t boot; /* random, per start */
     unsigned long next_id;
 } calls;
 
+/* Ids of what the bridge sends: unique across restarts too (clients drop
+ * a message whose id and sender they have seen before). */
 static void next_id(char *out, size_t size, const char *prefix)
 {
-    snprintf(out, size, "%s%lu", prefix, ++calls.next_id);
+    snprintf(out, size, "%s%08x%lu", prefix, calls.boot, ++calls.next_id);
 }
 
 static bool is_type(const char *type, const char *want)
@@ -149,7 +153,7 @@ static void tell_room(const call *c, bool active, const char *body)
     vn_stanza *msg = vn_stanza_new("message", VN_NS_CLIENT);
     vn_stanza_set_attr(msg, "to", c->room);
     vn_stanza_set_attr(msg, "type", "groupchat");
-    char id[24];
+    char id[48];
     next_id(id, sizeof id, "call-");
     vn_stanza_set_attr(msg, "id", id);
     if (body)
@@ -175,7 +179,7 @@ static void send_conference_info(call *c)
         vn_stanza_set_attr(iq, "from", from);
         vn_stanza_set_attr(iq, "to", to->full);
         vn_stanza_set_attr(iq, "type", "set");
-        char id[24];
+        char id[48];
         next_id(id, sizeof id, "coin-");
         vn_stanza_set_attr(iq, "id", id);
         vn_stanza *info = vn_stanza_add_child(iq, "conference-info", NS_COIN);
@@ -309,7 +313,7 @@ static void send_jingle(const call *c, const char *to, vn_stanza *jingle)
     vn_stanza_set_attr(iq, "from", from);
     vn_stanza_set_attr(iq, "to", to);
     vn_stanza_set_attr(iq, "type", "set");
-    char id[24];
+    char id[48];
     next_id(id, sizeof id, "jingle-");
     vn_stanza_set_attr(iq, "id", id);
     vn_stanza_append(iq, jingle);
@@ -338,7 +342,7 @@ static void send_jmi(const voice_domain *dom, const char *local, const char *to,
     vn_stanza_set_attr(msg, "from", from);
     vn_stanza_set_attr(msg, "to", to);
     vn_stanza_set_attr(msg, "type", "chat");
-    char mid[24];
+    char mid[48];
     next_id(mid, sizeof mid, "jmi-");
     vn_stanza_set_attr(msg, "id", mid);
     vn_stanza *el = vn_stanza_add_child(msg, element, NS_JMI);
@@ -428,7 +432,7 @@ static void refuse_session(const voice_domain *dom, vn_event *ev, const char *si
     vn_stanza_set_attr(iq, "from", from);
     vn_stanza_set_attr(iq, "to", ev->from->full);
     vn_stanza_set_attr(iq, "type", "set");
-    char id[24];
+    char id[48];
     next_id(id, sizeof id, "jingle-");
     vn_stanza_set_attr(iq, "id", id);
     vn_stanza_append(iq, jingle_build_terminate(sid, reason, text));
@@ -774,6 +778,8 @@ static vn_hook_result session_closed(vn_event *ev, void *ud)
 void voice_calls_start(const vn_module *m)
 {
     calls.module = m;
+    if (RAND_bytes((unsigned char *)&calls.boot, sizeof calls.boot) != 1)
+        calls.boot = (uint32_t)vn_now_us();
     vn_hook_add("session/closed", 0, session_closed, (void *)m);
 }
 
