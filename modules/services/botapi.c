@@ -357,7 +357,8 @@ static void bot_on_request(vn_http_request *req, void *ud)
     botapi_call *call = botapi_call_new(bot, method_name);
     call->req = req;
     vn_buf_append(&st->body, "", 1);
-    const char *problem = botapi_request_parse(call, vn_http_request_header(req, "Content-Type"),
+    const char *problem = botapi_request_parse(call, vn_http_request_query(req),
+                                               vn_http_request_header(req, "Content-Type"),
                                                st->body.data, st->body.len - 1);
     vn_buf_free(&st->body);
     if (problem) {

@@ -110,10 +110,11 @@ typedef struct botapi_call {
     bool waiting;           /* a long poll or a file fetch is pending */
 } botapi_call;
 
-/* Fill call->params and call->uploads from the request's query and body:
- * NULL, or the error description (400). */
-const char *botapi_request_parse(botapi_call *call, const char *content_type, const char *body,
-                                 size_t len);
+/* Fill call->params and call->uploads from a request's query string (or
+ * NULL), Content-Type (or NULL) and body: NULL, or the error description
+ * (400). */
+const char *botapi_request_parse(botapi_call *call, const char *query, const char *content_type,
+                                 const char *body, size_t len);
 botapi_call *botapi_call_new(botapi_bot *bot, const char *method);
 void botapi_call_free(botapi_call *call);
 

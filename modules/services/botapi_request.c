@@ -219,10 +219,9 @@ static const char *parse_multipart(botapi_call *call, const char *content_type, 
     return problem;
 }
 
-const char *botapi_request_parse(botapi_call *call, const char *content_type, const char *body,
-                                 size_t len)
+const char *botapi_request_parse(botapi_call *call, const char *query, const char *content_type,
+                                 const char *body, size_t len)
 {
-    const char *query = vn_http_request_query(call->req);
     call->params = json_object();
     if (query) {
         const char *problem = parse_urlencoded(call->params, query, strlen(query));
