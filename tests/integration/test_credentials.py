@@ -21,13 +21,16 @@ the npm half; without them that part skips, or fails when VN_REQUIRE_PEERS=1.
 import asyncio
 import base64
 import hashlib
+import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 from cryptography.hazmat.primitives import hashes
@@ -134,17 +137,12 @@ def setup():
 
 
 def peer_missing():
-    if not shutil_which('node'):
+    if not shutil.which('node'):
         return 'node is not installed'
     if not NPM_DIR or not os.path.isdir(os.path.join(NPM_DIR, 'node_modules', '@sd-jwt',
                                                      'sd-jwt-vc')):
         return 'VN_SD_JWT_DIR does not name a directory with @sd-jwt installed'
     return None
-
-
-def shutil_which(name):
-    import shutil
-    return shutil.which(name)
 
 
 def require_npm():
@@ -513,8 +511,6 @@ def test_in_person_qr_code():
         url = form_fields(done)['url'][0]
         msg = await message_from(bob, WALLET, 'QR code')
         assert msg.xml.find('{%s}x/{%s}url' % (NS_OOB, NS_OOB)).text == url
-        import http.client
-        import urllib.parse
         parts = urllib.parse.urlsplit(url)
         conn = http.client.HTTPSConnection('127.0.0.1', parts.port, timeout=10,
                                            context=harness.insecure_tls_context())

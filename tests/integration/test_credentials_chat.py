@@ -13,18 +13,19 @@ import asyncio
 import base64
 import hashlib
 import json
+import time
 import xml.etree.ElementTree as ET
 
 import harness
+import test_credentials
 from test_credentials import (BANK, D, HOTEL, NS, PASSWORD, WALLET, CredentialsServer,
-                              disclosures, message_from, send_iq, user)
+                              conditions, disclosures, message_from, send_iq, user)
 
 CAROL = 'carol@' + D
 REGISTRY = 'registry@' + D
 
 server = CredentialsServer()
-import test_credentials  # noqa: E402  (its helpers use the module's server)
-test_credentials.server = server
+test_credentials.server = server  # its helpers talk to this one
 
 
 def setup():
@@ -186,12 +187,10 @@ def test_the_wallet_service_is_discovered():
 def test_only_local_accounts_have_a_wallet():
     stream = harness.RawStream(server.component_port)
     stream.open(to='university.localhost', ns='jabber:component:accept')
-    import hashlib as h
-    import time
     deadline = time.monotonic() + stream.timeout
     while stream.header is None and not stream.eof:
         stream._read_some(deadline)
-    digest = h.sha1((stream.header.get('id') + 'university-secret').encode()).hexdigest()
+    digest = hashlib.sha1((stream.header.get('id') + 'university-secret').encode()).hexdigest()
     stream.send('<handshake>%s</handshake>' % digest)
     stream.expect('{jabber:component:accept}handshake')
     stream.send("<message from='university.localhost' to='%s' type='chat'><body>list</body>"
@@ -208,8 +207,6 @@ def test_only_local_accounts_have_a_wallet():
 
 def test_issuers_change_on_reload():
     async def scenario():
-        import json
-        from test_credentials import conditions
         registry = await user(REGISTRY, 'office')
         issue = ("<issue xmlns='%s' holder='%s' type='identity'><claim name='given_name'>C"
                  "</claim><claim name='family_name'>D</claim><claim name='birthdate'>1990-03-08"
