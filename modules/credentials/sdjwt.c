@@ -298,6 +298,14 @@ typedef struct walk {
     json_t *index; /* digest -> disclosure number */
     json_t *seen;  /* digests met in the payload */
     json_t *paths; /* disclosed claim paths, in walk order */
+    /* Where each disclosure sits, for presentation: the names (and array
+     * indexes) leading to it, and the disclosure whose value holds it
+     * (-1: the signed payload). Paths join names with '.', so a name
+     * with a '.' in it could pass for two; the structure cannot. */
+    json_t *segs;     /* names leading to where the walk is */
+    json_t *segments; /* per disclosure: its names, or null */
+    long *parent;
+    long current; /* the disclosure being walked into, -1: none */
     int err;
     char detail[160];
 } walk;
@@ -310,6 +318,38 @@ static void walk_fail(walk *w, int err, const char *what)
         w->err = err;
         snprintf(w->detail, sizeof(w->detail), "%s", what ? what : "");
     }
+}
+
+/* Disclosure d is found where the walk is, under name. */
+static void walk_found(walk *w, vn_sdjwt_disclosure *d, const char *name)
+{
+    size_t i = (size_t)(d - w->sd->disclosures);
+    json_array_append_new(w->segs, json_string(name));
+    json_array_set_new(w->segments, i, json_deep_copy(w->segs));
+    json_array_remove(w->segs, json_array_size(w->segs) - 1);
+    w->parent[i] = w->current;
+}
+
+/* Walk into d's value as the holder or verifier sees it. */
+static json_t *walk_disclosed(walk *w, vn_sdjwt_disclosure *d, const char *name, unsigned depth)
+{
+    long outer = w->current;
+    w->current = (long)(d - w->sd->disclosures);
+    json_array_append_new(w->segs, json_string(name));
+    json_t *pv = walk_value(w, d->value, d->path, depth + 1);
+    json_array_remove(w->segs, json_array_size(w->segs) - 1);
+    w->current = outer;
+    return pv;
+}
+
+/* Walk a plain member or element under name. */
+static json_t *walk_plain(walk *w, const json_t *v, const char *path, const char *name,
+                          unsigned depth)
+{
+    json_array_append_new(w->segs, json_string(name));
+    json_t *pv = walk_value(w, v, path, depth + 1);
+    json_array_remove(w->segs, json_array_size(w->segs) - 1);
+    return pv;
 }
 
 static char *join_path(const char *path, const char *name)
@@ -348,7 +388,7 @@ static json_t *walk_object(walk *w, const json_t *obj, const char *path, unsigne
             break;
         }
         char *p = join_path(path, name);
-        json_t *pv = walk_value(w, v, p, depth + 1);
+        json_t *pv = walk_plain(w, v, p, name, depth);
         free(p);
         if (!pv)
             break;
@@ -377,7 +417,8 @@ static json_t *walk_object(walk *w, const json_t *obj, const char *path, unsigne
         free(d->path);
         d->path = join_path(path, d->name);
         json_array_append_new(w->paths, json_string(d->path));
-        json_t *pv = walk_value(w, d->value, d->path, depth + 1);
+        walk_found(w, d, d->name);
+        json_t *pv = walk_disclosed(w, d, d->name, depth);
         if (!pv)
             break;
         json_object_set_new(out, d->name, pv);
@@ -413,10 +454,11 @@ static json_t *walk_array(walk *w, const json_t *arr, const char *path, unsigned
                 free(d->path);
                 d->path = vn_strdup(p);
                 json_array_append_new(w->paths, json_string(p));
-                pv = walk_value(w, d->value, p, depth + 1);
+                walk_found(w, d, idx);
+                pv = walk_disclosed(w, d, idx, depth);
             }
         } else {
-            pv = walk_value(w, el, p, depth + 1);
+            pv = walk_plain(w, el, p, idx, depth);
         }
         free(p);
         if (w->err) {
@@ -455,6 +497,14 @@ static json_t *walk_run(walk *w, vn_sdjwt *sd)
     w->index = json_object();
     w->seen = json_object();
     w->paths = json_array();
+    w->segs = json_array();
+    w->segments = json_array();
+    w->parent = vn_alloc((sd->n_disclosures + 1) * sizeof(long));
+    w->current = -1;
+    for (size_t i = 0; i < sd->n_disclosures; i++) {
+        json_array_append_new(w->segments, json_null());
+        w->parent[i] = -1;
+    }
     for (size_t i = 0; i < sd->n_disclosures; i++) {
         free(sd->disclosures[i].path);
         sd->disclosures[i].path = NULL;
@@ -480,6 +530,9 @@ static void walk_done(walk *w)
     json_decref(w->index);
     json_decref(w->seen);
     json_decref(w->paths);
+    json_decref(w->segs);
+    json_decref(w->segments);
+    free(w->parent);
 }
 
 /* Split and decode the parts; no walk yet. */
@@ -557,11 +610,27 @@ json_t *vn_sdjwt_claims(const vn_sdjwt *sd, json_t **paths)
 
 /* ---- presentation ---- */
 
-/* path names d's claim or one below it (prefix at a '.' boundary). */
-static bool path_covers(const char *path, const char *claim)
+/* path names the claim at segments or one of the objects or arrays
+ * around it. */
+static bool path_leads_to(const char *path, const json_t *segments)
 {
-    size_t n = strlen(path);
-    return strncmp(path, claim, n) == 0 && (claim[n] == '\0' || claim[n] == '.');
+    vn_buf b;
+    vn_buf_init(&b);
+    bool match = false;
+    size_t i;
+    const json_t *seg;
+    json_array_foreach(segments, i, seg)
+    {
+        if (i)
+            vn_buf_append_str(&b, ".");
+        vn_buf_append_str(&b, json_string_value(seg));
+        if (strcmp(b.data, path) == 0) {
+            match = true;
+            break;
+        }
+    }
+    vn_buf_free(&b);
+    return match;
 }
 
 /* The value at path below v. A member name may itself contain '.'
@@ -643,16 +712,18 @@ int vn_sdjwt_present(const char *sdjwt, size_t len, const vn_sdjwt_present_param
         (p->holder_key && (!p->aud || !p->nonce || !vn_cred_key_has_private(p->holder_key))))
         return VN_CRED_EINVAL;
     vn_sdjwt *sd;
-    int rc = vn_sdjwt_parse(sdjwt, len, &sd);
+    int rc = split(sdjwt, len, &sd);
     if (rc != 0)
         return rc;
+    walk w;
+    json_t *claims = walk_run(&w, sd);
+    rc = w.err;
     bool *chosen = vn_alloc(sd->n_disclosures + 1);
-    json_t *claims = vn_sdjwt_claims(sd, NULL);
     for (size_t k = 0; k < p->n_paths && rc == 0; k++) {
         bool found = false;
         for (size_t i = 0; i < sd->n_disclosures; i++) {
-            const char *dp = sd->disclosures[i].path;
-            if (dp && path_covers(p->paths[k], dp))
+            const json_t *segments = json_array_get(w.segments, i);
+            if (json_is_array(segments) && path_leads_to(p->paths[k], segments))
                 chosen[i] = found = true;
         }
         if (!found && !vn_sdjwt_claim_get(claims, p->paths[k])) {
@@ -662,16 +733,10 @@ int vn_sdjwt_present(const char *sdjwt, size_t len, const vn_sdjwt_present_param
         }
     }
     /* A nested claim needs the disclosures of the objects around it. */
-    for (size_t i = 0; i < sd->n_disclosures && rc == 0; i++) {
-        if (!chosen[i])
-            continue;
-        for (size_t j = 0; j < sd->n_disclosures; j++) {
-            const char *outer = sd->disclosures[j].path;
-            if (j != i && outer && strlen(outer) < strlen(sd->disclosures[i].path) &&
-                path_covers(outer, sd->disclosures[i].path))
+    for (size_t i = 0; i < sd->n_disclosures && rc == 0; i++)
+        if (chosen[i])
+            for (long j = w.parent[i]; j >= 0; j = w.parent[j])
                 chosen[j] = true;
-        }
-    }
     vn_cred_key *cnf = NULL;
     if (rc == 0 && p->holder_key &&
         (cnf_key(sd->payload, &cnf) != 0 || !vn_cred_key_equal(cnf, p->holder_key)))
@@ -696,6 +761,7 @@ int vn_sdjwt_present(const char *sdjwt, size_t len, const vn_sdjwt_present_param
         vn_buf_free(&b);
     }
     json_decref(claims);
+    walk_done(&w);
     free(chosen);
     vn_sdjwt_free(sd);
     return rc;
