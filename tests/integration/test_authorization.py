@@ -145,7 +145,8 @@ c2s:
                  '  muc:\n'
                  '  adhoc:\n'
                  '  jmi:\n'
-                 '  services:\n' % (UPLOAD_MAX_FILE, UPLOAD_QUOTA))
+                 '  services:\n'
+                 '  credentials:\n' % (UPLOAD_MAX_FILE, UPLOAD_QUOTA))
         with open(self.config_path, 'w') as f:
             f.write(text)
 
@@ -2050,6 +2051,29 @@ iq_row('stranger', "a service's audience", 'fill one', 'mallory', 'set', SERVICE
 iq_row('stranger', 'a broadcast', 'send one', 'mallory', 'set', SERVICES,
        "<broadcast xmlns='%s' audience='all'><message xmlns='jabber:client'><body>x</body>"
        "</message></broadcast>" % NS_SERVICES, 'auth forbidden')
+
+# Digital documents (xeps/documents.md): only the operator's trusted issuers
+# issue, revoke or learn a holder's key.
+WALLET = 'documents.' + D
+NS_DOCUMENTS = 'urn:vestnik:documents:0'
+ISSUE_TO_ALICE = ("<issue xmlns='%s' holder='%s' type='identity'><claim name='given_name'>Alice"
+                  "</claim><claim name='family_name'>L</claim><claim name='birthdate'>2000-01-01"
+                  "</claim></issue>" % (NS_DOCUMENTS, bare('alice')))
+iq_row('stranger', "alice's wallet", 'issue her a credential', 'mallory', 'set', WALLET,
+       ISSUE_TO_ALICE, 'auth forbidden')
+iq_row('stranger', "alice's wallet", 'revoke a credential', 'mallory', 'set', WALLET,
+       "<revoke xmlns='%s' id='c-0000000000000000'/>" % NS_DOCUMENTS, 'auth forbidden')
+iq_row('stranger', "alice's holder key", 'read it', 'mallory', 'get', WALLET,
+       "<holder-key xmlns='%s' holder='%s'/>" % (NS_DOCUMENTS, bare('alice')), 'auth forbidden')
+
+
+@row('component', "alice's wallet", 'issue her a credential', 'auth forbidden')
+def _():
+    stream = component()
+    stream.send("<iq type='set' id='d1' from='%s' to='%s'>%s</iq>"
+                % (COMPONENT, WALLET, ISSUE_TO_ALICE))
+    refused(stream.expect(qname(NS_COMPONENT, 'iq')), 'auth forbidden')
+    stream.close()
 
 
 @row('component', 'alice', 'message her before she started the service',
