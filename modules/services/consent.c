@@ -88,9 +88,7 @@ static const consent_refusal *check(const service *svc, const char *host, const 
 const char *services_consent_check(const char *service_id, const char *host, const char *user,
                                    bool broadcast)
 {
-    service *svc = registry_find(service_id);
-    if (!svc)
-        return NULL; /* not a service: nothing to hold it to */
+    service *svc = registry_ensure(host, service_id); /* the caller says it is one */
     const consent_refusal *no = check(svc, host, user, broadcast);
     if (no) {
         svc->rec.refused++;

@@ -72,6 +72,8 @@ service *registry_find(const char *id);
  * else its bare JID's if that is a known service; created (without a
  * profile, so not listed) for a component seen first. NULL if none. */
 service *registry_for(const vn_jid *jid, const char *host);
+/* The service with that id, created (without a profile) if unknown. */
+service *registry_ensure(const char *host, const char *id);
 /* A cheap test before parsing: may the (normalised) JID text be a
  * service's? false means certainly not. */
 bool registry_may_speak_for(const char *jid);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "botapi.h"
 #include "platform.h"
 
 /* Counters are written at most this often (a crash loses that much). */
@@ -53,6 +54,12 @@ static service *service_add(const char *host, const char *id)
     return svc;
 }
 
+service *registry_ensure(const char *host, const char *id)
+{
+    service *svc = registry_find(id);
+    return svc ? svc : service_add(host, id);
+}
+
 bool registry_may_speak_for(const char *jid)
 {
     const char *at = strchr(jid, '@');
@@ -63,7 +70,7 @@ bool registry_may_speak_for(const char *jid)
         return true; /* let the full check decide */
     memcpy(buf, domain, len);
     buf[len] = '\0';
-    return vn_is_component(buf) || (at && account_services > 0);
+    return vn_is_component(buf) || (at && (account_services > 0 || botapi_host_of_domain(buf)));
 }
 
 service *registry_for(const vn_jid *jid, const char *host)
