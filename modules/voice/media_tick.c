@@ -86,7 +86,9 @@ static OpusEncoder *encoder(vc_engine *e, vc_conf *c, unsigned slot)
         opus_encoder_ctl(enc, OPUS_SET_SIGNAL(OPUS_SIGNAL_VOICE));
         opus_encoder_ctl(enc, OPUS_SET_INBAND_FEC(1));
         opus_encoder_ctl(enc, OPUS_SET_PACKET_LOSS_PERC(OPUS_LOSS_PERC));
-        opus_encoder_ctl(enc, OPUS_SET_DTX(1));
+        /* no DTX: its voice detector takes steady sounds (a tone, music, hum)
+         * for silence; a mix with no voice in it is not sent at all instead */
+        opus_encoder_ctl(enc, OPUS_SET_DTX(0));
         c->enc[slot] = enc;
     }
     return c->enc[slot];
@@ -219,8 +221,7 @@ static size_t encode(vc_engine *e, vc_conf *c, unsigned slot, const int16_t *pcm
         return 0;
     opus_int32 n = opus_encode(enc, pcm, VC_FRAME_SAMPLES, out, VC_JB_PAYLOAD_MAX);
     atomic_fetch_add(&e->encodes, 1);
-    /* 1 or 2 bytes: the encoder's DTX says there is nothing worth sending */
-    return n > 2 ? (size_t)n : 0;
+    return n > 0 ? (size_t)n : 0;
 }
 
 /* After a leg's share of a tick: a leg that got nothing starts a talkspurt
