@@ -182,7 +182,7 @@ static void qr(const chat_ctx *c, char **words, size_t n)
         }
         const char *err =
             bad ? N_("Those numbers are not in the list of the document.")
-                : wallet_send_qr(c->host, c->user, c->to, cr, chosen, k, c->lang, NULL);
+                : wallet_send_qr(c->host, c->user, c->to, cr, chosen, k, c->lang, NULL, NULL);
         if (err)
             say(c, vn_tr(c->lang, err));
         free(chosen);

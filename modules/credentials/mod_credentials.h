@@ -204,9 +204,9 @@ json_t *presentation_match(const char *host, const char *user, const json_t *ite
 int presentation_verify(const char *host, const char *presentation, const char *aud,
                         const char *nonce, vn_sdjwt_verified *r);
 /* A QR code for in-person showing: the URL of its PNG (malloc'd) or NULL
- * with *err set. */
+ * with *err set; *link (malloc'd) gets the one-time link the code holds. */
 char *presentation_qr(const char *host, const char *user, const json_t *c, const char *const *paths,
-                      size_t n_paths, int *err);
+                      size_t n_paths, char **link, int *err);
 /* The text a holder reads about a pending request (malloc'd). */
 char *presentation_describe(const char *host, const char *user, const json_t *item,
                             const char *lang);
@@ -253,10 +253,12 @@ const char *wallet_status_label(const char *status);
 vn_stanza *wallet_show_form(const json_t *c, const char *lang);
 /* Delete a credential from the wallet, with its audit entry. */
 void wallet_remove(const char *host, const char *user, const json_t *c);
-/* Make a QR code of paths of c and send its link to `to` (XEP-0066); NULL,
- * or what went wrong (a msgid). *url (may be NULL) gets the link. */
+/* Make a QR code of paths of c and send its image's link to `to`
+ * (XEP-0066); NULL, or what went wrong (a msgid). *url and *link (may be
+ * NULL) get the image's link and the one-time link the code holds. */
 const char *wallet_send_qr(const char *host, const char *user, const char *to, const json_t *c,
-                           const char *const *paths, size_t n, const char *lang, char **url);
+                           const char *const *paths, size_t n, const char *lang, char **url,
+                           char **link);
 void chat_message(vn_event *ev, const char *host);
 void chat_forget_all(void);
 

@@ -22,7 +22,7 @@
 #define PNG_FETCHES 5
 
 char *presentation_qr(const char *host, const char *user, const json_t *c, const char *const *paths,
-                      size_t n_paths, int *err)
+                      size_t n_paths, char **link_out, int *err)
 {
     vn_cred_key *key = wallet_holder_key(host, user, false, NULL);
     char *nonce = cred_new_id("qr");
@@ -36,6 +36,7 @@ char *presentation_qr(const char *host, const char *user, const json_t *c, const
         .iat = vn_now_us() / 1000000,
     };
     char *presentation = NULL, *link = NULL, *png_link = NULL, *url = NULL;
+    *link_out = NULL;
     unsigned char *png = NULL;
     size_t png_len = 0;
     *err = key ? vn_sdjwt_present(sd, strlen(sd), &p, &presentation, NULL) : VN_CRED_ENOCNF;
@@ -52,6 +53,7 @@ char *presentation_qr(const char *host, const char *user, const json_t *c, const
                                         PNG_FETCHES, &png_link);
     if (*err == 0) {
         url = vn_asprintf("%s%s", cred.base_url, png_link);
+        *link_out = vn_asprintf("%s%s", cred.base_url, link);
         json_t *claims = json_array();
         for (size_t i = 0; i < n_paths; i++)
             json_array_append_new(claims, json_string(paths[i]));

@@ -226,12 +226,18 @@ static void who_command(const vn_adhoc_request *req, vn_adhoc_reply *reply, void
 
 /* Send the holder the QR code of a presentation: 0 or an error msgid. */
 const char *wallet_send_qr(const char *host, const char *user, const char *to, const json_t *c,
-                           const char *const *paths, size_t n, const char *lang, char **url_out)
+                           const char *const *paths, size_t n, const char *lang, char **url_out,
+                           char **link_out)
 {
     int err = 0;
-    char *url = presentation_qr(host, user, c, paths, n, &err);
+    char *link = NULL;
+    char *url = presentation_qr(host, user, c, paths, n, &link, &err);
     if (!url)
         return vn_cred_strerror(err);
+    if (link_out)
+        *link_out = link;
+    else
+        free(link);
     vn_stanza *oob = vn_stanza_new("x", "jabber:x:oob");
     vn_stanza_add_text_child(oob, "url", "jabber:x:oob", url);
     char *body = vn_asprintf("%s\n%s", vn_tr(lang, N_("Show this QR code to the verifier:")), url);
@@ -316,9 +322,9 @@ static void qr_command(const vn_adhoc_request *req, vn_adhoc_reply *reply, void 
             }
         }
     }
-    char *url = NULL;
+    char *url = NULL, *link = NULL;
     const char *err =
-        n ? wallet_send_qr(req->host, user, req->from->full, c, paths, n, req->lang, &url)
+        n ? wallet_send_qr(req->host, user, req->from->full, c, paths, n, req->lang, &url, &link)
           : N_("Choose what to show");
     if (err) {
         reply->note = err;
@@ -326,10 +332,13 @@ static void qr_command(const vn_adhoc_request *req, vn_adhoc_reply *reply, void 
     } else {
         reply->result = vn_form_new("result", req->lang, N_("Show in person (QR)"));
         vn_form_add_field(reply->result, req->lang, "url", "text-single", N_("QR code"), url);
+        vn_form_add_field(reply->result, req->lang, "link", "text-single",
+                          N_("The link in the code"), link);
         reply->note = N_("The QR code was sent to you in a message; it works once, for a few "
                          "minutes.");
     }
     free(url);
+    free(link);
     free(paths);
     json_decref(have);
     json_decref(c);

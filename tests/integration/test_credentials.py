@@ -519,6 +519,24 @@ def test_in_person_qr_code():
         png = response.read()
         assert response.status == 200 and png.startswith(b'\x89PNG'), (response.status, png[:20])
         assert response.getheader('Content-Type') == 'image/png'
+        # The code holds a one-time link to the presentation, which any
+        # verifier checks with the issuer's published key.
+        link = urllib.parse.urlsplit(form_fields(done)['link'][0])
+        conn.request('GET', link.path)
+        response = conn.getresponse()
+        presentation = response.read().decode()
+        assert response.status == 200, (response.status, presentation)
+        assert [d[1:] for d in disclosures(presentation)] == [['age_over_18', False]]
+        assert 'Bob' not in everything_in(presentation)
+        kb = json.loads(b64decode(presentation.split('~')[-1].split('.')[1]))
+        assert kb['aud'] == 'https://127.0.0.1:%d' % server.https_port, kb
+        if require_npm():
+            result = npm_verify(presentation, kb['nonce'], kb['aud'])
+            assert result['ok'] and result['claims'] == {'age_over_18': False}, result
+        conn.request('GET', link.path)
+        response = conn.getresponse()
+        assert response.status == 404, response.status
+        response.read()
         history = '\n'.join(form_fields(await command(bob, 'who'))['log'])
         assert 'Shown in person from your Identity card: Over 18' in history, history
         await bob.close()
