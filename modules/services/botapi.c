@@ -484,6 +484,7 @@ static void read_config(vn_module *m)
         .webhook_timeout = vn_module_config_int(m, "bot_webhook_timeout"),
         .webhook_max_retry_delay = vn_module_config_int(m, "bot_webhook_max_retry_delay"),
         .webhook_allow_http = vn_module_config_bool(m, "bot_webhook_allow_http"),
+        .file_fetch_private = vn_module_config_bool(m, "bot_file_fetch_private"),
         .ca_file = vn_module_config_string(m, "bot_ca_file"),
         .base_url = vn_module_config_string(m, "bot_file_base_url"),
     };

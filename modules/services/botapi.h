@@ -47,6 +47,7 @@ typedef struct botapi_config {
     long long webhook_timeout;
     long long webhook_max_retry_delay;
     bool webhook_allow_http;
+    bool file_fetch_private;
     const char *ca_file;  /* "" for the system's */
     const char *base_url; /* files' public URLs; "" for the listener's */
 } botapi_config;
@@ -237,12 +238,14 @@ typedef struct botapi_fetch {
     char *secret; /* X-Telegram-Bot-Api-Secret-Token, or NULL */
     char *ca_file;
     bool allow_http;
+    bool public_only; /* refuse private addresses (a user's URL) */
     long timeout_s;
     size_t max_response;
     /* the outcome: status 0 and error set when there is no response */
     long status;
     vn_buf response;
     bool too_large;
+    bool refused_private;
     char error[256];
 } botapi_fetch;
 

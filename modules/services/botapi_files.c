@@ -339,6 +339,8 @@ void botapi_file_get(botapi_call *call)
     job->file_id = vn_strdup(file_id);
     job->fetch = botapi_fetch_new(json_string_value(json_object_get(doc, "url")), NULL, NULL,
                                   (size_t)botapi_conf.max_file_size);
+    job->fetch->public_only = !botapi_conf.file_fetch_private;
+    job->fetch->allow_http = true; /* a user's file may be on http */
     json_decref(doc);
     call->waiting = true;
     vn_work_queue(fetch_work, fetch_done, job);

@@ -58,6 +58,7 @@ static const vn_config_key services_keys[] = {
      .max = 86400},
     {.name = "bot_webhook_allow_http", .type = VN_CONF_BOOL, .default_value = "false"},
     {.name = "bot_ca_file", .type = VN_CONF_STRING, .default_value = ""},
+    {.name = "bot_file_fetch_private", .type = VN_CONF_BOOL, .default_value = "false"},
     {.name = "bot_file_base_url", .type = VN_CONF_STRING, .default_value = ""},
     /* ---- the platform (platform.h): directory, consent, broadcasts, audit */
     {.name = "directory_prefix", .type = VN_CONF_STRING, .default_value = "services"},

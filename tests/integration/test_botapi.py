@@ -66,6 +66,7 @@ subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_para
 class Server(harness.Server):
     def __init__(self):
         self.http_port, self.https_port = harness.free_ports(2)
+        self.fetch_private = True  # the test's file server is on 127.0.0.1
         super().__init__()
 
     def write_config(self):
@@ -86,7 +87,8 @@ c2s:
                  f'    bot_ca_file: {CERT}\n'
                  f'    bot_webhook_max_retry_delay: 2\n'
                  f'    bot_webhook_timeout: 5\n'
-                 f'    bot_max_poll_timeout: 5\n')
+                 f'    bot_max_poll_timeout: 5\n'
+                 f'    bot_file_fetch_private: {"true" if self.fetch_private else "false"}\n')
         with open(self.config_path, 'w') as f:
             f.write(text)
 
@@ -597,6 +599,37 @@ async def test_corrections_chat_states_and_restarts():
     assert [u['message']['text'] for u in body['result']] == ['kept'], body
 
 
+async def test_private_file_urls_refused():
+    """A user's file URL on a loopback address is not fetched for the bot
+    unless bot_file_fetch_private allows it (changed on reload)."""
+    token = add_bot('fetchbot')
+    bot_jid = 'fetchbot@' + BOTS
+    Files.content['/inside.txt'] = b'internal'
+    client = await user()
+    try:
+        server.fetch_private = False
+        server.write_config()
+        server.reload()
+        await asyncio.sleep(1)
+        send_file(client, bot_jid, FILES_URL + '/inside.txt')
+        updates = await poll_updates(token, 1)
+        file_id = updates[0]['message']['document']['file_id']
+        assert_error(await aapi(token, 'getFile', {'file_id': file_id}), 400,
+                     'temporarily unavailable')
+        assert 'private address' in server.log_text()
+
+        server.fetch_private = True
+        server.write_config()
+        server.reload()
+        await asyncio.sleep(1)
+        status, body, _ = await aapi(token, 'getFile', {'file_id': file_id})
+        assert status == 200 and body['result']['file_size'] == len(b'internal'), body
+    finally:
+        server.fetch_private = True
+        server.write_config()
+        await client.close()
+
+
 async def test_vestnikctl_bot_commands():
     token = add_bot('listedbot')
     result = server.bot_ctl('bot', 'list')
@@ -645,6 +678,7 @@ if __name__ == '__main__':
                      test_rate_limit_answers_429_with_retry_after,
                      test_failing_webhook_is_reported_and_retried,
                      test_corrections_chat_states_and_restarts,
+                     test_private_file_urls_refused,
                      test_vestnikctl_bot_commands] + bot_tests,
                     server=server, setup=setup, timeout=90)
     finally:
