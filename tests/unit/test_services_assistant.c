@@ -132,8 +132,7 @@ static void test_rules_engine(void **state)
     assert_string_equal(choose(engine, "ru", "Как заменить паспорт?"), "passport-replacement");
     assert_string_equal(choose(engine, "en", "I want to register a car"), "car-registration");
     assert_string_equal(choose(engine, "en", "Как зарегистрировать МАШИНУ"), "car-registration");
-    assert_string_equal(choose(engine, "ru", "налоговый вычет за лечение зубов"),
-                        "tax-deduction");
+    assert_string_equal(choose(engine, "ru", "налоговый вычет за лечение зубов"), "tax-deduction");
     assert_string_equal(choose(engine, "en", "enrol my daughter in first grade"),
                         "school-enrolment");
     assert_null(choose(engine, "en", "What will the weather be tomorrow?"));
