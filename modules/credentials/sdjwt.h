@@ -190,8 +190,10 @@ typedef struct vn_sdjwt_verified {
     int64_t iat, exp;        /* exp 0: none */
     vn_cred_key *holder_key; /* cnf.jwk, NULL when none */
     int status;              /* the status value checked, -1 when not checked */
-    /* Key binding, when a KB-JWT was verified: for a replay cache keyed on
-     * sd_hash (or nonce) that lives at least kb_max_age + leeway. */
+    /* Key binding, when a KB-JWT was verified. A replay cache keys on the
+     * audience and nonce (the verifier's own request) and lives at least
+     * kb_max_age + leeway; not on sd_hash, which is the same for every
+     * presentation of the same disclosures of one credential. */
     bool key_bound;
     int64_t kb_iat;
     char sd_hash[48];
