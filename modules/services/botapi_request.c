@@ -61,11 +61,12 @@ static bool url_decode(char *s, size_t *len)
 static bool set_string(json_t *params, const char *name, size_t name_len, const char *value,
                        size_t value_len)
 {
-    json_t *v = json_stringn(value, value_len);
+    if (memchr(name, '\0', name_len))
+        return false;
+    json_t *v = json_stringn(value, value_len); /* NULL if not UTF-8 */
     char *key = vn_strndup(name, name_len);
-    bool ok = v && memchr(key, '\0', name_len) == NULL && json_object_set_new(params, key, v) == 0;
-    if (!ok)
-        json_decref(v);
+    /* set_new takes v even when it fails (a key that is not UTF-8). */
+    bool ok = v && json_object_set_new(params, key, v) == 0;
     free(key);
     return ok;
 }
