@@ -24,6 +24,7 @@
 #include "platform.h"
 
 #define NS_DOCUMENTS "urn:vestnik:documents:0"
+#define NS_VCARD "vcard-temp"
 #define SWEEP_MS 60000
 
 typedef enum { STEP_IDLE, STEP_OFFERED, STEP_REQUESTED, STEP_VERIFYING } step;
@@ -443,6 +444,22 @@ static void disco_info(const vn_event *ev)
     vn_stanza_set_attr(id, "type", "bot");
     vn_stanza_set_attr(id, "name", vn_tr(vn_stanza_attr(ev->stanza, "xml:lang"), assistant_name()));
     vn_stanza_set_attr(vn_stanza_add_child(info, "feature", NS_DISCO_INFO), "var", NS_DISCO_INFO);
+    vn_stanza_set_attr(vn_stanza_add_child(info, "feature", NS_DISCO_INFO), "var", NS_VCARD);
+    vn_route(reply);
+}
+
+/* Its vCard (XEP-0054): the name and what it does, so that clients show a
+ * contact that explains itself. */
+static void vcard(const vn_event *ev)
+{
+    const char *lang = vn_stanza_attr(ev->stanza, "xml:lang");
+    vn_stanza *reply = vn_stanza_iq_result(ev->stanza);
+    vn_stanza *card = vn_stanza_add_child(reply, "vCard", NS_VCARD);
+    vn_stanza_add_text_child(card, "FN", NS_VCARD, vn_tr(lang, assistant_name()));
+    vn_stanza_add_text_child(card, "DESC", NS_VCARD,
+                             vn_tr(lang, N_("Ask me in your own words what a public service "
+                                            "needs; I can apply for you with your digital "
+                                            "documents.")));
     vn_route(reply);
 }
 
@@ -461,6 +478,9 @@ bool assistant_route(vn_event *ev, const char *host)
         } else if (vn_stanza_is(vn_stanza_first_element(ev->stanza), "query", NS_DISCO_INFO) &&
                    type && strcmp(type, "get") == 0) {
             disco_info(ev);
+        } else if (vn_stanza_is(vn_stanza_first_element(ev->stanza), "vCard", NS_VCARD) && type &&
+                   strcmp(type, "get") == 0) {
+            vcard(ev);
         } else {
             directory_iq_error(ev->stanza, "cancel", "service-unavailable", NULL, NULL);
         }

@@ -71,6 +71,15 @@ async def unknown_question():
     # The assistant is listed in the directory.
     items = await alice['xep_0030'].get_items(jid='services.localhost')
     assert ASSISTANT in [i[0] for i in items['disco_items']['items']], items
+    # It explains itself: disco#info and a vCard.
+    info = await alice['xep_0030'].get_info(jid=ASSISTANT)
+    assert ('client', 'bot', None, 'Public services assistant') in \
+        info['disco_info']['identities'], info
+    iq = alice.make_iq_get(ito=ASSISTANT)
+    iq.append(ET.fromstring("<vCard xmlns='vcard-temp'/>"))
+    card = (await iq.send(timeout=5)).xml.find('{vcard-temp}vCard')
+    assert card.findtext('{vcard-temp}FN') == 'Public services assistant', ET.tostring(card)
+    assert 'digital documents' in card.findtext('{vcard-temp}DESC'), ET.tostring(card)
     await alice.close()
 
 
