@@ -6,7 +6,8 @@
  * An archive of the account ("credentials_audit"), one JSON item per event
  * with the other party as the item's "with", so it goes with the account
  * and only the account reads it: as "History" (everything) and "Who saw
- * what" (what was disclosed, to whom, why).
+ * what" (what was disclosed, to whom, why). It keeps the newest
+ * max_audit_entries.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,28 @@
 #include "mod_credentials.h"
 
 #define AUDIT_ARCHIVE "credentials_audit"
+
+static bool last_id(const vn_archive_item *it, void *ud)
+{
+    *(uint64_t *)ud = it->id;
+    return true;
+}
+
+/* Beyond max_audit_entries, the oldest entries go. */
+static void trim(const char *host, const char *user)
+{
+    vn_store *s = vn_server_store();
+    size_t count = 0;
+    if (vn_archive_count(s, host, user, AUDIT_ARCHIVE, NULL, &count) != VN_STORE_OK ||
+        count <= cred.limits.max_audit)
+        return;
+    vn_archive_query q = {.limit = count - cred.limits.max_audit};
+    uint64_t cut = 0;
+    if (vn_archive_query_items(s, host, user, AUDIT_ARCHIVE, &q, last_id, &cut, NULL) ==
+            VN_STORE_OK &&
+        cut)
+        vn_archive_delete_before(s, host, user, AUDIT_ARCHIVE, (int64_t)cut + 1);
+}
 
 void audit_log(const char *host, const char *user, const char *event, const char *with,
                json_t *detail)
@@ -25,6 +48,8 @@ void audit_log(const char *host, const char *user, const char *event, const char
     if (vn_archive_append(vn_server_store(), host, user, AUDIT_ARCHIVE, 0, with ? with : "", text,
                           strlen(text), NULL) != VN_STORE_OK)
         vn_log_error("credentials: cannot write the audit log of %s@%s", user, host);
+    else
+        trim(host, user);
     free(text);
     json_decref(item);
 }

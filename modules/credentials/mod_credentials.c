@@ -516,6 +516,11 @@ static const vn_config_key cred_keys_conf[] = {
      .default_value = "365",
      .min = 1,
      .max = 36500},
+    {.name = "max_audit_entries",
+     .type = VN_CONF_INT,
+     .default_value = "10000",
+     .min = 10,
+     .max = 10000000},
     {.name = NULL},
 };
 
@@ -531,6 +536,7 @@ static void read_limits(const vn_module *m)
         .max_presentation_age = vn_module_config_int(m, "max_presentation_age"),
         .qr_lifetime = vn_module_config_int(m, "qr_lifetime"),
         .default_validity = vn_module_config_int(m, "default_validity_days") * 86400,
+        .max_audit = (size_t)vn_module_config_int(m, "max_audit_entries"),
     };
 }
 

@@ -56,6 +56,7 @@ typedef struct cred_limits {
     int64_t max_presentation_age;
     int64_t qr_lifetime;
     int64_t default_validity; /* seconds a credential is valid when the issuer says nothing */
+    size_t max_audit;         /* audit entries kept per account */
 } cred_limits;
 
 typedef struct cred_state {

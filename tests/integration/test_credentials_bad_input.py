@@ -29,7 +29,7 @@ STRANGER = 'stranger@' + D
 MAX_AGE = 10
 
 server = CredentialsServer(max_pending=2, max_document_size=100,
-                           max_presentation_age=MAX_AGE)
+                           max_presentation_age=MAX_AGE, max_audit_entries=10)
 test_credentials.server = server
 
 
@@ -297,8 +297,29 @@ def test_random_payloads_all_get_an_answer():
     asyncio.run(scenario())
 
 
+def test_the_audit_log_keeps_its_newest_entries():
+    async def scenario():
+        dave = await user(DAVE)
+        hotel = await user(HOTEL, 'desk')
+        for i in range(4):  # eight more entries: requested, declined
+            reply = await send_iq(hotel, request(nonce='audit-nonce-%08d' % i))
+            assert reply.get('type') == 'result', ET.tostring(reply)
+            await message_from(dave, WALLET, 'asks for your documents')
+            dave.send_message(mto=WALLET, mbody='no', mtype='chat')
+            await message_from(dave, WALLET, 'Nothing was shared')
+        dave.send_message(mto=WALLET, mbody='history', mtype='chat')
+        lines = (await message_from(dave, WALLET, 'UTC'))['body'].splitlines()
+        assert len(lines) == 10, lines
+        assert 'You shared nothing with hotel@localhost' in lines[0], lines
+        assert not any('issued you' in line for line in lines), lines
+        await dave.close()
+        await hotel.close()
+    asyncio.run(scenario())
+
+
 if __name__ == '__main__':
     harness.run([test_issuance_refusals, test_request_and_verification_refusals,
                  test_an_expired_document_is_shown_expired_and_not_presented,
-                 test_signature_refusals, test_random_payloads_all_get_an_answer],
+                 test_signature_refusals, test_random_payloads_all_get_an_answer,
+                 test_the_audit_log_keeps_its_newest_entries],
                 server=server, setup=setup, timeout=150)
