@@ -43,7 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             botapi_param_string(&call, key);
             botapi_param_upload(&call, key);
         }
-        json_object_foreach(call.params, key, value) botapi_param_json(&call, key);
+        json_object_foreach(call.params, key, value)
+        {
+            botapi_param_json(&call, key);
+        }
         for (const botapi_upload *up = call.uploads; up; up = up->next)
             if (up->len > body_len || !up->field)
                 abort();
