@@ -3,15 +3,17 @@
  * Sequence numbers are compared as signed 16-bit differences, so wrapping is
  * free. An underrun (nothing at all buffered) does not advance the playout
  * point: the frame is concealed and played when it comes, which is how the
- * delay grows on a jitter spike; the overflow rule takes it back down. After a
- * second of nothing (DTX, mute, a dead path) the buffer starts afresh.
+ * delay grows on a jitter spike; the overflow rule takes it back down. After
+ * a DTX packet, or 200 ms of concealment, an underrun is silence instead; after
+ * a second of nothing (DTX, mute, a dead path) the buffer starts afresh.
  */
 #include "jitter.h"
 
 #include <string.h>
 
 #define SAMPLES_PER_MS 48
-#define CONCEAL_UNDERRUNS 3 /* frames concealed before we call it silence */
+#define CONCEAL_UNDERRUNS 10 /* frames concealed before a talker counts as gone quiet */
+#define DTX_MAX_BYTES 2      /* what Opus sends when DTX starts: nothing follows it */
 #define RESTART_UNDERRUNS 50
 #define OVER_MARGIN 2    /* frames above target tolerated ... */
 #define OVER_PATIENCE 10 /* ... for this many pops before one is dropped */
@@ -174,6 +176,7 @@ vc_jb_kind vc_jb_pop(vc_jb *jb, const uint8_t **data, size_t *len, uint8_t *leve
         slot->used = false; /* the data stays readable until the next put */
         jb->next_seq++;
         jb->underruns = 0;
+        jb->last_dtx = slot->len <= DTX_MAX_BYTES;
         *data = slot->data;
         *len = slot->len;
         *level = slot->level;
@@ -185,7 +188,7 @@ vc_jb_kind vc_jb_pop(vc_jb *jb, const uint8_t **data, size_t *len, uint8_t *leve
             flush(jb);
             return VC_JB_NOTHING;
         }
-        if (jb->underruns > CONCEAL_UNDERRUNS)
+        if (jb->last_dtx || jb->underruns > CONCEAL_UNDERRUNS)
             return VC_JB_NOTHING;
         jb->concealed++;
         return VC_JB_LOST;

@@ -46,6 +46,7 @@ typedef struct vc_jb {
     bool have_seq;
     unsigned underruns; /* consecutive pops with nothing at all buffered */
     unsigned waited;    /* pops since the first packet while not started */
+    bool last_dtx;      /* the last frame played was a DTX one: the talker paused */
     unsigned over;      /* consecutive pops with too much buffered */
     /* RFC 3550 interarrival jitter, in 1/16 ms */
     int64_t last_transit;

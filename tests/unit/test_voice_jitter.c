@@ -17,7 +17,7 @@
 /* Puts packet seq with media time ts (its payload is its own number). */
 static bool put_ts(vc_jb *jb, uint16_t seq, uint32_t ts, uint64_t now_ms)
 {
-    uint8_t payload[2] = {(uint8_t)(seq >> 8), (uint8_t)seq};
+    uint8_t payload[3] = {(uint8_t)(seq >> 8), (uint8_t)seq, 0}; /* 3 bytes: not DTX */
     return vc_jb_put(jb, seq, ts, now_ms, payload, sizeof(payload), 30);
 }
 
@@ -36,7 +36,7 @@ static vc_jb_kind pop(vc_jb *jb, int *seq)
 
     *seq = -1;
     if (kind == VC_JB_PACKET || kind == VC_JB_FEC) {
-        assert_int_equal(len, 2);
+        assert_int_equal(len, 3);
         assert_int_equal(level, 30);
         *seq = data[0] << 8 | data[1];
     }
@@ -133,15 +133,23 @@ static void test_underrun_conceals_then_waits(void **state)
     assert_int_equal(pop(&jb, &seq), VC_JB_PACKET);
     assert_int_equal(seq, 2);
     assert_int_equal(jb.lost, 0);
-    /* the talker goes quiet (DTX): a few frames of concealment, then nothing */
+    /* the path goes dead: 200 ms of concealment, then silence */
     int concealed = 0, nothing = 0;
     for (int i = 0; i < 20; i++) {
         vc_jb_kind k = pop(&jb, &seq);
         concealed += k == VC_JB_LOST;
         nothing += k == VC_JB_NOTHING;
     }
-    assert_int_equal(concealed, 3);
-    assert_int_equal(nothing, 17);
+    assert_int_equal(concealed, 10);
+    assert_int_equal(nothing, 10);
+    /* the talker pauses with a DTX packet: nothing to conceal after it */
+    const uint8_t dtx[1] = {0x08};
+    const uint8_t *data;
+    size_t len;
+    uint8_t level;
+    vc_jb_put(&jb, 3, 3 * 960, 1500, dtx, sizeof(dtx), 127);
+    assert_int_equal(vc_jb_pop(&jb, &data, &len, &level), VC_JB_PACKET);
+    assert_int_equal(vc_jb_pop(&jb, &data, &len, &level), VC_JB_NOTHING);
 }
 
 static void test_jitter_raises_the_target_and_it_comes_down(void **state)

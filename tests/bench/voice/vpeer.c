@@ -291,7 +291,7 @@ static void on_rtp(vp_peer *p, uint8_t *buf, size_t len)
     int16_t gap = (int16_t)(uint16_t)(seq - p->rx_seq - 1);
     if (gap < 0)
         return; /* late or repeated */
-    for (int g = gap; g >= 1 && g <= 5; g--) {
+    for (int g = gap; g >= 1 && g <= 10; g--) {
         bool fec = g == 1;
         int got = opus_decode(p->dec, fec ? buf + off : NULL, fec ? n - (int)off : 0, pcm, 960,
                               fec ? 1 : 0);
