@@ -504,6 +504,49 @@ async def test_restart_keeps_the_roster_items():
     await third.close()
 
 
+class ServerWithoutBridge(Server):
+    """The same server before the bridge was enabled."""
+    with_voice = False
+
+    def write_config(self):
+        super().write_config()
+        if not self.with_voice:
+            with open(self.config_path) as f:
+                text = f.read()
+            with open(self.config_path, 'w') as f:
+                f.write(text[:text.index('  voice:\n')])
+
+
+async def test_rooms_from_before_the_bridge_give_their_members_the_contact():
+    """Members of rooms that existed before the bridge was enabled get the
+    call contact when the server first starts with it."""
+    before = ServerWithoutBridge()
+    before.start()
+    try:
+        for user in ('owner', 'member'):
+            before.adduser(jid(user), PASSWORD)
+        owner = harness.Client('%s/setup' % jid('owner'), PASSWORD)
+        owner.presences = asyncio.Queue()
+        owner.add_event_handler('presence', owner.presences.put_nowait)
+        await owner.login(before)
+        room = await create_room(owner, 'old', members_only=True)
+        await set_affiliation(owner, room, jid('member'), 'member')
+        await owner.close()
+        before.stop()
+        before.with_voice = True
+        before.write_config()
+        before.start()
+        member = harness.Client('%s/again' % jid('member'), PASSWORD)
+        await member.login(before)
+        roster = await iq_result(member, None, 'get', "<query xmlns='%s'/>" % NS_ROSTER)
+        items = [i.get('jid') for i in roster.xml.iter(q(NS_ROSTER, 'item'))]
+        assert items == [contact('old')], items
+        await member.close()
+        before.stop()
+    finally:
+        before.kill9()
+
+
 if __name__ == '__main__':
     harness.run([test_call_contact_discovery_and_caps,
                  test_members_get_the_call_contact_in_their_roster,
@@ -514,5 +557,6 @@ if __name__ == '__main__':
                  test_ice_that_never_completes_ends_with_connectivity_error,
                  test_participants_per_call_limit_and_moderation,
                  test_destroyed_room_ends_its_call_and_leaves_the_rosters,
-                 test_restart_keeps_the_roster_items],
+                 test_restart_keeps_the_roster_items,
+                 test_rooms_from_before_the_bridge_give_their_members_the_contact],
                 server=server, setup=setup)
