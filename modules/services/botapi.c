@@ -254,15 +254,6 @@ void botapi_call_fail(botapi_call *call, int code, const char *description)
     botapi_call_free(call);
 }
 
-void botapi_call_fail_retry(botapi_call *call, int retry_after)
-{
-    char text[64];
-    snprintf(text, sizeof text, "Too Many Requests: retry after %d", retry_after);
-    if (call->req)
-        respond_error(call->req, 429, text, retry_after);
-    botapi_call_free(call);
-}
-
 /* ---- the routes ---- */
 
 static void bot_on_headers(vn_http_request *req, void *ud)

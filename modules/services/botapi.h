@@ -123,7 +123,6 @@ void botapi_call_free(botapi_call *call);
 void botapi_call_ok(botapi_call *call, json_t *result);
 /* description: Telegram's text, e.g. "Bad Request: chat not found". */
 void botapi_call_fail(botapi_call *call, int code, const char *description);
-void botapi_call_fail_retry(botapi_call *call, int retry_after);
 
 /* Parameters: present and of the right shape, else false. */
 bool botapi_param_int(const botapi_call *call, const char *name, int64_t *out);

@@ -45,13 +45,6 @@ static int64_t lookup_jid(vn_store *s, const char *domain, const char *jid, int 
     return id;
 }
 
-int64_t botapi_id_find(vn_store *s, const char *domain, const char *jid)
-{
-    int rc;
-    int64_t id = lookup_jid(s, domain, jid, &rc);
-    return rc == VN_STORE_OK ? id : 0;
-}
-
 char *botapi_jid_of(vn_store *s, const char *domain, int64_t id)
 {
     char key[32];

@@ -38,8 +38,6 @@ typedef struct botapi_bot_record {
 int64_t botapi_id_of(vn_store *s, const char *domain, const char *jid);
 /* The JID with that id (malloc'ed), or NULL if none. */
 char *botapi_jid_of(vn_store *s, const char *domain, int64_t id);
-/* The id if jid has one already, else 0 (no allocation). */
-int64_t botapi_id_find(vn_store *s, const char *domain, const char *jid);
 
 /* A bot username: 5 to 32 of [a-z0-9_], ending in "bot" (Telegram's rule,
  * lower-cased as a JID localpart is). */
