@@ -75,6 +75,7 @@ static void usage(void)
              "  bot list [HOST]         list the bots of HOST (default: the first host)\n"
              "  bot remove NAME [HOST]  delete a bot, its token and its state\n"
              "  services list [HOST]    list the services (directory, consent counters)\n"
+             "  services log SERVICE [N]  the newest N (50) entries of its audit log\n"
              "  services verify|unverify|suspend|resume SERVICE\n"
              "                          set the operator's badge, or suspend a service\n"
              "\n"
@@ -685,7 +686,7 @@ static bool service_print(const service_record *r, void *ud)
 }
 
 /* The command on the store of a stopped server. */
-static int services_direct(const vn_config *cfg, const char *op, const char *arg)
+static int services_direct(const vn_config *cfg, const char *op, const char *arg, const char *count)
 {
     bool missing, list = strcmp(op, "list") == 0, found = false;
     vn_store *store = store_open(cfg, false, &missing);
@@ -708,6 +709,19 @@ static int services_direct(const vn_config *cfg, const char *op, const char *arg
         if (got != VN_STORE_OK)
             continue;
         found = true;
+        if (strcmp(op, "log") == 0) {
+            vn_buf lines;
+            vn_buf_init(&lines);
+            long long limit = count ? strtoll(count, NULL, 10) : 50;
+            if (service_log_lines(store, host, arg, limit > 0 ? (size_t)limit : 50, &lines) ==
+                VN_STORE_OK)
+                fputs(lines.data ? lines.data : "", stdout);
+            else
+                rc = EXIT_FAIL;
+            vn_buf_free(&lines);
+            service_record_free(&r);
+            continue;
+        }
         if (strcmp(op, "verify") == 0 || strcmp(op, "unverify") == 0)
             r.verified = strcmp(op, "verify") == 0;
         else
@@ -724,32 +738,35 @@ static int services_direct(const vn_config *cfg, const char *op, const char *arg
     return rc;
 }
 
-/* services list [HOST], services verify|unverify|suspend|resume SERVICE. */
+/* services list [HOST], services log SERVICE [N],
+ * services verify|unverify|suspend|resume SERVICE. */
 static int cmd_services(ctl *c, char **args, int n_args)
 {
-    static const char *const ops[] = {"list", "verify", "unverify", "suspend", "resume"};
+    static const char *const ops[] = {"list", "log", "verify", "unverify", "suspend", "resume"};
     const char *op = args[0];
     bool known = false, list = strcmp(op, "list") == 0;
     for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
         known = known || strcmp(op, ops[i]) == 0;
     if (!known)
         return usage_error(_("unknown services command: "), op);
-    if (list ? n_args > 2 : n_args != 2)
+    bool log = strcmp(op, "log") == 0;
+    if (list ? n_args > 2 : log ? n_args < 2 || n_args > 3 : n_args != 2)
         return usage_error(_("wrong number of arguments for services "), op);
-    const char *arg = n_args == 2 ? args[1] : NULL;
-    const char *fields[] = {"services", op, arg};
+    const char *arg = n_args >= 2 ? args[1] : NULL;
+    const char *count = n_args == 3 ? args[2] : NULL;
+    const char *fields[] = {"services", op, arg, count};
     vn_buf answer;
     const char *body;
     int rc = EXIT_FAIL;
     vn_buf_init(&answer);
-    switch (admin_request(c->cfg->admin_socket, fields, arg ? 3 : 2, &answer)) {
+    switch (admin_request(c->cfg->admin_socket, fields, count ? 4 : arg ? 3 : 2, &answer)) {
     case ADMIN_ANSWERED:
         if (admin_answer(&answer, &body) == 0) {
             fputs(body, stdout);
             rc = EXIT_OK;
         }
         break;
-    case ADMIN_NOT_RUNNING: rc = services_direct(c->cfg, op, arg); break;
+    case ADMIN_NOT_RUNNING: rc = services_direct(c->cfg, op, arg, count); break;
     case ADMIN_FAILED: break;
     }
     vn_buf_free(&answer);
@@ -1069,7 +1086,7 @@ static const ctl_command commands[] = {
     {"export", 1, 1, true, cmd_export},
     {"import", 1, 1, true, cmd_import},
     {"bot", 1, 3, true, cmd_bot},
-    {"services", 1, 2, true, cmd_services},
+    {"services", 1, 3, true, cmd_services},
 };
 
 static int usage_error(const char *problem, const char *what)

@@ -18,7 +18,6 @@
 
 #include "platform.h"
 
-#define AUDIT_PREFIX "service-audit/"
 #define RETENTION_CHECK_MS (3600 * 1000)
 #define US_PER_DAY 86400000000LL
 
@@ -31,7 +30,7 @@ static const char *const kind_texts[] = {N_("from you:"), N_("to you:"), N_("ref
 
 static char *archive_name(const service *svc)
 {
-    return vn_asprintf(AUDIT_PREFIX "%s", svc->rec.jid);
+    return vn_asprintf(AUDIT_ARCHIVE_PREFIX "%s", svc->rec.jid);
 }
 
 void audit_log(service *svc, audit_kind kind, const char *with, const vn_stanza *st, size_t n)

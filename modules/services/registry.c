@@ -3,7 +3,7 @@
  * operator's verified and suspended flags, counters; registry_store.h),
  * loaded from every local host's store at start and written back when
  * changed, and the admin socket's `services` commands (vestnikctl
- * services list|verify|unverify|suspend|resume on a running server).
+ * services list|log|verify|unverify|suspend|resume on a running server).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,6 +15,8 @@
 
 /* Counters are written at most this often (a crash loses that much). */
 #define SAVE_INTERVAL_MS 5000
+/* Entries `vestnikctl services log` shows unless told. */
+#define LOG_LINES 50
 
 const char *const registry_categories[] = {"bank",      "school",    "government", "shop", "health",
                                            "transport", "utilities", "other",      NULL};
@@ -146,7 +148,7 @@ static bool load_record(const service_record *r, void *ud)
     return true;
 }
 
-/* ---- the admin socket: services list [HOST] | verify | unverify |
+/* ---- the admin socket: services list [HOST] | log JID [N] | verify | unverify |
  * suspend | resume JID ---- */
 
 static void list_line(service *svc, void *ud)
@@ -176,6 +178,16 @@ static vn_hook_result on_admin(vn_event *ev, void *ud)
     service *svc = cmd->n_fields > 2 ? registry_find(cmd->fields[2]) : NULL;
     if (!svc) {
         vn_buf_append_str(cmd->reply, "error no such service\n");
+        return VN_HANDLED;
+    }
+    if (strcmp(op, "log") == 0) {
+        long long limit = cmd->n_fields > 3 ? strtoll(cmd->fields[3], NULL, 10) : LOG_LINES;
+        vn_buf_append_str(cmd->reply, "ok\n");
+        if (service_log_lines(vn_server_store(), svc->host, svc->rec.jid,
+                              limit > 0 ? (size_t)limit : LOG_LINES, cmd->reply) != VN_STORE_OK) {
+            vn_buf_reset(cmd->reply);
+            vn_buf_append_str(cmd->reply, "error cannot read the log\n");
+        }
         return VN_HANDLED;
     }
     if (strcmp(op, "verify") == 0)

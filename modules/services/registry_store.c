@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vestnik/module.h>
 #include <vestnik/stanza.h>
 #include <vestnik/util.h>
 
@@ -179,4 +180,21 @@ int service_record_foreach(vn_store *s, const char *host, service_record_cb cb, 
 {
     foreach_ctx ctx = {cb, ud};
     return vn_store_foreach(s, host, "", REGISTRY_STORE, each_record, &ctx);
+}
+
+static bool log_line(const vn_archive_item *item, void *ud)
+{
+    char when[VN_DATETIME_SIZE];
+    vn_datetime_format(item->ts_us, when);
+    vn_buf_printf(ud, "%s\t%s\t%.*s\n", when, item->with, (int)item->len, (const char *)item->data);
+    return true;
+}
+
+int service_log_lines(vn_store *s, const char *host, const char *jid, size_t limit, vn_buf *out)
+{
+    char *archive = vn_asprintf(AUDIT_ARCHIVE_PREFIX "%s", jid);
+    vn_archive_query q = {.limit = limit, .reverse = true};
+    int rc = vn_archive_query_items(s, host, "", archive, &q, log_line, out, NULL);
+    free(archive);
+    return rc == VN_STORE_OK ? VN_STORE_OK : VN_STORE_ERROR;
 }

@@ -16,6 +16,10 @@
  * operator's (vestnikctl services verify/suspend); the counters are the
  * audit's. A changed name or operator takes the verified badge away again.
  *
+ * The audit's log of each service (audit.c) is an archive beside it:
+ *   (host, "", "service-audit/" SERVICE)  with the user (or audience),
+ *     "KIND\tTYPE\tID\tBYTES[\tRECIPIENTS]"  KIND: in, out, refused, broadcast
+ *
  * Plain store calls, no server needed: usable on the loop and in vestnikctl.
  */
 #ifndef VESTNIK_REGISTRY_STORE_H
@@ -28,6 +32,7 @@
 
 #define NS_SERVICES "urn:vestnik:services:0"
 #define REGISTRY_STORE "services"
+#define AUDIT_ARCHIVE_PREFIX "service-audit/"
 
 typedef struct service_record {
     char *jid;
@@ -51,5 +56,12 @@ void service_record_add_profile(const service_record *r, struct vn_stanza *el);
 typedef bool (*service_record_cb)(const service_record *r, void *ud);
 /* Each service of host, in JID order. */
 int service_record_foreach(vn_store *s, const char *host, service_record_cb cb, void *ud);
+
+/* The newest limit entries of a service's log, newest first, one line each
+ * ("TIME\tWITH\tKIND\tTYPE\tID\tBYTES[\tRECIPIENTS]\n"), appended to out.
+ * VN_STORE_OK or ERROR. */
+struct vn_buf;
+int service_log_lines(vn_store *s, const char *host, const char *jid, size_t limit,
+                      struct vn_buf *out);
 
 #endif

@@ -191,6 +191,10 @@ async def consent_refusal():
         if error['body'] == 'still there?':
             break
     assert error['type'] == 'error' and error_of(error)[2] == 'stopped', error
+    # The operator's view of the shop's log: what it sent and had refused.
+    log = ctl('log', SHOP, '30')
+    assert '\t%s\trefused\tchat\t' % BOB in log, log
+    assert '\t%s\tin\tchat\t' % BOB in log and '\t%s\tout\tchat\t' % BOB in log, log
     shop.disconnect()
     await bob.close()
 
@@ -220,7 +224,12 @@ async def suspend():
 
 
 def test_profile_survives_restart_and_bad_input():
-    server.restart()
+    server.stop()
+    # vestnikctl works on the store of a stopped server too.
+    assert [l.split('\t')[:4] for l in ctl('list').splitlines() if l.startswith(BANK)] == [
+        [BANK, 'bank', 'Totally Other Bank', 'verified']]
+    assert '\trefused\t' in ctl('log', SHOP)
+    server.start()
     asyncio.run(after_restart())
 
 
