@@ -44,6 +44,7 @@
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_PING "urn:xmpp:ping"
 #define NS_SERVICES "urn:vestnik:services:0"
+#define NS_VCARD "vcard-temp"
 #define NS_MUC "http://jabber.org/protocol/muc"
 
 static const char *const weekdays[7] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
@@ -485,10 +486,11 @@ static int on_iq(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
         xmpp_stanza_set_attribute(identity, "name", "School diary");
         xmpp_stanza_add_child(query, identity);
         xmpp_stanza_release(identity);
-        for (int i = 0; i < 2; i++) {
+        static const char *const features[] = {NS_DISCO_INFO, NS_PING, NS_VCARD};
+        for (size_t i = 0; i < sizeof features / sizeof features[0]; i++) {
             xmpp_stanza_t *feature = xmpp_stanza_new(d->ctx);
             xmpp_stanza_set_name(feature, "feature");
-            xmpp_stanza_set_attribute(feature, "var", i ? NS_PING : NS_DISCO_INFO);
+            xmpp_stanza_set_attribute(feature, "var", features[i]);
             xmpp_stanza_add_child(query, feature);
             xmpp_stanza_release(feature);
         }
@@ -496,6 +498,15 @@ static int on_iq(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
         xmpp_stanza_release(query);
     } else if (strcmp(type, "get") == 0 && ns && strcmp(ns, NS_PING) == 0) {
         reply = iq_result(d, stanza);
+    } else if (strcmp(type, "get") == 0 && ns && strcmp(ns, NS_VCARD) == 0) {
+        /* XEP-0054: the name and description clients show for the contact. */
+        reply = iq_result(d, stanza);
+        xmpp_stanza_t *card = element(d, "vCard", NS_VCARD);
+        add_text_child(d, card, "FN", "School diary");
+        add_text_child(d, card, "DESC",
+                       "Homework, grades and class chats for parents. "
+                       "Write \"join 5A\" to follow a class.");
+        add_child(reply, card);
     } else {
         reply = xmpp_stanza_reply_error(stanza, "cancel", "service-unavailable", NULL);
     }

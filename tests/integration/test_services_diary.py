@@ -125,6 +125,11 @@ async def class_room():
     parent.register_plugin('xep_0045')
     await parent.login(server)
     assert (await command(parent, 'room 5A')) == 'The chat room of 5A: ' + ROOM
+    # The diary's own vCard, as clients show it for the contact.
+    iq = parent.make_iq_get(ito=DOMAIN)
+    iq.append(ET.fromstring("<vCard xmlns='vcard-temp'/>"))
+    card = (await iq.send(timeout=5)).xml.find('{vcard-temp}vCard')
+    assert card.findtext('{vcard-temp}FN') == 'School diary', ET.tostring(card)
     history = asyncio.Queue()
     parent.add_event_handler('groupchat_message', history.put_nowait)
     parent['xep_0045'].join_muc(ROOM, 'Mother of Masha', maxhistory='20')
