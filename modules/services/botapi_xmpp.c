@@ -4,10 +4,14 @@
  *
  * From users: a chat message to a bot becomes a "message" update (text,
  * a command as a bot_command entity, a file given as XEP-0066 URL as a
- * document), a XEP-0308 correction an "edited_message"; pressing a XEP-0439 quick-response action,
- * or answering the last inline keyboard with its number, becomes a "callback_query". Writing to a
- * bot starts it (the consent botapi_chats.c checks). To users: messages from the bot carry the text
- * with the inline keyboard as a numbered list any client shows, plus XEP-0439 actions for clients
+ * document), a XEP-0308 correction an "edited_message"; pressing a
+ * XEP-0439 quick-response action, or answering the last inline keyboard
+ * with its number, becomes a "callback_query". Writing to a bot, or
+ * subscribing to its presence, starts it (the consent botapi_chats.c
+ * checks).
+ *
+ * To users: messages from the bot carry the text with the inline keyboard
+ * as a numbered list any client shows, plus XEP-0439 actions for clients
  * that draw buttons; edits are XEP-0308 corrections, deletions XEP-0424
  * retractions, files XEP-0066 URLs. A bot answers presence subscriptions
  * and probes as always available, and disco#info and pings.
@@ -406,6 +410,7 @@ static void presence_to_bot(botapi_bot *bot, const vn_stanza *st, const vn_jid *
     vn_stanza_set_attr(reply, "from", bot->key);
     vn_stanza_set_attr(reply, "to", from->bare);
     if (type && strcmp(type, "subscribe") == 0) {
+        botapi_chat_started(bot, from->bare, NULL); /* added to contacts: started */
         vn_stanza_set_attr(reply, "type", "subscribed");
         vn_route(vn_stanza_copy(reply));
         vn_stanza_set_attr(reply, "type", NULL);
