@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vestnik/adhoc.h>
 #include <vestnik/form.h>
 
 #include "assistant.h"
@@ -21,6 +22,7 @@
 #define ROUTE_PRIORITY 10
 #define PROFILE_FORM_TYPE NS_SERVICES "#profile"
 #define CATEGORY_NODE "category/"
+#define FIND_NODE NS_SERVICES "#find"
 
 typedef struct directory {
     char *domain; /* services.<host> */
@@ -260,25 +262,20 @@ static void add_result(service *svc, void *ud)
     ctx->found++;
 }
 
-static void search_set(vn_event *ev, const vn_stanza *query, const char *host)
+/* The services of host matching a submitted search form, as a XEP-0004
+ * result form (XEP-0055 section 8, and the ad-hoc command alike). NULL,
+ * with *error a msgid, when the form asks for an unknown category. */
+static vn_stanza *search_results(const char *host, const vn_stanza *submit, const char *lang,
+                                 const char **error)
 {
-    const char *lang = lang_of(ev);
-    const vn_stanza *submit = vn_stanza_child(query, "x", VN_NS_DATA);
-    if (!submit) {
-        directory_iq_error(ev->stanza, "modify", "bad-request", NULL,
-                           N_("Search with the data form (XEP-0055 section 8)"));
-        return;
-    }
     const char *category = vn_form_value(submit, "category");
     const char *verified = vn_form_value(submit, "verified");
     const char *words = vn_form_value(submit, "text");
     if (category && *category && !registry_category_name(category)) {
-        directory_iq_error(ev->stanza, "modify", "not-acceptable", NULL, N_("No such category"));
-        return;
+        *error = N_("No such category");
+        return NULL;
     }
-    vn_stanza *reply = vn_stanza_iq_result(ev->stanza);
-    vn_stanza *result = vn_stanza_add_child(reply, "query", NS_SEARCH);
-    search_ctx ctx = {.form = vn_stanza_add_child(result, "x", VN_NS_DATA),
+    search_ctx ctx = {.form = vn_stanza_new("x", VN_NS_DATA),
                       .category = category,
                       .verified_only =
                           verified && (!strcmp(verified, "1") || !strcmp(verified, "true"))};
@@ -305,7 +302,42 @@ static void search_set(vn_event *ev, const vn_stanza *query, const char *host)
     registry_foreach(host, add_result, &ctx);
     free(ctx.words);
     free(folded);
+    return ctx.form;
+}
+
+static void search_set(vn_event *ev, const vn_stanza *query, const char *host)
+{
+    const vn_stanza *submit = vn_stanza_child(query, "x", VN_NS_DATA);
+    const char *error = NULL;
+    vn_stanza *form = submit ? search_results(host, submit, lang_of(ev), &error) : NULL;
+    if (!submit)
+        directory_iq_error(ev->stanza, "modify", "bad-request", NULL,
+                           N_("Search with the data form (XEP-0055 section 8)"));
+    else if (!form)
+        directory_iq_error(ev->stanza, "modify", "not-acceptable", NULL, error);
+    if (!form)
+        return;
+    vn_stanza *reply = vn_stanza_iq_result(ev->stanza);
+    vn_stanza_append(vn_stanza_add_child(reply, "query", NS_SEARCH), form);
     vn_route(reply);
+}
+
+/* The ad-hoc command "Find a service", for clients without XEP-0055
+ * (Conversations shows ad-hoc commands): the same form, the same results. */
+static void find_command(const vn_adhoc_request *req, vn_adhoc_reply *reply, void *ud)
+{
+    if (!req->form) {
+        reply->form = search_form(req->lang);
+        return;
+    }
+    const char *error = NULL;
+    reply->result = search_results(req->host, req->form, req->lang, &error);
+    if (!reply->result) {
+        reply->note = error;
+        reply->note_type = VN_ADHOC_ERROR;
+        return;
+    }
+    reply->note = N_("Write to a service to start it; until then it cannot write to you.");
 }
 
 static void search_get(vn_event *ev)
@@ -451,11 +483,13 @@ int directory_start(vn_module *m)
         vn_disco_add_item(hosts[i], normalized, N_("Services"));
     }
     vn_hook_add("route/remote", ROUTE_PRIORITY, on_route, NULL);
+    vn_adhoc_add(FIND_NODE, N_("Find a service"), find_command, NULL);
     return 0;
 }
 
 void directory_stop(vn_module *m)
 {
+    vn_adhoc_remove(FIND_NODE);
     vn_hook_remove("route/remote", on_route, NULL);
     for (size_t i = 0; i < n_directories; i++) {
         vn_disco_remove_item(directories[i].host, directories[i].domain);

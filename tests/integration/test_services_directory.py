@@ -120,6 +120,21 @@ async def directory_search():
     assert [r['jid'] for r in rows] == [SCHOOL], rows
     rows = await search(alice, text='groceries')
     assert [r['jid'] for r in rows] == [SHOP], rows
+    # The same from the ad-hoc command "Find a service" (Conversations).
+    iq = alice.make_iq_set(ito='localhost')
+    iq.append(ET.fromstring("<command xmlns='%s' node='%s#find' action='execute'/>"
+                            % (NS_COMMANDS, NS)))
+    command = (await iq.send(timeout=5)).xml.find('{%s}command' % NS_COMMANDS)
+    iq = alice.make_iq_set(ito='localhost')
+    iq.append(ET.fromstring(
+        "<command xmlns='%s' node='%s#find' sessionid='%s' action='complete'>"
+        "<x xmlns='%s' type='submit'><field var='category'><value>school</value></field>"
+        "</x></command>" % (NS_COMMANDS, NS, command.get('sessionid'), NS_DATA)))
+    done = (await iq.send(timeout=5)).xml.find('{%s}command' % NS_COMMANDS)
+    assert done.get('status') == 'completed', harness.tostring(done)
+    found = [f.findtext('{%s}value' % NS_DATA) for f in done.iter('{%s}field' % NS_DATA)
+             if f.get('var') == 'jid' and f.findtext('{%s}value' % NS_DATA)]
+    assert found == [SCHOOL], harness.tostring(done)
     # The operator's badge, from vestnikctl on the running server.
     ctl('verify', BANK)
     rows = await search(alice, category='bank', verified='1')
