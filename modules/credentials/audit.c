@@ -96,6 +96,10 @@ static bool read_item(const vn_archive_item *it, void *ud)
         vn_buf_printf(out, vn_tr(lang, N_("%s issued you: %s")), it->with, type);
     } else if (strcmp(event, "revoked") == 0) {
         vn_buf_printf(out, vn_tr(lang, N_("%s revoked: %s")), it->with, type);
+    } else if (strcmp(event, "suspended") == 0) {
+        vn_buf_printf(out, vn_tr(lang, N_("%s suspended: %s")), it->with, type);
+    } else if (strcmp(event, "reinstated") == 0) {
+        vn_buf_printf(out, vn_tr(lang, N_("%s made valid again: %s")), it->with, type);
     } else if (strcmp(event, "deleted") == 0) {
         vn_buf_printf(out, vn_tr(lang, N_("You deleted: %s")), type);
     } else if (strcmp(event, "requested") == 0) {

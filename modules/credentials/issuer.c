@@ -13,6 +13,7 @@
 #include <vestnik/i18n.h>
 
 #include "mod_credentials.h"
+#include "status_list.h"
 
 #define DECOYS_MAX 3
 
@@ -237,8 +238,27 @@ static void issue(vn_event *ev, const char *host, const cred_issuer *is, const v
     free(user);
 }
 
-static void revoke(vn_event *ev, const char *host, const cred_issuer *is, const vn_stanza *payload)
+static char *status_note(unsigned value, const char *lang, const char *title)
 {
+    switch (value) {
+    case VN_STATUS_INVALID:
+        return vn_asprintf(vn_tr(lang, N_("Your document %s was revoked by its issuer.")), title);
+    case VN_STATUS_SUSPENDED:
+        return vn_asprintf(vn_tr(lang, N_("Your document %s was suspended by its issuer.")), title);
+    default: return vn_asprintf(vn_tr(lang, N_("Your document %s is valid again.")), title);
+    }
+}
+
+/* <revoke/>, <suspend/> or <reinstate/>: the credential's status list
+ * entry (and, for credentials the issuer signed itself, the wallet's mark,
+ * the one status the server keeps for them). Revocation is final. */
+static void set_status(vn_event *ev, const char *host, const cred_issuer *is,
+                       const vn_stanza *payload)
+{
+    const char *name = vn_stanza_name(payload);
+    unsigned value = strcmp(name, "revoke") == 0    ? VN_STATUS_INVALID
+                     : strcmp(name, "suspend") == 0 ? VN_STATUS_SUSPENDED
+                                                    : VN_STATUS_VALID;
     const char *id = vn_stanza_attr(payload, "id");
     char *user = id ? wallet_holder_of(host, is->id, id) : NULL;
     json_t *c = user ? wallet_get(host, user, id) : NULL;
@@ -248,21 +268,32 @@ static void revoke(vn_event *ev, const char *host, const cred_issuer *is, const 
         free(user);
         return;
     }
+    if (strcmp(wallet_status(c, 0), "revoked") == 0) {
+        cred_iq_error(ev->stanza, "cancel", "not-allowed", NULL,
+                      N_("The credential is revoked for good"));
+        json_decref(c);
+        free(user);
+        return;
+    }
     const json_t *idx = json_object_get(c, "status_idx");
     int rc = 0;
     if (json_is_integer(idx))
-        rc = cred_status_set(is, (uint64_t)json_integer_value(idx), 1);
-    json_object_set_new(c, "revoked", json_true());
+        rc = cred_status_set(is, (uint64_t)json_integer_value(idx), value);
+    json_object_del(c, "suspended");
+    if (value == VN_STATUS_INVALID)
+        json_object_set_new(c, "revoked", json_true());
+    else if (value == VN_STATUS_SUSPENDED)
+        json_object_set_new(c, "suspended", json_true());
     if (rc != 0 || wallet_put(host, user, c) != 0) {
         cred_iq_error(ev->stanza, "wait", "internal-server-error", NULL, NULL);
     } else {
-        audit_log(host, user, "revoked", ev->from->bare,
+        static const char *const events[] = {"reinstated", "revoked", "suspended"};
+        audit_log(host, user, events[value], ev->from->bare,
                   json_pack("{s:s, s:s}", "id", id, "type",
                             json_string_value(json_object_get(c, "type"))));
         const char *lang = cred_holder_lang(host, user);
         char *title = wallet_title(c, lang);
-        char *text =
-            vn_asprintf(vn_tr(lang, N_("Your document %s was revoked by its issuer.")), title);
+        char *text = status_note(value, lang, title);
         cred_tell(host, user, text);
         free(text);
         free(title);
@@ -308,6 +339,6 @@ void cred_issuer_iq(vn_event *ev, const char *host, const vn_stanza *payload)
     } else if (strcmp(name, "issue") == 0) {
         issue(ev, host, is, payload);
     } else {
-        revoke(ev, host, is, payload);
+        set_status(ev, host, is, payload);
     }
 }

@@ -408,6 +408,7 @@ static void service_iq(vn_event *ev, const char *host)
     } else if (ns && strcmp(ns, CRED_NS) == 0 && ev->from) {
         const char *name = vn_stanza_name(payload);
         if (strcmp(name, "issue") == 0 || strcmp(name, "revoke") == 0 ||
+            strcmp(name, "suspend") == 0 || strcmp(name, "reinstate") == 0 ||
             (get && strcmp(name, "holder-key") == 0 && vn_stanza_attr(payload, "holder")))
             cred_issuer_iq(ev, host, payload);
         else if (strcmp(name, "request") == 0 && !get)

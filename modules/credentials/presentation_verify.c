@@ -129,8 +129,8 @@ const char *presentation_condition(int err)
     case VN_CRED_EEXPIRED:
     case VN_CRED_ENOTYET:
     case VN_CRED_ESTALE: return "expired";
-    case VN_CRED_EREVOKED:
-    case VN_CRED_ESUSPENDED: return "revoked";
+    case VN_CRED_EREVOKED: return "revoked";
+    case VN_CRED_ESUSPENDED: return "suspended";
     case VN_CRED_ESTATUS: return "status-unavailable";
     case PRESENTATION_EREPLAYED: return "replayed";
     default: return "malformed";

@@ -104,6 +104,8 @@ const char *wallet_status(const json_t *c, int64_t now)
     const json_t *idx = json_object_get(c, "status_idx");
     if (json_is_true(json_object_get(c, "revoked")))
         return "revoked";
+    if (json_is_true(json_object_get(c, "suspended")))
+        return "suspended";
     if (is && json_is_integer(idx)) {
         int st = cred_status_get(is, (uint64_t)json_integer_value(idx));
         if (st == 1)

@@ -267,7 +267,7 @@ def test_random_payloads_all_get_an_answer():
     deepest) and from a stranger: each iq is answered, the server lives."""
     import random
     rnd = random.Random(15)
-    names = ['issue', 'revoke', 'holder-key', 'request', 'verify', 'sign', 'credentials',
+    names = ['issue', 'revoke', 'suspend', 'reinstate', 'holder-key', 'request', 'verify', 'sign', 'credentials',
              'presentation', 'claim', 'x']
     values = ['', ' ', DAVE, 'dave@' + D + '/res', '@', 'a' * 3000, 'identity', 'student',
               'https://vestnik.example/credentials/identity/1', 'n' * 16, '\u00e9\u00e9',

@@ -170,6 +170,64 @@ def test_a_pdf_by_url_is_signed_by_its_hash():
     asyncio.run(scenario())
 
 
+def test_suspend_reinstate_revoke():
+    async def scenario():
+        carol = await user(CAROL)
+        hotel = await user(HOTEL, 'desk')
+        registry = await user(REGISTRY, 'office')
+        reply = await send_iq(registry, "<issue xmlns='%s' holder='%s' type='identity'>"
+                              "<claim name='given_name'>Carol</claim>"
+                              "<claim name='family_name'>Danvers</claim>"
+                              "<claim name='birthdate'>1990-03-08</claim></issue>" % (NS, CAROL))
+        cred_id = reply.find('{%s}issued' % NS).get('id')
+        await message_from(carol, WALLET, 'You received a new document')
+
+        async def shown(nonce):
+            """A presentation of Over 18 for nonce, or None when declined."""
+            await ask_for(hotel, ['age_over_18'], nonce)
+            await message_from(carol, WALLET, 'asks for your documents')
+            carol.send_message(mto=WALLET, mbody='yes', mtype='chat')
+            msg = await message_from(hotel, WALLET)
+            p = msg.xml.find('{%s}presentation' % NS)
+            return None if p is None else p.text
+
+        async def status(op):
+            return await send_iq(registry, "<%s xmlns='%s' id='%s'/>" % (op, NS, cred_id))
+
+        async def verify(presentation, nonce):
+            return await send_iq(hotel, "<verify xmlns='%s' nonce='%s'><presentation>%s"
+                                 "</presentation></verify>" % (NS, nonce, presentation))
+
+        before = await shown('status-nonce-000001')
+        assert (await status('suspend')).get('type') == 'result'
+        await message_from(carol, WALLET, 'was suspended by its issuer')
+        assert '(suspended)' in await say(carol, 'list', expect='Your documents')
+        assert conditions(await verify(before, 'status-nonce-000001')) == \
+            ('not-acceptable', 'suspended')
+        # A suspended document is not presented: the request finds none valid.
+        await ask_for(hotel, ['age_over_18'], 'status-nonce-000002')
+        await message_from(carol, WALLET, 'no valid document')
+        assert (await message_from(hotel, WALLET)).xml.find('{%s}declined' % NS) is not None
+
+        assert (await status('reinstate')).get('type') == 'result'
+        await message_from(carol, WALLET, 'is valid again')
+        again = await shown('status-nonce-000003')
+        assert (await verify(again, 'status-nonce-000003')).get('type') == 'result'
+
+        assert (await status('revoke')).get('type') == 'result'
+        await message_from(carol, WALLET, 'was revoked by its issuer')
+        assert conditions(await status('reinstate')) == ('not-allowed', None)
+        assert '(revoked)' in await say(carol, 'list', expect='Your documents')
+        history = await say(carol, 'history', expect='UTC')
+        assert 'registry@localhost suspended: Identity card' in history, history
+        assert 'registry@localhost made valid again: Identity card' in history, history
+        await say(carol, 'delete 1', expect='Delete')
+        await say(carol, 'yes', expect='The document was deleted.')
+        for client in (carol, hotel, registry):
+            await client.close()
+    asyncio.run(scenario())
+
+
 def test_the_wallet_service_is_discovered():
     async def scenario():
         carol = await user(CAROL)
@@ -243,6 +301,6 @@ def conditions_of(reply):
 
 if __name__ == '__main__':
     harness.run([test_the_whole_wallet_by_chat, test_a_pdf_by_url_is_signed_by_its_hash,
-                 test_the_wallet_service_is_discovered, test_qr_by_chat_needs_numbers_of_a_document_held,
+                 test_suspend_reinstate_revoke, test_the_wallet_service_is_discovered, test_qr_by_chat_needs_numbers_of_a_document_held,
                  test_only_local_accounts_have_a_wallet, test_issuers_change_on_reload],
                 server=server, setup=setup, timeout=90)
