@@ -111,6 +111,7 @@ static const field_spec store_pg_fields[] = {
      .max = 3600000},
     {CFG("snapshot_max_age_ms", FIELD_UNSIGNED, store_pg_snapshot_max_age_ms), .min = 1,
      .max = 60000},
+    {CFG("read_cache_kb", FIELD_UNSIGNED, store_pg_read_cache_kb), .min = 0, .max = 4194304},
     {.name = NULL},
 };
 
@@ -644,6 +645,7 @@ static vn_config *config_new(const char *path)
     cfg->store_pg_read_timeout_ms = 5000;
     cfg->store_pg_write_timeout_ms = 60000;
     cfg->store_pg_snapshot_max_age_ms = 200;
+    cfg->store_pg_read_cache_kb = 16384;
     cfg->log_level = VN_LOG_INFO;
     cfg->log_syslog = false;
     cfg->tls_ciphers = vn_strdup("ECDHE+AESGCM:ECDHE+CHACHA20");

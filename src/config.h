@@ -80,6 +80,7 @@ typedef struct vn_config {
     size_t store_map_size_mb;
     char *store_pg_conninfo; /* NULL: libpq's defaults */
     unsigned store_pg_read_timeout_ms, store_pg_write_timeout_ms, store_pg_snapshot_max_age_ms;
+    unsigned store_pg_read_cache_kb;
 
     vn_log_level log_level;
     bool log_syslog;

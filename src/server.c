@@ -112,7 +112,8 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
                              .conninfo = cfg->store_pg_conninfo,
                              .read_timeout_ms = cfg->store_pg_read_timeout_ms,
                              .write_timeout_ms = cfg->store_pg_write_timeout_ms,
-                             .snapshot_max_age_ms = cfg->store_pg_snapshot_max_age_ms};
+                             .snapshot_max_age_ms = cfg->store_pg_snapshot_max_age_ms,
+                             .read_cache_kb = cfg->store_pg_read_cache_kb};
     vn_srv.store = vn_store_open(&opts, err);
     free(store_path);
     if (!vn_srv.store)

@@ -109,6 +109,7 @@ typedef struct vn_store_options {
     unsigned read_timeout_ms;     /* one read; 5000 */
     unsigned write_timeout_ms;    /* one batch; 60000 */
     unsigned snapshot_max_age_ms; /* how old the read snapshot may get; 200 */
+    unsigned read_cache_kb;       /* documents read in one snapshot; 0: none */
 } vn_store_options;
 
 /* NULL with a message in err on failure. The store starts in synchronous

@@ -70,6 +70,12 @@ typedef struct pg_store {
     uint64_t taken_ms; /* when the snapshot was taken */
     uv_timer_t *timer; /* renews an old snapshot when the loop is idle */
 
+    /* Documents read in the current snapshot (store_pg_docs.c), found or
+     * not: the snapshot answers the same for as long as it lives, so the
+     * cache is exact, and emptied whenever a new snapshot is taken. */
+    struct pg_cached_doc *cache;
+    size_t cache_bytes, cache_limit;
+
     /* The writer's. */
     PGconn *wr;
 
@@ -104,6 +110,8 @@ void pg_param_int(pg_params *p, int64_t v);
  * (binary columns) or NULL after logging why (the connection is repaired
  * for the next call). */
 PGresult *pg_read(pg_store *st, pg_stmt stmt, const pg_params *p, const char *what);
+/* Renews the snapshot first if it is too old (what pg_read does). */
+void pg_before_read(pg_store *st);
 /* A binary int8 or int4 column of a result. */
 int64_t pg_get_int(const PGresult *r, int row, int col);
 
@@ -122,6 +130,7 @@ int pg_schema_migrate(PGconn *conn, vn_buf *err);
 /* store_pg_docs.c */
 int pg_doc_get(void *impl, const char *host, const char *user, const char *store, const char *key,
                vn_buf *out);
+void pg_doc_cache_clear(pg_store *st);
 int pg_doc_foreach(void *impl, const char *host, const char *user, const char *store,
                    vn_store_key_cb cb, void *ud);
 int pg_doc_foreach_user(void *impl, const char *host, const char *store, vn_store_user_cb cb,

@@ -29,11 +29,14 @@
  * it on an idle loop). The writer takes `mu` before it sends a batch; the
  * loop holds it while it takes a snapshot.
  *
- * No cache. Every read asks the server: with several nodes writing to one
- * database, a cache of documents invalidated only by this process's own
- * writes would serve stale rosters and accounts, and invalidating it from
- * other nodes needs the cluster layer (LISTEN/NOTIFY or NATS). What a node
- * reads is at most snapshot_max_age_ms behind the other nodes' commits.
+ * The only cache is of the snapshot: documents read in it are kept until
+ * it is renewed (store_pg_docs.c; read_cache_kb), which is exact, since
+ * the snapshot answers the same meanwhile. A longer-lived cache of
+ * documents, invalidated only by this process's own writes, would serve
+ * stale rosters and accounts once several nodes write to one database,
+ * and invalidating it from other nodes needs the cluster layer
+ * (LISTEN/NOTIFY or NATS). So what a node reads is at most
+ * snapshot_max_age_ms behind the other nodes' commits, cache or not.
  *
  * Archive ids: each batch first locks the counter row of every archive it
  * appends to and reads its last id (one round trip, store_pg_archive.c),
@@ -191,6 +194,7 @@ static void renew_snapshot(pg_store *st)
                                                      : "BEGIN ISOLATION LEVEL REPEATABLE READ "
                                                        "READ ONLY; SELECT 1");
         st->in_snapshot = PQresultStatus(r) == PGRES_TUPLES_OK;
+        pg_doc_cache_clear(st);
         if (st->in_snapshot)
             st->taken_ms = now_ms();
         else
@@ -216,13 +220,21 @@ static void repair_read(pg_store *st)
         PQclear(PQexec(st->rd, "ROLLBACK"));
     }
     st->in_snapshot = false;
+    pg_doc_cache_clear(st);
     if (st->pinned)
         renew_snapshot(st);
 }
 
-static void before_read(pg_store *st)
+/* Whether a connection that was idle is still there: a server that shut
+ * down or restarted has said so on the socket (reading it never blocks). */
+static bool still_connected(PGconn *conn)
 {
-    if (!st->rd)
+    return conn && PQconsumeInput(conn) && PQstatus(conn) == CONNECTION_OK;
+}
+
+void pg_before_read(pg_store *st)
+{
+    if (!still_connected(st->rd))
         repair_read(st);
     else if (st->pinned && (!st->in_snapshot || now_ms() - st->taken_ms >= st->snapshot_max_age_ms))
         renew_snapshot(st);
@@ -230,7 +242,7 @@ static void before_read(pg_store *st)
 
 PGresult *pg_read(pg_store *st, pg_stmt stmt, const pg_params *p, const char *what)
 {
-    before_read(st);
+    pg_before_read(st);
     if (!st->rd) {
         vn_log_error("store: %s: no connection to PostgreSQL", what);
         return NULL;
@@ -277,6 +289,7 @@ static int pin_snapshot(void *impl, bool pin)
     if (st->in_snapshot && st->rd)
         PQclear(PQexec(st->rd, "COMMIT"));
     st->in_snapshot = false;
+    pg_doc_cache_clear(st);
     return VN_STORE_OK;
 }
 
@@ -385,14 +398,16 @@ static bool take_results(PGconn *conn, long n, vn_buf *error)
 }
 
 /* Everything of one batch up to the Sync, which commits it: the statement
- * count into *n, or false if it could not all be sent. */
-static bool send_batch(PGconn *conn, vn_store_op *ops, long *n, vn_buf *error)
+ * count into *n, or false if it could not all be sent, with *before_sync
+ * true if that was the connection failing before the Sync was queued. */
+static bool send_batch(PGconn *conn, vn_store_op *ops, long *n, bool *before_sync, vn_buf *error)
 {
     pg_batch *b = pg_batch_begin(conn, ops, error);
     size_t i = 0;
     bool sent = b != NULL;
 
     *n = 0;
+    *before_sync = true;
     for (vn_store_op *op = ops; op && sent; op = op->next, i++) {
         int k = send_op(conn, b, op);
         *n += k;
@@ -401,8 +416,15 @@ static bool send_batch(PGconn *conn, vn_store_op *ops, long *n, vn_buf *error)
     if (sent) {
         int k = pg_batch_send_counters(conn, b);
         *n += k;
-        sent = k >= 0 && PQpipelineSync(conn) == 1 && pg_flush(conn);
+        sent = k >= 0 && PQpipelineSync(conn) == 1;
+        *before_sync = !sent;
+        sent = sent && pg_flush(conn);
     }
+    /* An error of the server's is the batch's own, unless it was the
+     * server ending the connection (a FATAL, then the end of the socket,
+     * which a last read finds). */
+    if (!sent && *before_sync && PQconsumeInput(conn) && PQstatus(conn) == CONNECTION_OK)
+        *before_sync = false;
     if (!sent && !error->len)
         vn_buf_append_str(error, PQerrorMessage(conn));
     pg_batch_free(b);
@@ -420,18 +442,28 @@ static int apply(void *impl, vn_store_op *ops)
     pthread_mutex_lock(&st->mu);
     st->unrefreshed = true; /* from here on, reads may see this batch */
     pthread_mutex_unlock(&st->mu);
-    if (!st->wr || PQstatus(st->wr) != CONNECTION_OK) {
-        PQfinish(st->wr);
-        st->wr = connect_write(st, &error);
-        if (!st->wr) {
-            vn_log_error("store: write: %s", error.data);
-            vn_buf_free(&error);
-            return VN_STORE_ERROR;
-        }
-    }
     for (vn_store_op *op = ops; op; op = op->next)
         n_ops++;
-    bool sent = send_batch(st->wr, ops, &n, &error);
+    /* A connection found gone before the batch's Sync went out committed
+     * nothing of it: the batch is sent again, once, on a new one. */
+    bool sent = false, before_sync = true;
+    for (int attempt = 0; attempt < 2 && !sent && before_sync; attempt++) {
+        if (!still_connected(st->wr)) {
+            PQfinish(st->wr);
+            vn_buf_reset(&error);
+            st->wr = connect_write(st, &error);
+            if (!st->wr) {
+                vn_log_error("store: write: %s", error.data);
+                vn_buf_free(&error);
+                return VN_STORE_ERROR;
+            }
+        }
+        sent = send_batch(st->wr, ops, &n, &before_sync, &error);
+        if (!sent && before_sync)
+            vn_log_warn("store: the connection to PostgreSQL was lost before a batch was sent; "
+                        "sending it again: %s",
+                        error.data);
+    }
     bool ok = sent && take_results(st->wr, n, &error);
     if (!ok) {
         vn_log_error("store: a batch of %zu write(s) failed: %s", n_ops, error.data);
@@ -518,6 +550,7 @@ static void pg_close(void *impl)
         st->timer->data = NULL;
         uv_close((uv_handle_t *)st->timer, on_timer_closed);
     }
+    pg_doc_cache_clear(st);
     PQfinish(st->rd);
     PQfinish(st->wr);
     pthread_mutex_destroy(&st->mu);
@@ -533,6 +566,7 @@ static pg_store *pg_new(const vn_store_options *opts)
     st->read_timeout_ms = opts->read_timeout_ms ? opts->read_timeout_ms : 5000;
     st->write_timeout_ms = opts->write_timeout_ms ? opts->write_timeout_ms : 60000;
     st->snapshot_max_age_ms = opts->snapshot_max_age_ms ? opts->snapshot_max_age_ms : 200;
+    st->cache_limit = (size_t)opts->read_cache_kb << 10;
     pthread_mutex_init(&st->mu, NULL);
     return st;
 }

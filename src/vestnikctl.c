@@ -350,7 +350,8 @@ static vn_store_options store_options(const vn_config *cfg, const char *path)
                               .conninfo = cfg->store_pg_conninfo,
                               .read_timeout_ms = cfg->store_pg_read_timeout_ms,
                               .write_timeout_ms = cfg->store_pg_write_timeout_ms,
-                              .snapshot_max_age_ms = cfg->store_pg_snapshot_max_age_ms};
+                              .snapshot_max_age_ms = cfg->store_pg_snapshot_max_age_ms,
+                              .read_cache_kb = cfg->store_pg_read_cache_kb};
 }
 
 static vn_store *store_open(const vn_config *cfg, bool create, bool *missing)

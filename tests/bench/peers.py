@@ -174,7 +174,8 @@ class Server:
 class Vestnik(Server):
     name = 'vestnik'
 
-    def __init__(self, base, builddir, cert, key, profile='minimal', srcdir='.'):
+    def __init__(self, base, builddir, cert, key, profile='minimal', srcdir='.', store=''):
+        """store: a store: section for the config ('': LMDB in data_dir)."""
         super().__init__(base, profile)
         self.builddir = builddir
         self.log_path = os.path.join(self.dir, 'vestnikd.log')
@@ -222,6 +223,7 @@ module_path: {module_path}
                 if has_muc:
                     f.write('  muc:\n' + ''.join('    %s: %s\n' % item for item in muc.items())
                             + '    max_history_messages: 0\n')
+            f.write(store)
         os.mkdir(os.path.join(self.dir, 'data'))
         self.proc = None
 

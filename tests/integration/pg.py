@@ -16,6 +16,7 @@ skipped), unless VN_REQUIRE_PEERS=1, which makes that a failure.
 Only the standard library is used.
 """
 
+import contextlib
 import glob
 import os
 import pwd
@@ -97,7 +98,9 @@ class PostgreSQL:
         return result.stdout
 
     def start(self, timeout=60):
-        if not os.path.exists(self.data):
+        """Starts the server, made with its database on the first start."""
+        fresh = not os.path.exists(self.data)
+        if fresh:
             self._run('initdb', '-D', self.data, '-U', self.user, '-A', 'trust',
                       '-E', 'UTF8', '--locale=C', '--no-sync')
         log = open(self.log_path, 'ab')
@@ -122,7 +125,7 @@ class PostgreSQL:
                 break
             assert time.monotonic() < deadline, 'postgres did not start; log:\n' + self.log_tail()
             time.sleep(0.1)
-        if self.database != 'postgres':
+        if fresh and self.database != 'postgres':
             self.sql('CREATE DATABASE %s' % self.database, database='postgres')
         return self
 
@@ -139,13 +142,32 @@ class PostgreSQL:
         except FileNotFoundError:
             return ''
 
+    def _postmaster_pid(self):
+        """The server's own pid (under runuser, self.proc is runuser's)."""
+        try:
+            with open(os.path.join(self.data, 'postmaster.pid')) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
     def stop(self, timeout=30):
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        pid = self._postmaster_pid()
+        for sig in (signal.SIGINT, signal.SIGQUIT):  # fast, then immediate shutdown
+            try:
+                os.kill(pid, sig) if pid else self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait()
         self.proc = None

@@ -111,8 +111,10 @@ static vn_store *open_store(const char *path)
     if (pg_base) {
         pg_schema_of(path, schema, sizeof schema);
         conninfo = vn_asprintf("%s options='-csearch_path=%s'", pg_base, schema);
-        opts = (vn_store_options){
-            .backend = "postgresql", .conninfo = conninfo, .write_timeout_ms = pg_write_timeout_ms};
+        opts = (vn_store_options){.backend = "postgresql",
+                                  .conninfo = conninfo,
+                                  .write_timeout_ms = pg_write_timeout_ms,
+                                  .read_cache_kb = 1024};
     }
     vn_buf_init(&err);
     vn_store *s = vn_store_open(&opts, &err);
