@@ -14,6 +14,7 @@
  * (JMI, Jingle, moderation).
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,9 +308,19 @@ static void domains_free(void)
     voice.domain_count = 0;
 }
 
+/* libsrtp2 keeps what srtp_init() set up (its crypto kernel) for the whole
+ * process; unmapped with this module, that memory would be left with
+ * nothing pointing to it. It stays loaded once used. */
+static void keep_srtp_loaded(void)
+{
+    if (!dlopen("libsrtp2.so.1", RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE))
+        vn_log_debug("voice: libsrtp2.so.1 is not loaded under that name");
+}
+
 static int voice_load(vn_module *m)
 {
     voice.module = m;
+    keep_srtp_loaded();
     read_limits(m);
     if (vn_module_config_int(m, "port_max") < vn_module_config_int(m, "port_min")) {
         vn_log_error("voice: port_max is below port_min");
