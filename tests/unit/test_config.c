@@ -681,7 +681,7 @@ static void test_error_wrong_type(void **state)
     assert_load_error("hosts: [a.example]\nlog:\n  level: loud\n", 3,
                       "log: key 'level' must be one of: error, warn, info, debug");
     assert_load_error("hosts: [a.example]\nstore:\n  backend: bdb\n", 3,
-                      "store: key 'backend' must be one of: lmdb");
+                      "store: key 'backend' must be one of: lmdb, postgresql");
     assert_load_error("hosts: a.example\n", 1, "hosts: must be a list of domain names");
     assert_load_error("- hosts\n", 1,
                       "the configuration must be a map of keys, starting with 'hosts'");
