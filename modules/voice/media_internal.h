@@ -102,6 +102,7 @@ typedef struct vc_leg {
     bool marker;
     uint64_t tx_packets, tx_octets;
     uint64_t next_rtcp_ms;
+    uint32_t rtcp_rand; /* never 0 */
 
     vc_leg_counters st;
 } vc_leg;

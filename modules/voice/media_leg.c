@@ -145,6 +145,7 @@ int vc_leg_open(vc_engine *e, uint64_t conf, const vc_remote *r, vc_local *local
     while (leg->ssrc == 0 || leg->ssrc == r->ssrc);
     vc_random(&leg->seq, sizeof(leg->seq));
     vc_random(&leg->ts, sizeof(leg->ts));
+    leg->rtcp_rand = leg->ssrc; /* nonzero */
     leg->marker = true;
     size_t ulen = strlen(leg->lufrag) + 1 + strlen(r->ice_ufrag) + 1;
     leg->username = malloc(ulen);
