@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 import harness
 import test_credentials
 from test_credentials import (D, HOTEL, NS, NS_COMMANDS, PASSWORD, WALLET, CredentialsServer,
-                              command, conditions, disclosures, form_fields, forge_disclosure,
+                              chat, command, conditions, disclosures, form_fields, forge_disclosure,
                               message_from, note, send_iq, user)
 
 DAVE = 'dave@' + D
@@ -193,8 +193,15 @@ def test_request_and_verification_refusals():
 
         # A presentation whose key binding is too old.
         stale = await presentation_for_second(hotel, dave)
+        # Meanwhile a request nobody answers (request_timeout is 30 s).
+        reply = await send_iq(hotel, request(nonce='unanswered-nonce-01'))
+        unanswered = reply.find('{%s}pending' % NS).get('id')
+        await message_from(dave, WALLET, 'asks for your documents')
         await asyncio.sleep(MAX_AGE + 32)  # the age allowed and the clock leeway
         await expect(hotel, verify(stale, 'pending-nonce-0001'), 'not-acceptable', 'expired')
+        msg = await message_from(hotel, WALLET, timeout=30)
+        assert msg.xml.find('{%s}declined' % NS).get('request') == unanswered
+        assert await chat(dave, 'yes', expect='waits') == 'No request waits for your answer.'
         for client in (registry, dave, hotel, stranger):
             await client.close()
     asyncio.run(scenario())
