@@ -293,6 +293,45 @@ def test_issuers_change_on_reload():
     asyncio.run(scenario())
 
 
+def test_wallets_and_keys_survive_a_restart():
+    """Credentials, pending requests, the holder key (wrapped under the
+    secret in data_dir) and the issuer's key all outlive the process."""
+    async def issue_and_ask():
+        registry = await user(REGISTRY, 'office')
+        hotel = await user(HOTEL, 'desk')
+        carol = await user(CAROL)
+        reply = await send_iq(registry, "<issue xmlns='%s' holder='%s' type='identity'>"
+                              "<claim name='given_name'>Carol</claim>"
+                              "<claim name='family_name'>Danvers</claim>"
+                              "<claim name='birthdate'>1990-03-08</claim></issue>" % (NS, CAROL))
+        assert reply.get('type') == 'result', ET.tostring(reply)
+        await message_from(carol, WALLET, 'You received a new document')
+        await ask_for(hotel, ['age_over_18'], 'restart-nonce-00001')
+        await message_from(carol, WALLET, 'asks for your documents')
+        for client in (registry, hotel, carol):
+            await client.close()
+
+    async def answer_after():
+        hotel = await user(HOTEL, 'desk')
+        carol = await user(CAROL)
+        assert '1. Identity card, Civil registry (valid)' in await say(carol, 'list',
+                                                                       expect='Your documents')
+        carol.send_message(mto=WALLET, mbody='yes', mtype='chat')
+        msg = await message_from(hotel, WALLET)
+        presentation = msg.xml.find('{%s}presentation' % NS)
+        assert presentation is not None, ET.tostring(msg.xml)
+        reply = await send_iq(hotel, "<verify xmlns='%s' nonce='restart-nonce-00001'>"
+                              "<presentation>%s</presentation></verify>" % (NS, presentation.text))
+        assert reply.get('type') == 'result', ET.tostring(reply)
+        await say(carol, 'delete 1', expect='Delete')
+        await say(carol, 'yes', expect='The document was deleted.')
+        for client in (hotel, carol):
+            await client.close()
+    asyncio.run(issue_and_ask())
+    server.restart()
+    asyncio.run(answer_after())
+
+
 def conditions_of(reply):
     error = reply.find('{jabber:component:accept}error')
     assert error is not None, harness.tostring(reply)
@@ -302,5 +341,6 @@ def conditions_of(reply):
 if __name__ == '__main__':
     harness.run([test_the_whole_wallet_by_chat, test_a_pdf_by_url_is_signed_by_its_hash,
                  test_suspend_reinstate_revoke, test_the_wallet_service_is_discovered, test_qr_by_chat_needs_numbers_of_a_document_held,
-                 test_only_local_accounts_have_a_wallet, test_issuers_change_on_reload],
+                 test_only_local_accounts_have_a_wallet, test_issuers_change_on_reload,
+                 test_wallets_and_keys_survive_a_restart],
                 server=server, setup=setup, timeout=90)
