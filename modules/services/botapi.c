@@ -254,6 +254,15 @@ void botapi_call_fail(botapi_call *call, int code, const char *description)
     botapi_call_free(call);
 }
 
+void botapi_call_fail_429(botapi_call *call, int retry_after)
+{
+    char text[64];
+    snprintf(text, sizeof text, "Too Many Requests: retry after %d", retry_after);
+    if (call->req)
+        respond_error(call->req, 429, text, retry_after);
+    botapi_call_free(call);
+}
+
 /* ---- the routes ---- */
 
 static void bot_on_headers(vn_http_request *req, void *ud)
@@ -340,9 +349,9 @@ static void bot_on_request(vn_http_request *req, void *ud)
     }
     int retry_after;
     if (strcasecmp(method_name, "getUpdates") != 0 && !rate_take(bot, &retry_after)) {
-        char text[64];
-        snprintf(text, sizeof text, "Too Many Requests: retry after %d", retry_after);
-        respond_error(req, 429, text, retry_after);
+        botapi_call *call = botapi_call_new(bot, method_name);
+        call->req = req;
+        botapi_call_fail_429(call, retry_after);
         return;
     }
     botapi_call *call = botapi_call_new(bot, method_name);

@@ -123,6 +123,8 @@ void botapi_call_free(botapi_call *call);
 void botapi_call_ok(botapi_call *call, json_t *result);
 /* description: Telegram's text, e.g. "Bad Request: chat not found". */
 void botapi_call_fail(botapi_call *call, int code, const char *description);
+/* 429 Too Many Requests with parameters.retry_after and Retry-After. */
+void botapi_call_fail_429(botapi_call *call, int retry_after);
 
 /* Parameters: present and of the right shape, else false. */
 bool botapi_param_int(const botapi_call *call, const char *name, int64_t *out);
@@ -203,16 +205,26 @@ void botapi_xmpp_stop(void);
 json_t *botapi_user_json(botapi_bot *bot, const char *jid, const char *lang);
 json_t *botapi_chat_json(botapi_bot *bot, const char *jid);
 json_t *botapi_bot_user_json(const botapi_bot *bot);
+/* Why a message from a bot did not go out: the stanza error it met on
+ * the way (the platform's consent, rate limit or quota, no such user). */
+typedef struct botapi_refusal {
+    bool refused;
+    char type[16];      /* "cancel", "wait", ... */
+    char condition[48]; /* "forbidden", "policy-violation", ... */
+} botapi_refusal;
+
 /* Send a message from the bot as message_id of the chat: text (may be
  * NULL), reply_markup (or NULL), an out-of-band URL (or NULL); replace:
  * the stanza id this one corrects (XEP-0308) or NULL; reply_to: the
  * stanza id it answers (XEP-0461) or NULL. Returns the new stanza's id
- * (malloc'ed). */
+ * (malloc'ed), or NULL when it was refused on the way (*refusal says why;
+ * refusal may be NULL). */
 char *botapi_xmpp_send(botapi_bot *bot, const char *to, int64_t message_id, const char *text,
                        const json_t *markup, const char *url, const char *replace,
-                       const char *reply_to);
-/* XEP-0424 retraction of the bot's stanza id. */
-void botapi_xmpp_retract(botapi_bot *bot, const char *to, const char *stanza_id);
+                       const char *reply_to, botapi_refusal *refusal);
+/* XEP-0424 retraction of the bot's stanza id (refusal as above). */
+void botapi_xmpp_retract(botapi_bot *bot, const char *to, const char *stanza_id,
+                         botapi_refusal *refusal);
 /* A text notice from the bot (answerCallbackQuery's text). */
 void botapi_xmpp_notice(botapi_bot *bot, const char *to, const char *text);
 /* A XEP-0085 <composing/> chat state (sendChatAction). */

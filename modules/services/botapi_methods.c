@@ -5,6 +5,7 @@
  * user has not started the bot), then act on the XMPP side and answer
  * with the Telegram object.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -106,6 +107,22 @@ static int64_t reply_to_of(botapi_call *call)
     return id;
 }
 
+/* A message refused on the way, as Telegram words it: 429 for the
+ * platform's rate limit and quota (the wait type), 403 for consent and
+ * suspension, 400 otherwise (no such user). */
+static void fail_refused(botapi_call *call, const botapi_refusal *r)
+{
+    if (strcmp(r->type, "wait") == 0) {
+        botapi_call_fail_429(call, 1);
+    } else if (strcmp(r->condition, "forbidden") == 0) {
+        botapi_call_fail(call, 403, "Forbidden: bot was blocked by the user");
+    } else {
+        char text[96];
+        snprintf(text, sizeof text, "Bad Request: the message was refused (%s)", r->condition);
+        botapi_call_fail(call, 400, text);
+    }
+}
+
 /* The Message object of something the bot sends now. */
 static json_t *message_new(botapi_call *call, const char *chat, int64_t message_id)
 {
@@ -134,12 +151,18 @@ static void deliver(botapi_call *call, const char *chat, json_t *message, const 
     }
     if (markup)
         json_object_set(message, "reply_markup", markup);
+    botapi_refusal refusal;
     char *sid = botapi_xmpp_send(call->bot, chat, message_id, text, markup, url, NULL,
-                                 reply_sid && reply_sid[0] ? reply_sid : NULL);
+                                 reply_sid && reply_sid[0] ? reply_sid : NULL, &refusal);
+    free(reply_sid);
+    if (!sid) {
+        json_decref(message);
+        fail_refused(call, &refusal);
+        return;
+    }
     botapi_chat_message_put(call->bot, chat, message_id, sid, message);
     if (has_inline_keyboard(markup))
         botapi_chat_set_keyboard_message(call->bot, chat, message_id);
-    free(reply_sid);
     free(sid);
     botapi_call_ok(call, message);
 }
@@ -281,15 +304,26 @@ static void edit_message(botapi_call *call, bool text_too)
             json_decref(file);
             url = file_url;
         }
-        free(botapi_xmpp_send(call->bot, chat, message_id, new_text, markup, url, sid, NULL));
-        botapi_chat_message_put(call->bot, chat, message_id, sid, message);
-        if (has_inline_keyboard(markup))
-            botapi_chat_set_keyboard_message(call->bot, chat, message_id);
+        botapi_refusal refusal;
+        char *edit_sid = botapi_xmpp_send(call->bot, chat, message_id, new_text, markup, url, sid,
+                                          NULL, &refusal);
+        bool sent = edit_sid != NULL;
+        if (sent) {
+            botapi_chat_message_put(call->bot, chat, message_id, sid, message);
+            if (has_inline_keyboard(markup))
+                botapi_chat_set_keyboard_message(call->bot, chat, message_id);
+        }
+        free(edit_sid);
         free(new_text);
         free(file_url);
         free(sid);
         free(chat);
-        botapi_call_ok(call, message);
+        if (sent) {
+            botapi_call_ok(call, message);
+        } else {
+            json_decref(message);
+            fail_refused(call, &refusal);
+        }
         return;
     }
     json_decref(message);
@@ -314,12 +348,17 @@ static void delete_message(botapi_call *call)
         botapi_call_fail(call, 400, "Bad Request: message to delete not found");
         return;
     }
-    botapi_xmpp_retract(call->bot, chat, sid);
-    botapi_chat_message_delete(call->bot, chat, message_id);
+    botapi_refusal refusal;
+    botapi_xmpp_retract(call->bot, chat, sid, &refusal);
+    if (!refusal.refused)
+        botapi_chat_message_delete(call->bot, chat, message_id);
     json_decref(message);
     free(sid);
     free(chat);
-    botapi_call_ok(call, json_true());
+    if (refusal.refused)
+        fail_refused(call, &refusal);
+    else
+        botapi_call_ok(call, json_true());
 }
 
 static void answer_callback_query(botapi_call *call)

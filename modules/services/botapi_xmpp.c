@@ -80,6 +80,45 @@ json_t *botapi_bot_user_json(const botapi_bot *bot)
 
 /* ---- to users ---- */
 
+/* The stanza being routed now: a refusal on the way (the platform's
+ * consent, rate limit or quota; an unknown account) comes straight back
+ * as an error while vn_route runs, and is kept here. */
+static struct {
+    const char *id;
+    botapi_refusal *refusal;
+} sending;
+
+static void route_watched(vn_stanza *m, const char *id, botapi_refusal *refusal)
+{
+    if (refusal)
+        *refusal = (botapi_refusal){0};
+    sending.id = id;
+    sending.refusal = refusal;
+    vn_route(m);
+    sending.id = NULL;
+    sending.refusal = NULL;
+}
+
+/* An error message to a bot: the refusal of the stanza being sent? */
+static void bounce_seen(const vn_stanza *st)
+{
+    const char *id = vn_stanza_attr(st, "id");
+    if (!sending.id || !sending.refusal || !id || strcmp(id, sending.id) != 0)
+        return;
+    const vn_stanza *error = vn_stanza_child(st, "error", NULL);
+    const vn_stanza *condition = NULL;
+    for (const vn_stanza *c = error ? vn_stanza_first_element(error) : NULL; c && !condition;
+         c = vn_stanza_next_element(c))
+        if (vn_stanza_is(c, NULL, VN_NS_STANZA_ERRORS) && strcmp(vn_stanza_name(c), "text") != 0)
+            condition = c;
+    botapi_refusal *r = sending.refusal;
+    r->refused = true;
+    snprintf(r->condition, sizeof r->condition, "%s",
+             condition ? vn_stanza_name(condition) : "undefined-condition");
+    snprintf(r->type, sizeof r->type, "%s",
+             error && vn_stanza_attr(error, "type") ? vn_stanza_attr(error, "type") : "cancel");
+}
+
 static vn_stanza *message_new(const botapi_bot *bot, const char *to, const char *id)
 {
     vn_stanza *m = vn_stanza_new("message", VN_NS_CLIENT);
@@ -174,7 +213,7 @@ static void render_url_buttons(const json_t *markup, vn_buf *body)
 
 char *botapi_xmpp_send(botapi_bot *bot, const char *to, int64_t message_id, const char *text,
                        const json_t *markup, const char *url, const char *replace,
-                       const char *reply_to)
+                       const char *reply_to, botapi_refusal *refusal)
 {
     char sid[40] = "bot-";
     botapi_random_hex(sid + 4, 12);
@@ -219,11 +258,12 @@ char *botapi_xmpp_send(botapi_bot *bot, const char *to, int64_t message_id, cons
         vn_stanza_set_attr(reply, "id", reply_to);
     }
     vn_stanza_set_attr(vn_stanza_add_child(m, "origin-id", NS_SID), "id", sid);
-    vn_route(m);
-    return vn_strdup(sid);
+    route_watched(m, sid, refusal);
+    return refusal && refusal->refused ? NULL : vn_strdup(sid);
 }
 
-void botapi_xmpp_retract(botapi_bot *bot, const char *to, const char *stanza_id)
+void botapi_xmpp_retract(botapi_bot *bot, const char *to, const char *stanza_id,
+                         botapi_refusal *refusal)
 {
     char id[40] = "bot-";
     botapi_random_hex(id + 4, 12);
@@ -238,7 +278,7 @@ void botapi_xmpp_retract(botapi_bot *bot, const char *to, const char *stanza_id)
     vn_stanza_add_child(apply, "retract", NS_RETRACT_0);
     vn_stanza_set_attr(vn_stanza_add_child(m, "fallback", NS_FALLBACK), "for", NS_RETRACT);
     vn_stanza_add_child(m, "store", NS_HINTS);
-    vn_route(m);
+    route_watched(m, id, refusal);
 }
 
 void botapi_xmpp_notice(botapi_bot *bot, const char *to, const char *text)
@@ -472,6 +512,8 @@ static vn_hook_result route_to_bots(vn_event *ev, void *ud)
         const char *type = vn_stanza_attr(ev->stanza, "type");
         if (!type || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)
             message_from_user(bot, ev->stanza, ev->from->bare);
+        else if (strcmp(type, "error") == 0)
+            bounce_seen(ev->stanza);
     } else if (strcmp(name, "message") == 0) {
         vn_route_error(ev->stanza, "cancel", "service-unavailable", NULL);
     }

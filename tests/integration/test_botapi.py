@@ -67,6 +67,7 @@ class Server(harness.Server):
     def __init__(self):
         self.http_port, self.https_port = harness.free_ports(2)
         self.fetch_private = True  # the test's file server is on 127.0.0.1
+        self.platform = {}  # more modules.services keys, for one test
         super().__init__()
 
     def write_config(self):
@@ -89,6 +90,7 @@ c2s:
                  f'    bot_webhook_timeout: 5\n'
                  f'    bot_max_poll_timeout: 5\n'
                  f'    bot_file_fetch_private: {"true" if self.fetch_private else "false"}\n')
+        text += ''.join('    %s: %s\n' % item for item in self.platform.items())
         with open(self.config_path, 'w') as f:
             f.write(text)
 
@@ -630,6 +632,43 @@ async def test_private_file_urls_refused():
         await client.close()
 
 
+async def test_platform_refusals_reach_the_bot():
+    """The platform's rate limit and consent apply to bots: a message
+    refused on the way is a 429 (retry_after) or a 403 to the bot, never a
+    200 for a message nobody gets."""
+    token = add_bot('burstbot')
+    bot_jid = 'burstbot@' + BOTS
+    client = await user()
+    try:
+        server.platform = {'service_message_rate': 1, 'service_message_burst': 3}
+        server.write_config()
+        server.reload()
+        await asyncio.sleep(1)
+        client.send_message(mto=bot_jid, mbody='/start', mtype='chat')
+        chat = (await poll_updates(token, 1))[0]['message']['chat']['id']
+        results = [await aapi(token, 'sendMessage', {'chat_id': chat, 'text': 'n%d' % i})
+                   for i in range(6)]
+        sent = [r for r in results if r[0] == 200]
+        limited = [r for r in results if r[0] == 429]
+        assert len(sent) >= 3 and limited, [r[0] for r in results]
+        assert limited[0][1]['parameters']['retry_after'] >= 1, limited[0][1]
+        for r in sent:
+            got = await next_message(client, bot_jid)
+            assert got['body'] == r[1]['result']['text'], (got['body'], r[1])
+
+        # stopped by the user (unsubscribed): 403
+        client.send_presence(pto=bot_jid, ptype='unsubscribe')
+        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.1)  # past the rate limit
+        assert_error(await aapi(token, 'sendMessage', {'chat_id': chat, 'text': 'again'}), 403)
+    finally:
+        server.platform = {}
+        server.write_config()
+        server.reload()
+        await asyncio.sleep(1)
+        await client.close()
+
+
 async def test_vestnikctl_bot_commands():
     token = add_bot('listedbot')
     result = server.bot_ctl('bot', 'list')
@@ -679,6 +718,7 @@ if __name__ == '__main__':
                      test_failing_webhook_is_reported_and_retried,
                      test_corrections_chat_states_and_restarts,
                      test_private_file_urls_refused,
+                     test_platform_refusals_reach_the_bot,
                      test_vestnikctl_bot_commands] + bot_tests,
                     server=server, setup=setup, timeout=90)
     finally:
