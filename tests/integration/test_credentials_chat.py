@@ -6,7 +6,10 @@ sends chat messages gets a document from the civil registry, lists and
 shows it, shares one claim of two with a hotel by its number, refuses a
 second request with "no", signs a consent with "yes", reads who saw what,
 and deletes the document after confirming. Also: the hotel receives only
-what was shared; a stranger's server gets an error, not a wallet.
+what was shared; a PDF by URL is signed by its hash; an issuer suspends,
+reinstates and revokes; the service is in disco; a component gets an
+error, not a wallet; a reload changes the issuers; wallets, pending
+requests and keys survive a restart.
 """
 
 import asyncio
