@@ -1,7 +1,8 @@
 /* media_engine.c - the media engine's thread, its queues and its stats.
  *
- * The media thread runs a libuv loop of its own: the legs' UDP sockets, the
- * 20 ms mixer tick and an async handle for commands. libuv rather than the
+ * The media thread runs a libuv loop of its own: the 20 ms mixer tick, which
+ * also drains the legs' UDP sockets (media_leg.c), and an async handle for
+ * commands. libuv rather than the
  * GLib main loop libnice's agent would need: the server side is ICE-lite
  * (RFC 8445 §2.5), which only answers connectivity checks, and libnice's
  * exported STUN library (stun/stunagent.h, stun/usages/ice.h) does that on a

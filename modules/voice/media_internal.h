@@ -23,7 +23,9 @@
 
 #define VC_TICK_MS 20
 #define VC_PACKET_MAX 1500
-#define VC_MAX_MIXES_PER_CONF 9 /* the listeners' mix + up to 8 speakers */
+#define VC_MAX_MIXES_PER_CONF 9  /* the listeners' mix + up to 8 speakers */
+#define VC_RX_BATCH 8            /* datagrams per recvmmsg */
+#define VC_RX_BATCHES_PER_TICK 4 /* recvmmsg calls per leg and tick, at most */
 
 typedef enum vc_leg_state {
     VC_LEG_CHECKING,  /* waiting for a nominating connectivity check */
@@ -166,7 +168,7 @@ struct vc_engine {
     vc_leg **scratch_legs;
     vc_mix_input *scratch_in;
     unsigned *scratch_mix;
-    uint8_t rxbuf[2048];
+    uint8_t rxbuf[VC_RX_BATCH][2048];
 
     /* stats */
     _Atomic uint64_t ticks, late_ticks, decodes, encodes, forwards, packets_in, packets_out,
@@ -186,6 +188,8 @@ void vc_emit(vc_engine *e, vc_event_type type, const vc_leg *leg, vc_fail_reason
 int vc_leg_start(vc_engine *e, vc_leg *leg);
 void vc_leg_release(vc_leg *leg);
 void vc_leg_fail(vc_leg *leg, vc_fail_reason reason, const char *detail);
+/* Reads and handles every datagram waiting on the leg's socket. */
+void vc_leg_drain(vc_leg *leg);
 int vc_leg_send(vc_leg *leg, const void *buf, size_t len); /* to the peer */
 int vc_leg_send_to(vc_leg *leg, const void *buf, size_t len, const struct sockaddr *to);
 
@@ -223,7 +227,8 @@ int vc_srtp_protect(vc_leg *leg, uint8_t *buf, size_t *len, bool rtcp);
 int vc_srtp_unprotect(vc_leg *leg, uint8_t *buf, size_t *len, bool rtcp);
 
 /* media_rtp.c */
-void vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len);
+/* arrival_ms: the kernel's receive time, realtime clock */
+void vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len, uint64_t arrival_ms);
 void vc_rtcp_input(vc_leg *leg, uint8_t *buf, size_t len);
 void vc_rtp_send(vc_leg *leg, const uint8_t *payload, size_t len);
 void vc_rtcp_send(vc_leg *leg);

@@ -74,7 +74,7 @@ uint8_t vc_rtp_audio_level(const uint8_t *ext, size_t len, uint16_t profile, uin
     return VC_LEVEL_UNKNOWN;
 }
 
-void vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len)
+void vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len, uint64_t arrival_ms)
 {
     if (leg->state != VC_LEG_CONNECTED || vc_srtp_unprotect(leg, buf, &len, false) != 0)
         return;
@@ -125,7 +125,7 @@ void vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len)
     atomic_fetch_add(&leg->st.in, 1);
     atomic_fetch_add(&leg->e->packets_in, 1);
     if (end > off)
-        vc_jb_put(&leg->jb, seq, ts, vc_now_ms(), buf + off, end - off, level);
+        vc_jb_put(&leg->jb, seq, ts, arrival_ms, buf + off, end - off, level);
 }
 
 void vc_rtcp_input(vc_leg *leg, uint8_t *buf, size_t len)

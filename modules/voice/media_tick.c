@@ -308,8 +308,10 @@ static void mix_conf(vc_engine *e, vc_conf *c)
 
 void vc_tick(vc_engine *e)
 {
+    for (vc_conf *c = e->confs; c; c = c->next)
+        for (vc_leg *leg = c->legs; leg; leg = leg->next)
+            vc_leg_drain(leg);
     uint64_t now = vc_now_ms();
-
     for (vc_conf *c = e->confs; c; c = c->next)
         for (vc_leg *leg = c->legs; leg; leg = leg->next)
             leg_timers(e, leg, now);
