@@ -128,7 +128,7 @@ typedef struct vn_config {
     unsigned s2s_stanza_rate, s2s_stanza_burst;
     unsigned component_stanza_rate, component_stanza_burst;
     unsigned component_queue_max; /* stanzas kept for an absent component */
-    unsigned max_throttle_time; /* seconds over the rate without a break; 0: never */
+    unsigned max_throttle_time;   /* seconds over the rate without a break; 0: never */
 
     size_t http_max_header_size;     /* request line and headers, bytes */
     size_t http_max_body_size;       /* bodies the server buffers for a route */
