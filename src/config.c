@@ -387,12 +387,16 @@ static void load_field(loader *ld, const field_spec *f, const vn_conf_node *valu
         else
             *(vn_listener_type *)slot = (vn_listener_type)choice;
         return;
-    case FIELD_SECTION:
+    case FIELD_SECTION: {
+        /* A section inside a section is named by its path (store.postgresql). */
+        char *name = section ? vn_asprintf("%s.%s", section, f->name) : vn_strdup(f->name);
         if (!vn_conf_is_null(value) && value->type != VN_NODE_MAP)
-            fail(ld, line, "'%s' must be a map of keys", f->name);
+            fail(ld, line, "'%s' must be a map of keys", name);
         else
-            load_map(ld, value, f->name, f->fields, base);
+            load_map(ld, value, name, f->fields, base);
+        free(name);
         return;
+    }
     case FIELD_CUSTOM: f->load(ld, value, line); return;
     }
 }

@@ -607,6 +607,34 @@ static void test_admin_socket_follows_data_dir(void **state)
     vn_buf_free(&err);
 }
 
+static void test_store_postgresql_keys(void **state)
+{
+    vn_buf err;
+
+    vn_buf_init(&err);
+    vn_config *cfg = load_text("hosts: [a.example]\n"
+                               "store:\n"
+                               "  backend: postgresql\n"
+                               "  postgresql:\n"
+                               "    conninfo: \"dbname=vestnik user=vestnik\"\n"
+                               "    read_timeout_ms: 250\n"
+                               "    snapshot_max_age_ms: 50\n"
+                               "    read_cache_kb: 0\n",
+                               &err);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->store_backend, "postgresql");
+    assert_string_equal(cfg->store_pg_conninfo, "dbname=vestnik user=vestnik");
+    assert_int_equal(cfg->store_pg_read_timeout_ms, 250);
+    assert_int_equal(cfg->store_pg_write_timeout_ms, 60000);
+    assert_int_equal(cfg->store_pg_snapshot_max_age_ms, 50);
+    assert_int_equal(cfg->store_pg_read_cache_kb, 0);
+    vn_config_free(cfg);
+    vn_buf_free(&err);
+    assert_load_error(
+        "hosts: [a.example]\nstore:\n  postgresql:\n    read_timeout_ms: 5\n", 4,
+        "store.postgresql: key 'read_timeout_ms' must be an integer between 10 and 600000");
+}
+
 static void test_example_config_loads(void **state)
 {
     const char *srcdir = getenv("VN_SRCDIR");
@@ -844,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_host_names_normalised),
         cmocka_unit_test(test_empty_sections_and_modules),
         cmocka_unit_test(test_admin_socket_follows_data_dir),
+        cmocka_unit_test(test_store_postgresql_keys),
         cmocka_unit_test(test_example_config_loads),
         cmocka_unit_test(test_error_missing_file),
         cmocka_unit_test(test_error_unknown_top_level_key),
