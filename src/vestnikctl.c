@@ -1028,7 +1028,9 @@ static int cmd_export(ctl *c, char **args, int n_args)
         fprintf(stderr, _("vestnikctl: cannot create %s: %s\n"), args[0], strerror(errno));
         return EXIT_FAIL;
     }
-    vn_store *store = store_open(c->cfg, true, &missing);
+    vn_store *store = store_open(c->cfg, false, &missing);
+    if (missing)
+        fprintf(stderr, _("vestnikctl: there is no store in %s yet\n"), c->cfg->data_dir);
     vn_buf_init(&err);
     int rc = store ? vn_store_export(store, out, &err) : -1;
     if (store && rc < 0)
