@@ -490,6 +490,18 @@ static void read_config(vn_module *m)
     };
 }
 
+static bool load_bot(const botapi_bot_record *rec, void *ud)
+{
+    const char *domain = ud;
+    char *jid = vn_asprintf("%s@%s", rec->username, domain);
+    botapi_bot *bot;
+    HASH_FIND_STR(bots, jid, bot);
+    free(jid);
+    if (!bot)
+        bot_load(domain, rec);
+    return true;
+}
+
 int botapi_start(vn_module *m)
 {
     read_config(m);
@@ -518,6 +530,10 @@ int botapi_start(vn_module *m)
     botapi_files_start();
     botapi_webhooks_start();
     botapi_xmpp_start();
+    /* Every bot now, so that webhooks go on delivering what waited while
+     * the server was down, without waiting for the bot's next update. */
+    for (size_t i = 0; i < domain_count; i++)
+        botapi_bot_foreach(vn_server_store(), domains[i].domain, load_bot, domains[i].domain);
     return 0;
 }
 

@@ -166,8 +166,10 @@ class Files(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    posts = []
+
     def do_POST(self):
-        self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        self.posts.append(self.rfile.read(int(self.headers.get('Content-Length', 0))))
         self.send_response(500)
         self.send_header('Content-Length', '0')
         self.end_headers()
@@ -517,6 +519,17 @@ async def test_failing_webhook_is_reported_and_retried():
             await asyncio.sleep(0.3)
         assert 'Wrong response from the webhook: 500' in info['last_error_message'], info
         assert info['pending_update_count'] == 1, info
+        assert json.loads(Files.posts[-1])['message']['text'] == '/start'
+
+        # after a restart, the webhook goes on with the update that waited
+        await client.close()
+        server.restart()
+        seen = len(Files.posts)
+        deadline = time.monotonic() + 15
+        while len(Files.posts) == seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert len(Files.posts) > seen, 'no webhook POST after the restart'
+        assert json.loads(Files.posts[-1])['message']['text'] == '/start'
 
         # back to polling: the update is still there
         status, body, _ = api(token, 'deleteWebhook', {})
