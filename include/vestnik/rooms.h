@@ -21,7 +21,9 @@
  *                    own notices (ev->data: a bool * set to true when done)
  * Events the service runs (VN_PASS expected):
  *   "rooms/affiliation" ev->data is a vn_room_affiliation_change, after a
- *                    user's affiliation to a room changed
+ *                    user's affiliation to a room changed; for a new room,
+ *                    once it is configured, for each affiliation it has
+ *                    (its creator's owner), as changed from VN_ROOM_NONE
  *   "rooms/gone"     ev->data is the room's bare JID (const char *), just
  *                    before a room is destroyed or, temporary, goes away
  *                    empty (not when the service shuts down: its rooms

@@ -339,6 +339,8 @@ static void owner_submit(muc_room *room, vn_event *ev, const vn_stanza *form)
     vn_log_info("muc: %s configured by %s", room->jid->bare, ev->from->full);
     vn_route_durable(vn_stanza_iq_result(ev->stanza));
     config_changed(room, &before, was_locked);
+    if (was_locked)
+        muc_rooms_opened(room);
     muc_room_maybe_drop(room);
 }
 

@@ -290,6 +290,9 @@ void muc_rooms_service_stop(const vn_module *m);
 void muc_rooms_affiliation_changed(const muc_room *room, const char *bare, muc_affiliation before,
                                    muc_affiliation after);
 void muc_rooms_gone(const muc_room *room);
+/* A new room was configured: its affiliations (its owner's, set while it
+ * was locked) are announced as new. */
+void muc_rooms_opened(const muc_room *room);
 
 /* Helpers shared by the files. */
 bool muc_is_type(const char *type, const char *want);

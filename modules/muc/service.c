@@ -122,6 +122,13 @@ void muc_rooms_affiliation_changed(const muc_room *room, const char *bare, muc_a
     vn_hook_run("rooms/affiliation", &ev);
 }
 
+void muc_rooms_opened(const muc_room *room)
+{
+    for (const muc_member *m = room->members; m; m = m->hh.next)
+        if (m->affiliation >= MUC_AFF_MEMBER)
+            muc_rooms_affiliation_changed(room, m->jid, MUC_AFF_NONE, m->affiliation);
+}
+
 void muc_rooms_gone(const muc_room *room)
 {
     vn_event ev = {.host = room->service->host, .data = (void *)room->jid->bare};

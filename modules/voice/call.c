@@ -60,9 +60,10 @@ struct call {
     uint64_t conf;
     participant **members;
     size_t count;
-    unsigned version; /* of the conference-info */
-    bool announced;   /* the room was told it started */
-    bool closing;     /* every participant is being ended: no updates */
+    unsigned version;  /* of the conference-info */
+    bool announced;    /* the room was told it started */
+    bool closing;      /* every participant is being ended: no updates */
+    size_t told_count; /* in the call, as the contact's presence last said */
     UT_hash_handle hh;
 };
 
@@ -111,19 +112,18 @@ static call *call_open(const voice_domain *dom, const char *local, const char *r
     return c;
 }
 
-size_t voice_call_count(const char *room_contact_bare)
-{
-    call *c = NULL;
-    HASH_FIND_STR(calls.calls, room_contact_bare, c);
-    return c ? c->count : 0;
-}
-
 static size_t connected_count(const call *c)
 {
     size_t n = 0;
     for (size_t i = 0; i < c->count; i++)
         n += c->members[i]->connected;
     return n;
+}
+
+size_t voice_call_connected(const voice_domain *dom, const char *local)
+{
+    const call *c = call_find(dom, local);
+    return c && !c->closing ? connected_count(c) : 0;
 }
 
 /* The <call/> element of xeps/room-calls.md §6. */
@@ -218,6 +218,10 @@ static void call_changed(call *c)
     if (c->closing)
         return;
     size_t connected = connected_count(c);
+    if (connected != c->told_count) {
+        c->told_count = connected;
+        voice_contact_call_changed(c->dom, c->local);
+    }
     if (connected > 0 && !c->announced) {
         c->announced = true;
         char *body = vn_asprintf(vn_tr(NULL, N_("A call started in this room: call %s to join")),
@@ -235,6 +239,8 @@ static void call_close(call *c)
     if (c->announced)
         tell_room(c, false, vn_tr(NULL, N_("The call in this room ended")));
     HASH_DEL(calls.calls, c);
+    if (c->told_count > 0)
+        voice_contact_call_changed(c->dom, c->local);
     free(c->members);
     free(c->contact);
     free(c->room);

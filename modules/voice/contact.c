@@ -176,6 +176,13 @@ static vn_stanza *contact_presence(const voice_domain *dom, const char *local, c
     vn_stanza_set_attr(c, "hash", "sha-1");
     vn_stanza_set_attr(c, "node", CAPS_NODE);
     vn_stanza_set_attr(c, "ver", contact.ver);
+    size_t in_call = voice_call_connected(dom, local);
+    if (in_call > 0) {
+        char *status = vn_asprintf(vn_tr(NULL, N_("In the call: %zu")), in_call);
+        vn_stanza_add_text_child(p, "show", VN_NS_CLIENT, "chat");
+        vn_stanza_add_text_child(p, "status", VN_NS_CLIENT, status);
+        free(status);
+    }
     if (name)
         vn_stanza_add_text_child(p, "nick", "http://jabber.org/protocol/nick", name);
     return p;
@@ -330,6 +337,30 @@ static void walk_members(const voice_domain *dom, const char *local, bool add)
 {
     member_walk walk = {dom, local, add};
     vn_room_member_list list = {.host = dom->host, .local = local, .cb = walk_member, .ud = &walk};
+    vn_event ev = {.host = dom->host, .data = &list};
+    vn_hook_run("rooms/members", &ev);
+}
+
+static void tell_member(const char *bare, vn_room_affiliation a, void *ud)
+{
+    const member_walk *walk = ud;
+    vn_jid *user = vn_jid_parse(bare);
+    if (user && user->local && strcmp(user->domain, walk->dom->host) == 0) {
+        vn_room_query q;
+        if (!voice_may_call(walk->dom, walk->local, user, &q)) {
+            char *name = display_name(&q, walk->local);
+            vn_route(contact_presence(walk->dom, walk->local, user->bare, NULL, name));
+            free(name);
+        }
+        vn_room_query_clear(&q);
+    }
+    vn_jid_free(user);
+}
+
+void voice_contact_call_changed(const voice_domain *dom, const char *local)
+{
+    member_walk walk = {dom, local, false};
+    vn_room_member_list list = {.host = dom->host, .local = local, .cb = tell_member, .ud = &walk};
     vn_event ev = {.host = dom->host, .data = &list};
     vn_hook_run("rooms/members", &ev);
 }

@@ -84,6 +84,9 @@ const char *voice_may_call(const voice_domain *dom, const char *local, const vn_
                            vn_room_query *q);
 void voice_contact_iq(const voice_domain *dom, vn_event *ev);
 void voice_contact_presence(const voice_domain *dom, vn_event *ev);
+/* Who is in the room's call changed: the members see it in the contact's
+ * presence (<status/>). */
+void voice_contact_call_changed(const voice_domain *dom, const char *local);
 /* Roster items: members of rooms have the room's call contact. */
 void voice_contact_start(const vn_module *m);
 void voice_contact_stop(const vn_module *m);
@@ -136,7 +139,8 @@ void voice_call_moderate(const voice_domain *dom, vn_event *ev, const vn_stanza 
 void voice_call_result(const voice_domain *dom, vn_event *ev); /* iq result/error to the bridge */
 /* disco#items of the contact: who is in the call. */
 void voice_call_list(const voice_domain *dom, const char *local, vn_stanza *items);
-size_t voice_call_count(const char *room_contact_bare);
+/* Participants connected in the room's call now (0: no call). */
+size_t voice_call_connected(const voice_domain *dom, const char *local);
 void voice_call_engine_event(const vc_event *ev, void *ud);
 void voice_call_room_gone(const voice_domain *dom, const char *local);
 /* A user's standing changed: drop them from a call they may not be in. */

@@ -266,11 +266,16 @@ async def test_call_contact_discovery_and_caps():
 
 
 async def test_members_get_the_call_contact_in_their_roster():
-    """Becoming a member pushes room@call.<host> into the roster with the
-    bridge's presence; losing the membership takes it out again."""
+    """Creating a room, or becoming a member, pushes room@call.<host> into
+    the roster with the bridge's presence; losing the membership takes it
+    out again."""
     owner = await login('owner')
     member = await login('member')
     room = await create_room(owner, 'club', members_only=True)
+    # The creator, its owner, has it as soon as the room is configured.
+    await next_matching(owner.pushes, lambda iq: any(
+        i.get('jid') == contact('club') for i in iq.xml.iter(q(NS_ROSTER, 'item'))),
+        "the owner's roster push")
     await set_affiliation(owner, room, jid('member'), 'member')
     push = await next_matching(member.pushes, lambda iq: iq.xml.find(
         '%s/%s' % (q(NS_ROSTER, 'query'), q(NS_ROSTER, 'item'))) is not None, 'a roster push')
