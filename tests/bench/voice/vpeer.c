@@ -148,7 +148,11 @@ static void delayed_fire(uv_timer_t *t)
 /* The impairment stage: loss, then jitter. */
 static void send_impaired(vp_peer *p, const uint8_t *buf, size_t len)
 {
-    uint32_t r;
+    uint32_t r = 0;
+    if (p->cfg.loss <= 0 && p->cfg.jitter_ms == 0) {
+        send_raw(p, buf, len); /* no impairment: no random number either */
+        return;
+    }
     RAND_bytes((unsigned char *)&r, sizeof(r));
     if (p->cfg.loss > 0 && (double)r / 4294967296.0 < p->cfg.loss) {
         p->tx_dropped++;
