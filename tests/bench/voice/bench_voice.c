@@ -138,6 +138,7 @@ typedef struct load {
     double handled;    /* of the packets a full-rate load would make, in and out */
     double per_core;   /* participants (or calls) per core */
     double us_per_participant;
+    double us_per_packet; /* media thread CPU per packet in or out */
     double encodes_per_tick, decodes_per_tick, forwards_per_tick;
     uint64_t late_ticks;
 } load;
@@ -161,6 +162,7 @@ static load measure(vc_engine *e, size_t units, size_t participants, size_t rece
     double packets = (double)(b.packets_in - a.packets_in + b.packets_out - a.packets_out);
     l.handled = packets / (wall / 1e9) / (50.0 * (double)(participants + receivers));
     l.per_core = (double)units * l.handled / l.core_share;
+    l.us_per_packet = cpu / 1000.0 / packets;
     l.us_per_participant = cpu / 1000.0 / (wall / 1e9) / ((double)participants * l.handled);
     l.encodes_per_tick = (double)(b.encodes - a.encodes) / ticks;
     l.decodes_per_tick = (double)(b.decodes - a.decodes) / ticks;
@@ -459,9 +461,10 @@ int main(int argc, char **argv)
         leave_all(e, &g);
         printf("one call of %zu, 3 speaking (%.0f%% of the full-rate packets): media thread "
                "%.1f%% of a core\n  -> %.0f participants/core, %.0f us CPU per participant per "
-               "second; per tick %.2f encodes, %.2f decodes; %llu late ticks\n",
+               "second, %.1f us per packet; per tick %.2f encodes, %.2f decodes; %llu late ticks\n",
                big, 100 * a.handled, 100 * a.core_share, a.per_core, a.us_per_participant,
-               a.encodes_per_tick, a.decodes_per_tick, (unsigned long long)a.late_ticks);
+               a.us_per_packet, a.encodes_per_tick, a.decodes_per_tick,
+               (unsigned long long)a.late_ticks);
         fflush(stdout);
     }
 
@@ -471,10 +474,10 @@ int main(int argc, char **argv)
         leave_all(e, &g);
         printf("%zu calls of 4, 1 speaking in each (%.0f%% of the full-rate packets): media "
                "thread %.1f%% of a core\n  -> %.0f calls/core, %.0f us CPU per participant per "
-               "second; per tick %.2f encodes, %.2f decodes, %.2f pass-throughs; %llu late "
-               "ticks\n",
+               "second, %.1f us per packet; per tick %.2f encodes, %.2f decodes, %.2f "
+               "pass-throughs; %llu late ticks\n",
                calls, 100 * c.handled, 100 * c.core_share, c.per_core, c.us_per_participant,
-               c.encodes_per_tick, c.decodes_per_tick, c.forwards_per_tick,
+               c.us_per_packet, c.encodes_per_tick, c.decodes_per_tick, c.forwards_per_tick,
                (unsigned long long)c.late_ticks);
         fflush(stdout);
     }
