@@ -98,7 +98,8 @@ void vc_emit(vc_engine *e, vc_event_type type, const vc_leg *leg, vc_fail_reason
     uv_async_send(e->xasync);
 }
 
-static bool leg_is_open(vc_engine *e, vc_leg_id id)
+/* Only the caller's thread writes the leg table, so it reads it unlocked. */
+static bool leg_is_open(const vc_engine *e, vc_leg_id id)
 {
     for (unsigned i = 0; i < e->cfg.max_legs; i++)
         if (e->slots[i].id == id)
@@ -112,20 +113,18 @@ static void on_events(uv_async_t *async)
 
     if (!e)
         return;
-    for (;;) {
-        pthread_mutex_lock(&e->lock);
-        if (e->n_events == 0) {
-            pthread_mutex_unlock(&e->lock);
-            return;
-        }
-        vc_event ev = e->events[0];
-        memmove(e->events, e->events + 1, (e->n_events - 1) * sizeof(ev));
-        e->n_events--;
-        bool open = leg_is_open(e, ev.leg);
-        pthread_mutex_unlock(&e->lock);
-        if (open)
-            e->cb(&ev, e->ud);
-    }
+    /* take the whole queue at once; a callback may close legs, and no event
+     * of a closed leg is delivered */
+    pthread_mutex_lock(&e->lock);
+    vc_event *events = e->events;
+    size_t n = e->n_events;
+    e->events = NULL;
+    e->n_events = e->cap_events = 0;
+    pthread_mutex_unlock(&e->lock);
+    for (size_t i = 0; i < n; i++)
+        if (leg_is_open(e, events[i].leg))
+            e->cb(&events[i], e->ud);
+    free(events);
 }
 
 /* ---- commands, run on the media thread */

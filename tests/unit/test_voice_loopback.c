@@ -2,7 +2,8 @@
  * test_voice_loopback.c - the media engine against real peers on loopback:
  * ICE checks, a DTLS handshake, SRTP and Opus from tests/bench/voice/vpeer.c.
  * Three in a call each hear the others' tones (Goertzel) and never their own,
- * with and without RFC 6464 levels; a muted one goes unheard; replayed or
+ * with and without RFC 6464 levels; one on a lossy, jittery path disturbs
+ * nobody else's voice; a muted one goes unheard; replayed or
  * garbage packets are counted and dropped; a wrong fingerprint, checks that
  * never come and consent that stops each end the leg with the right reason.
  * Also the RFC 7983 demultiplexer and the argument checks of vc_leg_open().
@@ -202,6 +203,62 @@ static void test_three_hear_each_other_not_themselves(void **state)
     stop_engine(e); /* lc still open: the stop closes it */
 }
 
+/* The weakest 100 ms of hz in the last ms of what p heard. */
+static double weakest(const vp_peer *p, double hz, unsigned ms)
+{
+    size_t n = (size_t)ms * 48, w = 4800;
+    double min = 1.0;
+    for (size_t at = p->rx_end - n; at + w <= p->rx_end; at += w) {
+        double g = vp_goertzel(p->rx + at, w, hz);
+        if (g < min)
+            min = g;
+    }
+    return min;
+}
+
+static void test_a_bad_network_disturbs_only_its_own_voice(void **state)
+{
+    static vp_peer a, b, c;
+    /* a sends through 30% loss and 0-60 ms jitter; b and c have clean paths */
+    vp_config ca = {.signal = VP_TONE,
+                    .tone_hz = 440,
+                    .amplitude = 0.3,
+                    .level_id = 1,
+                    .loss = 0.3,
+                    .jitter_ms = 60,
+                    .record = true};
+    vp_config cb = {
+        .signal = VP_TONE, .tone_hz = 1000, .amplitude = 0.3, .level_id = 1, .record = true};
+    vp_config cc = {.signal = VP_SILENCE, .level_id = 1, .record = true};
+    vc_engine *e = start_engine(5000, 5000, 0);
+
+    vc_leg_id la = join(e, &a, &ca, 3), lb = join(e, &b, &cb, 3), lc = join(e, &c, &cc, 3);
+    assert_true(wait_event(VC_EV_CONNECTED, la, 5000));
+    assert_true(wait_event(VC_EV_CONNECTED, lb, 5000));
+    assert_true(wait_event(VC_EV_CONNECTED, lc, 5000));
+    run_for(3000);
+
+    vc_leg_stats sa, sb;
+    assert_int_equal(vc_leg_stats_get(e, la, &sa), VC_OK);
+    assert_int_equal(vc_leg_stats_get(e, lb, &sb), VC_OK);
+    printf("# a: lost %llu fec %llu plc %llu jitter %u ms buffer %u ms; b: lost %llu buffer %u "
+           "ms; c's weakest 100 ms of b %.4f\n",
+           (unsigned long long)sa.packets_lost, (unsigned long long)sa.packets_recovered,
+           (unsigned long long)sa.packets_concealed, sa.jitter_ms, sa.buffer_ms,
+           (unsigned long long)sb.packets_lost, sb.buffer_ms, weakest(&c, 1000, 1000));
+    assert_true(sa.packets_lost > 10);
+    assert_true(sa.packets_recovered > 0);
+    assert_true(sa.buffer_ms > sb.buffer_ms); /* a's buffer grew, b's did not */
+    /* b's voice reaches c whole, in every 100 ms; a's, concealed, too */
+    assert_true(weakest(&c, 1000, 1000) > 0.02);
+    assert_true(heard(&c, 440, 1000) > 0.01);
+    assert_true(heard(&b, 440, 1000) > 0.01);
+    vp_peer_close(&a);
+    vp_peer_close(&b);
+    vp_peer_close(&c);
+    stop_engine(e);
+}
+
 static void test_wrong_fingerprint_fails_dtls(void **state)
 {
     static vp_peer p;
@@ -335,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_audio_level_extension),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_three_hear_each_other_not_themselves),
+        cmocka_unit_test(test_a_bad_network_disturbs_only_its_own_voice),
         cmocka_unit_test(test_wrong_fingerprint_fails_dtls),
         cmocka_unit_test(test_no_checks_is_an_ice_timeout),
         cmocka_unit_test(test_consent_lost),
