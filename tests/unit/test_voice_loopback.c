@@ -2,11 +2,11 @@
  * test_voice_loopback.c - the media engine against real peers on loopback:
  * ICE checks, a DTLS handshake, SRTP and Opus from tests/bench/voice/vpeer.c.
  * Three in a call each hear the others' tones (Goertzel) and never their own,
- * with and without RFC 6464 levels; one on a lossy, jittery path disturbs
- * nobody else's voice; a muted one goes unheard; replayed or
- * garbage packets are counted and dropped; a wrong fingerprint, checks that
- * never come and consent that stops each end the leg with the right reason.
- * Also the RFC 7983 demultiplexer and the argument checks of vc_leg_open().
+ * with and without RFC 6464 levels, the bridge as DTLS client or server; one on a lossy, jittery
+ * path disturbs nobody else's voice; a muted one goes unheard; replayed or garbage packets are
+ * counted and dropped; a wrong fingerprint, checks that never come and consent that stops each end
+ * the leg with the right reason. Also the RFC 7983 demultiplexer and the argument checks of
+ * vc_leg_open().
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -108,7 +108,8 @@ static vc_leg_id join(vc_engine *e, vp_peer *p, const vp_config *cfg, uint64_t c
     assert_int_not_equal(leg, 0);
     assert_true(local.n_candidates >= 1);
     assert_int_equal(local.candidates[0].component, 1);
-    assert_int_equal(local.setup, VC_SETUP_ACTIVE);
+    /* actpass: we are the DTLS client; the remote active: we are the server */
+    assert_int_equal(local.setup, cfg->dtls_client ? VC_SETUP_PASSIVE : VC_SETUP_ACTIVE);
     assert_string_equal(local.fingerprint, vc_engine_fingerprint(e));
     assert_int_equal(vp_peer_connect(p, &local, vc_engine_fingerprint(e)), 0);
     return leg;
@@ -135,7 +136,7 @@ static void test_three_hear_each_other_not_themselves(void **state)
         .signal = VP_TONE, .tone_hz = 440, .amplitude = 0.3, .level_id = 1, .record = true};
     vp_config cb = {
         .signal = VP_TONE, .tone_hz = 1000, .amplitude = 0.3, .record = true, .srtp_cm_only = true};
-    vp_config cc = {.signal = VP_SILENCE, .level_id = 1, .record = true};
+    vp_config cc = {.signal = VP_SILENCE, .level_id = 1, .record = true, .dtls_client = true};
     vc_engine *e = start_engine(5000, 5000, 0);
 
     ca.t0_ms = cb.t0_ms = cc.t0_ms = uv_hrtime() / 1000000u;
@@ -143,6 +144,7 @@ static void test_three_hear_each_other_not_themselves(void **state)
     assert_true(wait_event(VC_EV_CONNECTED, la, 5000));
     assert_true(wait_event(VC_EV_CONNECTED, lb, 5000));
     assert_true(wait_event(VC_EV_CONNECTED, lc, 5000));
+    assert_true(c.keyed);     /* c is the DTLS client, the bridge its server */
     assert_true(a.srtp_gcm);  /* AEAD_AES_128_GCM when offered ... */
     assert_false(b.srtp_gcm); /* ... else AES_CM_128_HMAC_SHA1_80 */
     run_for(2000);

@@ -58,7 +58,7 @@ int vp_global_init(char *err, size_t errlen)
     X509_set_issuer_name(x, X509_get_subject_name(x));
     X509_sign(x, key, EVP_sha256());
     fingerprint_of(x, peer_fp, sizeof(peer_fp));
-    peer_ctx = SSL_CTX_new(DTLS_server_method());
+    peer_ctx = SSL_CTX_new(DTLS_method());
     if (!peer_ctx || SSL_CTX_use_certificate(peer_ctx, x) != 1 ||
         SSL_CTX_use_PrivateKey(peer_ctx, key) != 1 ||
         SSL_CTX_set_tlsext_use_srtp(peer_ctx, "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80") !=
@@ -214,10 +214,12 @@ static void keys_ready(vp_peer *p)
     size_t salt = gcm ? 12 : 14;
     uint8_t mat[60], rx[30], tx[30];
     SSL_export_keying_material(p->ssl, mat, 2 * (16 + salt), "EXTRACTOR-dtls_srtp", 19, NULL, 0, 0);
-    memcpy(rx, mat, 16); /* the bridge is the client */
-    memcpy(tx, mat + 16, 16);
-    memcpy(rx + 16, mat + 32, salt);
-    memcpy(tx + 16, mat + 32 + salt, salt);
+    /* client key, server key, client salt, server salt (RFC 5764 §4.2) */
+    bool client = p->cfg.dtls_client;
+    memcpy(rx, mat + (client ? 16 : 0), 16);
+    memcpy(tx, mat + (client ? 0 : 16), 16);
+    memcpy(rx + 16, mat + 32 + (client ? salt : 0), salt);
+    memcpy(tx + 16, mat + 32 + (client ? 0 : salt), salt);
     p->srtp_gcm = gcm;
     srtp_policy_t in, out;
     memset(&in, 0, sizeof(in));
@@ -434,6 +436,10 @@ static void on_timer(uv_timer_t *t)
         now - p->last_check_ms >= (p->ice_ok ? p->cfg.consent_ms : CHECK_MS))
         send_check(p);
     if (!p->keyed && !p->dtls_failed && p->ice_ok) {
+        if (p->cfg.dtls_client && !p->hello_sent) { /* we are active: the ClientHello */
+            SSL_do_handshake(p->ssl);
+            p->hello_sent = true;
+        }
         DTLSv1_handle_timeout(p->ssl);
         flush_dtls(p);
     }
@@ -505,7 +511,10 @@ int vp_peer_init(vp_peer *p, uv_loop_t *loop, const vp_config *cfg)
     BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
     BIO_set_mem_eof_return(rb, -1);
     SSL_set_bio(p->ssl, rb, wb);
-    SSL_set_accept_state(p->ssl);
+    if (p->cfg.dtls_client)
+        SSL_set_connect_state(p->ssl);
+    else
+        SSL_set_accept_state(p->ssl);
     if (p->cfg.srtp_cm_only && SSL_set_tlsext_use_srtp(p->ssl, "SRTP_AES128_CM_SHA1_80") != 0)
         return -1;
 
@@ -528,7 +537,7 @@ void vp_peer_remote(const vp_peer *p, vc_remote *out)
     out->ice_pwd = p->pwd;
     out->fingerprint_hash = "sha-256";
     out->fingerprint = p->cfg.wrong_fingerprint ? wrong : peer_fp;
-    out->setup = VC_SETUP_ACTPASS;
+    out->setup = p->cfg.dtls_client ? VC_SETUP_ACTIVE : VC_SETUP_ACTPASS;
     out->opus_pt = 111;
     out->opus_fec = true;
     out->audio_level_id = p->cfg.level_id;

@@ -40,6 +40,7 @@ typedef struct vp_config {
     bool precoded;          /* cycle one second of packets encoded in advance */
     uint64_t t0_ms;         /* the common time origin of the envelopes */
     unsigned consent_ms;    /* consent check period, default 1000 */
+    bool dtls_client;       /* signal setup=active and be the DTLS client */
     bool srtp_cm_only;      /* offer only SRTP_AES128_CM_SHA1_80, not AEAD_AES_128_GCM */
 } vp_config;
 
@@ -58,7 +59,7 @@ typedef struct vp_peer {
     bool ice_ok, checks_stopped;
     SSL *ssl;
     char bridge_fp[96];
-    bool keyed, dtls_failed, srtp_gcm;
+    bool keyed, dtls_failed, srtp_gcm, hello_sent;
     srtp_t srtp;
     OpusEncoder *enc;
     OpusDecoder *dec;
