@@ -119,13 +119,23 @@ static bool is_error(const vn_stanza *st)
 
 static vn_hook_result filter_inbound(vn_event *ev, void *ud)
 {
-    if (strcmp(vn_stanza_name(ev->stanza), "message") != 0 || is_error(ev->stanza) ||
-        broadcast_in_progress())
+    if (strcmp(vn_stanza_name(ev->stanza), "message") != 0 || broadcast_in_progress())
         return VN_PASS;
     service *svc = registry_for(ev->from, ev->host);
     if (!svc)
         return VN_PASS;
     const consent_refusal *no = check(svc, ev->host, ev->to->local, false);
+    if (is_error(ev->stanza)) {
+        /* An error answers what the user sent: to a user who has not
+         * started the service it answers nothing, and its body and text
+         * would reach them unasked. Dropped: an error is never answered. */
+        if (!no)
+            return VN_PASS;
+        svc->rec.refused++;
+        registry_touch(svc);
+        audit_log(svc, AUDIT_REFUSED, ev->to->bare, ev->stanza, 1);
+        return VN_HANDLED;
+    }
     if (no) {
         svc->rec.refused++;
         registry_touch(svc);

@@ -2089,6 +2089,21 @@ def _():
     stream.close()
 
 
+@row('component', 'alice', "message type='error' with a body before she started the service",
+     'dropped, nothing delivered')
+def _():
+    # An error answers what the user sent; she sent the service nothing, so
+    # its text would reach her unasked, past consent, rate and quota.
+    stream = component()
+    stream.send("<message id='spam2' type='error' from='ads@%s' to='%s'><body>err-spam</body>"
+                "<error type='cancel'><undefined-condition xmlns='%s'/><text xmlns='%s'>"
+                "err-spam</text></error></message>"
+                % (COMPONENT, A['alice'].jid, NS_STANZAS, NS_STANZAS))
+    A['alice'].quiet(lambda e: 'err-spam' in tostring(e), "the service's unasked error",
+                     seconds=0.5)
+    stream.close()
+
+
 @row('unauthenticated component', 'alice', 'message before the handshake',
      'not-authorized stream error')
 def _():
