@@ -171,7 +171,8 @@ void consent_sign_iq(vn_event *ev, const char *host, const vn_stanza *payload)
                   "created", (json_int_t)(vn_now_us() / 1000000));
     json_t *pending = pending_list(host, user);
     if (read_document(ev, vn_stanza_child(payload, "document", CRED_NS), item)) {
-        if (json_array_size(pending) >= cred.limits.max_pending) {
+        if (json_array_size(pending) >= cred.limits.max_pending ||
+            pending_count_from(pending, ev->from->bare) >= cred.limits.max_pending_per_asker) {
             cred_iq_error(ev->stanza, "wait", "resource-constraint", NULL,
                           N_("The holder has too many requests waiting"));
         } else if (pending_put(host, user, item) != 0) {

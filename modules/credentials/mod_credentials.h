@@ -47,12 +47,13 @@ typedef struct cred_issuer {
 } cred_issuer;
 
 typedef struct cred_limits {
-    int64_t request_timeout; /* seconds a pending request or signature waits */
-    size_t max_pending;      /* pending items per holder */
-    size_t max_claims;       /* claims in one request */
-    size_t max_purpose;      /* characters of a purpose or a title */
-    size_t max_document;     /* bytes of an inline document */
-    size_t max_credentials;  /* credentials in one wallet */
+    int64_t request_timeout;      /* seconds a pending request or signature waits */
+    size_t max_pending;           /* pending items per holder */
+    size_t max_pending_per_asker; /* of them, from one verifier or service */
+    size_t max_claims;            /* claims in one request */
+    size_t max_purpose;           /* characters of a purpose or a title */
+    size_t max_document;          /* bytes of an inline document */
+    size_t max_credentials;       /* credentials in one wallet */
     int64_t max_presentation_age;
     int64_t qr_lifetime;
     int64_t default_validity; /* seconds a credential is valid when the issuer says nothing */
@@ -179,6 +180,8 @@ json_t *pending_get(const char *host, const char *user, const char *id);
 void pending_delete(const char *host, const char *user, const char *id);
 /* Pending items of the holder, oldest first (new reference). */
 json_t *pending_list(const char *host, const char *user);
+/* How many items of a pending_list() asker (a bare JID) is waiting for. */
+size_t pending_count_from(const json_t *pending, const char *asker);
 /* The oldest of a kind (NULL: any), or NULL. */
 json_t *pending_oldest(const char *host, const char *user, const char *kind);
 /* Decline what waited longer than request_timeout, on every host. */

@@ -298,7 +298,10 @@ void presentation_request_iq(vn_event *ev, const char *host, const vn_stanza *pa
         if (!vn_account_exists(host, user)) {
             reply_pending(ev, id);
             send_declined(host, item, holder->bare);
-        } else if (json_array_size(pending = pending_list(host, user)) >= cred.limits.max_pending) {
+        } else if (json_array_size(pending = pending_list(host, user)) >= cred.limits.max_pending ||
+                   pending_count_from(pending, ev->from->bare) >=
+                       cred.limits.max_pending_per_asker) {
+            /* The holder's queue is not the first asker's to fill. */
             cred_iq_error(ev->stanza, "wait", "resource-constraint", NULL,
                           N_("The holder has too many requests waiting"));
         } else if (pending_put(host, user, item) != 0) {

@@ -70,6 +70,21 @@ json_t *pending_list(const char *host, const char *user)
     return sorted;
 }
 
+size_t pending_count_from(const json_t *pending, const char *asker)
+{
+    size_t n = 0, i;
+    const json_t *item;
+    json_array_foreach(pending, i, item)
+    {
+        const char *from = json_string_value(json_object_get(item, "verifier"));
+        if (!from)
+            from = json_string_value(json_object_get(item, "service"));
+        if (from && strcmp(from, asker) == 0)
+            n++;
+    }
+    return n;
+}
+
 json_t *pending_oldest(const char *host, const char *user, const char *kind)
 {
     json_t *all = pending_list(host, user);

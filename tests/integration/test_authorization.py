@@ -2067,6 +2067,27 @@ iq_row('stranger', "alice's holder key", 'read it', 'mallory', 'get', WALLET,
        "<holder-key xmlns='%s' holder='%s'/>" % (NS_DOCUMENTS, bare('alice')), 'auth forbidden')
 
 
+def sign_request(holder, title):
+    text = 'Terms %s' % title
+    digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=')
+    return ("<sign xmlns='%s' holder='%s'><title>%s</title><document media-type='text/plain' "
+            "sha-256='%s'>%s</document></sign>"
+            % (NS_DOCUMENTS, bare(holder), title, digest.decode(), text))
+
+
+@row('stranger', "bob's pending requests", 'fill them all with sign requests',
+     'wait resource-constraint after max_pending_per_asker; others still reach bob')
+def _():
+    # Bob's queue (max_pending, 10) is his, not the first asker's: one asker
+    # holds at most max_pending_per_asker (3) of it until bob answers.
+    answers = [A['mallory'].iq('set', WALLET, sign_request('bob', 'flood-%d' % i))
+               for i in range(6)]
+    kinds = [a.get('type') for a in answers]
+    assert kinds == ['result'] * 3 + ['error'] * 3, kinds
+    refused(answers[3], 'wait resource-constraint')
+    A['alice'].ok('set', WALLET, sign_request('bob', 'from-alice'))
+
+
 @row('component', "alice's wallet", 'issue her a credential', 'auth forbidden')
 def _():
     stream = component()
