@@ -12,6 +12,7 @@
  *                     the admin socket's `bot` commands
  *   botapi_request.c  request bodies: JSON, urlencoded, multipart
  *   botapi_methods.c  the methods
+ *   botapi_format.c   parse_mode: Telegram's HTML and Markdown as XEP-0393
  *   botapi_updates.c  the update queue (store archive) and long polling
  *   botapi_webhook.c  webhooks: HTTPS POSTs on a worker, retries
  *   botapi_chats.c    per-chat state: started, message ids, keyboards
@@ -133,6 +134,11 @@ bool botapi_param_bool(const botapi_call *call, const char *name);
 /* An object or array, given as JSON or as a JSON text; borrowed. */
 json_t *botapi_param_json(const botapi_call *call, const char *name);
 const botapi_upload *botapi_param_upload(const botapi_call *call, const char *name);
+
+/* text formatted per parse_mode ("HTML", "MarkdownV2", "Markdown"; NULL
+ * or "": none) as XEP-0393 styling, into *out (malloc'ed): NULL, or the
+ * error description (400) and *out NULL (botapi_format.c). */
+const char *botapi_format(const char *text, const char *parse_mode, char **out);
 
 /* Run call->method on call->bot; answers the call now or later. */
 void botapi_method_run(botapi_call *call);

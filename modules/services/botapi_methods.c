@@ -84,6 +84,28 @@ bad:
     return false;
 }
 
+/* The text parameter field as parse_mode formats it, in place of the
+ * bot's own; false after failing the call. */
+static bool apply_parse_mode(botapi_call *call, const char *field)
+{
+    const char *text = botapi_param_string(call, field);
+    /* Markup makes a text longer, never by this much: too long already. */
+    if (text && strlen(text) > 16 * (size_t)botapi_conf.max_text_length) {
+        botapi_call_fail(call, 400, "Bad Request: message is too long");
+        return false;
+    }
+    char *formatted;
+    const char *problem = botapi_format(text, botapi_param_string(call, "parse_mode"), &formatted);
+    if (problem) {
+        botapi_call_fail(call, 400, problem);
+        return false;
+    }
+    if (formatted)
+        json_object_set_new(call->params, field, json_string(formatted));
+    free(formatted);
+    return true;
+}
+
 static bool text_ok(botapi_call *call, const char *text, bool required)
 {
     if (required && (!text || !text[0])) {
@@ -169,8 +191,10 @@ static void deliver(botapi_call *call, const char *chat, json_t *message, const 
 
 static void send_message(botapi_call *call)
 {
-    const char *text = botapi_param_string(call, "text");
     json_t *markup;
+    if (!apply_parse_mode(call, "text"))
+        return;
+    const char *text = botapi_param_string(call, "text");
     if (!text_ok(call, text, true) || !markup_of(call, &markup))
         return;
     char *chat = chat_of(call);
@@ -214,6 +238,8 @@ static void file_ready(botapi_call *call, json_t *file, char *url, void *ud)
  * of the bot's, or a URL. */
 static void send_file(botapi_call *call, const char *field)
 {
+    if (!apply_parse_mode(call, "caption"))
+        return;
     const char *caption = botapi_param_string(call, "caption");
     json_t *markup;
     if (!text_ok(call, caption, false) || !markup_of(call, &markup))
@@ -250,6 +276,8 @@ static void send_file(botapi_call *call, const char *field)
 static void edit_message(botapi_call *call, bool text_too)
 {
     int64_t message_id;
+    if (text_too && !apply_parse_mode(call, "text"))
+        return;
     const char *text = text_too ? botapi_param_string(call, "text") : NULL;
     json_t *markup;
     if (botapi_param_string(call, "inline_message_id")) {

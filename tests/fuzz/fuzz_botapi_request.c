@@ -9,7 +9,9 @@
  * query string. Besides memory safety it checks that every upload lies
  * within the body and that the typed getters of every parameter hold.
  *
- * fuzz-sources: modules/services/botapi_request.c
+ * The body is also formatted as each parse_mode (botapi_format.c).
+ *
+ * fuzz-sources: modules/services/botapi_request.c modules/services/botapi_format.c
  * fuzz-libs: -ljansson
  */
 #include <stdint.h>
@@ -60,6 +62,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(up->data);
         free(up);
     }
+    char *body_text = vn_strndup(body, body_len);
+    static const char *const modes[] = {"HTML", "MarkdownV2", "Markdown"};
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        char *formatted;
+        if (!botapi_format(body_text, modes[i], &formatted) && !formatted)
+            abort();
+        free(formatted);
+    }
+    free(body_text);
     free(head);
     return 0;
 }

@@ -4,7 +4,9 @@
  * forms as grammY, telegraf and node-telegram-bot-api send them (grammY's
  * unquoted file names, attach:// references, a preamble), the query
  * string, the typed parameter getters, and every malformed body refused
- * with a description instead of read past its end.
+ * with a description instead of read past its end; and parse_mode
+ * (modules/services/botapi_format.c): Telegram's HTML and Markdown as
+ * XEP-0393 styling.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -160,12 +162,44 @@ static void test_multipart(void **state)
     refused("multipart/form-data; boundary=b", "--bX", "multipart");
 }
 
+static void assert_format(const char *mode, const char *text, const char *expected)
+{
+    char *out;
+    assert_null(botapi_format(text, mode, &out));
+    assert_string_equal(out, expected);
+    free(out);
+}
+
+static void test_parse_mode(void **state)
+{
+    assert_format(NULL, "<b>as is</b>", "<b>as is</b>");
+    assert_format("HTML", "<b>Balance</b>: <i>1 250</i> &lt;EUR&gt; &amp; <code>x&#33;</code>",
+                  "*Balance*: _1 250_ <EUR> & `x!`");
+    assert_format("HTML",
+                  "<a href=\"https://bank.example/x?a=1&amp;b\">site</a><br/>"
+                  "<u>under</u> <tg-spoiler>s</tg-spoiler> <S>gone</S> &#x1F600; &bogus;",
+                  "site (https://bank.example/x?a=1&amp;b)\nunder s ~gone~ \xf0\x9f\x98\x80 "
+                  "&bogus;");
+    assert_format("HTML", "&#0; &#xD800; &#99999999;", "\xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd");
+    assert_format("MarkdownV2",
+                  "*bold* _it_ __under__ ||spoiler|| 1\\.5 \\* [doc](https://d.example)",
+                  "*bold* _it_ under spoiler 1.5 * doc (https://d.example)");
+    assert_format("Markdown", "*b* [x](u) [not a link] \\_", "*b* x (u) [not a link] _");
+
+    char *out;
+    assert_non_null(botapi_format("price <100", "HTML", &out));
+    assert_null(out);
+    assert_non_null(botapi_format("x", "BBCode", &out));
+    assert_null(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_urlencoded_and_query),
         cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_parse_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,8 @@ const apiRoot = process.env.VN_BOT_API;
 const bot = new Bot(token, { apiRoot });
 
 bot.command('start', (ctx) =>
-  ctx.reply('Welcome to Vestnik Bank', {
+  ctx.reply('<b>Welcome</b> to Vestnik Bank', {
+    parse_mode: 'HTML',
     reply_markup: new InlineKeyboardBuilder().text('Balance', 'balance').row()
       .text('Support', 'support').build(),
   }));
