@@ -638,7 +638,9 @@ static int cmd_bot(ctl *c, char **args, int n_args)
         return usage_error(_("wrong number of arguments for bot "), op);
     const char *name = list ? NULL : args[1];
     const char *host_arg = list ? (n_args == 2 ? args[1] : NULL) : (n_args == 3 ? args[2] : NULL);
-    char *host = vn_jid_prep_domain(host_arg ? host_arg : c->cfg->hosts[0].name);
+    if (!host_arg)
+        host_arg = c->cfg->hosts[0].name;
+    char *host = vn_jid_prep_domain(host_arg);
     if (!host || !vn_config_host(c->cfg, host)) {
         fprintf(stderr, _("vestnikctl: %s is not a host in %s\n"), host_arg, c->cfg->path);
         free(host);
