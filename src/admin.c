@@ -22,6 +22,7 @@
 
 #include "accounts.h"
 #include "admin_protocol.h"
+#include "cluster.h"
 #include "server.h"
 #include "sessions.h"
 #include "vestnik/module.h"
@@ -322,7 +323,19 @@ static void cmd_reload(admin_client *c, char **args)
     reply_send(c);
 }
 
+/* "cluster status": the nodes this one hears, their sessions, NATS. */
+static void cmd_cluster(admin_client *c, char **args)
+{
+    vn_buf_reset(&c->reply);
+    if (strcmp(args[0], "status") == 0)
+        vn_cluster_status(&c->reply);
+    else
+        vn_buf_append_str(&c->reply, "error usage: cluster status\n");
+    reply_send(c);
+}
+
 static const admin_command commands[] = {
+    {"cluster", 1, cmd_cluster},
     {"status", 0, cmd_status}, {"reload", 0, cmd_reload},   {"adduser", 3, cmd_adduser},
     {"passwd", 3, cmd_passwd}, {"deluser", 2, cmd_deluser}, {"listusers", 1, cmd_listusers},
 };

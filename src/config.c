@@ -122,6 +122,15 @@ static const field_spec store_fields[] = {
     {.name = NULL},
 };
 
+static const field_spec cluster_fields[] = {
+    {CFG("enabled", FIELD_BOOL, cluster_enabled)},
+    {CFG("node_id", FIELD_STRING, cluster_node_id)},
+    {CFG("nats_url", FIELD_STRING, cluster_nats_url)},
+    {CFG("heartbeat_ms", FIELD_UNSIGNED, cluster_heartbeat_ms), .min = 50, .max = 60000},
+    {CFG("node_timeout_ms", FIELD_UNSIGNED, cluster_node_timeout_ms), .min = 200, .max = 600000},
+    {.name = NULL},
+};
+
 static const field_spec tls_fields[] = {
     {CFG("certificate", FIELD_STRING, tls_cert)},
     {CFG("key", FIELD_STRING, tls_key)},
@@ -229,6 +238,7 @@ static const field_spec top_fields[] = {
     {CFG("data_dir", FIELD_STRING, data_dir)},
     {.name = "log", .kind = FIELD_SECTION, .fields = log_fields},
     {.name = "store", .kind = FIELD_SECTION, .fields = store_fields},
+    {.name = "cluster", .kind = FIELD_SECTION, .fields = cluster_fields},
     {.name = "tls", .kind = FIELD_SECTION, .fields = tls_fields},
     {.name = "listeners", .kind = FIELD_CUSTOM, .load = load_listeners},
     {.name = "c2s", .kind = FIELD_SECTION, .fields = c2s_fields},
@@ -645,6 +655,9 @@ static vn_config *config_new(const char *path)
     cfg->path = vn_strdup(path);
     cfg->data_dir = vn_strdup(VN_LOCALSTATEDIR);
     cfg->store_backend = vn_strdup("lmdb");
+    cfg->cluster_nats_url = vn_strdup("nats://127.0.0.1:4222");
+    cfg->cluster_heartbeat_ms = 1000;
+    cfg->cluster_node_timeout_ms = 4000;
     cfg->store_map_size_mb = 1024;
     cfg->store_pg_read_timeout_ms = 5000;
     cfg->store_pg_write_timeout_ms = 60000;
@@ -980,6 +993,15 @@ static void finish(loader *ld, const vn_conf_node *root)
              "limits: 'login_backoff_max' must not be less than 'login_backoff'");
     if (!cfg->admin_socket)
         cfg->admin_socket = vn_asprintf("%s/admin.sock", cfg->data_dir);
+    const vn_conf_node *cluster = vn_conf_map_get(root, "cluster");
+    if (cfg->cluster_enabled && !cfg->cluster_node_id)
+        fail(ld, key_line(cluster, "enabled"), "cluster: 'node_id' is required when enabled");
+    if (cfg->cluster_node_id && strpbrk(cfg->cluster_node_id, ".*> \t"))
+        fail(ld, key_line(cluster, "node_id"),
+             "cluster: 'node_id' may not contain '.', '*', '>' or spaces (a NATS subject token)");
+    if (cfg->cluster_node_timeout_ms <= cfg->cluster_heartbeat_ms)
+        fail(ld, key_line(cluster, "node_timeout_ms"),
+             "cluster: 'node_timeout_ms' must be more than 'heartbeat_ms'");
     finish_components(ld, root);
     finish_s2s_peers(ld, root);
 }
@@ -1039,6 +1061,8 @@ void vn_config_free(vn_config *cfg)
     free(cfg->data_dir);
     free(cfg->store_backend);
     free(cfg->store_pg_conninfo);
+    free(cfg->cluster_node_id);
+    free(cfg->cluster_nats_url);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->tls_gost_cert);

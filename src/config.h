@@ -82,6 +82,11 @@ typedef struct vn_config {
     unsigned store_pg_read_timeout_ms, store_pg_write_timeout_ms, store_pg_snapshot_max_age_ms;
     unsigned store_pg_read_cache_kb;
 
+    bool cluster_enabled;   /* route through NATS with other nodes (cluster.c) */
+    char *cluster_node_id;  /* this node's name in the cluster; required when enabled */
+    char *cluster_nats_url; /* libnats server list, comma-separated */
+    unsigned cluster_heartbeat_ms, cluster_node_timeout_ms;
+
     vn_log_level log_level;
     bool log_syslog;
 

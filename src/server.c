@@ -12,6 +12,7 @@
 #include "accounts.h"
 #include "admin.h"
 #include "c2s.h"
+#include "cluster.h"
 #include "component.h"
 #include "hooks.h"
 #include "http_server.h"
@@ -126,7 +127,7 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     if (vn_tls_init(cfg, err) < 0 || vn_modules_load(cfg, err) < 0)
         return -1;
     vn_components_configure(cfg);
-    if (vn_s2s_start(loop, err) < 0)
+    if (vn_s2s_start(loop, err) < 0 || vn_cluster_start(loop, cfg, err) < 0)
         return -1;
     vn_websocket_init();
     vn_bosh_init();
@@ -186,6 +187,7 @@ void vn_server_stop(void)
     vn_admin_stop();
     vn_listeners_stop();
     vn_c2s_close_all("system-shutdown");
+    vn_cluster_stop(); /* after the sessions' goodbyes were announced */
     vn_components_shutdown();
     vn_s2s_stop();
     vn_http_close_all();
@@ -200,6 +202,7 @@ void vn_server_stop(void)
 void vn_server_cleanup(void)
 {
     vn_outbound_reset();
+    vn_cluster_stop();
     vn_modules_unload_all();
     vn_hooks_clear();
     vn_disco_clear();
@@ -210,6 +213,7 @@ void vn_server_cleanup(void)
     vn_config_free(vn_srv.cfg);
     free(host_names);
     host_names = NULL;
+    vn_cluster_cleanup();
     memset(&vn_srv, 0, sizeof vn_srv);
 }
 

@@ -4,6 +4,11 @@
  * Two uthash tables: full JID → session, and bare JID → the list of that
  * account's sessions. Routing looks up the first for full-JID stanzas and
  * walks the second for bare-JID delivery (RFC 6121 §8.5).
+ *
+ * In a cluster (cluster.h) the tables also hold the sessions of the other
+ * nodes, as remote entries with no stream: every lookup, bare-JID rule and
+ * module walking an account's resources sees the whole cluster, and
+ * vn_session_send of a remote entry publishes the stanza to its node.
  */
 #include <dlfcn.h>
 #include <openssl/rand.h>
@@ -12,6 +17,7 @@
 #include <uthash.h>
 
 #include "c2s.h"
+#include "cluster.h"
 #include "server.h"
 #include "sessions.h"
 #include "vestnik/module.h"
@@ -24,7 +30,8 @@ typedef struct session_slot {
 
 struct vn_session {
     vn_jid *jid;
-    struct vn_c2s *stream;
+    struct vn_c2s *stream; /* NULL for a remote session */
+    char *node;            /* the node holding a remote session, else NULL */
     int priority;
     bool available;
     session_slot *slots;
@@ -46,7 +53,8 @@ static vn_session *by_full;
 static vn_session *graveyard;
 static vn_timer *reaper;
 static account_sessions *by_bare;
-static size_t session_count;
+static size_t session_count; /* local ones */
+static size_t remote_count;
 
 static char *generate_resource(void)
 {
@@ -78,6 +86,40 @@ static bool resources_exhausted(const char *bare)
     return bound >= limit;
 }
 
+static void link_session(vn_session *s)
+{
+    HASH_ADD_KEYPTR(hh, by_full, s->jid->full, strlen(s->jid->full), s);
+
+    account_sessions *acct = NULL;
+    HASH_FIND_STR(by_bare, s->jid->bare, acct);
+    if (!acct) {
+        acct = vn_alloc(sizeof *acct);
+        acct->bare = vn_strdup(s->jid->bare);
+        HASH_ADD_KEYPTR(hh, by_bare, acct->bare, strlen(acct->bare), acct);
+    }
+    s->next_of_account = acct->first;
+    acct->first = s;
+}
+
+static void unlink_session(vn_session *s)
+{
+    HASH_DEL(by_full, s);
+    account_sessions *acct = NULL;
+    HASH_FIND_STR(by_bare, s->jid->bare, acct);
+    if (acct) {
+        vn_session **p = &acct->first;
+        while (*p && *p != s)
+            p = &(*p)->next_of_account;
+        if (*p)
+            *p = s->next_of_account;
+        if (!acct->first) {
+            HASH_DEL(by_bare, acct);
+            free(acct->bare);
+            free(acct);
+        }
+    }
+}
+
 static void run_session_hook(const char *name, vn_session *s, void *data)
 {
     vn_event ev = {.session = s, .from = s->jid, .host = s->jid->domain, .data = data};
@@ -101,6 +143,12 @@ vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char
 
     vn_session *old = NULL;
     HASH_FIND_STR(by_full, jid->full, old);
+    if (old && old->node) {
+        /* Bound on another node: ours is the newer one, and that node
+         * closes its own when our announcement reaches it. */
+        vn_sessions_drop_remote(old->node, jid->full);
+        old = NULL;
+    }
     if (!old && resources_exhausted(jid->bare)) {
         /* A conflict replaces a resource; a new one must fit the limit. */
         vn_log_info("%s has %u resources bound: refusing another", jid->bare,
@@ -119,20 +167,11 @@ vn_session *vn_sessions_bind(struct vn_c2s *stream, const char *host, const char
     vn_session *s = vn_alloc(sizeof *s);
     s->jid = jid;
     s->stream = stream;
-    HASH_ADD_KEYPTR(hh, by_full, s->jid->full, strlen(s->jid->full), s);
-
-    account_sessions *acct = NULL;
-    HASH_FIND_STR(by_bare, jid->bare, acct);
-    if (!acct) {
-        acct = vn_alloc(sizeof *acct);
-        acct->bare = vn_strdup(jid->bare);
-        HASH_ADD_KEYPTR(hh, by_bare, acct->bare, strlen(acct->bare), acct);
-    }
-    s->next_of_account = acct->first;
-    acct->first = s;
+    link_session(s);
     session_count++;
 
     vn_log_info("session bound: %s", jid->full);
+    vn_cluster_session_changed(s, false);
     run_session_hook("session/bound", s, NULL);
     return s;
 }
@@ -143,6 +182,7 @@ static void session_free(vn_session *s)
         if (s->slots[i].free_fn)
             s->slots[i].free_fn(s->slots[i].data);
     free(s->slots);
+    free(s->node);
     vn_jid_free(s->jid);
     free(s);
 }
@@ -192,33 +232,114 @@ static void reap(vn_timer *t, void *ud)
     vn_sessions_reap();
 }
 
-void vn_sessions_unbind(vn_session *s, const char *reason)
+/* To the graveyard: freed on the next loop turn. */
+static void bury(vn_session *s)
 {
-    run_session_hook("session/closed", s, (void *)reason);
-
-    HASH_DEL(by_full, s);
-    account_sessions *acct = NULL;
-    HASH_FIND_STR(by_bare, s->jid->bare, acct);
-    if (acct) {
-        vn_session **p = &acct->first;
-        while (*p && *p != s)
-            p = &(*p)->next_of_account;
-        if (*p)
-            *p = s->next_of_account;
-        if (!acct->first) {
-            HASH_DEL(by_bare, acct);
-            free(acct->bare);
-            free(acct);
-        }
-    }
-    session_count--;
-    vn_log_info("session closed: %s%s%s", s->jid->full, reason ? ": " : "", reason ? reason : "");
-
     s->dead = true;
     s->next_of_account = graveyard;
     graveyard = s;
     if (!reaper)
         reaper = vn_timer_start(0, 0, reap, NULL);
+}
+
+void vn_sessions_unbind(vn_session *s, const char *reason)
+{
+    run_session_hook("session/closed", s, (void *)reason);
+    vn_cluster_session_changed(s, true);
+
+    unlink_session(s);
+    session_count--;
+    vn_log_info("session closed: %s%s%s", s->jid->full, reason ? ": " : "", reason ? reason : "");
+    bury(s);
+}
+
+/* ---- remote sessions (cluster) ---- */
+
+vn_session *vn_sessions_put_remote(const char *node, const char *full, int priority, bool available)
+{
+    vn_session *s = NULL;
+    HASH_FIND_STR(by_full, full, s);
+    if (s && !s->node) {
+        /* The same resource bound again on another node: the newer wins
+         * (RFC 6120 §7.7.2.2), as on one node. */
+        vn_log_info("resource conflict for %s: bound on node %s", full, node);
+        vn_c2s_close(s->stream, "conflict", "Replaced by a new connection");
+        s = NULL;
+        HASH_FIND_STR(by_full, full, s);
+        if (s && !s->node)
+            return NULL;
+    }
+    if (!s) {
+        vn_jid *jid = vn_jid_parse(full);
+        if (!jid || !jid->local || !jid->resource) {
+            vn_jid_free(jid);
+            return NULL;
+        }
+        s = vn_alloc(sizeof *s);
+        s->jid = jid;
+        s->node = vn_strdup(node);
+        link_session(s);
+        remote_count++;
+    } else if (strcmp(s->node, node) != 0) {
+        free(s->node);
+        s->node = vn_strdup(node);
+    }
+    s->priority = priority;
+    s->available = available;
+    return s;
+}
+
+void vn_sessions_drop_remote(const char *node, const char *full)
+{
+    vn_session *s = NULL;
+    HASH_FIND_STR(by_full, full, s);
+    if (!s || !s->node || strcmp(s->node, node) != 0)
+        return;
+    unlink_session(s);
+    remote_count--;
+    bury(s);
+}
+
+size_t vn_sessions_drop_node(const char *node)
+{
+    size_t dropped = 0;
+    vn_session *s, *tmp;
+    HASH_ITER(hh, by_full, s, tmp)
+    {
+        if (s->node && strcmp(s->node, node) == 0) {
+            unlink_session(s);
+            remote_count--;
+            bury(s);
+            dropped++;
+        }
+    }
+    return dropped;
+}
+
+void vn_sessions_foreach_of_node(const char *node, vn_session_cb cb, void *ud)
+{
+    vn_session *s, *tmp;
+    HASH_ITER(hh, by_full, s, tmp)
+    {
+        bool of_node = node ? s->node && strcmp(s->node, node) == 0 : !s->node;
+        if (of_node && !cb(s, ud))
+            break;
+    }
+}
+
+size_t vn_sessions_count_remote(const char *node)
+{
+    size_t n = 0;
+    if (!node)
+        return remote_count;
+    for (vn_session *s = by_full; s; s = s->hh.next)
+        n += s->node && strcmp(s->node, node) == 0;
+    return n;
+}
+
+const char *vn_session_node(const vn_session *s)
+{
+    return s->node;
 }
 
 struct vn_c2s *vn_session_stream(const vn_session *s)
@@ -238,9 +359,15 @@ void vn_sessions_kick_user(const char *host, const char *user, const char *condi
         return;
     account_sessions *acct = NULL;
     HASH_FIND_STR(by_bare, bare->bare, acct);
-    /* Each close unbinds one session and may free acct: restart the lookup. */
+    /* Each close unbinds one session and may free acct: restart the
+     * lookup. Remote sessions are their nodes' to close. */
     while (acct) {
-        vn_c2s_close(acct->first->stream, condition, "Account removed");
+        vn_session *local = acct->first;
+        while (local && local->node)
+            local = local->next_of_account;
+        if (!local)
+            break;
+        vn_c2s_close(local->stream, condition, "Account removed");
         acct = NULL;
         HASH_FIND_STR(by_bare, bare->bare, acct);
     }
@@ -263,6 +390,10 @@ void vn_session_send(vn_session *s, const vn_stanza *st)
 {
     if (s->dead)
         return;
+    if (s->node) {
+        vn_cluster_forward(s->node, s->jid->full, st);
+        return;
+    }
     vn_event ev = {.stanza = (vn_stanza *)st, .session = s, .host = s->jid->domain};
     if (vn_hook_run("stanza/out", &ev) == VN_HANDLED)
         return;
@@ -276,7 +407,10 @@ int vn_session_priority(const vn_session *s)
 
 void vn_session_set_priority(vn_session *s, int priority)
 {
+    bool changed = s->priority != priority;
     s->priority = priority;
+    if (changed && !s->node && !s->dead)
+        vn_cluster_session_changed(s, false);
 }
 
 bool vn_session_available(const vn_session *s)
@@ -286,17 +420,20 @@ bool vn_session_available(const vn_session *s)
 
 void vn_session_set_available(vn_session *s, bool available)
 {
+    bool changed = s->available != available;
     s->available = available;
+    if (changed && !s->node && !s->dead)
+        vn_cluster_session_changed(s, false);
 }
 
 bool vn_session_hibernating(const vn_session *s)
 {
-    return vn_c2s_hibernating(s->stream);
+    return s->stream && vn_c2s_hibernating(s->stream);
 }
 
 bool vn_session_can_take_more(const vn_session *s)
 {
-    return !s->dead && vn_c2s_can_take_more(s->stream);
+    return !s->dead && (!s->stream || vn_c2s_can_take_more(s->stream));
 }
 
 void *vn_session_get_data(const vn_session *s, const void *key)

@@ -37,4 +37,20 @@ void vn_session_set_stream(vn_session *s, struct vn_c2s *stream);
 /* Close every session of an account with a stream error (account deleted). */
 void vn_sessions_kick_user(const char *host, const char *user, const char *condition);
 
+/* ---- remote sessions, held by other nodes of a cluster (cluster.h) ----
+ * They live in the same tables, with no stream: vn_session_send publishes
+ * to their node. put adds or updates one (closing a local session of the
+ * same full JID: the newer wins); NULL for an invalid JID. */
+vn_session *vn_sessions_put_remote(const char *node, const char *full, int priority,
+                                   bool available);
+void vn_sessions_drop_remote(const char *node, const char *full);
+/* Forget every session of a node (it left or died); how many. */
+size_t vn_sessions_drop_node(const char *node);
+/* The node of a remote session, NULL for a local one. */
+const char *vn_session_node(const vn_session *s);
+/* Every session of node (local ones: NULL); cb may not bind or drop. */
+void vn_sessions_foreach_of_node(const char *node, vn_session_cb cb, void *ud);
+/* Remote sessions held by node (all nodes: NULL). */
+size_t vn_sessions_count_remote(const char *node);
+
 #endif

@@ -78,6 +78,7 @@ static void usage(void)
              "  services log SERVICE [N]  the newest N (50) entries of its audit log\n"
              "  services verify|unverify|suspend|resume SERVICE\n"
              "                          set the operator's badge, or suspend a service\n"
+             "  cluster status          the nodes of the cluster, their sessions, NATS\n"
              "\n"
              "options:\n"
              "  -c, --config FILE  configuration file (default %s/vestnik.yaml)\n"
@@ -778,7 +779,7 @@ static int cmd_services(ctl *c, char **args, int n_args)
 
 /* ---- the server ---- */
 
-static int server_command(ctl *c, const char *command)
+static int server_request(ctl *c, const char *const *fields, int n_fields)
 {
     const char *path = c->cfg->admin_socket;
     const char *body;
@@ -786,7 +787,7 @@ static int server_command(ctl *c, const char *command)
     int rc = EXIT_FAIL;
 
     vn_buf_init(&answer);
-    switch (admin_request(path, &command, 1, &answer)) {
+    switch (admin_request(path, fields, n_fields, &answer)) {
     case ADMIN_ANSWERED:
         if (admin_answer(&answer, &body) == 0) {
             fputs(body, stdout);
@@ -803,6 +804,11 @@ static int server_command(ctl *c, const char *command)
     return rc;
 }
 
+static int server_command(ctl *c, const char *command)
+{
+    return server_request(c, &command, 1);
+}
+
 static int cmd_status(ctl *c, char **args, int n_args)
 {
     return server_command(c, "status");
@@ -811,6 +817,15 @@ static int cmd_status(ctl *c, char **args, int n_args)
 static int cmd_reload(ctl *c, char **args, int n_args)
 {
     return server_command(c, "reload");
+}
+
+/* cluster status: the running server's view of the cluster (cluster.h). */
+static int cmd_cluster(ctl *c, char **args, int n_args)
+{
+    if (strcmp(args[0], "status") != 0)
+        return usage_error(_("unknown cluster command: "), args[0]);
+    const char *fields[] = {"cluster", "status"};
+    return server_request(c, fields, 2);
 }
 
 /* ---- coturn beside vestnik (doc/voice.md) ---- */
@@ -1092,6 +1107,7 @@ static const ctl_command commands[] = {
     {"import", 1, 1, true, cmd_import},
     {"bot", 1, 3, true, cmd_bot},
     {"services", 1, 3, true, cmd_services},
+    {"cluster", 1, 1, true, cmd_cluster},
 };
 
 static int usage_error(const char *problem, const char *what)
