@@ -294,14 +294,15 @@ static int on_report(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
         const char *none = "0";
         const char *delivered = xmpp_stanza_get_attribute(report, "delivered");
         const char *members = xmpp_stanza_get_attribute(report, "members");
+        /* online: only the parents who share their presence with the
+         * diary (xeps/services-bus.md §4.3). */
         const char *online = xmpp_stanza_get_attribute(report, "online");
-        const char *offline = xmpp_stanza_get_attribute(report, "offline");
         const char *not_started = xmpp_stanza_get_attribute(report, "not-started");
         snprintf(reply, sizeof reply,
-                 "Sent to %s of %s parent(s): %s online, %s will get it when they connect; %s "
-                 "have not started the diary.",
+                 "Sent to %s of %s parent(s), %s of them seen online; %s have not started the "
+                 "diary.",
                  delivered ? delivered : none, members ? members : none, online ? online : none,
-                 offline ? offline : none, not_started ? not_started : none);
+                 not_started ? not_started : none);
     } else {
         snprintf(reply, sizeof reply, "Not sent: no parent has joined that class yet.");
     }

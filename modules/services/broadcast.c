@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <vestnik/roster.h>
 
 #include "platform.h"
 
@@ -259,6 +260,19 @@ static void set_count(vn_stanza *el, const char *name, size_t n)
     vn_stanza_set_attr(el, name, num);
 }
 
+/* Does user let the service see their presence (a subscription from them,
+ * in their roster)? Only then may a report count them online: starting a
+ * service lets it write, not watch. */
+static bool shares_presence(const service *svc, const char *user)
+{
+    vn_roster_item *item = NULL;
+    bool shared =
+        vn_roster_get(vn_server_store(), svc->host, user, svc->rec.jid, &item) == VN_STORE_OK &&
+        item && vn_subscription_has_from(item->subscription);
+    vn_roster_item_free(item);
+    return shared;
+}
+
 /* The <message/> to send: a copy of the request's, from the service. */
 static vn_stanza *broadcast_message(const vn_event *ev, const vn_stanza *given)
 {
@@ -322,7 +336,8 @@ void broadcast_iq(service *svc, vn_event *ev, const vn_stanza *broadcast)
                 r.not_started++;
         } else {
             bool online = false;
-            vn_sessions_foreach(jid, count_available, &online);
+            if (jid && shares_presence(svc, jid->local))
+                vn_sessions_foreach(jid, count_available, &online);
             if (online)
                 r.online++;
             else

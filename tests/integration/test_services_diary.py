@@ -93,7 +93,8 @@ async def homework():
         "</x></query>"))
     await iq.send(timeout=5)
     report = await command(teacher, 'homework 5A Maths: page 12, exercises 1-5')
-    assert report == ('Sent to 3 of 3 parent(s): 2 online, 1 will get it when they connect; '
+    # Online, but sharing no presence with the diary: not seen online.
+    assert report == ('Sent to 3 of 3 parent(s), 0 of them seen online; '
                       '0 have not started the diary.'), report
     for p in parents[:2]:
         msg = await asyncio.wait_for(p.messages.get(), 5)
@@ -106,7 +107,7 @@ async def homework():
     assert msg['body'] == 'Homework for 5A: Maths: page 12, exercises 1-5', msg
     # A grade goes the same way; a parent may not post.
     report = await command(teacher, 'grade 5A Masha 5')
-    assert report.startswith('Sent to 3 of 3 parent(s): 3 online'), report
+    assert report.startswith('Sent to 3 of 3 parent(s), 0 of them seen online'), report
     for p in parents[:2] + [late]:
         msg = await asyncio.wait_for(p.messages.get(), 5)
         assert msg['body'] == 'New grade for Masha: 5', msg
