@@ -635,6 +635,44 @@ static void test_store_postgresql_keys(void **state)
         "store.postgresql: key 'read_timeout_ms' must be an integer between 10 and 600000");
 }
 
+static void test_cluster_keys(void **state)
+{
+    vn_buf err;
+
+    vn_buf_init(&err);
+    vn_config *cfg = load_text("hosts: [a.example]\n", &err);
+    assert_non_null(cfg);
+    assert_false(cfg->cluster_enabled); /* one node is the default */
+    assert_string_equal(cfg->cluster_nats_url, "nats://127.0.0.1:4222");
+    assert_int_equal(cfg->cluster_heartbeat_ms, 1000);
+    assert_int_equal(cfg->cluster_node_timeout_ms, 4000);
+    vn_config_free(cfg);
+    cfg = load_text("hosts: [a.example]\n"
+                    "cluster:\n"
+                    "  enabled: true\n"
+                    "  node_id: node-2\n"
+                    "  nats_url: \"nats://10.0.0.1:4222,nats://10.0.0.2:4222\"\n"
+                    "  heartbeat_ms: 200\n"
+                    "  node_timeout_ms: 1500\n",
+                    &err);
+    assert_non_null(cfg);
+    assert_true(cfg->cluster_enabled);
+    assert_string_equal(cfg->cluster_node_id, "node-2");
+    assert_string_equal(cfg->cluster_nats_url, "nats://10.0.0.1:4222,nats://10.0.0.2:4222");
+    assert_int_equal(cfg->cluster_heartbeat_ms, 200);
+    assert_int_equal(cfg->cluster_node_timeout_ms, 1500);
+    vn_config_free(cfg);
+    vn_buf_free(&err);
+    assert_load_error("hosts: [a.example]\ncluster:\n  enabled: true\n", 3,
+                      "cluster: 'node_id' is required when enabled");
+    assert_load_error("hosts: [a.example]\ncluster:\n  node_id: a.b\n", 3,
+                      "cluster: 'node_id' may not contain '.', '*', '>' or spaces (a NATS "
+                      "subject token)");
+    assert_load_error("hosts: [a.example]\ncluster:\n  heartbeat_ms: 5000\n"
+                      "  node_timeout_ms: 4000\n",
+                      4, "cluster: 'node_timeout_ms' must be more than 'heartbeat_ms'");
+}
+
 static void test_example_config_loads(void **state)
 {
     const char *srcdir = getenv("VN_SRCDIR");
@@ -873,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_empty_sections_and_modules),
         cmocka_unit_test(test_admin_socket_follows_data_dir),
         cmocka_unit_test(test_store_postgresql_keys),
+        cmocka_unit_test(test_cluster_keys),
         cmocka_unit_test(test_example_config_loads),
         cmocka_unit_test(test_error_missing_file),
         cmocka_unit_test(test_error_unknown_top_level_key),
