@@ -282,7 +282,9 @@ static bool answer(const chat_ctx *c, char **words, size_t n)
     json_t *paths = NULL;
     json_t *cr = presentation_match(c->host, c->user, item, &paths);
     size_t max = json_array_size(paths);
-    const char **chosen = vn_alloc((max + 1) * sizeof *chosen);
+    /* One slot a number given (repeats included: presentation_answer
+     * shares each claim once), or a claim for "yes". */
+    const char **chosen = vn_alloc(((n > max ? n : max) + 1) * sizeof *chosen);
     size_t k = 0;
     bool bad = false;
     if (yes) {

@@ -231,6 +231,34 @@ def test_suspend_reinstate_revoke():
     asyncio.run(scenario())
 
 
+def test_a_number_given_again_shares_its_claim_once():
+    """More numbers than the request has claims ("1 1 1" for one): the
+    claim is shared once and the wallet keeps running (the answer's list
+    of chosen claims was sized by the claims, not the numbers)."""
+    async def scenario():
+        carol = await user(CAROL)
+        hotel = await user(HOTEL, 'desk')
+        registry = await user(REGISTRY, 'office')
+        reply = await send_iq(registry, "<issue xmlns='%s' holder='%s' type='identity'>"
+                              "<claim name='given_name'>Carol</claim>"
+                              "<claim name='family_name'>Danvers</claim>"
+                              "<claim name='birthdate'>1990-03-08</claim></issue>" % (NS, CAROL))
+        assert reply.get('type') == 'result', ET.tostring(reply)
+        await message_from(carol, WALLET, 'You received a new document')
+        await ask_for(hotel, ['age_over_18'], 'repeat-nonce-0000001')
+        await message_from(carol, WALLET, 'asks for your documents')
+        assert await say(carol, ' '.join(['1'] * 40), expect='Shared with') == \
+            'Shared with hotel@localhost: Over 18'
+        got = await message_from(hotel, WALLET)
+        presentation = got.xml.find('{%s}presentation' % NS)
+        assert [d[1:] for d in disclosures(presentation.text)] == [['age_over_18', True]]
+        await say(carol, 'delete 1', expect='Delete')
+        await say(carol, 'yes', expect='The document was deleted.')
+        for client in (carol, hotel, registry):
+            await client.close()
+    asyncio.run(scenario())
+
+
 def test_the_wallet_service_is_discovered():
     async def scenario():
         carol = await user(CAROL)
@@ -343,7 +371,8 @@ def conditions_of(reply):
 
 if __name__ == '__main__':
     harness.run([test_the_whole_wallet_by_chat, test_a_pdf_by_url_is_signed_by_its_hash,
-                 test_suspend_reinstate_revoke, test_the_wallet_service_is_discovered, test_qr_by_chat_needs_numbers_of_a_document_held,
+                 test_suspend_reinstate_revoke, test_a_number_given_again_shares_its_claim_once,
+                 test_the_wallet_service_is_discovered, test_qr_by_chat_needs_numbers_of_a_document_held,
                  test_only_local_accounts_have_a_wallet, test_issuers_change_on_reload,
                  test_wallets_and_keys_survive_a_restart],
                 server=server, setup=setup, timeout=90)
