@@ -90,8 +90,9 @@ static bool parse_record(char *fields, vn_scram_hash hash, vn_scram_creds *out)
            decode_field(server_key, out->server_key, key_len, key_len, &len);
 }
 
-/* 0 with the record of hash in out; -1 if the document is not v1 or has no
- * valid record for that hash. */
+/* 0 with the record of hash in out; 1 if a v1 document has no record for
+ * that hash (an account imported with SCRAM-SHA-1 alone); -1 if the
+ * document is not v1 or the record is malformed. */
 static int parse_document(const vn_buf *doc, vn_scram_hash hash, vn_scram_creds *out)
 {
     char *save = NULL;
@@ -103,6 +104,7 @@ static int parse_document(const vn_buf *doc, vn_scram_hash hash, vn_scram_creds 
     const char *version = strtok_r(text, "\n", &save);
     if (version && strcmp(version, ACCOUNTS_VERSION) == 0) {
         char *line;
+        rc = 1;
         while ((line = strtok_r(NULL, "\n", &save))) {
             size_t name_len = strcspn(line, " ");
             if (line[name_len] != ' ' || strncmp(line, mechanism_name(hash), name_len) != 0 ||
@@ -240,6 +242,28 @@ int vn_accounts_delete(vn_store *s, const char *host, const char *user)
     return rc;
 }
 
+int vn_accounts_put_creds(vn_store *s, const char *host, const char *user,
+                          const vn_scram_creds *creds, size_t n)
+{
+    char *name = vn_jid_prep_local(user);
+    vn_buf doc;
+    int rc = -1;
+
+    if (!name)
+        return -1;
+    vn_buf_init(&doc);
+    vn_buf_append_str(&doc, ACCOUNTS_VERSION "\n");
+    for (size_t i = 0; i < n; i++)
+        format_record(&creds[i], &doc);
+    if (n &&
+        vn_store_put(s, host, name, ACCOUNTS_STORE, ACCOUNTS_KEY, doc.data, doc.len) == VN_STORE_OK)
+        rc = 0;
+    OPENSSL_cleanse(doc.data, doc.len);
+    vn_buf_free(&doc);
+    free(name);
+    return rc;
+}
+
 bool vn_accounts_exists(vn_store *s, const char *host, const char *user)
 {
     char *name = vn_jid_prep_local(user);
@@ -264,7 +288,7 @@ int vn_accounts_get_creds(vn_store *s, const char *host, const char *user, vn_sc
     switch (load(s, host, name, &doc)) {
     case VN_STORE_OK:
         rc = parse_document(&doc, hash, out);
-        if (rc != 0)
+        if (rc < 0)
             vn_log_error("accounts: the %s credentials of %s@%s are unreadable",
                          mechanism_name(hash), name, host);
         break;
@@ -284,6 +308,8 @@ int vn_accounts_check_password(vn_store *s, const char *host, const char *user,
     vn_scram_creds creds;
 
     int rc = vn_accounts_get_creds(s, host, user, VN_SCRAM_SHA256, &creds);
+    if (rc == 1 && vn_accounts_exists(s, host, user)) /* imported with SCRAM-SHA-1 alone */
+        rc = vn_accounts_get_creds(s, host, user, VN_SCRAM_SHA1, &creds);
     if (rc != 0)
         return rc;
     char *prepared = vn_jid_prep_resource(password);

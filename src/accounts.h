@@ -30,8 +30,13 @@ int vn_accounts_set_password(vn_store *s, const char *host, const char *user, co
                              unsigned iterations);
 /* 0 deleted (with all the user's data); 1 no such account; -1 error. */
 int vn_accounts_delete(vn_store *s, const char *host, const char *user);
+/* The account's credentials as they are, replacing any (vestnikctl import
+ * of XEP-0227 SCRAM data, which has no password to hash): one record per
+ * hash, n >= 1. 0 or -1. */
+int vn_accounts_put_creds(vn_store *s, const char *host, const char *user,
+                          const vn_scram_creds *creds, size_t n);
 bool vn_accounts_exists(vn_store *s, const char *host, const char *user);
-/* 0 found; 1 no such account; -1 error. */
+/* 0 found; 1 no such account, or none for that hash; -1 error. */
 int vn_accounts_get_creds(vn_store *s, const char *host, const char *user, vn_scram_hash hash,
                           vn_scram_creds *out);
 /* 0 password right; 1 wrong or no account; -1 error. */

@@ -21,7 +21,7 @@ typedef enum { VN_SCRAM_SHA1, VN_SCRAM_SHA256 } vn_scram_hash;
 typedef struct vn_scram_creds {
     vn_scram_hash hash;
     unsigned iterations;
-    unsigned char salt[32];
+    unsigned char salt[64]; /* ours are 16 bytes; imported ones may be longer */
     size_t salt_len;
     unsigned char stored_key[VN_SCRAM_MAX_KEY];
     unsigned char server_key[VN_SCRAM_MAX_KEY];

@@ -32,6 +32,7 @@
 #include "i18n.h"
 #include "log_internal.h"
 #include "store_backend.h"
+#include "store_xep0227.h"
 #include "vestnik/jid.h"
 
 #ifndef VN_SYSCONFDIR
@@ -71,6 +72,10 @@ static void usage(void)
              "  export FILE             write the whole store to FILE (- for stdout)\n"
              "  import FILE             load a file of export into the store of a stopped\n"
              "                          server (for instance LMDB's into PostgreSQL)\n"
+             "  export --format xep0227 FILE  the accounts of every host as a XEP-0227\n"
+             "                          file, for another server\n"
+             "  import --format xep0227 FILE  create the accounts of a XEP-0227 file\n"
+             "                          (Prosody's, ejabberd's) in a stopped server's store\n"
              "  bot add NAME [HOST]     create a Bot API bot NAME@bots.HOST; prints its token\n"
              "  bot list [HOST]         list the bots of HOST (default: the first host)\n"
              "  bot remove NAME [HOST]  delete a bot, its token and its state\n"
@@ -1033,10 +1038,43 @@ static int cmd_migrate(ctl *c, char **args, int n_args)
     return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
-/* export FILE ("-": standard output): the store of a stopped or running
- * server (both backends read one consistent snapshot). */
+/* [--format store|xep0227] FILE: whether the format is XEP-0227, with
+ * *file the FILE; -1 after a usage error. */
+static int format_xep0227(char **args, int n_args, const char **file)
+{
+    *file = args[n_args - 1];
+    if (n_args == 1)
+        return 0;
+    if (n_args != 3 || strcmp(args[0], "--format") != 0) {
+        usage_error(_("expected [--format store|xep0227] FILE, got "), args[0]);
+        return -1;
+    }
+    if (strcmp(args[1], "xep0227") == 0)
+        return 1;
+    if (strcmp(args[1], "store") == 0)
+        return 0;
+    usage_error(_("unknown format: "), args[1]);
+    return -1;
+}
+
+/* The configured hosts' names, for the XEP-0227 files. */
+static const char **host_names(const vn_config *cfg)
+{
+    const char **names = vn_alloc((cfg->n_hosts + 1) * sizeof *names);
+    for (size_t i = 0; i < cfg->n_hosts; i++)
+        names[i] = cfg->hosts[i].name;
+    return names;
+}
+
+/* export [--format F] FILE ("-": standard output): the store of a stopped
+ * or running server (both backends read one consistent snapshot). */
 static int cmd_export(ctl *c, char **args, int n_args)
 {
+    const char *file;
+    int xep0227 = format_xep0227(args, n_args, &file);
+    if (xep0227 < 0)
+        return EXIT_USAGE;
+    args[0] = (char *)file;
     bool to_stdout = strcmp(args[0], "-") == 0, missing;
     FILE *out = to_stdout ? stdout : fopen(args[0], "wx");
     vn_buf err;
@@ -1049,7 +1087,11 @@ static int cmd_export(ctl *c, char **args, int n_args)
     if (missing)
         fprintf(stderr, _("vestnikctl: there is no store in %s yet\n"), c->cfg->data_dir);
     vn_buf_init(&err);
-    int rc = store ? vn_store_export(store, out, &err) : -1;
+    const char **hosts = host_names(c->cfg);
+    int rc = !store    ? -1
+             : xep0227 ? vn_xep0227_export(store, hosts, c->cfg->n_hosts, out, &err)
+                       : vn_store_export(store, out, &err);
+    free(hosts);
     if (store && rc < 0)
         fprintf(stderr, "vestnikctl: export: %s\n", err.data);
     vn_buf_free(&err);
@@ -1061,14 +1103,19 @@ static int cmd_export(ctl *c, char **args, int n_args)
     return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
-/* import FILE: into the store of a stopped server (a running one would
- * hand out archive ids the import brings). */
+/* import [--format F] FILE: into the store of a stopped server (a running
+ * one would hand out archive ids the import brings). */
 static int cmd_import(ctl *c, char **args, int n_args)
 {
-    const char *status = "status";
+    const char *status = "status", *file;
     vn_buf answer, err;
     bool missing;
+    size_t users = 0;
 
+    int xep0227 = format_xep0227(args, n_args, &file);
+    if (xep0227 < 0)
+        return EXIT_USAGE;
+    args[0] = (char *)file;
     vn_buf_init(&answer);
     admin_outcome running = admin_request(c->cfg->admin_socket, &status, 1, &answer);
     vn_buf_free(&answer);
@@ -1083,9 +1130,16 @@ static int cmd_import(ctl *c, char **args, int n_args)
     }
     vn_store *store = store_open(c->cfg, true, &missing);
     vn_buf_init(&err);
-    int rc = store ? vn_store_import(store, in, &err) : -1;
+    const char **hosts = host_names(c->cfg);
+    int rc = !store    ? -1
+             : xep0227 ? vn_xep0227_import(store, hosts, c->cfg->n_hosts, c->cfg->scram_iterations,
+                                           in, in == stdin ? "-" : args[0], &users, &err)
+                       : vn_store_import(store, in, &err);
+    free(hosts);
     if (store && rc < 0)
         fprintf(stderr, "vestnikctl: import: %s\n", err.data);
+    if (xep0227 && store)
+        printf(ngettext("%zu account imported\n", "%zu accounts imported\n", users), users);
     vn_buf_free(&err);
     vn_store_close(store);
     if (in != stdin)
@@ -1103,8 +1157,8 @@ static const ctl_command commands[] = {
     {"turn-config", 0, 5, true, cmd_turn_config},
     {"check-config", 0, 0, false, cmd_check_config},
     {"migrate", 0, 0, true, cmd_migrate}, /* the store's own: schema, dump, load */
-    {"export", 1, 1, true, cmd_export},
-    {"import", 1, 1, true, cmd_import},
+    {"export", 1, 3, true, cmd_export},
+    {"import", 1, 3, true, cmd_import},
     {"bot", 1, 3, true, cmd_bot},
     {"services", 1, 3, true, cmd_services},
     {"cluster", 1, 1, true, cmd_cluster},
