@@ -284,8 +284,9 @@ async def test_from_prosody():
         print('# SKIP prosody is not installed')
         return
     users = {'juliet': 'romeo, romeo', 'nurse': 'the nurse'}
-    with ProsodyXep0227(domain='prosody.localhost', address='127.0.0.1') as prosody:
-        prosody.s2s_port = prosody.c2s_port  # unused; keeps port 5269 free
+    prosody = ProsodyXep0227(domain='prosody.localhost', address='127.0.0.1')
+    prosody.s2s_port = prosody._free_port()  # unused; leaves port 5269 alone
+    with prosody:
         for user, password in users.items():
             prosody.register(user, password)
         juliet = await harness.Client('juliet@' + prosody.domain, users['juliet']).login(prosody)
@@ -332,9 +333,9 @@ async def test_from_ejabberd():
         print('# SKIP ejabberd is not installed')
         return
     domain = 'ejabberd.localhost'
-    with peers.system_service_paused(EjabberdPie), \
-            EjabberdPie(domain=domain, address='127.0.0.1') as ejabberd:
-        ejabberd.s2s_port = ejabberd.c2s_port
+    ejabberd = EjabberdPie(domain=domain, address='127.0.0.1')
+    ejabberd.s2s_port = ejabberd._free_port()  # unused; leaves port 5269 alone
+    with peers.system_service_paused(EjabberdPie), ejabberd:
         ejabberd.register('romeo', 'wherefore art thou')
         ejabberd.register('tybalt', 'prince of cats')
         ejabberd.ctl('add_rosteritem', 'romeo', domain, 'tybalt', domain, 'Tybalt',
