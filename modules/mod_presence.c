@@ -183,6 +183,11 @@ typedef struct probe_answer_ctx {
 static bool answer_into_session(vn_session *s, void *ud)
 {
     const probe_answer_ctx *ctx = ud;
+    if (vn_session_is_remote(s)) {
+        /* Its presence is known on its node: that node answers. */
+        vn_route(presence_new(vn_session_jid(ctx->to)->full, vn_session_jid(s)->full, "probe"));
+        return true;
+    }
     const presence_state *state = vn_session_get_data(s, ctx->m);
     if (vn_session_available(s) && state && state->last)
         send_copy(ctx->to, state->last, vn_session_jid(s)->full);
@@ -427,7 +432,9 @@ static void answer_probe(vn_module *m, vn_event *ev)
             VN_STORE_OK ||
         !vn_subscription_has_from(item->subscription))
         goto done;
-    if (ev->to->resource) {
+    if (ev->to->resource && ev->session && vn_session_is_remote(ev->session)) {
+        vn_session_send(ev->session, ev->stanza); /* its node answers */
+    } else if (ev->to->resource) {
         const presence_state *state = ev->session ? vn_session_get_data(ev->session, m) : NULL;
         if (state && state->last && vn_session_available(ev->session))
             route_copy(state->last, ev->to->full, ev->from->full);

@@ -42,6 +42,23 @@ void vn_cluster_forward(const char *node, const char *full, const vn_stanza *st)
     cl.forwarded_out++;
 }
 
+/* A probe is the session's presence module's to answer, here where its
+ * presence is known ("presence/full"), never the client's to see. */
+static void deliver(vn_session *s, vn_stanza *st, const vn_jid *to)
+{
+    const char *type = vn_stanza_attr(st, "type");
+    if (strcmp(vn_stanza_name(st), "presence") == 0 && type && strcmp(type, "probe") == 0) {
+        vn_jid *from = vn_jid_parse(vn_stanza_attr(st, "from") ? vn_stanza_attr(st, "from") : "");
+        if (from) {
+            vn_event ev = {.stanza = st, .session = s, .from = from, .to = to, .host = to->domain};
+            vn_hook_run("presence/full", &ev);
+        }
+        vn_jid_free(from);
+        return;
+    }
+    vn_session_send(s, st);
+}
+
 void cl_forward_on_stanza(natsMsg *msg)
 {
     const char *full = cl_header(msg, "Vn-To");
@@ -57,7 +74,7 @@ void cl_forward_on_stanza(natsMsg *msg)
     cl.forwarded_in++;
     vn_session *s = vn_session_find(to);
     if (s && !vn_session_node(s)) {
-        vn_session_send(s, st);
+        deliver(s, st, to);
         goto done;
     }
     /* Gone from here: the rules for a resource that is not there. */

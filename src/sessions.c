@@ -342,6 +342,11 @@ const char *vn_session_node(const vn_session *s)
     return s->node;
 }
 
+bool vn_session_is_remote(const vn_session *s)
+{
+    return s->node != NULL;
+}
+
 struct vn_c2s *vn_session_stream(const vn_session *s)
 {
     return s->stream;

@@ -175,6 +175,11 @@ void vn_session_set_available(vn_session *s, bool available);
 void *vn_session_get_data(const vn_session *s, const void *key);
 void vn_session_set_data(vn_session *s, const void *key, void *data, void (*free_fn)(void *));
 
+/* Held by another node of a cluster (doc/cluster.md): what is sent to it
+ * is forwarded to that node, and its data slots are not the ones the
+ * modules of its own node keep (ask that node, e.g. with a probe). */
+bool vn_session_is_remote(const vn_session *s);
+
 vn_session *vn_session_find(const vn_jid *full);
 /* Calls cb for every bound session of a bare JID; return false to stop. */
 typedef bool (*vn_session_cb)(vn_session *s, void *ud);

@@ -8,7 +8,8 @@ slixmpp clients log in to different nodes:
  - chat both ways between users on two nodes, and
    `vestnikctl cluster status` lists the other nodes and their sessions;
  - presence: a contact's availability and its end reach a user on another
-   node;
+   node, and a user logging in learns a contact's presence from the
+   contact's node (probes answered across nodes);
  - a message to a bare JID whose resources are on two nodes goes to the
    highest priority only, and a headline to both;
  - a message to a user who is offline is stored, delivered when the user
@@ -113,6 +114,23 @@ async def online(node, full, priority=0):
     return client
 
 
+async def subscribe(client, user, contact, contact_user, contact_resource):
+    """client subscribes to contact's presence, approved by hand once the
+    request is in the store: a node reads what another wrote within
+    store.postgresql.snapshot_max_age_ms, and the approval of a request it
+    cannot see yet is ignored (RFC 6121 §3.1.4, §3.1.5), which slixmpp's
+    instant auto-approval would race."""
+    for c in (client, contact):
+        c.auto_authorize = None
+        c.auto_subscribe = False
+    client.send_presence(pto=jid(contact_user), ptype='subscribe')
+    await contact.presence_from(jid(user), 'subscribe')
+    await asyncio.sleep(0.6)
+    contact.send_presence(pto=jid(user), ptype='subscribed')
+    await client.presence_from(jid(contact_user, contact_resource))
+    await asyncio.sleep(0.6)
+
+
 def wait_until(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -146,9 +164,8 @@ async def test_chat_both_ways():
 async def test_presence_across_nodes():
     carol = await online(nodes['a'], jid('carol', 'desk'))
     dave = await online(nodes['b'], jid('dave', 'laptop'))
-    carol.send_presence(pto=jid('dave'), ptype='subscribe')
-    # slixmpp approves and subscribes back (auto_authorize, auto_subscribe).
-    await carol.presence_from(jid('dave', 'laptop'))
+    await subscribe(carol, 'carol', dave, 'dave', 'laptop')
+    await subscribe(dave, 'dave', carol, 'carol', 'desk')
     dave.send_presence(pstatus='on the road', ppriority=1)
     await carol.presence_from(jid('dave', 'laptop'), status='on the road')
     carol.send_presence(pstatus='at my desk')
@@ -156,6 +173,16 @@ async def test_presence_across_nodes():
     await dave.close()
     await carol.presence_from(jid('dave', 'laptop'), 'unavailable')
     await carol.close()
+    # Logging in on a third node, carol learns the presence of dave, online
+    # on another: her probe is answered by dave's node.
+    dave = Client(jid('dave', 'laptop'))
+    dave.add_event_handler('session_start', lambda _: dave.send_presence(pstatus='back'))
+    await dave.login(nodes['b'])
+    await asyncio.sleep(0.5)
+    carol = await online(nodes['c'], jid('carol', 'desk'))
+    await carol.presence_from(jid('dave', 'laptop'), status='back')
+    await carol.close()
+    await dave.close()
 
 
 async def test_bare_jid_on_two_nodes():
@@ -195,16 +222,7 @@ async def test_offline_then_login_on_another_node_and_mam():
 async def test_kill9_of_a_node():
     ivan = await online(nodes['a'], jid('ivan', 'i'))
     judy = await online(nodes['c'], jid('judy', 'j'))
-    # Approved by hand once the request is in the store: a node reads
-    # what another wrote within store.postgresql.snapshot_max_age_ms, and
-    # an approval of a request it cannot see yet is ignored (RFC 6121
-    # §3.1.4), which slixmpp's instant auto-approval would race.
-    judy.auto_authorize = judy.auto_subscribe = None
-    ivan.send_presence(pto=jid('judy'), ptype='subscribe')
-    await judy.presence_from(jid('ivan'), 'subscribe')
-    await asyncio.sleep(0.6)
-    judy.send_presence(pto=jid('ivan'), ptype='subscribed')
-    await ivan.presence_from(jid('judy', 'j'))
+    await subscribe(ivan, 'ivan', judy, 'judy', 'j')
     assert 'sessions 1' in nodes['a'].cluster_status()
     killed = time.monotonic()
     nodes['c'].kill9()
