@@ -12,6 +12,7 @@
 #include "modload.h"
 #include "sessions.h"
 #include "store_backend.h"
+#include "work.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -152,8 +153,12 @@ static vn_module *module_open(const vn_config *cfg, const vn_module_conf *mc, vn
 /* Undo a successful load(): the module's unload, then dlclose. */
 static void module_unload(vn_module *m)
 {
+    Dl_info info;
+
     vn_log_info("unloading module %s", m->def->name);
-    vn_store_flush(vn_server_store()); /* its durable callbacks run while mapped */
+    if (dladdr(m->def, &info))
+        vn_work_drain_module(info.dli_fbase); /* its jobs' done functions run while loaded */
+    vn_store_flush(vn_server_store());        /* its durable callbacks run while mapped */
     if (m->def->unload)
         m->def->unload(m);
     module_close(m);
