@@ -7,7 +7,8 @@
  * come), stop it (nothing comes), and see what each service may do and
  * what it exchanged with them. Kept per user in the store:
  *   (host, user, "service-consent", SERVICE)  "started" | "muted" | "stopped"
- * The filter on "route/local" refuses a service's message to a user who
+ * The filter on "route/local" refuses a service's message (or
+ * subscription request, whose text is shown like one) to a user who
  * has not started it with <forbidden/> and <not-started/> in our
  * namespace, counts the refusal against the service and logs it; it also
  * applies the operator's suspension and the service's rate and quota
@@ -117,14 +118,33 @@ static bool is_error(const vn_stanza *st)
 
 /* ---- the filter: what services send to local users ---- */
 
+/* A subscription request: its status text (and nick) are shown to the
+ * user like a message, so it asks the same consent. */
+static bool is_subscribe(const vn_stanza *st)
+{
+    const char *type = vn_stanza_attr(st, "type");
+    return strcmp(vn_stanza_name(st), "presence") == 0 && type && strcmp(type, "subscribe") == 0;
+}
+
 static vn_hook_result filter_inbound(vn_event *ev, void *ud)
 {
-    if (strcmp(vn_stanza_name(ev->stanza), "message") != 0 || broadcast_in_progress())
+    bool subscribe = is_subscribe(ev->stanza);
+    if ((strcmp(vn_stanza_name(ev->stanza), "message") != 0 && !subscribe) ||
+        broadcast_in_progress())
         return VN_PASS;
     service *svc = registry_for(ev->from, ev->host);
     if (!svc)
         return VN_PASS;
     const consent_refusal *no = check(svc, ev->host, ev->to->local, false);
+    if (subscribe) {
+        if (!no)
+            return VN_PASS;
+        svc->rec.refused++;
+        registry_touch(svc);
+        audit_log(svc, AUDIT_REFUSED, ev->to->bare, ev->stanza, 1);
+        refuse(ev->stanza, no);
+        return VN_HANDLED;
+    }
     if (is_error(ev->stanza)) {
         /* An error answers what the user sent: to a user who has not
          * started the service it answers nothing, and its body and text

@@ -2125,6 +2125,19 @@ def _():
     stream.close()
 
 
+@row('component', 'alice', 'subscription request with a text before she started the service',
+     'cancel forbidden (not-started), nothing delivered')
+def _():
+    stream = component()
+    stream.send("<presence id='spam3' type='subscribe' from='ads@%s' to='%s'><status>sub-spam"
+                "</status></presence>" % (COMPONENT, bare('alice')))
+    reply = stream.expect(qname(NS_COMPONENT, 'presence'))
+    refused(reply, 'cancel forbidden')
+    A['alice'].quiet(lambda e: 'sub-spam' in tostring(e), "the service's subscription request",
+                     seconds=0.5)
+    stream.close()
+
+
 @row('unauthenticated component', 'alice', 'message before the handshake',
      'not-authorized stream error')
 def _():
