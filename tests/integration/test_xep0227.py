@@ -16,9 +16,13 @@
    node (SCRAM-SHA-256 credentials, a roster item with a group, a vCard, an
    offline message) in its layout of a main file XIncluding one file per
    host, imported into vestnik; its user logs in and finds it all.
- - a file naming a host vestnik does not serve is refused.
+ - the same export into a server on PostgreSQL (pg.py's own cluster), and
+   exported from there again.
+ - a file naming a host vestnik does not serve, with a DTD, truncated, with
+   malformed SCRAM data, with an account without credentials or naming a
+   missing file is refused with an error.
 
-The peers are skipped when their Debian package is missing, unless
+The peers and PostgreSQL are skipped when missing, unless
 VN_REQUIRE_PEERS=1.
 """
 
@@ -32,6 +36,7 @@ import xml.etree.ElementTree as ET
 
 import harness
 import peers
+import pg
 from harness import NS_CLIENT
 
 from slixmpp.xmlstream.handler import Callback
@@ -59,12 +64,18 @@ def required():
 
 
 class Server(harness.Server):
-    """The harness's server with the modules whose data XEP-0227 carries."""
+    """The harness's server with the modules whose data XEP-0227 carries,
+    on LMDB or on the store a config fragment names."""
+
+    def __init__(self, store='', **kwargs):
+        self.store = store
+        super().__init__(**kwargs)
 
     def write_config(self):
         super().write_config()
         with open(self.config_path, 'a') as f:
             f.write('  roster:\n  presence:\n  vcard:\n  private:\n  offline:\n  mam:\n')
+            f.write(self.store)
 
     def ctl_run(self, *args, check=True):
         result = subprocess.run([self.ctl, '-c', self.config_path] + list(args),
@@ -77,6 +88,7 @@ class Server(harness.Server):
 
 
 source = Server()
+exported = []  # the file test_vestnik_round_trip wrote
 
 
 async def iq_set(client, payload, to=None):
@@ -165,9 +177,9 @@ def export_file(server, name):
     return path
 
 
-def fresh_server(*files, extra_hosts=()):
+def fresh_server(*files, extra_hosts=(), store=''):
     """A new vestnikd whose store is made by importing files, started."""
-    target = Server(extra_hosts=extra_hosts)
+    target = Server(store=store, extra_hosts=extra_hosts)
     for path in files:
         result = target.ctl_run('import', '--format', 'xep0227', path)
         assert 'imported' in result.stdout, result.stdout
@@ -196,6 +208,7 @@ async def test_vestnik_round_trip():
     await alice.close()
 
     path = export_file(source, 'export.xml')
+    exported.append(path)
     tree = ET.parse(path).getroot()
     assert tree.tag == q(NS_PIE, 'server-data'), tree.tag
     users = {u.get('name'): u for u in tree.iter(q(NS_PIE, 'user'))}
@@ -243,6 +256,61 @@ async def test_vestnik_round_trip():
             assert 'auth' in str(e) or 'disconnected' in str(e), e
     finally:
         target.stop()
+
+
+async def test_into_postgresql():
+    """The same file into a server on PostgreSQL, and out of it again."""
+    reason = pg.missing_reason()
+    if reason:
+        assert not required(), '%s, and VN_REQUIRE_PEERS=1' % reason
+        print('# SKIP %s' % reason)
+        return
+    assert exported, 'test_vestnik_round_trip exported nothing'
+    database = pg.PostgreSQL().start()
+    try:
+        store = ('store:\n  backend: postgresql\n  postgresql:\n    conninfo: "%s"\n'
+                 % database.conninfo.replace('"', '\\"'))
+        target = fresh_server(exported[0], store=store)
+        try:
+            alice = await harness.login(target, ALICE, PASSWORDS[ALICE])
+            await check_kept(alice, BOB, 'Bobby', ['Friends', 'Work'], 'Alice Liddell',
+                             'tea@party.example')
+            await alice.close()
+            bob = await harness.login(target, BOB, PASSWORDS[BOB])
+            assert 'archived hello' in await mam_bodies(bob)
+            await bob.close()
+            again = ET.parse(export_file(target, 'again.xml')).getroot()
+            users = sorted(u.get('name') for u in again.iter(q(NS_PIE, 'user')))
+            assert users == ['alice', 'bob', 'carol'], users
+        finally:
+            target.stop()
+    finally:
+        database.cleanup()
+
+
+def test_bad_files_refused():
+    """A file that is not XEP-0227, or bad in it, is an error, not a crash."""
+    head = "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+    bad = {
+        'dtd.xml': "<!DOCTYPE x [<!ENTITY a 'aaaa'>]>" + head + '</host></server-data>',
+        'truncated.xml': head + "<user name='eve' password='x'>",
+        'other-root.xml': "<store-dump xmlns='urn:xmpp:vestnik:store-dump:0'/>",
+        'scram.xml': head + "<user name='eve'><scram-credentials xmlns='urn:xmpp:pie:0#scram' "
+                     "mechanism='SCRAM-SHA-1'><iter-count>0</iter-count><salt>!!</salt>"
+                     "</scram-credentials></user></host></server-data>",
+        'nothing.xml': head + "<user name='eve'/></host></server-data>",
+        'include.xml': head.replace('<host', "<xi:include xmlns:xi='http://www.w3.org/2001/"
+                                    "XInclude' href='missing.xml'/><host") + '</host></server-data>',
+    }
+    target = Server()
+    for name, text in bad.items():
+        path = os.path.join(target.dir, name)
+        with open(path, 'w') as f:
+            f.write(text)
+        result = target.ctl_run('import', '--format', 'xep0227', path, check=False)
+        assert result.returncode == 1 and result.stderr, (name, result)
+    result = target.ctl_run('listusers', check=False)
+    assert 'eve' not in result.stdout, result
 
 
 def test_unknown_host_refused():
@@ -375,6 +443,6 @@ async def test_from_ejabberd():
 
 
 if __name__ == '__main__':
-    sys.exit(harness.run([test_vestnik_round_trip, test_unknown_host_refused, test_from_prosody,
-                          test_from_ejabberd],
+    sys.exit(harness.run([test_vestnik_round_trip, test_into_postgresql, test_bad_files_refused,
+                          test_unknown_host_refused, test_from_prosody, test_from_ejabberd],
                          server=source, setup=setup, timeout=180))
