@@ -7,6 +7,9 @@
    archive are exported from a running server, imported into a fresh data
    dir, and slixmpp logs in there with the same passwords and gets them all
    back (the offline message with its original delay stamp).
+ - to Prosody 0.12: the export, split into a file per user as Prosody's
+   storage = "xep0227" keeps them, is Prosody's data; alice logs in there
+   with her password and finds her roster, vCard and bookmarks.
  - from Prosody 0.12: a real Prosody with storage = "xep0227" keeps its
    users in XEP-0227 files itself; its users register with prosodyctl, set a
    roster, a vCard and private XML over slixmpp, and their files are
@@ -385,6 +388,34 @@ async def test_from_prosody():
         target.stop()
 
 
+async def test_to_prosody():
+    """vestnik's export read by Prosody: its users log in there."""
+    if peer_missing(ProsodyXep0227):
+        print('# SKIP prosody is not installed')
+        return
+    assert exported, 'test_vestnik_round_trip exported nothing'
+    prosody = ProsodyXep0227(domain=harness.DOMAIN, address='127.0.0.1')
+    prosody.s2s_port = prosody._free_port()
+    with prosody:
+        # Prosody keeps a file per user: the export's users, one a file
+        ET.register_namespace('', NS_PIE)
+        tree = ET.parse(exported[0]).getroot()
+        for host in tree.findall(q(NS_PIE, 'host')):
+            for user in host.findall(q(NS_PIE, 'user')):
+                one = ET.Element(q(NS_PIE, 'server-data'))
+                ET.SubElement(one, q(NS_PIE, 'host'), jid=host.get('jid')).append(user)
+                path = os.path.join(prosody.data_dir, '%s@%s.xml' % (user.get('name'),
+                                                                    host.get('jid')))
+                ET.ElementTree(one).write(path, encoding='utf-8')
+                shutil.chown(path, prosody.user, prosody.user)
+        alice = await harness.Client(ALICE, PASSWORDS[ALICE]).login(prosody)
+        await check_kept(alice, BOB, 'Bobby', ['Friends', 'Work'], 'Alice Liddell',
+                         'tea@party.example')
+        await alice.close()
+        bob = await harness.Client(BOB, PASSWORDS[BOB]).login(prosody)
+        await bob.close()
+
+
 class EjabberdPie(peers.Ejabberd):
     """ejabberd with SCRAM-SHA-256 credentials, vCards and offline storage."""
 
@@ -444,5 +475,6 @@ async def test_from_ejabberd():
 
 if __name__ == '__main__':
     sys.exit(harness.run([test_vestnik_round_trip, test_into_postgresql, test_bad_files_refused,
-                          test_unknown_host_refused, test_from_prosody, test_from_ejabberd],
+                          test_unknown_host_refused, test_from_prosody, test_to_prosody,
+                          test_from_ejabberd],
                          server=source, setup=setup, timeout=180))
