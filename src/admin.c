@@ -335,9 +335,9 @@ static void cmd_cluster(admin_client *c, char **args)
 }
 
 static const admin_command commands[] = {
+    {"status", 0, cmd_status},   {"reload", 0, cmd_reload},   {"adduser", 3, cmd_adduser},
+    {"passwd", 3, cmd_passwd},   {"deluser", 2, cmd_deluser}, {"listusers", 1, cmd_listusers},
     {"cluster", 1, cmd_cluster},
-    {"status", 0, cmd_status}, {"reload", 0, cmd_reload},   {"adduser", 3, cmd_adduser},
-    {"passwd", 3, cmd_passwd}, {"deluser", 2, cmd_deluser}, {"listusers", 1, cmd_listusers},
 };
 
 static void dispatch(admin_client *c, int n_fields, char **fields)

@@ -102,6 +102,30 @@ void cl_dispatch(natsMsg *msg)
     }
 }
 
+void vn_cluster_metrics(vn_buf *out)
+{
+    if (!enabled)
+        return;
+    vn_buf_printf(out,
+                  "# HELP vestnik_cluster_nats_connected Whether the NATS connection is up.\n"
+                  "# TYPE vestnik_cluster_nats_connected gauge\n"
+                  "vestnik_cluster_nats_connected %d\n"
+                  "# HELP vestnik_cluster_nodes Other nodes this node hears.\n"
+                  "# TYPE vestnik_cluster_nodes gauge\n"
+                  "vestnik_cluster_nodes %zu\n"
+                  "# HELP vestnik_cluster_remote_sessions Sessions held by the other nodes.\n"
+                  "# TYPE vestnik_cluster_remote_sessions gauge\n"
+                  "vestnik_cluster_remote_sessions %zu\n"
+                  "# HELP vestnik_cluster_forwarded_total Stanzas between this node and others.\n"
+                  "# TYPE vestnik_cluster_forwarded_total counter\n"
+                  "vestnik_cluster_forwarded_total{direction=\"out\"} %llu\n"
+                  "vestnik_cluster_forwarded_total{direction=\"in\"} %llu\n"
+                  "vestnik_cluster_forwarded_total{direction=\"dropped\"} %llu\n",
+                  cl_nats_connected() ? 1 : 0, cl_nodes_count(), vn_sessions_count_remote(NULL),
+                  (unsigned long long)cl.forwarded_out, (unsigned long long)cl.forwarded_in,
+                  (unsigned long long)cl.forward_dropped);
+}
+
 void vn_cluster_status(vn_buf *out)
 {
     if (!enabled) {

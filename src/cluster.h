@@ -34,6 +34,10 @@ void vn_cluster_session_changed(const vn_session *s, bool gone);
  * session). */
 void vn_cluster_forward(const char *node, const char *full, const vn_stanza *st);
 
+/* The cluster's part of /metrics (Prometheus text format); nothing when
+ * disabled. */
+void vn_cluster_metrics(vn_buf *out);
+
 /* `vestnikctl cluster status`: "ok\n" and one line per node. */
 void vn_cluster_status(vn_buf *out);
 

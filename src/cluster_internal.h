@@ -54,6 +54,7 @@ void cl_node_forget(const char *id);
 bool cl_node_seq_expected(const char *id, uint64_t seq);
 void cl_node_set_seq(const char *id, uint64_t seq);
 void cl_nodes_status(vn_buf *out);
+size_t cl_nodes_count(void); /* other nodes alive */
 
 /* cluster_table.c */
 void cl_table_announce(const vn_session *s, bool gone);

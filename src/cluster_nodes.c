@@ -128,6 +128,11 @@ void cl_nodes_stop(void)
         node_free(nodes);
 }
 
+size_t cl_nodes_count(void)
+{
+    return HASH_COUNT(nodes);
+}
+
 void cl_nodes_status(vn_buf *out)
 {
     int64_t now = vn_now_us();

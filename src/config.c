@@ -201,6 +201,7 @@ static const field_spec http_fields[] = {
     {CFG("bosh_max_wait", FIELD_UNSIGNED, bosh_max_wait), .min = 1, .max = 3600},
     {CFG("bosh_max_hold", FIELD_UNSIGNED, bosh_max_hold), .min = 1, .max = 8},
     {CFG("bosh_inactivity", FIELD_UNSIGNED, bosh_inactivity), .min = 10, .max = 86400},
+    {CFG("metrics", FIELD_BOOL, http_metrics)},
     {.name = "allowed_origins", .kind = FIELD_CUSTOM, .load = load_allowed_origins},
     {.name = NULL},
 };

@@ -144,6 +144,7 @@ typedef struct vn_config {
     unsigned bosh_max_wait;          /* seconds a BOSH request may be held */
     unsigned bosh_max_hold;          /* BOSH requests held at once per session */
     unsigned bosh_inactivity;        /* seconds a BOSH session lives with no request */
+    bool http_metrics;               /* serve /metrics (http_metrics.c) */
     bool http_origins_restricted;    /* http.allowed_origins is a list, not "*" */
     char **http_allowed_origins;     /* lower-cased "scheme://host[:port]" */
     size_t n_http_allowed_origins;

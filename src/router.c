@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "component.h"
+#include "metrics.h"
 #include "s2s.h"
 #include "vestnik/module.h"
 
@@ -196,6 +197,7 @@ static void route_borrowed(vn_stanza *st)
     vn_jid *to = vn_jid_parse(vn_stanza_attr(st, "to") ? vn_stanza_attr(st, "to") : "");
     vn_jid *from = vn_jid_parse(vn_stanza_attr(st, "from") ? vn_stanza_attr(st, "from") : "");
 
+    vn_metrics.routed++;
     if (!to || !from) {
         vn_log_warn("router: dropping <%s/> without valid from/to", name);
         goto done;

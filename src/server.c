@@ -19,6 +19,7 @@
 #include "i18n.h"
 #include "listener.h"
 #include "log_internal.h"
+#include "metrics.h"
 #include "modload.h"
 #include "outbound.h"
 #include "s2s.h"
@@ -132,6 +133,7 @@ int vn_server_start(uv_loop_t *loop, const char *config_path, vn_buf *err)
     vn_websocket_init();
     vn_bosh_init();
     vn_host_meta_init();
+    vn_metrics_init();
     /* The admin socket first: it tells a second vestnikd on the same
      * data_dir that one is running, before the ports say it less clearly. */
     if (vn_admin_start(loop, cfg->admin_socket, err) < 0)

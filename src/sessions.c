@@ -18,6 +18,7 @@
 
 #include "c2s.h"
 #include "cluster.h"
+#include "metrics.h"
 #include "server.h"
 #include "sessions.h"
 #include "vestnik/module.h"
@@ -402,6 +403,7 @@ void vn_session_send(vn_session *s, const vn_stanza *st)
     vn_event ev = {.stanza = (vn_stanza *)st, .session = s, .host = s->jid->domain};
     if (vn_hook_run("stanza/out", &ev) == VN_HANDLED)
         return;
+    vn_metrics.delivered++;
     vn_c2s_write_stanza(s->stream, st);
 }
 

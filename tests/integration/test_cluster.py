@@ -6,7 +6,8 @@ nats-server (nats.py) carries what they say to each other, and real
 slixmpp clients log in to different nodes:
 
  - chat both ways between users on two nodes, and
-   `vestnikctl cluster status` lists the other nodes and their sessions;
+   `vestnikctl cluster status` lists the other nodes and their sessions,
+   /metrics counts the sessions, nodes and stanzas forwarded;
  - presence: a contact's availability and its end reach a user on another
    node, and a user logging in learns a contact's presence from the
    contact's node (probes answered across nodes);
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import harness
 import nats
@@ -51,17 +53,33 @@ class Node(harness.Server):
 
     def __init__(self, node_id):
         self.node_id = node_id
+        self.http_port = harness.free_ports(1)[0]
         super().__init__(limits_options={'stanza_rate': 0})
 
     def write_config(self):
         super().write_config()
+        with open(self.config_path) as f:
+            text = f.read()
+        with open(self.config_path, 'w') as f:
+            f.write(text.replace('c2s:\n', '  - type: http\n    address: 127.0.0.1\n'
+                                 '    port: %d\nc2s:\n' % self.http_port, 1))
         with open(self.config_path, 'a') as f:
             f.write('  roster:\n  presence:\n  offline:\n  mam:\n  carbons:\n')
             f.write('store:\n  backend: postgresql\n  postgresql:\n    conninfo: "%s"\n'
                     % database.conninfo.replace('"', '\\"'))
+            f.write('http:\n  metrics: true\n')
             f.write('cluster:\n  enabled: true\n  node_id: %s\n  nats_url: "%s"\n'
                     '  heartbeat_ms: %d\n  node_timeout_ms: %d\n'
                     % (self.node_id, broker.url, HEARTBEAT_MS, NODE_TIMEOUT_MS))
+
+    def metrics(self):
+        """/metrics, as {name (with labels): value}."""
+        with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % self.http_port,
+                                    timeout=10) as reply:
+            assert reply.headers['Content-Type'].startswith('text/plain; version=0.0.4')
+            text = reply.read().decode()
+        return {line.rsplit(' ', 1)[0]: float(line.rsplit(' ', 1)[1])
+                for line in text.splitlines() if line and not line.startswith('#')}
 
     def cluster_status(self):
         result = subprocess.run([self.ctl, '-c', self.config_path, 'cluster', 'status'],
@@ -149,11 +167,17 @@ async def test_chat_both_ways():
     for i in range(5):
         alice.send_message(mto=jid('bob', 'phone'), mbody='a->b %d' % i, mtype='chat')
         bob.send_message(mto=jid('alice', 'home'), mbody='b->a %d' % i, mtype='chat')
+    before = nodes['a'].metrics()
     for i in range(5):  # in order, each way
         got = await bob.next_message()
         assert got['body'] == 'a->b %d' % i and str(got['from']) == jid('alice', 'home'), got
         got = await alice.next_message()
         assert got['body'] == 'b->a %d' % i and str(got['from']) == jid('bob', 'phone'), got
+    after = nodes['a'].metrics()
+    assert after['vestnik_cluster_nats_connected'] == 1 and after['vestnik_cluster_nodes'] == 2
+    assert after['vestnik_sessions'] == 1 and after['vestnik_cluster_remote_sessions'] == 1, after
+    out = 'vestnik_cluster_forwarded_total{direction="out"}'
+    assert after[out] - before[out] >= 5, (before, after)
     # A bare JID held only on the other node.
     alice.send_message(mto=jid('bob'), mbody='to your bare JID', mtype='chat')
     await bob.next_message(body='to your bare JID')
@@ -230,9 +254,9 @@ async def test_kill9_of_a_node():
     await ivan.presence_from(jid('judy', 'j'), 'unavailable', timeout=NODE_TIMEOUT_MS / 1000 + 5)
     noticed = time.monotonic() - killed
     assert noticed < NODE_TIMEOUT_MS / 1000 + 3, noticed
-    for name in ('a', 'b'):
-        status = nodes[name].cluster_status()
-        assert 'node c ' not in status, status
+    for name in ('a', 'b'):  # each sweeps at its own heartbeat
+        wait_until(lambda: 'node c ' not in nodes[name].cluster_status(),
+                   2 * HEARTBEAT_MS / 1000 + 1, 'node %s forgets node c' % name)
     # Its user's full JID is gone from routing: offline storage.
     ivan.send_message(mto=jid('judy', 'j'), mbody='are you there?', mtype='chat')
     await asyncio.sleep(1)
