@@ -4,11 +4,17 @@
  * A lite agent sends no checks; it answers the full agent's (the client's)
  * binding requests when they carry our ufrag and are signed with our ice-pwd
  * (MESSAGE-INTEGRITY, FINGERPRINT), with a success response carrying the
- * request's source as XOR-MAPPED-ADDRESS. The request with USE-CANDIDATE
- * nominates its pair: its source becomes the leg's peer, where DTLS and media
- * go. Later checks are the remote's consent freshness (RFC 7675): the leg is
- * alive while they keep coming from the peer. Anything unauthenticated is
- * dropped without a reply, so the port does not answer strangers.
+ * request's source as XOR-MAPPED-ADDRESS, sent from the address the request
+ * was sent to. Every pair that passes such a check is remembered as checked.
+ * A request with USE-CANDIDATE nominates its pair: it becomes the leg's peer,
+ * where DTLS and media go, until DTLS or SRTP arrive; from then on the peer is
+ * the checked pair they last came from (media_leg.c), as in other lite
+ * servers: a browser nominates every pair it finds writable, alternately, and
+ * sends on the one it selected, so following nominations would flip the peer
+ * under a handshake. Later checks are the remote's consent freshness
+ * (RFC 7675): the leg is alive while they keep coming from the peer. Anything
+ * unauthenticated is dropped without a reply, so the port does not answer
+ * strangers.
  */
 #include <string.h>
 
@@ -46,9 +52,33 @@ bool vc_same_addr(const struct sockaddr *a, const struct sockaddr *b)
     return false;
 }
 
-void vc_ice_input(vc_leg *leg, const uint8_t *buf, size_t len, const struct sockaddr *from,
-                  socklen_t fromlen)
+bool vc_ice_checked(const vc_leg *leg, const struct sockaddr *remote)
 {
+    for (unsigned i = 0; i < VC_ICE_PATHS; i++)
+        if (leg->checked[i].remote_len &&
+            vc_same_addr(remote, (const struct sockaddr *)&leg->checked[i].remote))
+            return true;
+    return false;
+}
+
+static void remember(vc_leg *leg, const vc_path *path)
+{
+    for (unsigned i = 0; i < VC_ICE_PATHS; i++) {
+        if (leg->checked[i].remote_len &&
+            vc_same_addr((const struct sockaddr *)&path->remote,
+                         (const struct sockaddr *)&leg->checked[i].remote)) {
+            leg->checked[i] = *path;
+            return;
+        }
+    }
+    leg->checked[leg->next_checked] = *path; /* the oldest one goes */
+    leg->next_checked = (leg->next_checked + 1) % VC_ICE_PATHS;
+}
+
+void vc_ice_input(vc_leg *leg, const uint8_t *buf, size_t len, const vc_path *path)
+{
+    const struct sockaddr *from = (const struct sockaddr *)&path->remote;
+    socklen_t fromlen = path->remote_len;
     StunMessage req, resp;
     StunDefaultValidaterData creds[2] = {
         {(uint8_t *)leg->username, strlen(leg->username), (uint8_t *)leg->lpwd, strlen(leg->lpwd)},
@@ -74,15 +104,16 @@ void vc_ice_input(vc_leg *leg, const uint8_t *buf, size_t len, const struct sock
     if (r != STUN_USAGE_ICE_RETURN_SUCCESS && r != STUN_USAGE_ICE_RETURN_ROLE_CONFLICT)
         return;
 
+    remember(leg, path);
     bool nominate = stun_usage_ice_conncheck_use_candidate(&req);
-    bool is_peer = leg->peer_len && vc_same_addr(from, (const struct sockaddr *)&leg->peer);
-    if (nominate && !is_peer) {
-        memcpy(&leg->peer, from, fromlen);
-        leg->peer_len = fromlen;
+    bool is_peer =
+        leg->peer.remote_len && vc_same_addr(from, (const struct sockaddr *)&leg->peer.remote);
+    if (nominate && !leg->peer_heard) {
+        leg->peer = *path;
         is_peer = true;
     }
     if (outlen) /* the reply goes back where the request came from, nominated or not */
-        vc_leg_send_to(leg, out, outlen, from);
+        vc_leg_send_to(leg, out, outlen, path);
     if (is_peer) {
         leg->last_consent_ms = vc_now_ms();
         if (leg->state == VC_LEG_CHECKING) {

@@ -42,6 +42,17 @@ typedef struct vc_leg_counters {
 
 typedef struct vc_conf vc_conf;
 
+#define VC_ICE_PATHS 8 /* remote addresses remembered as checked, per leg */
+
+/* A candidate pair as the socket sees it: the remote's address (IPv4
+ * unmapped) and ours it wrote to (IP_PKTINFO; family 0 when unknown). What
+ * goes back on the pair leaves from that address, as ICE requires, not from
+ * whichever one routing picks for the wildcard-bound socket. */
+typedef struct vc_path {
+    struct sockaddr_storage remote, local;
+    socklen_t remote_len; /* 0: no path */
+} vc_path;
+
 typedef struct vc_leg {
     vc_engine *e;
     vc_leg_id id;
@@ -60,8 +71,10 @@ typedef struct vc_leg {
     char *username; /* "ours:theirs", what the remote's checks carry */
     StunAgent stun;
     uint64_t tie;
-    struct sockaddr_storage peer; /* the nominated pair's remote address (IPv4 unmapped) */
-    socklen_t peer_len;
+    vc_path peer;    /* where DTLS and media go: the nominated pair, until... */
+    bool peer_heard; /* ...DTLS or SRTP came from a checked pair: then the last one's */
+    vc_path checked[VC_ICE_PATHS]; /* pairs that passed an authenticated check */
+    unsigned next_checked;
 
     /* DTLS */
     SSL *ssl;
@@ -191,7 +204,7 @@ void vc_leg_fail(vc_leg *leg, vc_fail_reason reason, const char *detail);
 /* Reads and handles every datagram waiting on the leg's socket. */
 void vc_leg_drain(vc_leg *leg);
 int vc_leg_send(vc_leg *leg, const void *buf, size_t len); /* to the peer */
-int vc_leg_send_to(vc_leg *leg, const void *buf, size_t len, const struct sockaddr *to);
+int vc_leg_send_to(vc_leg *leg, const void *buf, size_t len, const vc_path *to);
 
 /* media_demux.c (RFC 7983) */
 typedef enum vc_demux {
@@ -205,8 +218,9 @@ vc_demux vc_demux_classify(const uint8_t *buf, size_t len);
 
 /* ice_lite.c */
 void vc_ice_init(vc_leg *leg);
-void vc_ice_input(vc_leg *leg, const uint8_t *buf, size_t len, const struct sockaddr *from,
-                  socklen_t fromlen);
+void vc_ice_input(vc_leg *leg, const uint8_t *buf, size_t len, const vc_path *path);
+/* Whether an authenticated check came from remote (IPv4 unmapped). */
+bool vc_ice_checked(const vc_leg *leg, const struct sockaddr *remote);
 bool vc_same_addr(const struct sockaddr *a, const struct sockaddr *b);
 
 /* dtls.c */
@@ -228,8 +242,9 @@ int vc_srtp_unprotect(vc_leg *leg, uint8_t *buf, size_t *len, bool rtcp);
 
 /* media_rtp.c */
 /* arrival_ms: the kernel's receive time, realtime clock */
-void vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len, uint64_t arrival_ms);
-void vc_rtcp_input(vc_leg *leg, uint8_t *buf, size_t len);
+/* Both: whether the packet passed SRTP authentication */
+bool vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len, uint64_t arrival_ms);
+bool vc_rtcp_input(vc_leg *leg, uint8_t *buf, size_t len);
 void vc_rtp_send(vc_leg *leg, const uint8_t *payload, size_t len);
 void vc_rtcp_send(vc_leg *leg);
 /* Finds the RFC 6464 level in an RTP packet's header extension (8285 one- or

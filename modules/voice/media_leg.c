@@ -5,7 +5,10 @@
  * Each leg has a UDP port of its own from the configured range (rtcp-mux: one
  * port carries everything), bound to the wildcard address, dual-stack when the
  * system allows, and offered as a host candidate on every configured address.
- * DTLS and SRTP are accepted only from the address the remote nominated.
+ * The address each datagram was sent to comes with it (IP_PKTINFO) and what
+ * goes back leaves from that address. DTLS and SRTP are accepted from every
+ * pair that passed an authenticated check (ice_lite.c), and the peer moves to
+ * the pair they last came from: the browser sends on the pair it selected.
  *
  * The sockets are not polled: each mixer tick drains every leg's socket with
  * recvmmsg, taking the kernel's receive time of each datagram (SO_TIMESTAMPNS)
@@ -55,6 +58,7 @@ static int bind_port(vc_engine *e, uint16_t *port, int *family)
             a6.sin6_addr = in6addr_any;
             if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) == 0 &&
                 setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) == 0 &&
+                setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on)) == 0 &&
                 bind(fd, (struct sockaddr *)&a6, sizeof(a6)) == 0) {
                 *port = p;
                 *family = AF_INET6;
@@ -71,6 +75,7 @@ static int bind_port(vc_engine *e, uint16_t *port, int *family)
         int on = 1;
         a4.sin_addr.s_addr = htonl(INADDR_ANY);
         if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) == 0 &&
+            setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on)) == 0 &&
             bind(fd, (struct sockaddr *)&a4, sizeof(a4)) == 0) {
             *port = p;
             *family = AF_INET;
@@ -311,51 +316,130 @@ static void unmap(const struct sockaddr *from, struct sockaddr_storage *out, soc
 
 int vc_leg_send(vc_leg *leg, const void *buf, size_t len)
 {
-    if (leg->peer_len == 0)
+    if (leg->peer.remote_len == 0)
         return -1;
-    return vc_leg_send_to(leg, buf, len, (const struct sockaddr *)&leg->peer);
+    return vc_leg_send_to(leg, buf, len, &leg->peer);
 }
 
-int vc_leg_send_to(vc_leg *leg, const void *buf, size_t len, const struct sockaddr *to)
+/* An IPv4 address as a dual-stack socket writes it: ::ffff:a.b.c.d */
+static struct in6_addr mapped_of(const struct sockaddr *a)
 {
-    struct sockaddr_in6 mapped;
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    struct in6_addr out = {0};
 
-    if (leg->family == AF_INET6 && to->sa_family == AF_INET) {
-        const struct sockaddr_in *a4 = (const struct sockaddr_in *)to;
-        memset(&mapped, 0, sizeof(mapped));
-        mapped.sin6_family = AF_INET6;
-        mapped.sin6_port = a4->sin_port;
-        mapped.sin6_addr.s6_addr[10] = 0xff;
-        mapped.sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&mapped.sin6_addr.s6_addr[12], &a4->sin_addr, 4);
-        to = (const struct sockaddr *)&mapped;
+    if (a->sa_family == AF_INET6)
+        return ((const struct sockaddr_in6 *)a)->sin6_addr;
+    out.s6_addr[10] = 0xff;
+    out.s6_addr[11] = 0xff;
+    memcpy(&out.s6_addr[12], &((const struct sockaddr_in *)a)->sin_addr, 4);
+    return out;
+}
+
+int vc_leg_send_to(vc_leg *leg, const void *buf, size_t len, const vc_path *to)
+{
+    const struct sockaddr *dst = (const struct sockaddr *)&to->remote;
+    const struct sockaddr *src = (const struct sockaddr *)&to->local;
+    struct sockaddr_in6 mapped;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+        struct cmsghdr align;
+    } ctrl = {0};
+    struct msghdr msg = {
+        .msg_name = (void *)dst, .msg_namelen = to->remote_len, .msg_iov = &iov, .msg_iovlen = 1};
+    uv_os_fd_t fd;
+
+    if (!leg->udp_open || uv_fileno((uv_handle_t *)&leg->udp, &fd) != 0)
+        return -1;
+    if (leg->family == AF_INET6 && dst->sa_family == AF_INET) {
+        mapped = (struct sockaddr_in6){.sin6_family = AF_INET6,
+                                       .sin6_port = ((const struct sockaddr_in *)dst)->sin_port,
+                                       .sin6_addr = mapped_of(dst)};
+        msg.msg_name = &mapped;
+        msg.msg_namelen = sizeof(mapped);
     }
-    return uv_udp_try_send(&leg->udp, &b, 1, to) == (int)len ? 0 : -1;
+    /* from the address the remote wrote to: with several on the host, the
+     * routing's choice would be one the remote has no pair with */
+    if (src->sa_family == AF_INET || src->sa_family == AF_INET6) {
+        struct cmsghdr *c = (struct cmsghdr *)ctrl.buf;
+        msg.msg_control = ctrl.buf;
+        if (leg->family == AF_INET6) {
+            struct in6_pktinfo pi = {.ipi6_addr = mapped_of(src)};
+            c->cmsg_level = IPPROTO_IPV6;
+            c->cmsg_type = IPV6_PKTINFO;
+            c->cmsg_len = CMSG_LEN(sizeof(pi));
+            memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+            msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+        } else {
+            struct in_pktinfo pi = {.ipi_spec_dst = ((const struct sockaddr_in *)src)->sin_addr};
+            c->cmsg_level = IPPROTO_IP;
+            c->cmsg_type = IP_PKTINFO;
+            c->cmsg_len = CMSG_LEN(sizeof(pi));
+            memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+            msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+        }
+    }
+    return sendmsg(fd, &msg, MSG_DONTWAIT) == (ssize_t)len ? 0 : -1;
+}
+
+/* The pair to follow: DTLS or SRTP came on it. */
+static void follow(vc_leg *leg, const vc_path *path)
+{
+    leg->peer = *path;
+    leg->peer_heard = true;
 }
 
 static void input(vc_leg *leg, uint8_t *p, size_t n, const struct sockaddr *addr,
-                  uint64_t arrival_ms)
+                  const struct sockaddr_storage *local, uint64_t arrival_ms)
 {
-    struct sockaddr_storage from;
-    socklen_t fromlen;
+    vc_path path = {.local = *local};
 
     if (leg->state == VC_LEG_FAILED)
         return;
-    unmap(addr, &from, &fromlen);
+    unmap(addr, &path.remote, &path.remote_len);
     vc_demux kind = vc_demux_classify(p, n);
     if (kind == VC_DEMUX_STUN) {
-        vc_ice_input(leg, p, n, (struct sockaddr *)&from, fromlen);
+        vc_ice_input(leg, p, n, &path);
         return;
     }
-    if (leg->peer_len == 0 ||
-        !vc_same_addr((struct sockaddr *)&from, (struct sockaddr *)&leg->peer))
-        return; /* only the nominated pair carries DTLS and media */
+    if (!vc_ice_checked(leg, (struct sockaddr *)&path.remote))
+        return; /* DTLS and media only on pairs that passed a check */
     switch (kind) {
-    case VC_DEMUX_DTLS: vc_dtls_input(leg, p, n); break;
-    case VC_DEMUX_RTP: vc_rtp_input(leg, p, n, arrival_ms); break;
-    case VC_DEMUX_RTCP: vc_rtcp_input(leg, p, n); break;
+    case VC_DEMUX_DTLS:
+        follow(leg, &path);
+        vc_dtls_input(leg, p, n);
+        break;
+    case VC_DEMUX_RTP:
+        if (vc_rtp_input(leg, p, n, arrival_ms))
+            follow(leg, &path);
+        break;
+    case VC_DEMUX_RTCP:
+        if (vc_rtcp_input(leg, p, n))
+            follow(leg, &path);
+        break;
     default: break;
+    }
+}
+
+/* The address the datagram was sent to (IP_PKTINFO), IPv4 unmapped; family
+ * 0 when the kernel did not say. */
+static void local_of(struct msghdr *msg, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo pi;
+            struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+            socklen_t len;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            a6.sin6_addr = pi.ipi6_addr;
+            unmap((struct sockaddr *)&a6, out, &len);
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            a4->sin_family = AF_INET;
+            a4->sin_addr = pi.ipi_addr;
+        }
     }
 }
 
@@ -379,9 +463,9 @@ void vc_leg_drain(vc_leg *leg)
     vc_engine *e = leg->e;
     struct mmsghdr msgs[VC_RX_BATCH];
     struct iovec iov[VC_RX_BATCH];
-    struct sockaddr_storage from[VC_RX_BATCH];
+    struct sockaddr_storage from[VC_RX_BATCH], local;
     union {
-        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        char buf[CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
         struct cmsghdr align;
     } ctrl[VC_RX_BATCH] = {0};
     uv_os_fd_t fd;
@@ -401,10 +485,13 @@ void vc_leg_drain(vc_leg *leg)
                                               .msg_controllen = sizeof(ctrl[i].buf)};
         }
         int n = recvmmsg(fd, msgs, VC_RX_BATCH, MSG_DONTWAIT, NULL);
-        for (int i = 0; i < n && leg->state != VC_LEG_FAILED; i++)
-            if (!(msgs[i].msg_hdr.msg_flags & MSG_TRUNC) && msgs[i].msg_len > 0)
-                input(leg, e->rxbuf[i], msgs[i].msg_len, (struct sockaddr *)&from[i],
+        for (int i = 0; i < n && leg->state != VC_LEG_FAILED; i++) {
+            if (!(msgs[i].msg_hdr.msg_flags & MSG_TRUNC) && msgs[i].msg_len > 0) {
+                local_of(&msgs[i].msg_hdr, &local);
+                input(leg, e->rxbuf[i], msgs[i].msg_len, (struct sockaddr *)&from[i], &local,
                       arrival_of(&msgs[i].msg_hdr));
+            }
+        }
         if (n < VC_RX_BATCH)
             return;
     }

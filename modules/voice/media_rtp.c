@@ -74,10 +74,9 @@ uint8_t vc_rtp_audio_level(const uint8_t *ext, size_t len, uint16_t profile, uin
     return VC_LEVEL_UNKNOWN;
 }
 
-void vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len, uint64_t arrival_ms)
+/* A packet that passed SRTP: its Opus payload to the jitter buffer. */
+static void rtp_payload(vc_leg *leg, const uint8_t *buf, size_t len, uint64_t arrival_ms)
 {
-    if (leg->state != VC_LEG_CONNECTED || vc_srtp_unprotect(leg, buf, &len, false) != 0)
-        return;
     if (len < 12 || buf[0] >> 6 != 2)
         return;
     size_t off = 12 + 4 * (size_t)(buf[0] & 0x0f), end = len;
@@ -128,10 +127,18 @@ void vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len, uint64_t arrival_ms)
         vc_jb_put(&leg->jb, seq, ts, arrival_ms, buf + off, end - off, level);
 }
 
-void vc_rtcp_input(vc_leg *leg, uint8_t *buf, size_t len)
+bool vc_rtp_input(vc_leg *leg, uint8_t *buf, size_t len, uint64_t arrival_ms)
+{
+    if (leg->state != VC_LEG_CONNECTED || vc_srtp_unprotect(leg, buf, &len, false) != 0)
+        return false;
+    rtp_payload(leg, buf, len, arrival_ms);
+    return true;
+}
+
+bool vc_rtcp_input(vc_leg *leg, uint8_t *buf, size_t len)
 {
     if (leg->state != VC_LEG_CONNECTED || vc_srtp_unprotect(leg, buf, &len, true) != 0)
-        return;
+        return false;
     for (size_t off = 0; off + 4 <= len;) {
         size_t plen = 4 * ((size_t)rd16(buf + off + 2) + 1);
         if (buf[off] >> 6 != 2 || off + plen > len)
@@ -142,6 +149,7 @@ void vc_rtcp_input(vc_leg *leg, uint8_t *buf, size_t len)
         }
         off += plen;
     }
+    return true;
 }
 
 void vc_rtp_send(vc_leg *leg, const uint8_t *payload, size_t len)
