@@ -395,6 +395,10 @@ static void service_iq(vn_event *ev, const char *host)
     if (!type || strcmp(type, "result") == 0 || strcmp(type, "error") == 0)
         return;
     vn_stanza *payload = vn_stanza_first_element(ev->stanza);
+    if (!payload) { /* RFC 6120 §8.2.3: a get or set carries one payload */
+        cred_iq_error(ev->stanza, "modify", "bad-request", NULL, NULL);
+        return;
+    }
     const char *ns = vn_stanza_ns(payload);
     bool get = strcmp(type, "get") == 0;
     if (get && vn_stanza_is(payload, "query", NS_DISCO_INFO) && !vn_stanza_attr(payload, "node")) {
