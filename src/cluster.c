@@ -50,6 +50,7 @@ void vn_cluster_stop(void)
     const char *headers[] = {"Vn-Node", cl.node_id, NULL};
     cl_publish(CL_SUBJECT_PREFIX "bye", headers, NULL, 0);
     cl_nodes_stop();
+    cl_forward_stop();
     cl_nats_close();
     enabled = false;
     free(node_id);

@@ -53,6 +53,8 @@ void cl_node_heard(const char *id, uint64_t seq, bool is_heartbeat);
 void cl_node_forget(const char *id);
 bool cl_node_seq_expected(const char *id, uint64_t seq);
 void cl_node_set_seq(const char *id, uint64_t seq);
+/* Announcements of node id applied here; 0 for a node not heard of. */
+uint64_t cl_node_applied(const char *id);
 void cl_nodes_status(vn_buf *out);
 size_t cl_nodes_count(void); /* other nodes alive */
 
@@ -68,5 +70,9 @@ void cl_table_drop_node(const char *node, bool speak);
 
 /* cluster_forward.c */
 void cl_forward_on_stanza(natsMsg *msg);
+/* Handle the stanzas that waited for their sender's announcements and
+ * have them now (or waited node_timeout_ms; only those with expire_only). */
+void cl_forward_release(bool expire_only);
+void cl_forward_stop(void); /* drop what still waits */
 
 #endif

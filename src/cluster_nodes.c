@@ -71,8 +71,19 @@ void cl_node_set_seq(const char *id, uint64_t seq)
 {
     node *n = NULL;
     HASH_FIND_STR(nodes, id, n);
-    if (n)
-        n->seq = seq;
+    if (!n)
+        return;
+    bool advanced = seq > n->seq;
+    n->seq = seq;
+    if (advanced)
+        cl_forward_release(false);
+}
+
+uint64_t cl_node_applied(const char *id)
+{
+    node *n = NULL;
+    HASH_FIND_STR(nodes, id, n);
+    return n ? n->seq : 0;
 }
 
 void cl_node_forget(const char *id)
@@ -100,6 +111,7 @@ static void tick(vn_timer *t, void *ud)
     const char *headers[] = {"Vn-Node", cl.node_id, "Vn-Seq", seq, NULL};
     cl_publish(CL_SUBJECT_PREFIX "hb", headers, NULL, 0);
 
+    cl_forward_release(true);
     int64_t now = vn_now_us(), limit = (int64_t)cl.node_timeout_ms * 1000;
     node *n, *tmp;
     HASH_ITER(hh, nodes, n, tmp)
