@@ -90,9 +90,9 @@ static bool parse_record(char *fields, vn_scram_hash hash, vn_scram_creds *out)
            decode_field(server_key, out->server_key, key_len, key_len, &len);
 }
 
-/* 0 with the record of hash in out; 1 if a v1 document has no record for
- * that hash (an account imported with SCRAM-SHA-1 alone); -1 if the
- * document is not v1 or the record is malformed. */
+/* 0 with the record of hash in out; 1 if a v1 document has records of
+ * other hashes only (an account imported with SCRAM-SHA-1 alone); -1 if
+ * the document is not v1, has no record at all or a malformed one. */
 static int parse_document(const vn_buf *doc, vn_scram_hash hash, vn_scram_creds *out)
 {
     char *save = NULL;
@@ -104,12 +104,15 @@ static int parse_document(const vn_buf *doc, vn_scram_hash hash, vn_scram_creds 
     const char *version = strtok_r(text, "\n", &save);
     if (version && strcmp(version, ACCOUNTS_VERSION) == 0) {
         char *line;
-        rc = 1;
         while ((line = strtok_r(NULL, "\n", &save))) {
             size_t name_len = strcspn(line, " ");
-            if (line[name_len] != ' ' || strncmp(line, mechanism_name(hash), name_len) != 0 ||
-                mechanism_name(hash)[name_len] != '\0')
+            if (line[name_len] != ' ')
                 continue;
+            if (strncmp(line, mechanism_name(hash), name_len) != 0 ||
+                mechanism_name(hash)[name_len] != '\0') {
+                rc = 1; /* another hash's record */
+                continue;
+            }
             rc = parse_record(line + name_len + 1, hash, out) ? 0 : -1;
             break;
         }

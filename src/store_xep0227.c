@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "accounts.h"
+#include "store_backend.h"
 #include "vestnik/jid.h"
 #include "vestnik/log.h"
 #include "vestnik/module.h"
@@ -73,6 +74,8 @@
  * one child of <user/> (or one archived message), and its nesting. */
 #define MAX_ELEMENT_BYTES (16u * 1024 * 1024)
 #define MAX_ELEMENT_DEPTH 64
+/* Writes between two waits for the disk when the store groups them. */
+#define IMPORT_BATCH 1000
 
 static bool host_listed(const char *const *hosts, size_t n_hosts, const char *host)
 {
@@ -149,6 +152,7 @@ static void export_scram(exporter *x, vn_scram_hash hash)
         vn_stanza_add_text_child(el, fields[i].name, NS_PIE_SCRAM, b64.data);
     }
     vn_buf_free(&b64);
+    OPENSSL_cleanse(&creds, sizeof creds);
     write_element(x, el);
     vn_stanza_free(el);
 }
@@ -377,6 +381,7 @@ typedef struct importer {
     vn_stanza *unit, *cur;
     size_t unit_bytes;
     size_t users, skipped;
+    size_t unflushed; /* writes since the last wait for the disk */
 } importer;
 
 static void stop(importer *im, const char *problem, const char *name)
@@ -386,6 +391,26 @@ static void stop(importer *im, const char *problem, const char *name)
                       (unsigned long)XML_GetCurrentLineNumber(im->parser), problem,
                       name ? name : "");
     XML_StopParser(im->parser, XML_FALSE);
+}
+
+static void on_durable(int status, void *arg)
+{
+    *(int *)arg = status;
+}
+
+/* With the store grouping writes (vestnikctl attached a loop), waits for
+ * the disk every IMPORT_BATCH writes, or now when force. */
+static void flush_writes(importer *im, bool force)
+{
+    int status = VN_STORE_OK;
+
+    if (!force && ++im->unflushed < IMPORT_BATCH)
+        return;
+    im->unflushed = 0;
+    vn_store_when_durable(im->s, on_durable, &status);
+    vn_store_flush(im->s);
+    if (status != VN_STORE_OK)
+        stop(im, "cannot write the store, at ", im->user_bare);
 }
 
 /* expat's "URI|local" into its parts (ns "" when none). */
@@ -484,6 +509,7 @@ static void roster_put(importer *im, vn_roster_item *item)
     if (vn_roster_put(im->s, im->host, im->user, item, NULL) != VN_STORE_OK)
         stop(im, "cannot store the roster of ", im->user_bare);
     vn_roster_item_free(item);
+    flush_writes(im, false);
 }
 
 static void import_roster(importer *im, const vn_stanza *query)
@@ -637,6 +663,7 @@ static void append_message(importer *im, const char *archive, int64_t ts_us, con
                           NULL) != VN_STORE_OK)
         stop(im, "cannot store a message of ", im->user_bare);
     free(xml);
+    flush_writes(im, false);
 }
 
 static void import_offline(importer *im, vn_stanza *msg)
@@ -733,6 +760,7 @@ static void end_user(importer *im)
         stop(im, "cannot create the account ", im->user_bare);
     else
         im->users++;
+    flush_writes(im, true); /* an account counts once it is on disk */
     OPENSSL_cleanse(creds, sizeof creds);
     OPENSSL_cleanse(im->creds, sizeof im->creds);
     if (im->password)

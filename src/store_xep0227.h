@@ -24,6 +24,8 @@ int vn_xep0227_export(vn_store *s, const char *const *hosts, size_t n_hosts, FIL
  * iterations. A <host/>
  * that is not one of hosts, or an account that already exists, stops the
  * import (what was written before stays; import into a fresh store).
+ * With a loop attached to the store (vn_store_attach_loop), writes are
+ * grouped, IMPORT_BATCH to a commit, instead of one commit each.
  * 0, or -1 with a message in err; *users gets the accounts created. */
 int vn_xep0227_import(vn_store *s, const char *const *hosts, size_t n_hosts, unsigned iterations,
                       FILE *in, const char *path, size_t *users, vn_buf *err);

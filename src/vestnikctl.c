@@ -1074,13 +1074,12 @@ static int cmd_export(ctl *c, char **args, int n_args)
     int xep0227 = format_xep0227(args, n_args, &file);
     if (xep0227 < 0)
         return EXIT_USAGE;
-    args[0] = (char *)file;
-    bool to_stdout = strcmp(args[0], "-") == 0, missing;
-    FILE *out = to_stdout ? stdout : fopen(args[0], "wx");
+    bool to_stdout = strcmp(file, "-") == 0, missing;
+    FILE *out = to_stdout ? stdout : fopen(file, "wx");
     vn_buf err;
 
     if (!out) {
-        fprintf(stderr, _("vestnikctl: cannot create %s: %s\n"), args[0], strerror(errno));
+        fprintf(stderr, _("vestnikctl: cannot create %s: %s\n"), file, strerror(errno));
         return EXIT_FAIL;
     }
     vn_store *store = store_open(c->cfg, false, &missing);
@@ -1099,7 +1098,7 @@ static int cmd_export(ctl *c, char **args, int n_args)
     if (!to_stdout && fclose(out) != 0)
         rc = -1;
     if (rc < 0 && !to_stdout)
-        unlink(args[0]);
+        unlink(file);
     return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
@@ -1115,7 +1114,6 @@ static int cmd_import(ctl *c, char **args, int n_args)
     int xep0227 = format_xep0227(args, n_args, &file);
     if (xep0227 < 0)
         return EXIT_USAGE;
-    args[0] = (char *)file;
     vn_buf_init(&answer);
     admin_outcome running = admin_request(c->cfg->admin_socket, &status, 1, &answer);
     vn_buf_free(&answer);
@@ -1123,17 +1121,25 @@ static int cmd_import(ctl *c, char **args, int n_args)
         fputs(_("vestnikctl: import: stop vestnikd first\n"), stderr);
         return EXIT_FAIL;
     }
-    FILE *in = strcmp(args[0], "-") == 0 ? stdin : fopen(args[0], "r");
+    FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     if (!in) {
-        fprintf(stderr, _("vestnikctl: cannot open %s: %s\n"), args[0], strerror(errno));
+        fprintf(stderr, _("vestnikctl: cannot open %s: %s\n"), file, strerror(errno));
         return EXIT_FAIL;
     }
     vn_store *store = store_open(c->cfg, true, &missing);
+    /* XEP-0227's accounts come item by item: grouped, a commit each
+     * thousand writes (store_xep0227.c) rather than each write. */
+    uv_loop_t loop;
+    bool grouped = xep0227 && store && uv_loop_init(&loop) == 0;
+    if (grouped && vn_store_attach_loop(store, &loop) != 0) {
+        uv_loop_close(&loop);
+        grouped = false;
+    }
     vn_buf_init(&err);
     const char **hosts = host_names(c->cfg);
     int rc = !store    ? -1
              : xep0227 ? vn_xep0227_import(store, hosts, c->cfg->n_hosts, c->cfg->scram_iterations,
-                                           in, in == stdin ? "-" : args[0], &users, &err)
+                                           in, in == stdin ? "-" : file, &users, &err)
                        : vn_store_import(store, in, &err);
     free(hosts);
     if (store && rc < 0)
@@ -1142,6 +1148,10 @@ static int cmd_import(ctl *c, char **args, int n_args)
         printf(ngettext("%zu account imported\n", "%zu accounts imported\n", users), users);
     vn_buf_free(&err);
     vn_store_close(store);
+    if (grouped) { /* the batcher's handles close on the loop */
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
     if (in != stdin)
         fclose(in);
     return rc == 0 ? EXIT_OK : EXIT_FAIL;

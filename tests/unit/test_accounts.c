@@ -256,6 +256,28 @@ static void test_corrupt_document(void **state)
     assert_int_equal(vn_accounts_check_password(s, HOST, "juliet", "x"), 1);
 }
 
+/* Credentials put as they came (a XEP-0227 import): an account with
+ * SCRAM-SHA-1 alone has no SCRAM-SHA-256 (SASL says not-authorized) and
+ * checks PLAIN passwords against SCRAM-SHA-1. */
+static void test_put_creds(void **state)
+{
+    vn_store *s = ((fixture *)*state)->s;
+    vn_scram_creds sha1, out;
+
+    assert_int_equal(vn_scram_creds_make(VN_SCRAM_SHA1, "balcony", 4096, &sha1), 0);
+    assert_int_equal(vn_accounts_put_creds(s, HOST, "Juliet", &sha1, 1), 0);
+    assert_true(vn_accounts_exists(s, HOST, "juliet"));
+    assert_int_equal(vn_accounts_get_creds(s, HOST, "juliet", VN_SCRAM_SHA1, &out), 0);
+    assert_memory_equal(out.stored_key, sha1.stored_key, sha1.key_len);
+    assert_int_equal(vn_accounts_get_creds(s, HOST, "juliet", VN_SCRAM_SHA256, &out), 1);
+    assert_int_equal(vn_accounts_check_password(s, HOST, "juliet", "balcony"), 0);
+    assert_int_equal(vn_accounts_check_password(s, HOST, "juliet", "garden"), 1);
+    assert_int_equal(vn_accounts_put_creds(s, HOST, "juliet", &sha1, 0), -1);
+    /* A new password gives both hashes again. */
+    assert_int_equal(vn_accounts_set_password(s, HOST, "juliet", "garden", 4096), 0);
+    assert_int_equal(vn_accounts_get_creds(s, HOST, "juliet", VN_SCRAM_SHA256, &out), 0);
+}
+
 typedef struct user_list {
     char names[8][32];
     size_t count;
@@ -337,6 +359,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_creds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_document_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_document, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_creds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
     };
