@@ -286,6 +286,15 @@ def setup():
                5, 'node a hears b and c')
 
 
+def keep_logs():
+    """After a failure: the nodes' whole logs, where run-tests leaves them."""
+    keep = tempfile.mkdtemp(prefix='vn-cluster-logs-', dir='/tmp')
+    for node in nodes.values():
+        if os.path.exists(node.log_path):
+            shutil.copy(node.log_path, os.path.join(keep, 'node-%s.log' % node.node_id))
+    sys.stderr.write('the nodes\' logs are in %s\n' % keep)
+
+
 def main():
     global database, broker
     reason = pg.missing_reason() or nats.missing_reason()
@@ -308,17 +317,12 @@ def main():
             print('1..1\nnot ok 1 - the cluster did not start')
             for line in __import__('traceback').format_exc().splitlines():
                 print('# ' + line)
-            for node in nodes.values():
-                print('# --- node %s:\n# %s' % (node.node_id,
-                                                node.log_tail(30).replace('\n', '\n# ')))
+            keep_logs()
             return 1
         harness.run(tests, timeout=90)
     except SystemExit as done:
         if done.code:
-            keep = tempfile.mkdtemp(prefix='vn-cluster-logs-', dir='/tmp')
-            for node in nodes.values():
-                shutil.copy(node.log_path, os.path.join(keep, 'node-%s.log' % node.node_id))
-            sys.stderr.write('the nodes\' logs are in %s\n' % keep)
+            keep_logs()
         raise
     finally:
         for node in nodes.values():
