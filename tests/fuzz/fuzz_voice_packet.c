@@ -66,6 +66,9 @@ static uv_loop_t xloop; /* the caller's loop: events are queued, never delivered
 static uv_async_t xasync;
 static int sock;        /* the remote's socket, 127.0.0.1 */
 static StunAgent agent; /* the remote's ICE agent */
+static const uint16_t remote_attrs[] = {STUN_ATTRIBUTE_USERNAME, STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
+                                        STUN_ATTRIBUTE_FINGERPRINT,
+                                        STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS, 0};
 static const uint8_t rx_key[30] = "fuzz srtp master key and salt";
 static const uint8_t tx_key[30] = "bridge srtp key and its salt!";
 
@@ -121,11 +124,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         perror("fuzz_voice_packet: socket");
         abort();
     }
-    static const uint16_t attrs[] = {STUN_ATTRIBUTE_USERNAME, STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
-                                     STUN_ATTRIBUTE_FINGERPRINT, STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS,
-                                     0};
-    stun_agent_init(&agent, attrs, STUN_COMPATIBILITY_RFC5389,
-                    STUN_AGENT_USAGE_SHORT_TERM_CREDENTIALS | STUN_AGENT_USAGE_USE_FINGERPRINT);
     return 0;
 }
 
@@ -199,6 +197,11 @@ static size_t conncheck(const vc_local *local, const uint8_t *p, size_t n, uint8
     for (int i = 5; i < 13; i++)
         tie = tie << 8 | f[i];
     int ulen = snprintf(username, sizeof username, "%s:" REMOTE_UFRAG, local->ice_ufrag);
+    /* Afresh each time: an agent keeps the ids of requests it sent until
+     * their answers come (the harness reads none), and refuses new ones once
+     * its table is full. */
+    stun_agent_init(&agent, remote_attrs, STUN_COMPATIBILITY_RFC5389,
+                    STUN_AGENT_USAGE_SHORT_TERM_CREDENTIALS | STUN_AGENT_USAGE_USE_FINGERPRINT);
     return stun_usage_ice_conncheck_create(&agent, &msg, out, cap, (const uint8_t *)username,
                                            (size_t)ulen, (const uint8_t *)local->ice_pwd,
                                            strlen(local->ice_pwd), f[0] & 1, f[0] & 2, priority,
@@ -239,12 +242,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sockaddr_in to;
     vc_leg *listener = open_leg(&remote, &local, &listener_id, &to);
     uint8_t check[512];
-    sendto(sock, check, conncheck(&local, (const uint8_t *)"\1", 1, check, sizeof check), 0,
-           (struct sockaddr *)&to, sizeof to);
-    tick();
+    size_t check_len = conncheck(&local, (const uint8_t *)"\1", 1, check, sizeof check);
+    for (int tries = 0; tries < 3 && listener->state == VC_LEG_CHECKING; tries++) {
+        sendto(sock, check, check_len, 0, (struct sockaddr *)&to, sizeof to);
+        tick();
+    }
     connect_leg(listener, false);
-    if (listener->state != VC_LEG_CONNECTED)
+    if (listener->state != VC_LEG_CONNECTED) {
+        fprintf(stderr, "fuzz_voice_packet: the listener leg did not connect\n");
         abort();
+    }
     vc_leg *leg = open_leg(&remote, &local, &id, &to);
     srtp_t srtp = remote_srtp(gcm);
     if (!srtp)
