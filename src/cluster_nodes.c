@@ -136,8 +136,10 @@ void cl_nodes_stop(void)
     if (ticker)
         vn_timer_stop(ticker);
     ticker = NULL;
-    while (nodes)
+    while (nodes) {
+        vn_sessions_drop_node(nodes->id); /* freed with the unbound ones */
         node_free(nodes);
+    }
 }
 
 size_t cl_nodes_count(void)

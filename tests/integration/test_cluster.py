@@ -268,9 +268,18 @@ async def test_kill9_of_a_node():
     print('# node loss noticed after %.2f s (node_timeout_ms %d)' % (noticed, NODE_TIMEOUT_MS))
 
 
-def test_nodes_stop_cleanly():
-    for name in ('a', 'b'):
-        nodes[name].stop()
+async def test_nodes_stop_cleanly():
+    """A node holding the others' sessions stops (and frees them), then
+    the other node drops at once what it held of the stopped one."""
+    on_b = await online(nodes['b'], jid('alice', 'last'))
+    on_a = await online(nodes['a'], jid('bob', 'last'))
+    assert 'node b alive sessions 1' in nodes['a'].cluster_status()
+    nodes['a'].stop()
+    wait_until(lambda: 'node a ' not in nodes['b'].cluster_status(),
+               NODE_TIMEOUT_MS / 2000, 'node b forgets node a at its goodbye')
+    on_a.abort()
+    await on_b.close()
+    nodes['b'].stop()
 
 
 def setup():
