@@ -54,6 +54,7 @@
 #define NS_MAM "urn:xmpp:mam:2"
 #define NS_FORWARD "urn:xmpp:forward:0"
 #define NS_DELAY "urn:xmpp:delay"
+#define NS_SID "urn:xmpp:sid:0"
 #define NS_VCARD "vcard-temp"
 #define NS_PRIVATE "jabber:iq:private"
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
@@ -694,6 +695,14 @@ static void import_mam(importer *im, vn_stanza *result)
     }
     take_stamp(forwarded, &ts_us);
     vn_stanza_remove(vn_stanza_child(msg, "delay", NS_DELAY));
+    /* The old server's id for the archive stands for its own, not ours
+     * (mod_mam keeps no stanza-id of the owner's either). */
+    for (vn_stanza *e = vn_stanza_first_element(msg), *next; e; e = next) {
+        const char *by = vn_stanza_attr(e, "by");
+        next = vn_stanza_next_element(e);
+        if (vn_stanza_is(e, "stanza-id", NS_SID) && by && strcmp(by, im->user_bare) == 0)
+            vn_stanza_remove(e);
+    }
     /* "with" is the other party: the recipient of what the user sent. */
     vn_jid *from = vn_jid_parse(vn_stanza_attr(msg, "from") ? vn_stanza_attr(msg, "from") : "");
     vn_jid *to = vn_jid_parse(vn_stanza_attr(msg, "to") ? vn_stanza_attr(msg, "to") : "");

@@ -19,6 +19,8 @@
    node (SCRAM-SHA-256 credentials, a roster item with a group, a vCard, an
    offline message) in its layout of a main file XIncluding one file per
    host, imported into vestnik; its user logs in and finds it all.
+ - another server's MAM archive keeps its times, loses its ids for the
+   account (stanza-id by the account) and keeps the others.
  - the same export into a server on PostgreSQL (pg.py's own cluster), and
    exported from there again.
  - a file naming a host vestnik does not serve, with a DTD, truncated, with
@@ -316,6 +318,45 @@ def test_bad_files_refused():
     assert 'eve' not in result.stdout, result
 
 
+async def test_foreign_archive():
+    """Another server's MAM archive: times kept, its ids for the archive gone."""
+    path = os.path.join(source.dir, 'foreign.xml')
+    with open(path, 'w') as f:
+        f.write("<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+                "<user name='dave' password='dave pw'><archive xmlns='urn:xmpp:pie:0#mam'>"
+                "<result xmlns='urn:xmpp:mam:2' id='5d41402a'>"
+                "<forwarded xmlns='urn:xmpp:forward:0'>"
+                "<delay xmlns='urn:xmpp:delay' stamp='2024-02-29T12:34:56.789Z'/>"
+                "<message xmlns='jabber:client' from='eve@elsewhere.example/phone' "
+                "to='dave@localhost' type='chat'><body>from the old server</body>"
+                "<stanza-id xmlns='urn:xmpp:sid:0' by='dave@localhost' id='5d41402a'/>"
+                "<stanza-id xmlns='urn:xmpp:sid:0' by='eve@elsewhere.example' id='keep'/>"
+                "</message></forwarded></result></archive></user></host></server-data>")
+    target = fresh_server(path)
+    try:
+        dave = await harness.login(target, 'dave@localhost', 'dave pw')
+        results = asyncio.Queue()
+        dave.register_handler(Callback(
+            'MAM result', MatchXPath('{%s}message/{%s}result' % (NS_CLIENT, NS_MAM)),
+            results.put_nowait))
+        await iq_set(dave, ET.Element(q(NS_MAM, 'query'), queryid='old'))
+        result = results.get_nowait().xml.find(q(NS_MAM, 'result'))
+        assert result.get('id') != '5d41402a', harness.tostring(result)
+        forwarded = result.find(q(NS_FORWARD, 'forwarded'))
+        assert forwarded.find(q(NS_DELAY, 'delay')).get('stamp').startswith(
+            '2024-02-29T12:34:56.789'), harness.tostring(result)
+        message = forwarded.find(q(NS_CLIENT, 'message'))
+        assert message.findtext(q(NS_CLIENT, 'body')) == 'from the old server'
+        ids = {(e.get('by'), e.get('id'))
+               for e in message.findall(q('urn:xmpp:sid:0', 'stanza-id'))}
+        assert ('dave@localhost', '5d41402a') not in ids, ids
+        assert ('eve@elsewhere.example', 'keep') in ids, ids
+        assert results.empty()
+        await dave.close()
+    finally:
+        target.stop()
+
+
 def test_unknown_host_refused():
     path = os.path.join(source.dir, 'elsewhere.xml')
     with open(path, 'w') as f:
@@ -474,7 +515,8 @@ async def test_from_ejabberd():
 
 
 if __name__ == '__main__':
-    sys.exit(harness.run([test_vestnik_round_trip, test_into_postgresql, test_bad_files_refused,
+    sys.exit(harness.run([test_vestnik_round_trip, test_into_postgresql, test_foreign_archive,
+                          test_bad_files_refused,
                           test_unknown_host_refused, test_from_prosody, test_to_prosody,
                           test_from_ejabberd],
                          server=source, setup=setup, timeout=180))
