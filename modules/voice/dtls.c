@@ -4,7 +4,7 @@
  * fingerprint goes into every answer. Each leg has an SSL object reading from
  * a memory BIO (fed the datagrams the RFC 7983 demultiplexer hands over) and
  * writing through a small BIO of ours that sends each record flight straight
- * to the nominated peer, so a flight never waits for a poll. Certificates are
+ * to the leg's peer, so a flight never waits for a poll. Certificates are
  * self-signed on both sides: OpenSSL's chain check is waived and the peer's
  * certificate is held against the fingerprint signalled in Jingle instead,
  * once the handshake is done. The keys come from SSL_export_keying_material
