@@ -71,6 +71,15 @@ void vn_cluster_session_changed(const vn_session *s, bool gone)
         cl_table_announce(s, gone);
 }
 
+void vn_cluster_kick_user(const char *host, const char *user, const char *condition)
+{
+    if (!enabled)
+        return;
+    const char *headers[] = {"Vn-Node", cl.node_id,     "Vn-Host", host, "Vn-User",
+                             user,      "Vn-Condition", condition, NULL};
+    cl_publish(CL_SUBJECT_PREFIX "kick", headers, NULL, 0);
+}
+
 void cl_dispatch(natsMsg *msg)
 {
     const char *subject = natsMsg_GetSubject(msg);
@@ -94,6 +103,10 @@ void cl_dispatch(natsMsg *msg)
     } else if (strncmp(what, "want.", 5) == 0) {
         if (strcmp(what + 5, cl.node_id) == 0)
             cl_table_on_want();
+    } else if (strcmp(what, "kick") == 0) {
+        const char *host = cl_header(msg, "Vn-Host"), *user = cl_header(msg, "Vn-User");
+        if (host && user)
+            vn_sessions_kick_user_here(host, user, "not-authorized");
     } else if (strcmp(what, "bye") == 0) {
         vn_log_info("cluster: node %s left", from);
         cl_node_forget(from);

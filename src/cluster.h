@@ -34,6 +34,9 @@ void vn_cluster_session_changed(const vn_session *s, bool gone);
  * session). */
 void vn_cluster_forward(const char *node, const char *full, const vn_stanza *st);
 
+/* Ask the other nodes to close the account's sessions (it was deleted). */
+void vn_cluster_kick_user(const char *host, const char *user, const char *condition);
+
 /* The cluster's part of /metrics (Prometheus text format); nothing when
  * disabled. */
 void vn_cluster_metrics(vn_buf *out);

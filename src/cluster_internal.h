@@ -8,6 +8,7 @@
  *   vestnik.cluster.session    one local session bound/changed/gone
  *   vestnik.cluster.want.<id>  asks <id> for its whole table
  *   vestnik.cluster.table      a node's whole table (its answer)
+ *   vestnik.cluster.kick       close an account's sessions (deleted)
  *   vestnik.cluster.bye        a node leaving cleanly
  * Everything under vestnik.cluster. comes through one subscription, so a
  * node's announcements and snapshots arrive in the order it sent them.

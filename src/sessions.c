@@ -360,6 +360,12 @@ void vn_session_set_stream(vn_session *s, struct vn_c2s *stream)
 
 void vn_sessions_kick_user(const char *host, const char *user, const char *condition)
 {
+    vn_cluster_kick_user(host, user, condition); /* the other nodes close theirs */
+    vn_sessions_kick_user_here(host, user, condition);
+}
+
+void vn_sessions_kick_user_here(const char *host, const char *user, const char *condition)
+{
     vn_jid *bare = vn_jid_make(user, host, NULL);
     if (!bare)
         return;

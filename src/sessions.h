@@ -34,8 +34,11 @@ void vn_sessions_drop_module_data(const void *module_base);
 struct vn_c2s *vn_session_stream(const vn_session *s);
 /* The session moved to another stream (stream management resumption). */
 void vn_session_set_stream(vn_session *s, struct vn_c2s *stream);
-/* Close every session of an account with a stream error (account deleted). */
+/* Close every session of an account with a stream error (account deleted),
+ * on every node of a cluster. */
 void vn_sessions_kick_user(const char *host, const char *user, const char *condition);
+/* The same for this node's sessions only (another node asked). */
+void vn_sessions_kick_user_here(const char *host, const char *user, const char *condition);
 
 /* ---- remote sessions, held by other nodes of a cluster (cluster.h) ----
  * They live in the same tables, with no stream: vn_session_send publishes

@@ -268,6 +268,18 @@ async def test_kill9_of_a_node():
     print('# node loss noticed after %.2f s (node_timeout_ms %d)' % (noticed, NODE_TIMEOUT_MS))
 
 
+async def test_deleted_account_is_closed_on_every_node():
+    nodes['a'].adduser(jid('mallory'), PASSWORD)
+    await asyncio.sleep(1)  # node b's snapshot of the store renews
+    mallory = await online(nodes['b'], jid('mallory', 'm'))
+    result = subprocess.run([nodes['a'].ctl, '-c', nodes['a'].config_path, 'deluser',
+                             jid('mallory')], stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    await asyncio.wait_for(mallory.disconnected_event.wait(), 10)
+    assert mallory.stream_errors, 'closed without a stream error'
+
+
 async def test_nodes_stop_cleanly():
     """A node holding the others' sessions stops (and frees them), then
     the other node drops at once what it held of the stopped one."""
@@ -318,7 +330,7 @@ def main():
     broker = nats.NatsServer().start()
     tests = [test_chat_both_ways, test_presence_across_nodes, test_bare_jid_on_two_nodes,
              test_offline_then_login_on_another_node_and_mam, test_kill9_of_a_node,
-             test_nodes_stop_cleanly]
+             test_deleted_account_is_closed_on_every_node, test_nodes_stop_cleanly]
     try:
         try:
             setup()
