@@ -147,6 +147,10 @@ char *cred_status_token(const char *list_id, int64_t *max_age);
 json_t *wallet_get(const char *host, const char *user, const char *id);
 int wallet_put(const char *host, const char *user, const json_t *cred);
 int wallet_delete(const char *host, const char *user, const char *id);
+/* Every JSON document of an account's store, sorted by cmp (a qsort
+ * comparator over json_t *const *); wallets and pending requests. */
+json_t *cred_store_list(const char *host, const char *user, const char *store,
+                        int (*cmp)(const void *, const void *));
 /* The credentials, oldest first (new reference: an array). */
 json_t *wallet_list(const char *host, const char *user);
 size_t wallet_count(const char *host, const char *user);

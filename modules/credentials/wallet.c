@@ -65,21 +65,27 @@ static int by_issuance(const void *a, const void *b)
                   json_string_value(json_object_get(y, "id")));
 }
 
-json_t *wallet_list(const char *host, const char *user)
+json_t *cred_store_list(const char *host, const char *user, const char *store,
+                        int (*cmp)(const void *, const void *))
 {
     json_t *all = json_array();
-    vn_store_foreach(vn_server_store(), host, user, WALLET_STORE, collect, all);
+    vn_store_foreach(vn_server_store(), host, user, store, collect, all);
     size_t n = json_array_size(all);
     json_t **items = vn_alloc((n ? n : 1) * sizeof *items);
     for (size_t i = 0; i < n; i++)
         items[i] = json_incref(json_array_get(all, i));
-    qsort(items, n, sizeof *items, by_issuance);
+    qsort(items, n, sizeof *items, cmp);
     json_t *sorted = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(sorted, items[i]);
     free(items);
     json_decref(all);
     return sorted;
+}
+
+json_t *wallet_list(const char *host, const char *user)
+{
+    return cred_store_list(host, user, WALLET_STORE, by_issuance);
 }
 
 size_t wallet_count(const char *host, const char *user)

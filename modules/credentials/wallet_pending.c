@@ -37,15 +37,6 @@ void pending_delete(const char *host, const char *user, const char *id)
     vn_store_delete(vn_server_store(), host, user, PENDING_STORE, id);
 }
 
-static bool collect(const char *key, const void *value, size_t len, void *ud)
-{
-    (void)key;
-    json_t *item = json_loadb(value, len, 0, NULL);
-    if (item)
-        json_array_append_new(ud, item);
-    return true;
-}
-
 static int by_creation(const void *a, const void *b)
 {
     json_int_t x = json_integer_value(json_object_get(*(const json_t *const *)a, "created_us"));
@@ -55,19 +46,7 @@ static int by_creation(const void *a, const void *b)
 
 json_t *pending_list(const char *host, const char *user)
 {
-    json_t *all = json_array();
-    vn_store_foreach(vn_server_store(), host, user, PENDING_STORE, collect, all);
-    size_t n = json_array_size(all);
-    json_t **items = vn_alloc((n ? n : 1) * sizeof *items);
-    for (size_t i = 0; i < n; i++)
-        items[i] = json_incref(json_array_get(all, i));
-    qsort(items, n, sizeof *items, by_creation);
-    json_t *sorted = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(sorted, items[i]);
-    free(items);
-    json_decref(all);
-    return sorted;
+    return cred_store_list(host, user, PENDING_STORE, by_creation);
 }
 
 size_t pending_count_from(const json_t *pending, const char *asker)
